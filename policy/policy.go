@@ -1,0 +1,201 @@
+package policy
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// Policy is a compiled, immutable set of rules. It is safe for concurrent use.
+type Policy struct {
+	rules []Rule
+	dirs  []string       // directories requests are opened beneath
+	exact map[string]int // path → rule index, for exact-file rules
+	trees map[string]int // path → rule index, for tree rules
+	dirOf []int          // rule index → index in dirs
+}
+
+// New compiles rules into a Policy. Rules must come from ParseRule or be
+// equally well formed; a rule that names the same path and kind as an
+// earlier one is an error, so that no rule is silently ignored.
+func New(rules []Rule) (*Policy, error) {
+	p := &Policy{
+		rules: append([]Rule(nil), rules...),
+		exact: make(map[string]int),
+		trees: make(map[string]int),
+		dirOf: make([]int, len(rules)),
+	}
+	dirIndex := make(map[string]int)
+	for i, r := range p.rules {
+		if _, err := ParseRule(r.String()); err != nil || (r.Path == "/" && !r.Tree) {
+			return nil, &RuleError{Rule: r.String(), Why: "not a well-formed rule"}
+		}
+		m, dir := p.exact, filepath.Dir(r.Path)
+		if r.Tree {
+			m, dir = p.trees, r.Path
+		}
+		if j, dup := m[r.Path]; dup {
+			return nil, &RuleError{Rule: r.String(), Why: fmt.Sprintf("duplicates rule %d (%s)", j+1, p.rules[j])}
+		}
+		m[r.Path] = i
+		d, ok := dirIndex[dir]
+		if !ok {
+			d = len(p.dirs)
+			dirIndex[dir] = d
+			p.dirs = append(p.dirs, dir)
+		}
+		p.dirOf[i] = d
+	}
+	return p, nil
+}
+
+// Parse parses and compiles rules written as ParseRule reads them.
+func Parse(rules []string) (*Policy, error) {
+	rs := make([]Rule, 0, len(rules))
+	for _, s := range rules {
+		r, err := ParseRule(s)
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+	return New(rs)
+}
+
+// Rules returns a copy of the policy's rules, in order.
+func (p *Policy) Rules() []Rule { return append([]Rule(nil), p.rules...) }
+
+// Strings returns the rules in the form ParseRule reads, in order.
+func (p *Policy) Strings() []string {
+	s := make([]string, len(p.rules))
+	for i, r := range p.rules {
+		s[i] = r.String()
+	}
+	return s
+}
+
+// Dirs returns the directories that requests are opened beneath, one per
+// distinct directory: a tree rule's own path, an exact rule's parent. The
+// opener opens each once, at start; Decision.Dir indexes this slice.
+func (p *Policy) Dirs() []string { return append([]string(nil), p.dirs...) }
+
+// Decision says how to carry out an allowed request.
+type Decision struct {
+	Rule  int    // index of the deciding rule in Rules()
+	Dir   int    // index in Dirs() of the directory to open beneath
+	Rel   string // path relative to that directory; "." for the directory itself
+	Flags int    // the flags to open with: sanitised, O_CLOEXEC|O_NOCTTY added
+}
+
+// Match finds the rule that decides path, without looking at flags. It
+// assumes path passed CheckPath.
+func (p *Policy) Match(path string) (Decision, bool) {
+	if i, ok := p.exact[path]; ok {
+		return Decision{Rule: i, Dir: p.dirOf[i], Rel: path[strings.LastIndexByte(path, '/')+1:]}, true
+	}
+	// Walk up the path one component at a time; each step is one map lookup
+	// on a substring, so the cost grows with the path's depth, not with the
+	// number of rules.
+	for d := path; ; {
+		if i, ok := p.trees[d]; ok {
+			rel := "."
+			switch {
+			case len(d) == len(path):
+			case d == "/":
+				rel = path[1:]
+			default:
+				rel = path[len(d)+1:]
+			}
+			return Decision{Rule: i, Dir: p.dirOf[i], Rel: rel}, true
+		}
+		if d == "/" {
+			return Decision{}, false
+		}
+		j := strings.LastIndexByte(d, '/')
+		if j == 0 {
+			d = "/"
+		} else {
+			d = d[:j]
+		}
+	}
+}
+
+// Check decides a request: it validates path and flags, finds the deciding
+// rule and checks that the rule grants what the flags ask. The mode is
+// ignored unless the flags create a file, which this version never allows.
+// On refusal the error is a *Refusal.
+func (p *Policy) Check(path string, flags int) (Decision, error) {
+	if err := CheckPath(path); err != nil {
+		return Decision{}, err
+	}
+	clean, need, err := SanitizeFlags(flags)
+	if err != nil {
+		return Decision{}, err
+	}
+	d, ok := p.Match(path)
+	if !ok {
+		return Decision{Rule: -1}, errNoRule
+	}
+	if p.rules[d.Rule].Modes&need != need {
+		return Decision{Rule: d.Rule}, errModeNotGranted
+	}
+	d.Flags = clean
+	return d, nil
+}
+
+// Kind classifies a refusal.
+type Kind uint8
+
+const (
+	// Denied: the request is well formed but no rule allows it.
+	Denied Kind = iota + 1
+	// BadRequest: the request is not well formed (path or flags).
+	BadRequest
+)
+
+// Refusal is the error Check returns. Errno is what the opener reports:
+// EACCES for denials, EINVAL or ENAMETOOLONG for bad requests.
+type Refusal struct {
+	Kind  Kind
+	Errno syscall.Errno
+	Why   string
+}
+
+func (r *Refusal) Error() string {
+	if r.Kind == Denied {
+		return "denied by policy: " + r.Why
+	}
+	return "bad request: " + r.Why
+}
+
+// The refusals are immutable values so that checking a request never
+// allocates.
+var (
+	errNoRule         = &Refusal{Denied, syscall.EACCES, "no rule matches the path"}
+	errModeNotGranted = &Refusal{Denied, syscall.EACCES, "the rule does not grant the access the flags ask for"}
+	errNotAbsolute    = &Refusal{BadRequest, syscall.EINVAL, "path is not absolute"}
+	errEmpty          = &Refusal{BadRequest, syscall.EINVAL, "path is empty"}
+	errTooLong        = &Refusal{BadRequest, syscall.ENAMETOOLONG, fmt.Sprintf("path is longer than %d bytes", MaxPath)}
+	errNUL            = &Refusal{BadRequest, syscall.EINVAL, "path contains a NUL byte"}
+	errNotClean       = &Refusal{BadRequest, syscall.EINVAL, "path is not clean (\"..\", \".\", \"//\" or a trailing slash)"}
+)
+
+// CheckPath reports whether path is acceptable in a request: absolute, clean,
+// without ".." components or NUL bytes, at most MaxPath bytes. It never
+// cleans a path; it refuses one that needs cleaning.
+func CheckPath(path string) error {
+	switch {
+	case path == "":
+		return errEmpty
+	case len(path) > MaxPath:
+		return errTooLong
+	case path[0] != '/':
+		return errNotAbsolute
+	case strings.IndexByte(path, 0) >= 0:
+		return errNUL
+	case filepath.Clean(path) != path || hasDotDot(path):
+		return errNotClean
+	}
+	return nil
+}

@@ -1,0 +1,447 @@
+package protocol
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Flags of the hello message.
+const (
+	// HelloNoOpenat2 asks the opener not to use openat2(2) even where the
+	// kernel has it, and to resolve paths with its component-by-component
+	// fallback instead. It exists so that tests can exercise the fallback on
+	// a modern kernel; it is fixed at start, like the policy.
+	HelloNoOpenat2 uint16 = 1 << 0
+
+	helloFlagsKnown = HelloNoOpenat2
+)
+
+// Features reported in the ready message.
+const (
+	// FeatureOpenat2 says the opener resolves paths with openat2(2) and
+	// RESOLVE_BENEATH; without it the opener walks paths one component at a
+	// time (see PROTOCOL.md for what that fallback cannot prevent).
+	FeatureOpenat2 uint16 = 1 << 0
+
+	readyFeaturesKnown = FeatureOpenat2
+)
+
+// MaxRule is the longest rule string a hello may carry.
+const MaxRule = MaxPath + 256
+
+// Hello is the first message, sent by the parent with id 0. It fixes the
+// policy for the life of the opener.
+//
+//	payload: u16 version, u16 flags, u16 rule count, u16 reserved (0),
+//	         then per rule: u16 length, the rule's bytes
+type Hello struct {
+	Version uint16
+	Flags   uint16
+	Rules   []string // rules in the policy language; package policy parses them
+}
+
+// Ready answers a hello, with id 0.
+//
+//	payload: u32 pid, u16 version, u16 features
+type Ready struct {
+	PID      uint32
+	Version  uint16
+	Features uint16
+}
+
+// Open asks the opener to open one path.
+//
+//	payload: u32 flags, u32 mode, path (the rest: 1 to MaxPath bytes, no NUL
+//	terminator)
+//
+// Path aliases the buffer it was decoded from.
+type Open struct {
+	Flags uint32
+	Mode  uint32
+	Path  []byte
+}
+
+// Reason says why a request failed.
+type Reason uint16
+
+// Reasons carried by error replies and batch statuses.
+const (
+	ReasonOK         Reason = 0 // batch status only: the item succeeded
+	ReasonDenied     Reason = 1 // no rule allows the path with these flags
+	ReasonBadRequest Reason = 2 // the request is not well formed (path not clean, bad flags)
+	ReasonSystem     Reason = 3 // the kernel refused the open; errno says why
+	ReasonEscape     Reason = 4 // resolution would leave the rule's tree (symlink, "..")
+	ReasonFileType   Reason = 5 // not a regular file or directory (FIFO, device, socket)
+	ReasonProtocol   Reason = 6 // the message broke the protocol
+	maxReason               = ReasonProtocol
+)
+
+func (r Reason) String() string {
+	switch r {
+	case ReasonOK:
+		return "ok"
+	case ReasonDenied:
+		return "denied by policy"
+	case ReasonBadRequest:
+		return "bad request"
+	case ReasonSystem:
+		return "system error"
+	case ReasonEscape:
+		return "path escapes the rule"
+	case ReasonFileType:
+		return "not a regular file or directory"
+	case ReasonProtocol:
+		return "protocol violation"
+	}
+	return fmt.Sprintf("reason(%d)", uint16(r))
+}
+
+// ErrorReply reports a failed request. Errno is a Linux errno value.
+//
+//	payload: u32 errno, u16 reason, u16 reserved (0)
+type ErrorReply struct {
+	Errno  uint32
+	Reason Reason
+}
+
+// Status is one item's outcome in a batch reply. Reason is ReasonOK exactly
+// when Errno is 0; each ReasonOK item consumes the next descriptor attached
+// to the reply, in order.
+type Status = ErrorReply
+
+const (
+	helloFixed  = 8
+	readySize   = 8
+	openFixed   = 8
+	errorSize   = 8
+	batchFixed  = 4
+	itemFixed   = 10
+	statusSize  = 8
+	ruleLenSize = 2
+)
+
+// AppendHello appends a whole hello message (header included) to b.
+func AppendHello(b []byte, h *Hello) ([]byte, error) {
+	if len(h.Rules) > 0xffff {
+		return b, fmt.Errorf("protocol: %d rules exceed the hello's limit of 65535", len(h.Rules))
+	}
+	start := len(b)
+	b = appendHeader(b)
+	b = binary.LittleEndian.AppendUint16(b, h.Version)
+	b = binary.LittleEndian.AppendUint16(b, h.Flags)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(h.Rules)))
+	b = binary.LittleEndian.AppendUint16(b, 0)
+	for _, r := range h.Rules {
+		if len(r) == 0 || len(r) > MaxRule {
+			return b[:start], fmt.Errorf("protocol: rule of %d bytes: want 1 to %d", len(r), MaxRule)
+		}
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(r)))
+		b = append(b, r...)
+	}
+	return finish(b, start, TypeHello, 0, 0)
+}
+
+// DecodeHello decodes a hello payload. A version other than Version is
+// reported with an error matching ErrVersion.
+func DecodeHello(p []byte) (Hello, error) {
+	if len(p) < helloFixed {
+		return Hello{}, malformed("hello payload of %d bytes is shorter than %d", len(p), helloFixed)
+	}
+	h := Hello{
+		Version: binary.LittleEndian.Uint16(p[0:]),
+		Flags:   binary.LittleEndian.Uint16(p[2:]),
+	}
+	n := int(binary.LittleEndian.Uint16(p[4:]))
+	if r := binary.LittleEndian.Uint16(p[6:]); r != 0 {
+		return Hello{}, malformed("hello reserved field is %#04x, want 0", r)
+	}
+	if h.Version != Version {
+		return Hello{}, fmt.Errorf("protocol: %w %d in hello (this side speaks %d)", ErrVersion, h.Version, Version)
+	}
+	if h.Flags&^helloFlagsKnown != 0 {
+		return Hello{}, malformed("unknown hello flags %#04x", h.Flags&^helloFlagsKnown)
+	}
+	// Each rule takes at least 3 bytes, which bounds the allocation by what
+	// actually arrived, not by what the count claims.
+	rest := p[helloFixed:]
+	if n > len(rest)/(ruleLenSize+1) {
+		return Hello{}, malformed("hello declares %d rules in %d bytes", n, len(rest))
+	}
+	h.Rules = make([]string, 0, n)
+	for i := 0; i < n; i++ {
+		if len(rest) < ruleLenSize {
+			return Hello{}, malformed("hello rule %d: length field truncated", i)
+		}
+		l := int(binary.LittleEndian.Uint16(rest))
+		rest = rest[ruleLenSize:]
+		if l == 0 || l > MaxRule {
+			return Hello{}, malformed("hello rule %d: length %d, want 1 to %d", i, l, MaxRule)
+		}
+		if l > len(rest) {
+			return Hello{}, malformed("hello rule %d: length %d overruns the %d bytes left", i, l, len(rest))
+		}
+		h.Rules = append(h.Rules, string(rest[:l]))
+		rest = rest[l:]
+	}
+	if len(rest) != 0 {
+		return Hello{}, malformed("hello has %d trailing bytes", len(rest))
+	}
+	return h, nil
+}
+
+// AppendReady appends a whole ready message to b.
+func AppendReady(b []byte, r Ready) []byte {
+	start := len(b)
+	b = appendHeader(b)
+	b = binary.LittleEndian.AppendUint32(b, r.PID)
+	b = binary.LittleEndian.AppendUint16(b, r.Version)
+	b = binary.LittleEndian.AppendUint16(b, r.Features)
+	b, _ = finish(b, start, TypeReady, 0, 0)
+	return b
+}
+
+// DecodeReady decodes a ready payload.
+func DecodeReady(p []byte) (Ready, error) {
+	if len(p) != readySize {
+		return Ready{}, malformed("ready payload is %d bytes, want %d", len(p), readySize)
+	}
+	r := Ready{
+		PID:      binary.LittleEndian.Uint32(p[0:]),
+		Version:  binary.LittleEndian.Uint16(p[4:]),
+		Features: binary.LittleEndian.Uint16(p[6:]),
+	}
+	if r.Version != Version {
+		return Ready{}, fmt.Errorf("protocol: %w %d in ready (this side speaks %d)", ErrVersion, r.Version, Version)
+	}
+	if r.Features&^readyFeaturesKnown != 0 {
+		return Ready{}, malformed("unknown ready features %#04x", r.Features&^readyFeaturesKnown)
+	}
+	if r.PID == 0 {
+		return Ready{}, malformed("ready carries pid 0")
+	}
+	return r, nil
+}
+
+func checkPathLen(n int) error {
+	if n == 0 || n > MaxPath {
+		return fmt.Errorf("path of %d bytes: want 1 to %d", n, MaxPath)
+	}
+	return nil
+}
+
+// AppendOpen appends a whole open request with the given id to b.
+func AppendOpen(b []byte, id uint32, o Open) ([]byte, error) {
+	if err := checkPathLen(len(o.Path)); err != nil {
+		return b, fmt.Errorf("protocol: open: %w", err)
+	}
+	start := len(b)
+	b = appendHeader(b)
+	b = binary.LittleEndian.AppendUint32(b, o.Flags)
+	b = binary.LittleEndian.AppendUint32(b, o.Mode)
+	b = append(b, o.Path...)
+	return finish(b, start, TypeOpen, id, 0)
+}
+
+// DecodeOpen decodes an open payload. The returned Path aliases p.
+func DecodeOpen(p []byte) (Open, error) {
+	if len(p) < openFixed {
+		return Open{}, malformed("open payload of %d bytes is shorter than %d", len(p), openFixed)
+	}
+	o := Open{
+		Flags: binary.LittleEndian.Uint32(p[0:]),
+		Mode:  binary.LittleEndian.Uint32(p[4:]),
+		Path:  p[openFixed:],
+	}
+	if err := checkPathLen(len(o.Path)); err != nil {
+		return Open{}, malformed("open: %v", err)
+	}
+	return o, nil
+}
+
+// AppendOpened appends a whole opened reply to b. The message must be sent
+// with exactly one descriptor.
+func AppendOpened(b []byte, id uint32) []byte {
+	start := len(b)
+	b = appendHeader(b)
+	b, _ = finish(b, start, TypeOpened, id, 1)
+	return b
+}
+
+// DecodeOpened checks an opened payload, which is empty.
+func DecodeOpened(p []byte) error {
+	if len(p) != 0 {
+		return malformed("opened payload is %d bytes, want 0", len(p))
+	}
+	return nil
+}
+
+// AppendError appends a whole error reply to b.
+func AppendError(b []byte, id uint32, e ErrorReply) []byte {
+	start := len(b)
+	b = appendHeader(b)
+	b = appendStatus(b, e)
+	b, _ = finish(b, start, TypeError, id, 0)
+	return b
+}
+
+func appendStatus(b []byte, e ErrorReply) []byte {
+	b = binary.LittleEndian.AppendUint32(b, e.Errno)
+	b = binary.LittleEndian.AppendUint16(b, uint16(e.Reason))
+	return binary.LittleEndian.AppendUint16(b, 0)
+}
+
+func decodeStatus(p []byte) (ErrorReply, error) {
+	e := ErrorReply{
+		Errno:  binary.LittleEndian.Uint32(p[0:]),
+		Reason: Reason(binary.LittleEndian.Uint16(p[4:])),
+	}
+	if r := binary.LittleEndian.Uint16(p[6:]); r != 0 {
+		return ErrorReply{}, malformed("status reserved field is %#04x, want 0", r)
+	}
+	if e.Reason > maxReason {
+		return ErrorReply{}, malformed("unknown reason %d", uint16(e.Reason))
+	}
+	return e, nil
+}
+
+// DecodeError decodes an error payload. An error reply always carries a
+// failure: ReasonOK or errno 0 is malformed.
+func DecodeError(p []byte) (ErrorReply, error) {
+	if len(p) != errorSize {
+		return ErrorReply{}, malformed("error payload is %d bytes, want %d", len(p), errorSize)
+	}
+	e, err := decodeStatus(p)
+	if err != nil {
+		return ErrorReply{}, err
+	}
+	if e.Reason == ReasonOK || e.Errno == 0 {
+		return ErrorReply{}, malformed("error reply with reason %d and errno %d reports no failure", e.Reason, e.Errno)
+	}
+	return e, nil
+}
+
+// AppendOpenBatch appends a whole open-batch request with 1 to MaxBatch items
+// to b.
+func AppendOpenBatch(b []byte, id uint32, items []Open) ([]byte, error) {
+	if len(items) == 0 || len(items) > MaxBatch {
+		return b, fmt.Errorf("protocol: batch of %d items: want 1 to %d", len(items), MaxBatch)
+	}
+	start := len(b)
+	b = appendHeader(b)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(items)))
+	b = binary.LittleEndian.AppendUint16(b, 0)
+	for i, it := range items {
+		if err := checkPathLen(len(it.Path)); err != nil {
+			return b[:start], fmt.Errorf("protocol: batch item %d: %w", i, err)
+		}
+		b = binary.LittleEndian.AppendUint32(b, it.Flags)
+		b = binary.LittleEndian.AppendUint32(b, it.Mode)
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(it.Path)))
+		b = append(b, it.Path...)
+	}
+	return finish(b, start, TypeOpenBatch, id, 0)
+}
+
+// BatchSize returns the encoded size of an open-batch message (header
+// included) holding paths of the given total length, so that callers can
+// split batches that would exceed MaxMessage.
+func BatchSize(items, pathBytes int) int {
+	return HeaderSize + batchFixed + items*itemFixed + pathBytes
+}
+
+// DecodeOpenBatch decodes an open-batch payload, appending the items to
+// items[:0] so that a caller can reuse one slice. Paths alias p.
+func DecodeOpenBatch(p []byte, items []Open) ([]Open, error) {
+	items = items[:0]
+	if len(p) < batchFixed {
+		return items, malformed("open-batch payload of %d bytes is shorter than %d", len(p), batchFixed)
+	}
+	n := int(binary.LittleEndian.Uint16(p[0:]))
+	if r := binary.LittleEndian.Uint16(p[2:]); r != 0 {
+		return items, malformed("open-batch reserved field is %#04x, want 0", r)
+	}
+	if n == 0 || n > MaxBatch {
+		return items, malformed("open-batch of %d items: want 1 to %d", n, MaxBatch)
+	}
+	rest := p[batchFixed:]
+	for i := 0; i < n; i++ {
+		if len(rest) < itemFixed {
+			return items[:0], malformed("open-batch item %d: %d bytes left, want at least %d", i, len(rest), itemFixed)
+		}
+		it := Open{
+			Flags: binary.LittleEndian.Uint32(rest[0:]),
+			Mode:  binary.LittleEndian.Uint32(rest[4:]),
+		}
+		l := int(binary.LittleEndian.Uint16(rest[8:]))
+		rest = rest[itemFixed:]
+		if err := checkPathLen(l); err != nil {
+			return items[:0], malformed("open-batch item %d: %v", i, err)
+		}
+		if l > len(rest) {
+			return items[:0], malformed("open-batch item %d: path length %d overruns the %d bytes left", i, l, len(rest))
+		}
+		it.Path = rest[:l:l]
+		rest = rest[l:]
+		items = append(items, it)
+	}
+	if len(rest) != 0 {
+		return items[:0], malformed("open-batch has %d trailing bytes", len(rest))
+	}
+	return items, nil
+}
+
+// AppendBatchReply appends a whole batch reply to b. The message must be sent
+// with as many descriptors as statuses with ReasonOK, in the same order.
+func AppendBatchReply(b []byte, id uint32, status []Status) ([]byte, error) {
+	if len(status) == 0 || len(status) > MaxBatch {
+		return b, fmt.Errorf("protocol: batch reply of %d items: want 1 to %d", len(status), MaxBatch)
+	}
+	start := len(b)
+	b = appendHeader(b)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(status)))
+	b = binary.LittleEndian.AppendUint16(b, 0)
+	nfd := 0
+	for _, s := range status {
+		if s.Reason == ReasonOK {
+			nfd++
+		}
+		b = appendStatus(b, s)
+	}
+	return finish(b, start, TypeBatchReply, id, nfd)
+}
+
+// DecodeBatchReply decodes a batch reply payload, appending to status[:0].
+// It also returns the number of items that succeeded, which must equal the
+// number of descriptors attached to the message.
+func DecodeBatchReply(p []byte, status []Status) ([]Status, int, error) {
+	status = status[:0]
+	if len(p) < batchFixed {
+		return status, 0, malformed("batch reply payload of %d bytes is shorter than %d", len(p), batchFixed)
+	}
+	n := int(binary.LittleEndian.Uint16(p[0:]))
+	if r := binary.LittleEndian.Uint16(p[2:]); r != 0 {
+		return status, 0, malformed("batch reply reserved field is %#04x, want 0", r)
+	}
+	if n == 0 || n > MaxBatch {
+		return status, 0, malformed("batch reply of %d items: want 1 to %d", n, MaxBatch)
+	}
+	rest := p[batchFixed:]
+	if len(rest) != n*statusSize {
+		return status, 0, malformed("batch reply of %d items carries %d bytes, want %d", n, len(rest), n*statusSize)
+	}
+	ok := 0
+	for i := 0; i < n; i++ {
+		s, err := decodeStatus(rest[i*statusSize:])
+		if err != nil {
+			return status[:0], 0, fmt.Errorf("batch reply item %d: %w", i, err)
+		}
+		if (s.Reason == ReasonOK) != (s.Errno == 0) {
+			return status[:0], 0, malformed("batch reply item %d: reason %d with errno %d", i, s.Reason, s.Errno)
+		}
+		if s.Reason == ReasonOK {
+			ok++
+		}
+		status = append(status, s)
+	}
+	return status, ok, nil
+}
