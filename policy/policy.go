@@ -86,13 +86,17 @@ type Decision struct {
 	Dir   int    // index in Dirs() of the directory to open beneath
 	Rel   string // path relative to that directory; "." for the directory itself
 	Flags int    // the flags to open with: sanitised, O_CLOEXEC|O_NOCTTY added
+	// Exact is true when an exact-file rule decided. Rel is then a single
+	// component, and the opener must not follow it if it is a symlink: the
+	// rule names that directory entry, not whatever it points to.
+	Exact bool
 }
 
 // Match finds the rule that decides path, without looking at flags. It
 // assumes path passed CheckPath.
 func (p *Policy) Match(path string) (Decision, bool) {
 	if i, ok := p.exact[path]; ok {
-		return Decision{Rule: i, Dir: p.dirOf[i], Rel: path[strings.LastIndexByte(path, '/')+1:]}, true
+		return Decision{Rule: i, Dir: p.dirOf[i], Rel: path[strings.LastIndexByte(path, '/')+1:], Exact: true}, true
 	}
 	// Walk up the path one component at a time; each step is one map lookup
 	// on a substring, so the cost grows with the path's depth, not with the
@@ -124,14 +128,15 @@ func (p *Policy) Match(path string) (Decision, bool) {
 // Check decides a request: it validates path and flags, finds the deciding
 // rule and checks that the rule grants what the flags ask. The mode is
 // ignored unless the flags create a file, which this version never allows.
-// On refusal the error is a *Refusal.
+// On refusal the error is a *Refusal, and Decision.Rule is the rule that
+// refused or -1 when none was consulted.
 func (p *Policy) Check(path string, flags int) (Decision, error) {
 	if err := CheckPath(path); err != nil {
-		return Decision{}, err
+		return Decision{Rule: -1}, err
 	}
 	clean, need, err := SanitizeFlags(flags)
 	if err != nil {
-		return Decision{}, err
+		return Decision{Rule: -1}, err
 	}
 	d, ok := p.Match(path)
 	if !ok {

@@ -231,14 +231,24 @@ func checkPathLen(n int) error {
 
 // AppendOpen appends a whole open request with the given id to b.
 func AppendOpen(b []byte, id uint32, o Open) ([]byte, error) {
-	if err := checkPathLen(len(o.Path)); err != nil {
+	return appendOpen(b, id, o.Flags, o.Mode, o.Path)
+}
+
+// AppendOpenPath is AppendOpen for a path held in a string, which it does not
+// copy into a temporary byte slice.
+func AppendOpenPath(b []byte, id, flags, mode uint32, path string) ([]byte, error) {
+	return appendOpen(b, id, flags, mode, path)
+}
+
+func appendOpen[P string | []byte](b []byte, id, flags, mode uint32, path P) ([]byte, error) {
+	if err := checkPathLen(len(path)); err != nil {
 		return b, fmt.Errorf("protocol: open: %w", err)
 	}
 	start := len(b)
 	b = appendHeader(b)
-	b = binary.LittleEndian.AppendUint32(b, o.Flags)
-	b = binary.LittleEndian.AppendUint32(b, o.Mode)
-	b = append(b, o.Path...)
+	b = binary.LittleEndian.AppendUint32(b, flags)
+	b = binary.LittleEndian.AppendUint32(b, mode)
+	b = append(b, path...)
 	return finish(b, start, TypeOpen, id, 0)
 }
 

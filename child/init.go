@@ -1,0 +1,121 @@
+package child
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/protocol"
+)
+
+// Init turns the process into the opener when it was started as one by
+// package parent, and then never returns: the process exits with the
+// opener's status. In any other process it returns at once and does
+// nothing. Call it first thing in main (or in TestMain), before anything
+// opens files or starts goroutines that the opener would not want.
+func Init() {
+	if !IsOpener() {
+		return
+	}
+	os.Exit(Main(os.Args[2]))
+}
+
+// IsOpener reports whether this process was started as an opener: the
+// marker is on argv and in the environment.
+func IsOpener() bool {
+	return len(os.Args) == 3 && os.Args[1] == protocol.OpenerArg &&
+		os.Getenv(strings.SplitN(protocol.OpenerEnv, "=", 2)[0]) == "1"
+}
+
+// Main runs the opener on the socket whose decimal descriptor number is
+// fdArg and returns its exit status. Init calls it; it is exported for
+// programs that dispatch on argv themselves.
+func Main(fdArg string) int {
+	log := newLogger()
+	fd, err := strconv.Atoi(fdArg)
+	if err != nil || fd < 3 {
+		log.Error("bad invocation: the socket must be a descriptor number of 3 or more", "arg", fdArg)
+		return protocol.ExitUsage
+	}
+	closeLeaked(log, fd)
+	if err := checkSocket(fd); err != nil {
+		log.Error("bad invocation", "fd", fd, "error", err)
+		return protocol.ExitUsage
+	}
+	return serve(log, fd, Options{})
+}
+
+func newLogger() hclog.Logger {
+	level := hclog.Info
+	if s := os.Getenv(protocol.LogLevelEnv); s != "" {
+		if l := hclog.LevelFromString(s); l != hclog.NoLevel {
+			level = l
+		}
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "opener",
+		Level:      level,
+		Output:     os.Stderr,
+		JSONFormat: true,
+	})
+}
+
+// closeLeaked closes every descriptor above stderr, other than the socket,
+// that survived exec. A descriptor opened after exec (by the Go runtime or a
+// package initialiser) is close-on-exec, as Go opens everything; one without
+// the flag came in from whoever started us, and the opener must hold nothing
+// it did not ask for.
+func closeLeaked(log hclog.Logger, sock int) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		log.Warn("cannot list descriptors to close leaked ones", "error", err)
+		return
+	}
+	var closed []int
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 || fd == sock {
+			continue
+		}
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil || flags&unix.FD_CLOEXEC != 0 {
+			continue // already closed (the directory we read), or ours
+		}
+		unix.Close(fd)
+		closed = append(closed, fd)
+	}
+	if len(closed) > 0 {
+		log.Info("closed descriptors inherited across exec", "fds", closed)
+	}
+}
+
+// checkSocket verifies that fd is an AF_UNIX SOCK_SEQPACKET socket whose peer
+// is our parent process, and makes it blocking.
+func checkSocket(fd int) error {
+	dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil {
+		return fmt.Errorf("descriptor %d is not a socket: %w", fd, err)
+	}
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return fmt.Errorf("socket type of descriptor %d: %w", fd, err)
+	}
+	if dom != unix.AF_UNIX || typ != unix.SOCK_SEQPACKET {
+		return fmt.Errorf("descriptor %d is a socket of domain %d type %d, want AF_UNIX SOCK_SEQPACKET", fd, dom, typ)
+	}
+	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil {
+		return fmt.Errorf("peer credentials of descriptor %d: %w", fd, err)
+	}
+	if int(cred.Pid) != os.Getppid() {
+		return fmt.Errorf("the socket's peer is pid %d, not our parent %d", cred.Pid, os.Getppid())
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		return fmt.Errorf("making descriptor %d blocking: %w", fd, err)
+	}
+	return nil
+}

@@ -1,0 +1,128 @@
+package parent
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/privsep-go/privsep/protocol"
+)
+
+// ErrDenied is matched (with errors.Is) by every error that reports a request
+// the opener refused on purpose: no rule allows it, resolution would leave the
+// rule's directory, or the file is not a regular file or directory. Such
+// errors also match fs.ErrPermission.
+var ErrDenied = errors.New("denied by policy")
+
+// ErrClosed is returned by calls on an Opener after Close.
+var ErrClosed = errors.New("privsep: opener closed")
+
+// RefusedError is the Err of the *fs.PathError that Open returns when the
+// opener refused a request rather than the kernel failing it. Errno is the
+// errno the opener reported (EACCES for policy denials).
+type RefusedError struct {
+	Reason protocol.Reason
+	Errno  syscall.Errno
+	Why    string // detail, when the parent knows it; may be empty
+}
+
+func (e *RefusedError) Error() string {
+	var s string
+	switch e.Reason {
+	case protocol.ReasonDenied:
+		s = "denied by policy: no rule allows this path with these flags"
+	case protocol.ReasonEscape:
+		s = "refused: the path leaves its rule's directory (symlink or \"..\" on disk)"
+	case protocol.ReasonFileType:
+		s = "refused: not a regular file or directory"
+	case protocol.ReasonBadRequest:
+		s = "bad request"
+	case protocol.ReasonProtocol:
+		s = "protocol error"
+	default:
+		s = e.Reason.String()
+	}
+	if e.Why != "" {
+		s += ": " + e.Why
+	}
+	// The errno adds nothing to a refusal by policy, and an escape's EXDEV
+	// ("invalid cross-device link") would only mislead.
+	if (e.Reason == protocol.ReasonBadRequest || e.Reason == protocol.ReasonProtocol) && e.Errno != 0 {
+		s += " (" + e.Errno.Error() + ")"
+	}
+	return s
+}
+
+// Unwrap returns the errno, so errors.Is(err, syscall.EINVAL) and the like
+// work.
+func (e *RefusedError) Unwrap() error { return e.Errno }
+
+// Is makes refusals by policy match ErrDenied and fs.ErrPermission whatever
+// errno the kernel gave (an escape is EXDEV or ELOOP).
+func (e *RefusedError) Is(target error) bool {
+	denial := e.Reason == protocol.ReasonDenied || e.Reason == protocol.ReasonEscape || e.Reason == protocol.ReasonFileType
+	return denial && (target == ErrDenied || target == fs.ErrPermission)
+}
+
+// ExitError reports that the opener process ended, or that the connection to
+// it failed and it was stopped. Every call pending or made afterwards returns
+// it, and Close returns it unless the opener exited with status 0 after
+// Close asked it to.
+type ExitError struct {
+	// ProcessState says how the opener ended; nil if it could not be waited
+	// for (a connection from Dial has no process).
+	ProcessState *os.ProcessState
+	// Cause is what the parent saw first: end of stream, a protocol
+	// violation, a failed system call. Nil when the process ended on its
+	// own.
+	Cause error
+	// Log holds the opener's last log lines, oldest first.
+	Log []string
+}
+
+func (e *ExitError) Error() string {
+	var b strings.Builder
+	b.WriteString("privsep: opener ")
+	switch ps := e.ProcessState; {
+	case ps == nil:
+		b.WriteString("connection failed")
+	case ps.Exited():
+		fmt.Fprintf(&b, "exited with status %d", ps.ExitCode())
+		if ps.ExitCode() != 0 {
+			fmt.Fprintf(&b, " (%s)", protocol.ExitStatusText(ps.ExitCode()))
+		}
+	default:
+		fmt.Fprintf(&b, "died: %s", ps.String())
+	}
+	if e.Cause != nil {
+		fmt.Fprintf(&b, ": %v", e.Cause)
+	}
+	if len(e.Log) > 0 {
+		fmt.Fprintf(&b, "; last log: %s", e.Log[len(e.Log)-1])
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause.
+func (e *ExitError) Unwrap() error { return e.Cause }
+
+// ExitCode returns the opener's exit status, or -1 if it was killed by a
+// signal or could not be waited for.
+func (e *ExitError) ExitCode() int {
+	if e.ProcessState == nil {
+		return -1
+	}
+	return e.ProcessState.ExitCode()
+}
+
+// replyError turns an opener's error reply into the error Open returns.
+func replyError(path string, e protocol.ErrorReply) error {
+	errno := syscall.Errno(e.Errno)
+	if e.Reason == protocol.ReasonSystem {
+		return &fs.PathError{Op: "open", Path: path, Err: errno}
+	}
+	return &fs.PathError{Op: "open", Path: path, Err: &RefusedError{Reason: e.Reason, Errno: errno}}
+}

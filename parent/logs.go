@@ -1,0 +1,121 @@
+package parent
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+const (
+	// maxLogLine caps one line of the opener's stderr; the rest of a longer
+	// line is discarded, so a hostile or broken opener cannot make the
+	// parent buffer without bound.
+	maxLogLine = 64 << 10
+	// tailLines and tailLineLen bound what ExitError carries.
+	tailLines   = 10
+	tailLineLen = 512
+)
+
+// logTail keeps the opener's last few log lines for error reports.
+type logTail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (t *logTail) add(s string) {
+	if len(s) > tailLineLen {
+		s = s[:tailLineLen] + "…"
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == tailLines {
+		copy(t.lines, t.lines[1:])
+		t.lines = t.lines[:tailLines-1]
+	}
+	t.lines = append(t.lines, s)
+}
+
+func (t *logTail) get() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]string(nil), t.lines...)
+}
+
+// forwardLogs reads the opener's stderr until EOF and re-emits each line
+// through log (the parent's logger, named "child"). Lines that are hclog JSON
+// keep their level, message and fields; anything else (a Go panic, say) is
+// emitted as is at info. No field's type is trusted.
+func forwardLogs(r io.Reader, log hclog.Logger, tail *logTail) {
+	br := bufio.NewReaderSize(r, 4096)
+	for {
+		line, err := readLine(br)
+		if len(line) > 0 {
+			emitLogLine(log, tail, line)
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// readLine returns the next line without its newline, at most maxLogLine
+// bytes of it; the rest of a longer line is read and dropped.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(line)+len(chunk) <= maxLogLine {
+			line = append(line, chunk...)
+		} else if len(line) < maxLogLine {
+			line = append(line, chunk[:maxLogLine-len(line)]...)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		return []byte(strings.TrimRight(string(line), "\r\n")), err
+	}
+}
+
+// The keys hclog's JSON format uses for its own fields.
+var hclogKeys = map[string]bool{"@level": true, "@message": true, "@timestamp": true, "@module": true, "@caller": true}
+
+func emitLogLine(log hclog.Logger, tail *logTail, line []byte) {
+	var m map[string]any
+	if json.Unmarshal(line, &m) != nil || m == nil {
+		tail.add(string(line))
+		log.Info(string(line))
+		return
+	}
+	level := hclog.Info
+	if s, ok := m["@level"].(string); ok {
+		if l := hclog.LevelFromString(s); l != hclog.NoLevel {
+			level = l
+		}
+	}
+	msg, ok := m["@message"].(string)
+	if !ok {
+		msg = fmt.Sprint(m["@message"])
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		if !hclogKeys[k] {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	args := make([]any, 0, 2*len(keys))
+	var text strings.Builder
+	text.WriteString(level.String() + ": " + msg)
+	for _, k := range keys {
+		args = append(args, k, m[k])
+		fmt.Fprintf(&text, " %s=%v", k, m[k])
+	}
+	tail.add(text.String())
+	log.Log(level, msg, args...)
+}

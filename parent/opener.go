@@ -1,0 +1,585 @@
+package parent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/policy"
+	"github.com/privsep-go/privsep/protocol"
+)
+
+// cancelPoll is how often a goroutine blocked on the socket for a context
+// that can be cancelled but has no deadline looks at it again. Deadlines are
+// waited for exactly.
+const cancelPoll = 10 * time.Millisecond
+
+// Opener is the parent's handle on a running opener. It is safe for
+// concurrent use by many goroutines; replies are matched to requests by id
+// and may arrive in any order.
+//
+// There is no goroutine that reads replies. The caller that finds nobody
+// reading reads itself, hands other callers' replies to them, and when its
+// own reply has come passes the reading on to a caller still waiting. A
+// single caller therefore sends and receives on its own goroutine with no
+// hand-off at all.
+type Opener struct {
+	sock    int // owned; closed by Close once no call uses it
+	log     hclog.Logger
+	proc    *os.Process
+	pid     int
+	openat2 bool
+	tail    logTail
+
+	// The reader's buffers. Only the goroutine that holds the reading role
+	// (reading == true, set under mu) touches them.
+	rbuf []byte
+	roob []byte
+	rfds []int
+
+	calls sync.Pool // *call
+
+	mu      sync.Mutex
+	nextID  uint32
+	pending map[uint32]*call // sent and not yet answered, abandoned ones included
+	reading bool             // a caller holds the reading role
+	closed  bool             // Close was called
+	cause   error            // why the connection failed, if the parent saw it first
+	err     error            // set once: every later call fails with it
+	exitErr error            // what Close reports
+	active  int              // calls that may still touch sock
+	idle    sync.Cond        // signalled when active drops to zero
+
+	done      chan struct{} // closed when the opener has exited and err is set
+	closeOnce sync.Once
+}
+
+// call is one request in flight.
+type call struct {
+	id   uint32
+	wake chan struct{} // capacity 1: "look at your state again"
+	buf  []byte        // the encoded request
+
+	batch int // items sent in a batch request; 0 for a single open
+
+	// Written by the reader under o.mu, read by the caller once done.
+	done      bool
+	abandoned bool // the caller gave up; the reader closes what arrives
+	err       error
+	reply     protocol.ErrorReply
+	status    []protocol.Status
+	fds       []int
+}
+
+func newOpener(sock int, log hclog.Logger) *Opener {
+	o := &Opener{
+		sock:    sock,
+		log:     log,
+		rbuf:    make([]byte, protocol.MaxMessage),
+		roob:    make([]byte, protocol.OOBSize),
+		rfds:    make([]int, 0, protocol.MaxFDs),
+		pending: make(map[uint32]*call),
+		done:    make(chan struct{}),
+	}
+	o.idle.L = &o.mu
+	o.calls.New = func() any {
+		return &call{wake: make(chan struct{}, 1), buf: make([]byte, 0, protocol.HeaderSize+8+protocol.MaxPath)}
+	}
+	return o
+}
+
+// PID returns the opener's process id.
+func (o *Opener) PID() int { return o.pid }
+
+// Openat2 reports whether the opener resolves paths with openat2(2) (true)
+// or with its component-by-component fallback.
+func (o *Opener) Openat2() bool { return o.openat2 }
+
+// Done returns a channel that is closed when the opener has exited, after
+// Close or on its own. Err then says why.
+func (o *Opener) Done() <-chan struct{} { return o.done }
+
+// Err returns nil while the opener runs; after Done is closed it returns
+// ErrClosed after a clean Close, or the *ExitError that ended it.
+func (o *Opener) Err() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.err
+}
+
+// Open asks the opener to open path with flag (os.O_RDONLY, ...) and perm,
+// like os.OpenFile. The path must be absolute and clean.
+//
+// Errors are *fs.PathError. A refusal by the opener's policy matches
+// ErrDenied and fs.ErrPermission and carries a *RefusedError; a failure of
+// the open itself carries the real errno (errors.Is(err, fs.ErrNotExist)
+// works). If the opener has died every call returns its *ExitError.
+func (o *Opener) Open(ctx context.Context, path string, flag int, perm fs.FileMode) (*os.File, error) {
+	if err := policy.CheckPath(path); err != nil {
+		return nil, pathRefusal(path, err)
+	}
+	c := o.getCall()
+	var err error
+	c.buf, err = protocol.AppendOpenPath(c.buf[:0], 0, uint32(flag), unixMode(flag, perm), path)
+	if err != nil {
+		o.putCall(c)
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	if err := o.roundTrip(ctx, c); err != nil {
+		// The call may still be in pending (abandoned); the reader owns it.
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+		}
+		return nil, err
+	}
+	defer o.putCall(c)
+	if c.err != nil {
+		return nil, c.err
+	}
+	if len(c.fds) == 0 {
+		return nil, replyError(path, c.reply)
+	}
+	return os.NewFile(uintptr(c.fds[0]), path), nil
+}
+
+// pathRefusal reports a path the parent refuses before asking: the opener
+// would refuse it the same way.
+func pathRefusal(path string, err error) error {
+	r := err.(*policy.Refusal)
+	return &fs.PathError{Op: "open", Path: path, Err: &RefusedError{Reason: protocol.ReasonBadRequest, Errno: r.Errno, Why: r.Why}}
+}
+
+// unixMode converts perm to open(2) mode bits. They only matter when the
+// flags create a file; otherwise the opener is sent 0.
+func unixMode(flag int, perm fs.FileMode) uint32 {
+	if flag&(unix.O_CREAT|unix.O_TMPFILE) == 0 {
+		return 0
+	}
+	m := uint32(perm.Perm())
+	if perm&fs.ModeSetuid != 0 {
+		m |= unix.S_ISUID
+	}
+	if perm&fs.ModeSetgid != 0 {
+		m |= unix.S_ISGID
+	}
+	if perm&fs.ModeSticky != 0 {
+		m |= unix.S_ISVTX
+	}
+	return m
+}
+
+func (o *Opener) getCall() *call {
+	c := o.calls.Get().(*call)
+	c.done, c.abandoned, c.err, c.batch = false, false, nil, 0
+	c.reply = protocol.ErrorReply{}
+	c.status, c.fds = c.status[:0], c.fds[:0]
+	select {
+	case <-c.wake: // a stale wake-up from the call's previous life
+	default:
+	}
+	return c
+}
+
+func (o *Opener) putCall(c *call) {
+	if cap(c.buf) > 64<<10 {
+		c.buf = nil
+	}
+	o.calls.Put(c)
+}
+
+// roundTrip sends c's request (c.buf, whose id it fills in) and waits for
+// the reply. On a nil return c is done and the caller owns c.fds. On a
+// context error the call is abandoned and must not be reused: the reader
+// closes whatever arrives for it.
+func (o *Opener) roundTrip(ctx context.Context, c *call) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	if o.err != nil {
+		err := o.err
+		o.mu.Unlock()
+		return err
+	}
+	if o.closed {
+		o.mu.Unlock()
+		return ErrClosed
+	}
+	for {
+		o.nextID++
+		if _, busy := o.pending[o.nextID]; o.nextID != 0 && !busy {
+			break
+		}
+	}
+	c.id = o.nextID
+	o.pending[c.id] = c
+	o.active++
+	o.mu.Unlock()
+	defer o.release()
+
+	putID(c.buf, c.id)
+	if err := o.send(ctx, c.buf); err != nil {
+		o.mu.Lock()
+		if c.done { // the connection failed meanwhile
+			o.mu.Unlock()
+			return nil
+		}
+		delete(o.pending, c.id)
+		if !o.reading {
+			// We may hold the wake-up meant to make a reader; pass it on.
+			o.promoteLocked()
+		}
+		closed := o.closed
+		o.mu.Unlock()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case closed:
+			return ErrClosed
+		case errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET):
+			err = io.EOF // the opener is gone; its exit status says why
+		}
+		o.connFailed(err)
+		<-o.done
+		return o.Err()
+	}
+	return o.wait(ctx, c)
+}
+
+// putID writes the request id into an encoded message.
+func putID(msg []byte, id uint32) {
+	msg[4], msg[5], msg[6], msg[7] = byte(id), byte(id>>8), byte(id>>16), byte(id>>24)
+}
+
+func (o *Opener) release() {
+	o.mu.Lock()
+	o.active--
+	if o.active == 0 {
+		o.idle.Broadcast()
+	}
+	o.mu.Unlock()
+}
+
+// send sends one message, waiting for room in the opener's queue (it holds
+// only a few messages) without ignoring ctx.
+func (o *Opener) send(ctx context.Context, msg []byte) error {
+	for {
+		err := protocol.Send(o.sock, msg, nil, unix.MSG_DONTWAIT)
+		if err != unix.EAGAIN {
+			return err
+		}
+		if err := o.pollWait(ctx, unix.POLLOUT); err != nil {
+			return err
+		}
+	}
+}
+
+// pollWait waits until the socket is ready for events or ctx is done.
+// Readiness includes hang-up and errors, which the next call reports.
+func (o *Opener) pollWait(ctx context.Context, events int16) error {
+	pfd := []unix.PollFd{{Fd: int32(o.sock), Events: events}}
+	for {
+		var ts *unix.Timespec
+		if ctx.Done() != nil {
+			wait := cancelPoll
+			if d, ok := ctx.Deadline(); ok {
+				if left := time.Until(d); left < wait {
+					wait = left
+				}
+			}
+			if wait <= 0 {
+				return ctx.Err()
+			}
+			t := unix.NsecToTimespec(int64(wait))
+			ts = &t
+		}
+		n, err := unix.Ppoll(pfd, ts, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("ppoll", err)
+		}
+		if n > 0 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			return context.DeadlineExceeded
+		}
+	}
+}
+
+// wait waits for c's reply, reading the socket itself when nobody else is.
+func (o *Opener) wait(ctx context.Context, c *call) error {
+	for {
+		o.mu.Lock()
+		if c.done {
+			o.mu.Unlock()
+			return nil
+		}
+		if !o.reading {
+			o.reading = true
+			o.mu.Unlock()
+			err := o.read(ctx, c)
+			o.mu.Lock()
+			o.reading = false
+			o.promoteLocked()
+			if c.done {
+				o.mu.Unlock()
+				return nil
+			}
+			if err != nil {
+				c.abandoned = true
+				o.mu.Unlock()
+				return err
+			}
+			o.mu.Unlock()
+			continue
+		}
+		o.mu.Unlock()
+		select {
+		case <-c.wake:
+		case <-ctx.Done():
+			o.mu.Lock()
+			if c.done {
+				o.mu.Unlock()
+				return nil
+			}
+			c.abandoned = true
+			if !o.reading {
+				// We may have swallowed the wake-up that would have made us
+				// the reader; pass it on.
+				o.promoteLocked()
+			}
+			o.mu.Unlock()
+			return ctx.Err()
+		}
+	}
+}
+
+// promoteLocked wakes one caller that is waiting for its reply, so that it
+// takes over reading. Called with mu held and reading false.
+func (o *Opener) promoteLocked() {
+	for _, p := range o.pending {
+		if !p.done && !p.abandoned {
+			select {
+			case p.wake <- struct{}{}:
+			default:
+			}
+			return
+		}
+	}
+}
+
+// read receives replies and hands them out until c is done, ctx ends, or the
+// connection fails. The caller holds the reading role.
+func (o *Opener) read(ctx context.Context, c *call) error {
+	for {
+		m, err := protocol.Recv(o.sock, o.rbuf, o.roob, o.rfds, unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN {
+			if err := o.pollWait(ctx, unix.POLLIN); err != nil {
+				if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+					return err
+				}
+				o.connFailed(err)
+				<-o.done
+				return nil
+			}
+			continue
+		}
+		if err != nil {
+			if m.Type != 0 && errors.Is(err, protocol.ErrFDsDropped) {
+				// We are at our descriptor limit; the stream is still in
+				// step. Fail just this request, with EMFILE.
+				o.mu.Lock()
+				o.failOneLocked(m.Header, err)
+				done := c.done
+				o.mu.Unlock()
+				if done {
+					return nil
+				}
+				continue
+			}
+			o.connFailed(err)
+			<-o.done
+			return nil
+		}
+		o.mu.Lock()
+		err = o.dispatchLocked(m)
+		done := c.done
+		o.mu.Unlock()
+		if err != nil {
+			o.connFailed(err)
+			<-o.done
+			return nil
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// failOneLocked fails the request a message answered when its descriptors
+// were lost in transit.
+func (o *Opener) failOneLocked(h protocol.Header, err error) {
+	c, ok := o.pending[h.ID]
+	if !ok {
+		return
+	}
+	delete(o.pending, h.ID)
+	if c.abandoned {
+		o.putCall(c)
+		return
+	}
+	c.err, c.done = fmt.Errorf("privsep: reply %d: %w", h.ID, err), true
+	wakeUp(c)
+}
+
+func wakeUp(c *call) {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dispatchLocked hands one well-framed reply to its call. It owns m.FDs: it
+// gives them to the call or closes them. A non-nil error is a protocol
+// violation by the opener, fatal for the connection.
+func (o *Opener) dispatchLocked(m protocol.Msg) error {
+	c, ok := o.pending[m.ID]
+	if m.ID == 0 || !ok {
+		protocol.CloseFDs(m.FDs)
+		if m.ID == 0 && m.Type == protocol.TypeError {
+			// The opener's last word before it exits on a violation.
+			if e, err := protocol.DecodeError(m.Payload); err == nil {
+				return fmt.Errorf("the opener reported: %s (%v)", e.Reason, syscall.Errno(e.Errno))
+			}
+		}
+		return fmt.Errorf("protocol: %s reply for unknown request id %d", m.Type, m.ID)
+	}
+	var err error
+	switch m.Type {
+	case protocol.TypeOpened:
+		if c.batch != 0 || m.NFD != 1 {
+			err = fmt.Errorf("protocol: opened reply %d to a batch, or with %d descriptors", m.ID, m.NFD)
+		} else {
+			err = protocol.DecodeOpened(m.Payload)
+		}
+	case protocol.TypeError:
+		if m.NFD != 0 {
+			err = fmt.Errorf("protocol: error reply %d with %d descriptors", m.ID, m.NFD)
+		} else {
+			c.reply, err = protocol.DecodeError(m.Payload)
+		}
+	case protocol.TypeBatchReply:
+		var ok int
+		c.status, ok, err = protocol.DecodeBatchReply(m.Payload, c.status)
+		if err == nil && (c.batch == 0 || len(c.status) != c.batch || ok != len(m.FDs)) {
+			err = fmt.Errorf("protocol: batch reply %d has %d items and %d descriptors for a request of %d items with %d successes",
+				m.ID, len(c.status), len(m.FDs), c.batch, ok)
+		}
+	default:
+		err = fmt.Errorf("protocol: unexpected %s message with id %d", m.Type, m.ID)
+	}
+	if err != nil {
+		protocol.CloseFDs(m.FDs)
+		return err
+	}
+	delete(o.pending, m.ID)
+	if c.abandoned {
+		protocol.CloseFDs(m.FDs)
+		o.putCall(c)
+		return nil
+	}
+	c.fds = append(c.fds[:0], m.FDs...)
+	c.done = true
+	wakeUp(c)
+	return nil
+}
+
+// connFailed records why the connection can no longer be used and stops
+// the opener if it is still running. The process waiter then fails every
+// call; callers wait for o.done.
+func (o *Opener) connFailed(cause error) {
+	o.mu.Lock()
+	if o.cause == nil && cause != io.EOF {
+		// End of stream is not a cause: the exit status says why.
+		o.cause = cause
+	}
+	o.mu.Unlock()
+	if o.proc == nil {
+		return
+	}
+	if cause == io.EOF {
+		// The opener closed its end, so it is exiting; give it a moment to
+		// finish before we insist.
+		select {
+		case <-o.done:
+			return
+		case <-time.After(deathGrace):
+		}
+	}
+	_ = o.proc.Kill()
+}
+
+// terminateLocked sets the final error and fails every pending call.
+func (o *Opener) terminateLocked(err error) {
+	if o.err != nil {
+		return
+	}
+	o.err = err
+	for id, c := range o.pending {
+		delete(o.pending, id)
+		if c.abandoned {
+			continue
+		}
+		c.err, c.done = err, true
+		wakeUp(c)
+	}
+}
+
+// Close shuts down the connection: the opener answers what it has already
+// received, sees end of stream and exits. Close waits for it (killing it if
+// it takes longer than a few seconds) and for every call in flight to
+// return, then closes the socket. It returns nil if the opener exited with
+// status 0, else an *ExitError with the status and the opener's last log
+// lines. Calls made after Close return ErrClosed; a second Close returns
+// ErrClosed.
+func (o *Opener) Close() error {
+	err := ErrClosed
+	o.closeOnce.Do(func() {
+		o.mu.Lock()
+		o.closed = true
+		o.mu.Unlock()
+		_ = unix.Shutdown(o.sock, unix.SHUT_WR)
+		select {
+		case <-o.done:
+		case <-time.After(closeTimeout):
+			o.abort(errors.New("the opener did not exit within " + closeTimeout.String() + " of Close"))
+			<-o.done
+		}
+		o.mu.Lock()
+		for o.active > 0 {
+			o.idle.Wait()
+		}
+		err = o.exitErr
+		o.mu.Unlock()
+		unix.Close(o.sock)
+		if err == ErrClosed {
+			err = nil
+		}
+	})
+	return err
+}

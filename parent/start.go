@@ -1,0 +1,249 @@
+package parent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/policy"
+	"github.com/privsep-go/privsep/protocol"
+)
+
+// Defaults for Config.
+const (
+	DefaultStartTimeout = 10 * time.Second
+	// closeTimeout bounds how long Close waits for the opener to drain and
+	// exit before it kills it.
+	closeTimeout = 5 * time.Second
+	// deathGrace bounds how long a reader that saw the connection end waits
+	// for the opener to exit before it kills it.
+	deathGrace = 2 * time.Second
+)
+
+// Config says how to start the opener.
+type Config struct {
+	// Rules is the policy, one rule per entry in the form "[MODES:]PATH"
+	// (see package policy). It is fixed for the life of the opener. No
+	// rules means nothing can be opened.
+	Rules []string
+
+	// Logger receives the opener's log lines under the sub-logger "child",
+	// and the parent's own. The opener logs at this logger's level. Nil
+	// discards everything.
+	Logger hclog.Logger
+
+	// Executable is the program to start as the opener; it must call
+	// child.Init at the top of main. Empty means "/proc/self/exe": this
+	// very binary, even if the file on disk was replaced since.
+	Executable string
+
+	// StartTimeout bounds the wait for the opener's ready message, on top of
+	// ctx. Zero means DefaultStartTimeout.
+	StartTimeout time.Duration
+
+	// DisableOpenat2 makes the opener resolve paths with its
+	// component-by-component fallback even where the kernel has openat2.
+	// It exists for tests; the fallback is weaker (see package child).
+	DisableOpenat2 bool
+}
+
+// Start starts the opener: it re-executes the program as the child, sends
+// the policy and waits until the child is ready. ctx bounds the start only;
+// the opener lives until Close or until it dies.
+//
+// The process that calls Start should still hold the privileges the opener
+// needs: the opener inherits them. Drop them after Start returns.
+func Start(ctx context.Context, cfg Config) (*Opener, error) {
+	if os.Getenv(strings.SplitN(protocol.OpenerEnv, "=", 2)[0]) == "1" {
+		return nil, errors.New("privsep: this process was started as an opener but its program did not call child.Init at the top of main; refusing to start another")
+	}
+	pol, err := policy.Parse(cfg.Rules)
+	if err != nil {
+		return nil, fmt.Errorf("privsep: policy: %w", err)
+	}
+	var flags uint16
+	if cfg.DisableOpenat2 {
+		flags |= protocol.HelloNoOpenat2
+	}
+	hello, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version, Flags: flags, Rules: pol.Strings()})
+	if err != nil {
+		return nil, fmt.Errorf("privsep: policy too large for one hello message: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	exe := cfg.Executable
+	if exe == "" {
+		exe = "/proc/self/exe"
+	}
+	timeout := cfg.StartTimeout
+	if timeout <= 0 {
+		timeout = DefaultStartTimeout
+	}
+
+	mine, theirs, err := protocol.Socketpair()
+	if err != nil {
+		return nil, fmt.Errorf("privsep: %w", err)
+	}
+	childEnd := os.NewFile(uintptr(theirs), "privsep-opener-socket")
+	logR, logW, err := os.Pipe()
+	if err != nil {
+		childEnd.Close()
+		unix.Close(mine)
+		return nil, fmt.Errorf("privsep: %w", err)
+	}
+	cmd := &exec.Cmd{
+		Path: exe,
+		// ExtraFiles[0] becomes descriptor 3 in the child.
+		Args:       []string{protocol.OpenerArgv0, protocol.OpenerArg, strconv.Itoa(3)},
+		Env:        []string{protocol.OpenerEnv, protocol.LogLevelEnv + "=" + levelName(log.GetLevel())},
+		ExtraFiles: []*os.File{childEnd},
+		Stderr:     logW,
+		// Its own process group: a Ctrl-C at the terminal stops the
+		// parent, and the opener then ends at end of stream, in order.
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	err = cmd.Start()
+	// The child has its copies now; ours must go, or the parent would never
+	// see end of stream when the child dies.
+	childEnd.Close()
+	logW.Close()
+	if err != nil {
+		logR.Close()
+		unix.Close(mine)
+		return nil, fmt.Errorf("privsep: starting the opener %s: %w", exe, err)
+	}
+
+	o := newOpener(mine, log)
+	o.proc = cmd.Process
+	logsDone := make(chan struct{})
+	go func() {
+		forwardLogs(logR, log.Named("child"), &o.tail)
+		logR.Close()
+		close(logsDone)
+	}()
+	go o.waitProcess(cmd, logsDone)
+
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	sctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	if err := o.handshake(sctx, hello, cmd.Process.Pid); err != nil {
+		o.abort(fmt.Errorf("start: %w", err))
+		<-o.done
+		unix.Close(o.sock)
+		// Report the status and the opener's last words, which usually say
+		// what went wrong, with the handshake's own error as the cause.
+		ret := &ExitError{Cause: fmt.Errorf("start: %w", err)}
+		if ee, ok := o.exitErr.(*ExitError); ok {
+			ret.ProcessState, ret.Log = ee.ProcessState, ee.Log
+		}
+		return nil, ret
+	}
+	log.Debug("opener ready", "pid", o.pid, "openat2", o.openat2)
+	return o, nil
+}
+
+func levelName(l hclog.Level) string {
+	if l == hclog.NoLevel {
+		return "info"
+	}
+	return l.String()
+}
+
+// handshake sends hello and waits for ready.
+func (o *Opener) handshake(ctx context.Context, hello []byte, pid int) error {
+	if err := o.send(ctx, hello); err != nil {
+		return fmt.Errorf("sending hello: %w", err)
+	}
+	for {
+		m, err := protocol.Recv(o.sock, o.rbuf, o.roob, o.rfds, unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN {
+			if err := o.pollWait(ctx, unix.POLLIN); err != nil {
+				if errors.Is(err, context.DeadlineExceeded) {
+					return fmt.Errorf("no ready message before the deadline (does the program call child.Init at the top of main?): %w", err)
+				}
+				return err
+			}
+			continue
+		}
+		if err == io.EOF {
+			return errors.New("the opener closed the connection before it was ready (does the program call child.Init at the top of main?)")
+		}
+		if err != nil {
+			return err
+		}
+		protocol.CloseFDs(m.FDs)
+		if m.Type == protocol.TypeError && m.ID == 0 {
+			e, derr := protocol.DecodeError(m.Payload)
+			if derr == nil {
+				return fmt.Errorf("the opener refused the hello: %s (%v)", e.Reason, syscall.Errno(e.Errno))
+			}
+		}
+		if m.Type != protocol.TypeReady || m.ID != 0 || m.NFD != 0 {
+			return fmt.Errorf("protocol: first reply is %s id %d with %d descriptors, want ready id 0", m.Type, m.ID, m.NFD)
+		}
+		r, err := protocol.DecodeReady(m.Payload)
+		if err != nil {
+			return err
+		}
+		if int(r.PID) != pid {
+			return fmt.Errorf("protocol: ready says pid %d, the opener is pid %d", r.PID, pid)
+		}
+		o.pid = pid
+		o.openat2 = r.Features&protocol.FeatureOpenat2 != 0
+		return nil
+	}
+}
+
+// waitProcess waits for the opener to exit and then fails every call with
+// the result, or ErrClosed after a clean Close.
+func (o *Opener) waitProcess(cmd *exec.Cmd, logsDone <-chan struct{}) {
+	_ = cmd.Wait() // the state is in cmd.ProcessState whatever the error
+	// The opener's stderr ends with it; give the log reader a moment to
+	// drain the last lines, which the error report wants.
+	select {
+	case <-logsDone:
+	case <-time.After(200 * time.Millisecond):
+	}
+	ps := cmd.ProcessState
+	o.mu.Lock()
+	cause := o.cause
+	clean := o.closed && ps.Success() && cause == nil
+	var err error = ErrClosed
+	if !clean {
+		if cause == nil && ps.Success() {
+			cause = errors.New("exited before Close was called")
+		}
+		err = &ExitError{ProcessState: ps, Cause: cause, Log: o.tail.get()}
+	}
+	o.terminateLocked(err)
+	o.exitErr = err
+	o.mu.Unlock()
+	close(o.done)
+}
+
+// abort records why the connection failed and stops the opener.
+func (o *Opener) abort(cause error) {
+	o.mu.Lock()
+	if o.cause == nil {
+		o.cause = cause
+	}
+	o.mu.Unlock()
+	if o.proc != nil {
+		_ = o.proc.Kill()
+	}
+}

@@ -1,0 +1,633 @@
+package policy_test
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/policy"
+)
+
+// The flags every allowed request gets, and every bit an allowed request may
+// carry. Written out here, independently of flags.go.
+const (
+	forcedFlags   = unix.O_CLOEXEC | unix.O_NOCTTY
+	acceptedFlags = unix.O_RDONLY | unix.O_NONBLOCK | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_LARGEFILE | forcedFlags
+)
+
+func mustParse(t testing.TB, rules ...string) *policy.Policy {
+	t.Helper()
+	p, err := policy.Parse(rules)
+	if err != nil {
+		t.Fatalf("Parse(%q): got error %v, want nil", rules, err)
+	}
+	return p
+}
+
+// refusal returns err as a *policy.Refusal, failing the test if it is not one.
+func refusal(t testing.TB, err error) *policy.Refusal {
+	t.Helper()
+	var r *policy.Refusal
+	if !errors.As(err, &r) {
+		t.Fatalf("got error %T %v, want *policy.Refusal", err, err)
+	}
+	return r
+}
+
+// ruleDir is the directory a rule's requests are opened beneath.
+func ruleDir(r policy.Rule) string {
+	if r.Tree {
+		return r.Path
+	}
+	return path.Dir(r.Path)
+}
+
+// underTree reports whether p is root or beneath it, by whole components.
+func underTree(root, p string) bool {
+	return root == "/" || p == root || strings.HasPrefix(p, root+"/")
+}
+
+// refMatch is a slow reference for Match: an exact rule for p, else the
+// deepest tree rule that holds p.
+func refMatch(rules []policy.Rule, p string) (int, bool) {
+	for i, r := range rules {
+		if !r.Tree && r.Path == p {
+			return i, true
+		}
+	}
+	best := -1
+	for i, r := range rules {
+		if r.Tree && underTree(r.Path, p) && (best < 0 || len(r.Path) > len(rules[best].Path)) {
+			best = i
+		}
+	}
+	return best, best >= 0
+}
+
+// joinRel rebuilds the requested path from a decision's directory and Rel.
+func joinRel(dir, rel string) string {
+	switch {
+	case rel == ".":
+		return dir
+	case dir == "/":
+		return "/" + rel
+	default:
+		return dir + "/" + rel
+	}
+}
+
+// validRel reports whether rel is safe to hand to openat2 beneath a
+// directory: "." or a clean relative path without "." or ".." components.
+func validRel(rel string) bool {
+	if rel == "." {
+		return true
+	}
+	if rel == "" || rel[0] == '/' || strings.HasSuffix(rel, "/") {
+		return false
+	}
+	for c := range strings.SplitSeq(rel, "/") {
+		if c == "" || c == "." || c == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+func TestParseDuplicates(t *testing.T) {
+	tests := [][]string{
+		{"/a", "r:/a"},
+		{"/a/", "r:/a/"},
+		{"/", "r:/"},
+		{"/etc/hostname", "/srv/", "/etc/hostname"},
+	}
+	for _, rules := range tests {
+		p, err := policy.Parse(rules)
+		if err == nil {
+			t.Errorf("Parse(%q): got %v, nil, want a duplicate-rule error", rules, p.Strings())
+			continue
+		}
+		var re *policy.RuleError
+		if !errors.As(err, &re) || !strings.Contains(re.Why, "duplicate") {
+			t.Errorf("Parse(%q): got error %v, want a *RuleError about a duplicate", rules, err)
+		}
+	}
+	// An exact rule and a tree rule on the same path are different rules.
+	if _, err := policy.Parse([]string{"/a", "/a/"}); err != nil {
+		t.Errorf(`Parse("/a", "/a/"): got error %v, want nil`, err)
+	}
+}
+
+func TestParseReportsBadRule(t *testing.T) {
+	_, err := policy.Parse([]string{"/ok", "w:/b", "/also-ok"})
+	var re *policy.RuleError
+	if !errors.As(err, &re) {
+		t.Fatalf("Parse: got error %v, want *RuleError", err)
+	}
+	if re.Rule != "w:/b" {
+		t.Errorf("RuleError.Rule: got %q, want %q", re.Rule, "w:/b")
+	}
+}
+
+func TestNewRefusesMalformedRules(t *testing.T) {
+	tests := []policy.Rule{
+		{Path: "/", Tree: false, Modes: policy.Read},   // the root is always a tree
+		{Path: "", Tree: true, Modes: policy.Read},     // String() is "r:/", but the rule is not "/"
+		{Path: "", Tree: false, Modes: policy.Read},    // empty
+		{Path: "/a/", Tree: false, Modes: policy.Read}, // String() is "r:/a/", a different rule
+		{Path: "/a/", Tree: true, Modes: policy.Read},  // trailing slash in Path
+		{Path: "a", Modes: policy.Read},                // relative
+		{Path: "/a/../b", Modes: policy.Read},          // not clean
+		{Path: "/a\x00", Modes: policy.Read},           // NUL
+		{Path: "/a", Modes: 0},                         // grants nothing
+		{Path: "/a", Modes: policy.Read | 2},           // unknown mode
+		{Path: "/" + strings.Repeat("a", policy.MaxPath), Modes: policy.Read},
+	}
+	for _, r := range tests {
+		p, err := policy.New([]policy.Rule{r})
+		if err == nil {
+			t.Errorf("New(%#v): got policy %q with Dirs %q, nil, want a *RuleError", r, p.Strings(), p.Dirs())
+			continue
+		}
+		var re *policy.RuleError
+		if !errors.As(err, &re) {
+			t.Errorf("New(%#v): got error %T %v, want *RuleError", r, err, err)
+		}
+	}
+}
+
+func TestNewCopiesInput(t *testing.T) {
+	rules := []policy.Rule{{Path: "/a", Modes: policy.Read}}
+	p, err := policy.New(rules)
+	if err != nil {
+		t.Fatalf("New: got error %v, want nil", err)
+	}
+	rules[0].Path = "/b"
+	if _, err := p.Check("/a", 0); err != nil {
+		t.Errorf(`after changing New's input, Check("/a"): got %v, want nil`, err)
+	}
+	got := p.Rules()
+	got[0].Path = "/c"
+	if r := p.Rules()[0].Path; r != "/a" {
+		t.Errorf("after changing Rules()' result, Rules()[0].Path: got %q, want %q", r, "/a")
+	}
+	dirs := p.Dirs()
+	dirs[0] = "/evil"
+	if d := p.Dirs()[0]; d != "/" {
+		t.Errorf("after changing Dirs()' result, Dirs()[0]: got %q, want %q", d, "/")
+	}
+}
+
+func TestDirs(t *testing.T) {
+	rules := []string{
+		"/etc/hostname",
+		"/etc/hosts",
+		"/etc/",
+		"/srv/www/",
+		"/srv/www/index.html",
+		"/x",
+		"/",
+		"/a/b/c/",
+		"/a/b/c",
+	}
+	p := mustParse(t, rules...)
+	got := p.Dirs()
+	want := []string{"/", "/a/b", "/a/b/c", "/etc", "/srv/www"}
+	sorted := slices.Sorted(slices.Values(got))
+	if !slices.Equal(sorted, want) {
+		t.Fatalf("Dirs(): got %q, want (in any order) %q", got, want)
+	}
+	// Each rule's decision points at its own directory. A tree rule is
+	// asked for a child, since "/a/b/c" itself has an exact rule too.
+	for i, r := range p.Rules() {
+		q := r.Path
+		if r.Tree {
+			q = joinRel(r.Path, "child")
+		}
+		d, err := p.Check(q, 0)
+		if err != nil {
+			t.Errorf("Check(%q): got %v, want nil", q, err)
+			continue
+		}
+		if d.Rule != i {
+			t.Errorf("Check(%q).Rule: got %d, want %d", q, d.Rule, i)
+		}
+		if gotDir, wantDir := got[d.Dir], ruleDir(r); gotDir != wantDir {
+			t.Errorf("Check(%q): got Dirs()[%d] = %q, want %q", q, d.Dir, gotDir, wantDir)
+		}
+	}
+}
+
+func TestDirsExactAtRoot(t *testing.T) {
+	p := mustParse(t, "/x")
+	if got, want := p.Dirs(), []string{"/"}; !slices.Equal(got, want) {
+		t.Fatalf("Dirs(): got %q, want %q", got, want)
+	}
+	d, err := p.Check("/x", 0)
+	if err != nil {
+		t.Fatalf(`Check("/x"): got %v, want nil`, err)
+	}
+	if d.Rel != "x" || p.Dirs()[d.Dir] != "/" {
+		t.Errorf(`Check("/x"): got dir %q rel %q, want dir "/" rel "x"`, p.Dirs()[d.Dir], d.Rel)
+	}
+}
+
+func TestStringsRoundTrip(t *testing.T) {
+	in := []string{"/etc/hostname", "r:/srv/www/", "/", "/x", "/x/"}
+	p := mustParse(t, in...)
+	want := []string{"r:/etc/hostname", "r:/srv/www/", "r:/", "r:/x", "r:/x/"}
+	if got := p.Strings(); !slices.Equal(got, want) {
+		t.Fatalf("Strings(): got %q, want %q", got, want)
+	}
+	q := mustParse(t, p.Strings()...)
+	if got, want := q.Rules(), p.Rules(); !slices.Equal(got, want) {
+		t.Errorf("Parse(Strings()).Rules(): got %#v, want %#v", got, want)
+	}
+}
+
+// The shared test policy: exact and tree rules, nested trees, an exact rule
+// inside a tree, an exact and a tree rule on the same path, non-UTF-8 names.
+var checkRules = []string{
+	"/etc/hostname",
+	"/etc/ssl/",
+	"/etc/ssl/private/key.pem",
+	"/srv/www/",
+	"/srv/www/private/",
+	"/x",
+	"/data/\xff\xfe/",
+	"/opt/both",
+	"/opt/both/",
+}
+
+type checkCase struct {
+	path  string
+	flags int
+	// For an allowed request: the deciding rule (as String() writes it),
+	// the directory and the relative path.
+	rule, dir, rel string
+	// For a refusal.
+	kind  policy.Kind
+	errno syscall.Errno
+}
+
+func allowed(p, rule, dir, rel string) checkCase {
+	return checkCase{path: p, rule: rule, dir: dir, rel: rel}
+}
+
+func denied(p string) checkCase {
+	return checkCase{path: p, kind: policy.Denied, errno: syscall.EACCES}
+}
+
+func badRequest(p string, errno syscall.Errno) checkCase {
+	return checkCase{path: p, kind: policy.BadRequest, errno: errno}
+}
+
+func TestCheck(t *testing.T) {
+	deep := "/srv/www/" + strings.Repeat("d/", 100) + "f"
+	atMax := "/srv/www/" + strings.Repeat("a", policy.MaxPath-len("/srv/www/"))
+	overMax := atMax + "a"
+	tests := []checkCase{
+		// Exact rules allow exactly their file.
+		allowed("/etc/hostname", "r:/etc/hostname", "/etc", "hostname"),
+		denied("/etc/hostname/x"),
+		denied("/etc"),
+		denied("/etc/hostnamex"),
+		denied("/etc/hostnam"),
+		denied("/etc/hosts"),
+		allowed("/x", "r:/x", "/", "x"),
+		denied("/x/y"),
+		denied("/xy"),
+		// Tree rules: the directory itself, children, deep paths.
+		allowed("/etc/ssl", "r:/etc/ssl/", "/etc/ssl", "."),
+		allowed("/etc/ssl/certs/ca.pem", "r:/etc/ssl/", "/etc/ssl", "certs/ca.pem"),
+		allowed("/srv/www", "r:/srv/www/", "/srv/www", "."),
+		allowed("/srv/www/index.html", "r:/srv/www/", "/srv/www", "index.html"),
+		allowed("/srv/www/a/b/c/d/e/f/g", "r:/srv/www/", "/srv/www", "a/b/c/d/e/f/g"),
+		allowed(deep, "r:/srv/www/", "/srv/www", deep[len("/srv/www/"):]),
+		allowed(atMax, "r:/srv/www/", "/srv/www", atMax[len("/srv/www/"):]),
+		// Names made of dots that are not "." or "..".
+		allowed("/srv/www/...", "r:/srv/www/", "/srv/www", "..."),
+		allowed("/srv/www/..a/b..", "r:/srv/www/", "/srv/www", "..a/b.."),
+		allowed("/srv/www/.hidden", "r:/srv/www/", "/srv/www", ".hidden"),
+		// No prefix confusion: matching is by whole components.
+		denied("/srv/wwwx/a"),
+		denied("/srv/wwwx"),
+		denied("/srv/ww"),
+		denied("/srv/ww/a"),
+		denied("/srv"),
+		denied("/"),
+		denied("/etc/ssl2/a"),
+		// Most specific wins: an exact rule beats the tree around it, and
+		// the deeper tree beats the shallower.
+		allowed("/etc/ssl/private/key.pem", "r:/etc/ssl/private/key.pem", "/etc/ssl/private", "key.pem"),
+		allowed("/etc/ssl/private/other", "r:/etc/ssl/", "/etc/ssl", "private/other"),
+		allowed("/etc/ssl/private/key.pem/x", "r:/etc/ssl/", "/etc/ssl", "private/key.pem/x"),
+		allowed("/srv/www/private", "r:/srv/www/private/", "/srv/www/private", "."),
+		allowed("/srv/www/private/x/y", "r:/srv/www/private/", "/srv/www/private", "x/y"),
+		allowed("/srv/www/privatex", "r:/srv/www/", "/srv/www", "privatex"),
+		allowed("/opt/both", "r:/opt/both", "/opt", "both"),
+		allowed("/opt/both/x", "r:/opt/both/", "/opt/both", "x"),
+		denied("/opt"),
+		// Bytes that are not UTF-8 are just bytes.
+		allowed("/data/\xff\xfe", "r:/data/\xff\xfe/", "/data/\xff\xfe", "."),
+		allowed("/data/\xff\xfe/\x80file", "r:/data/\xff\xfe/", "/data/\xff\xfe", "\x80file"),
+		denied("/data/\xff"),
+		denied("/data/\xff\xfe\xfd"),
+		// Bad requests are refused, never cleaned.
+		badRequest("", syscall.EINVAL),
+		badRequest("etc/hostname", syscall.EINVAL),
+		badRequest("./etc/hostname", syscall.EINVAL),
+		badRequest("srv/www/a", syscall.EINVAL),
+		badRequest("/srv/www/../../etc/shadow", syscall.EINVAL),
+		badRequest("/srv/www/a/../b", syscall.EINVAL),
+		badRequest("/srv/www/..", syscall.EINVAL),
+		badRequest("/srv/www/.", syscall.EINVAL),
+		badRequest("/srv/www/./a", syscall.EINVAL),
+		badRequest("/srv/www/", syscall.EINVAL),
+		badRequest("/etc/hostname/", syscall.EINVAL),
+		badRequest("//srv/www/a", syscall.EINVAL),
+		badRequest("/srv//www/a", syscall.EINVAL),
+		badRequest("//", syscall.EINVAL),
+		badRequest("/..", syscall.EINVAL),
+		badRequest("/.", syscall.EINVAL),
+		badRequest("/srv/www/a\x00", syscall.EINVAL),
+		badRequest("/etc/hostname\x00.txt", syscall.EINVAL),
+		badRequest("\x00", syscall.EINVAL),
+		badRequest(overMax, syscall.ENAMETOOLONG),
+		badRequest("/"+strings.Repeat("x", 1<<16), syscall.ENAMETOOLONG),
+	}
+	p := mustParse(t, checkRules...)
+	runCheckCases(t, p, tests)
+}
+
+func TestCheckRootTree(t *testing.T) {
+	p := mustParse(t, "/", "/home/user/", "/etc/passwd")
+	tests := []checkCase{
+		allowed("/", "r:/", "/", "."),
+		allowed("/a", "r:/", "/", "a"),
+		allowed("/a/b/c", "r:/", "/", "a/b/c"),
+		allowed("/home", "r:/", "/", "home"),
+		allowed("/home/userx", "r:/", "/", "home/userx"),
+		allowed("/home/user", "r:/home/user/", "/home/user", "."),
+		allowed("/home/user/.ssh/id_ed25519", "r:/home/user/", "/home/user", ".ssh/id_ed25519"),
+		allowed("/etc/passwd", "r:/etc/passwd", "/etc", "passwd"),
+		allowed("/etc/passwd/x", "r:/", "/", "etc/passwd/x"),
+		allowed("/\xff", "r:/", "/", "\xff"),
+		badRequest("/../etc/shadow", syscall.EINVAL),
+		badRequest("relative", syscall.EINVAL),
+	}
+	runCheckCases(t, p, tests)
+}
+
+func TestCheckEmptyPolicy(t *testing.T) {
+	p := mustParse(t)
+	if got := p.Dirs(); len(got) != 0 {
+		t.Errorf("Dirs(): got %q, want none", got)
+	}
+	runCheckCases(t, p, []checkCase{denied("/"), denied("/etc/hostname"), badRequest("x", syscall.EINVAL)})
+}
+
+func runCheckCases(t *testing.T, p *policy.Policy, tests []checkCase) {
+	t.Helper()
+	rules, dirs := p.Rules(), p.Dirs()
+	for _, tt := range tests {
+		t.Run(shortName(tt.path), func(t *testing.T) {
+			d, err := p.Check(tt.path, tt.flags)
+			if tt.kind == 0 {
+				if err != nil {
+					t.Fatalf("Check(%q, %#x): got error %v, want allowed by %s", tt.path, tt.flags, err, tt.rule)
+				}
+				if d.Rule < 0 || d.Rule >= len(rules) || d.Dir < 0 || d.Dir >= len(dirs) {
+					t.Fatalf("Check(%q): got Rule %d Dir %d, want indexes into %d rules and %d dirs", tt.path, d.Rule, d.Dir, len(rules), len(dirs))
+				}
+				if got := rules[d.Rule].String(); got != tt.rule {
+					t.Errorf("Check(%q) rule: got %s, want %s", tt.path, got, tt.rule)
+				}
+				if got := dirs[d.Dir]; got != tt.dir {
+					t.Errorf("Check(%q) dir: got %q, want %q", tt.path, got, tt.dir)
+				}
+				if d.Rel != tt.rel {
+					t.Errorf("Check(%q) rel: got %q, want %q", tt.path, d.Rel, tt.rel)
+				}
+				if want := tt.flags&acceptedFlags | forcedFlags; d.Flags != want {
+					t.Errorf("Check(%q, %#x) flags: got %#x, want %#x", tt.path, tt.flags, d.Flags, want)
+				}
+				if got := joinRel(dirs[d.Dir], d.Rel); got != tt.path {
+					t.Errorf("Check(%q): dir and rel join to %q, want the request path", tt.path, got)
+				}
+				m, ok := p.Match(tt.path)
+				if !ok || m.Rule != d.Rule || m.Dir != d.Dir || m.Rel != d.Rel {
+					t.Errorf("Match(%q): got %+v, %v, want the decision of Check %+v", tt.path, m, ok, d)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Check(%q, %#x): got allowed %+v, want refusal kind %d errno %v", tt.path, tt.flags, d, tt.kind, tt.errno)
+			}
+			r := refusal(t, err)
+			if r.Kind != tt.kind || r.Errno != tt.errno {
+				t.Errorf("Check(%q, %#x): got kind %d errno %v (%v), want kind %d errno %v", tt.path, tt.flags, r.Kind, r.Errno, err, tt.kind, tt.errno)
+			}
+			if tt.kind == policy.Denied {
+				if m, ok := p.Match(tt.path); ok {
+					t.Errorf("Match(%q): got %+v, true, want no match", tt.path, m)
+				}
+				if !strings.HasPrefix(err.Error(), "denied by policy: ") {
+					t.Errorf("Error(): got %q, want prefix %q", err.Error(), "denied by policy: ")
+				}
+			} else if !strings.HasPrefix(err.Error(), "bad request: ") {
+				t.Errorf("Error(): got %q, want prefix %q", err.Error(), "bad request: ")
+			}
+		})
+	}
+}
+
+// TestCheckPrecedence: a bad path is reported before bad flags, and both
+// before a denial, so a malformed request is always a bad request.
+func TestCheckPrecedence(t *testing.T) {
+	p := mustParse(t, "/srv/www/")
+	tests := []struct {
+		path  string
+		flags int
+		kind  policy.Kind
+		errno syscall.Errno
+	}{
+		{"/srv/www/a", unix.O_RDONLY, 0, 0},
+		{"/srv/www/a", unix.O_WRONLY, policy.Denied, syscall.EACCES},
+		{"/srv/www/a", unix.O_NOATIME, policy.BadRequest, syscall.EINVAL},
+		{"/etc/shadow", unix.O_PATH, policy.BadRequest, syscall.EINVAL},
+		{"/etc/shadow", unix.O_RDWR, policy.Denied, syscall.EACCES},
+		{"/srv/www/../a", unix.O_RDONLY, policy.BadRequest, syscall.EINVAL},
+		{"/srv/www/../a", unix.O_WRONLY, policy.BadRequest, syscall.EINVAL},
+		{"/srv/www/" + strings.Repeat("a", policy.MaxPath), unix.O_PATH, policy.BadRequest, syscall.ENAMETOOLONG},
+	}
+	for _, tt := range tests {
+		_, err := p.Check(tt.path, tt.flags)
+		if tt.kind == 0 {
+			if err != nil {
+				t.Errorf("Check(%q, %s): got %v, want nil", shortName(tt.path), policy.FlagString(tt.flags), err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("Check(%q, %s): got nil, want kind %d errno %v", shortName(tt.path), policy.FlagString(tt.flags), tt.kind, tt.errno)
+			continue
+		}
+		r := refusal(t, err)
+		if r.Kind != tt.kind || r.Errno != tt.errno {
+			t.Errorf("Check(%q, %s): got kind %d errno %v, want kind %d errno %v", shortName(tt.path), policy.FlagString(tt.flags), r.Kind, r.Errno, tt.kind, tt.errno)
+		}
+	}
+}
+
+func TestCheckPath(t *testing.T) {
+	atMax := "/" + strings.Repeat("a", policy.MaxPath-1)
+	good := []string{"/", "/a", "/a/b", "/...", "/a/.b", "/\xff", atMax}
+	for _, s := range good {
+		if err := policy.CheckPath(s); err != nil {
+			t.Errorf("CheckPath(%q): got %v, want nil", shortName(s), err)
+		}
+	}
+	bad := []struct {
+		path  string
+		errno syscall.Errno
+	}{
+		{"", syscall.EINVAL},
+		{"a", syscall.EINVAL},
+		{".", syscall.EINVAL},
+		{"/a/", syscall.EINVAL},
+		{"/a/.", syscall.EINVAL},
+		{"/a/..", syscall.EINVAL},
+		{"/../a", syscall.EINVAL},
+		{"//a", syscall.EINVAL},
+		{"/a//b", syscall.EINVAL},
+		{"/a\x00", syscall.EINVAL},
+		{atMax + "a", syscall.ENAMETOOLONG},
+	}
+	for _, tt := range bad {
+		err := policy.CheckPath(tt.path)
+		if err == nil {
+			t.Errorf("CheckPath(%q): got nil, want errno %v", shortName(tt.path), tt.errno)
+			continue
+		}
+		r := refusal(t, err)
+		if r.Kind != policy.BadRequest || r.Errno != tt.errno {
+			t.Errorf("CheckPath(%q): got kind %d errno %v, want kind %d errno %v", shortName(tt.path), r.Kind, r.Errno, policy.BadRequest, tt.errno)
+		}
+	}
+}
+
+// TestCheckAgainstReference compares Check with refMatch over every prefix
+// and sibling of the rules' paths.
+func TestCheckAgainstReference(t *testing.T) {
+	p := mustParse(t, checkRules...)
+	rules, dirs := p.Rules(), p.Dirs()
+	var paths []string
+	for _, r := range rules {
+		for _, q := range []string{r.Path, r.Path + "x", r.Path + "/y", r.Path + "/y/z", path.Dir(r.Path), r.Path[:len(r.Path)-1]} {
+			if policy.CheckPath(q) == nil {
+				paths = append(paths, q)
+			}
+		}
+	}
+	for _, q := range paths {
+		want, wantOK := refMatch(rules, q)
+		d, err := p.Check(q, 0)
+		if (err == nil) != wantOK {
+			t.Errorf("Check(%q): got error %v, want allowed=%v", q, err, wantOK)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if d.Rule != want {
+			t.Errorf("Check(%q): got rule %s, want %s", q, rules[d.Rule], rules[want])
+		}
+		if got := joinRel(dirs[d.Dir], d.Rel); got != q {
+			t.Errorf("Check(%q): dir %q and rel %q join to %q, want the request path", q, dirs[d.Dir], d.Rel, got)
+		}
+	}
+}
+
+func TestCheckConcurrent(t *testing.T) {
+	p := mustParse(t, checkRules...)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 1000 {
+				q := fmt.Sprintf("/srv/www/g%d/%d", g, i)
+				d, err := p.Check(q, 0)
+				if err != nil || d.Rel != q[len("/srv/www/"):] {
+					t.Errorf("Check(%q): got %+v, %v, want allowed", q, d, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// bigPolicy builds a policy of n rules, half exact files and half trees
+// three levels deep, the way a large deployment might list them.
+func bigPolicy(tb testing.TB, n int) *policy.Policy {
+	tb.Helper()
+	rules := make([]string, 0, n)
+	for i := range n {
+		if i%2 == 0 {
+			rules = append(rules, fmt.Sprintf("/etc/app%04d/conf%04d.ini", i, i))
+		} else {
+			rules = append(rules, fmt.Sprintf("/data/d%04d/a/b/", i))
+		}
+	}
+	return mustParse(tb, rules...)
+}
+
+var (
+	sinkDecision policy.Decision
+	sinkErr      error
+)
+
+func TestCheckDoesNotAllocate(t *testing.T) {
+	p := bigPolicy(t, 1000)
+	tests := []struct {
+		name, path string
+		flags      int
+		ok         bool
+	}{
+		{"allowed/deep tree", "/data/d0501/a/b/c/d/e/f/g.txt", 0, true},
+		{"allowed/tree itself", "/data/d0501/a/b", unix.O_DIRECTORY, true},
+		{"allowed/exact", "/etc/app0500/conf0500.ini", unix.O_NONBLOCK, true},
+		{"denied/no rule", "/data/d0501/a/x/y", 0, false},
+		{"denied/nothing near", "/nowhere/at/all", 0, false},
+		{"denied/write", "/etc/app0500/conf0500.ini", unix.O_WRONLY, false},
+		{"bad/flags", "/etc/app0500/conf0500.ini", unix.O_PATH, false},
+		{"bad/empty", "", 0, false},
+		{"bad/relative", "etc/hostname", 0, false},
+		{"bad/NUL", "/etc/app0500/conf0500.ini\x00", 0, false},
+		{"bad/too long", "/" + strings.Repeat("a", policy.MaxPath), 0, false},
+		{"bad/trailing slash", "/data/d0501/a/b/", 0, false},
+		{"bad/dot dot", "/data/d0501/a/b/../../../../etc/shadow", 0, false},
+		{"bad/double slash", "//data/d0501/a/b/c", 0, false},
+		{"bad/dot", "/data/d0501/a/b/./c", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := p.Check(tt.path, tt.flags)
+			if (err == nil) != tt.ok {
+				t.Fatalf("Check(%q, %#x): got error %v, want allowed=%v", shortName(tt.path), tt.flags, err, tt.ok)
+			}
+			allocs := testing.AllocsPerRun(100, func() {
+				sinkDecision, sinkErr = p.Check(tt.path, tt.flags)
+			})
+			if allocs != 0 {
+				t.Errorf("Check(%q, %#x): got %v allocations per call, want 0", shortName(tt.path), tt.flags, allocs)
+			}
+		})
+	}
+}

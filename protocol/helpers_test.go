@@ -1,0 +1,178 @@
+package protocol_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/protocol"
+)
+
+func TestMain(m *testing.M) {
+	// The first os.File the process opens may start the runtime's poller,
+	// which keeps descriptors of its own for the life of the process. Start
+	// it now so that every descriptor count taken by a test is stable.
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "warm-up:", err)
+		os.Exit(1)
+	}
+	r.Close()
+	w.Close()
+	if _, err := countFDs(); err != nil {
+		fmt.Fprintln(os.Stderr, "warm-up:", err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+// countFDs returns the number of entries in /proc/self/fd. The directory's
+// own descriptor is among them, which does not matter because every count
+// includes it.
+func countFDs() (int, error) {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return 0, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return 0, err
+	}
+	return len(names), nil
+}
+
+func mustCountFDs(t testing.TB) int {
+	t.Helper()
+	n, err := countFDs()
+	if err != nil {
+		t.Fatalf("counting descriptors: %v", err)
+	}
+	return n
+}
+
+// noLeaks records the number of open descriptors now and checks, when the
+// test and every cleanup registered after this call have finished, that it
+// is the same. Call it first in a test, before registering cleanups that
+// close what the test owns.
+func noLeaks(t testing.TB) {
+	t.Helper()
+	before := mustCountFDs(t)
+	t.Cleanup(func() {
+		if after := mustCountFDs(t); after != before {
+			t.Errorf("open descriptors: got %d after the test, want %d (as before it)", after, before)
+		}
+	})
+}
+
+// pair returns a connected SOCK_SEQPACKET pair closed at cleanup.
+func pair(t testing.TB) (a, b int) {
+	t.Helper()
+	a, b, err := protocol.Socketpair()
+	if err != nil {
+		t.Fatalf("Socketpair: %v", err)
+	}
+	t.Cleanup(func() {
+		unix.Close(a)
+		unix.Close(b)
+	})
+	return a, b
+}
+
+// makeFDs returns n descriptors, each for a distinct file (a memfd), closed
+// at cleanup. They are deliberately not close-on-exec, so that the
+// close-on-exec flag seen on a received copy comes from the receiver.
+func makeFDs(t testing.TB, n int) []int {
+	t.Helper()
+	fds := make([]int, 0, n)
+	t.Cleanup(func() { closeFDs(fds) })
+	for i := 0; i < n; i++ {
+		fd, err := unix.MemfdCreate(fmt.Sprintf("privsep-test-%d", i), 0)
+		if err != nil {
+			t.Fatalf("memfd_create: %v", err)
+		}
+		fds = append(fds, fd)
+	}
+	return fds
+}
+
+func closeFDs(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+type fileID struct{ dev, ino uint64 }
+
+func identity(t testing.TB, fd int) fileID {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatalf("fstat(%d): %v", fd, err)
+	}
+	return fileID{st.Dev, st.Ino}
+}
+
+// buffers returns a receive buffer, a control buffer and a descriptor slice
+// of the sizes Recv documents.
+func buffers() (buf, oob []byte, fds []int) {
+	return make([]byte, protocol.MaxMessage), make([]byte, protocol.OOBSize), make([]int, 0, protocol.MaxFDs)
+}
+
+// Little helpers to write payloads field by field.
+type (
+	u16 uint16
+	u32 uint32
+)
+
+// cat concatenates little-endian fields: u16, u32, byte, string and []byte.
+func cat(parts ...any) []byte {
+	var b []byte
+	for _, p := range parts {
+		switch v := p.(type) {
+		case u16:
+			b = binary.LittleEndian.AppendUint16(b, uint16(v))
+		case u32:
+			b = binary.LittleEndian.AppendUint32(b, uint32(v))
+		case byte:
+			b = append(b, v)
+		case string:
+			b = append(b, v...)
+		case []byte:
+			b = append(b, v...)
+		default:
+			panic(fmt.Sprintf("cat: unsupported %T", p))
+		}
+	}
+	return b
+}
+
+// header returns the 16 header bytes for a message.
+func header(t protocol.Type, id uint32, payloadLen int, nfd uint16) []byte {
+	b := make([]byte, protocol.HeaderSize)
+	protocol.Header{Type: t, ID: id, Len: uint32(payloadLen), NFD: nfd}.Put(b)
+	return b
+}
+
+// message returns a whole message with the given payload.
+func message(t protocol.Type, id uint32, nfd uint16, payload []byte) []byte {
+	return append(header(t, id, len(payload), nfd), payload...)
+}
+
+func repeat(c byte, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = c
+	}
+	return b
+}
+
+// path returns an absolute path of exactly n bytes (n >= 1).
+func path(n int) []byte {
+	b := repeat('a', n)
+	b[0] = '/'
+	return b
+}
