@@ -7,7 +7,14 @@ import (
 	"github.com/privsep-go/privsep/child"
 )
 
+// exitAtOnceEnv makes the test binary exit as soon as it starts: the
+// benchmarks use it to time a bare re-exec of the same binary.
+const exitAtOnceEnv = "PRIVSEP_TEST_EXIT_AT_ONCE"
+
 func TestMain(m *testing.M) {
-	child.Init()
+	if os.Getenv(exitAtOnceEnv) == "1" {
+		os.Exit(0)
+	}
+	child.Init() // the test binary is also the opener the tests start
 	os.Exit(m.Run())
 }

@@ -34,3 +34,36 @@ func TestSmoke(t *testing.T) {
 	}
 	t.Log(o.Close(), o.Err())
 }
+
+func TestSmokeBatch(t *testing.T) {
+	o, err := parent.Start(context.Background(), parent.Config{Rules: []string{"/etc/hostname", "/etc/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []parent.Request
+	for i := 0; i < 600; i++ {
+		p := "/etc/hostname"
+		if i%7 == 3 {
+			p = "/etc/nonexistent"
+		}
+		if i%11 == 5 {
+			p = "/etc/../x"
+		}
+		reqs = append(reqs, parent.Request{Path: p})
+	}
+	res, err := o.OpenBatch(context.Background(), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := 0
+	for _, r := range res {
+		if r.File != nil {
+			ok++
+			r.File.Close()
+		}
+	}
+	t.Log(ok, res[3].Err, res[5].Err)
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

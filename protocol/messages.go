@@ -333,21 +333,35 @@ func DecodeError(p []byte) (ErrorReply, error) {
 // AppendOpenBatch appends a whole open-batch request with 1 to MaxBatch items
 // to b.
 func AppendOpenBatch(b []byte, id uint32, items []Open) ([]byte, error) {
-	if len(items) == 0 || len(items) > MaxBatch {
-		return b, fmt.Errorf("protocol: batch of %d items: want 1 to %d", len(items), MaxBatch)
+	return appendOpenBatch(b, id, len(items), func(i int) (uint32, uint32, []byte) {
+		return items[i].Flags, items[i].Mode, items[i].Path
+	})
+}
+
+// AppendOpenBatchFunc is AppendOpenBatch for n items that item returns one
+// at a time, with the path in a string, so that a caller need not build a
+// slice of Open values or copy its paths.
+func AppendOpenBatchFunc(b []byte, id uint32, n int, item func(i int) (flags, mode uint32, path string)) ([]byte, error) {
+	return appendOpenBatch(b, id, n, item)
+}
+
+func appendOpenBatch[P string | []byte](b []byte, id uint32, n int, item func(int) (uint32, uint32, P)) ([]byte, error) {
+	if n <= 0 || n > MaxBatch {
+		return b, fmt.Errorf("protocol: batch of %d items: want 1 to %d", n, MaxBatch)
 	}
 	start := len(b)
 	b = appendHeader(b)
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(items)))
+	b = binary.LittleEndian.AppendUint16(b, uint16(n))
 	b = binary.LittleEndian.AppendUint16(b, 0)
-	for i, it := range items {
-		if err := checkPathLen(len(it.Path)); err != nil {
+	for i := 0; i < n; i++ {
+		flags, mode, path := item(i)
+		if err := checkPathLen(len(path)); err != nil {
 			return b[:start], fmt.Errorf("protocol: batch item %d: %w", i, err)
 		}
-		b = binary.LittleEndian.AppendUint32(b, it.Flags)
-		b = binary.LittleEndian.AppendUint32(b, it.Mode)
-		b = binary.LittleEndian.AppendUint16(b, uint16(len(it.Path)))
-		b = append(b, it.Path...)
+		b = binary.LittleEndian.AppendUint32(b, flags)
+		b = binary.LittleEndian.AppendUint32(b, mode)
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(path)))
+		b = append(b, path...)
 	}
 	return finish(b, start, TypeOpenBatch, id, 0)
 }
