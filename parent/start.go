@@ -166,7 +166,11 @@ func levelName(l hclog.Level) string {
 
 // handshake sends hello and waits for ready.
 func (o *Opener) handshake(ctx context.Context, hello []byte, pid int) error {
+	errGone := errors.New("the opener closed the connection before it was ready (does the program call child.Init at the top of main?)")
 	if err := o.send(ctx, hello); err != nil {
+		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
+			return errGone
+		}
 		return fmt.Errorf("sending hello: %w", err)
 	}
 	for {
@@ -181,7 +185,7 @@ func (o *Opener) handshake(ctx context.Context, hello []byte, pid int) error {
 			continue
 		}
 		if err == io.EOF {
-			return errors.New("the opener closed the connection before it was ready (does the program call child.Init at the top of main?)")
+			return errGone
 		}
 		if err != nil {
 			return err

@@ -125,13 +125,14 @@ func FuzzCheck(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, q string, flags int) {
 		for _, p := range pols {
-			checkOne(t, p, q, flags)
+			rules, dirs := p.Rules(), p.Dirs()
+			checkOne(t, p, rules, dirs, q, flags)
 			// Also ask beneath every tree rule, so that most inputs reach
 			// the tree walk instead of missing at once.
 			if strings.HasPrefix(q, "/") {
-				for _, r := range p.Rules() {
+				for _, r := range rules {
 					if r.Tree && r.Path != "/" {
-						checkOne(t, p, r.Path+q, flags)
+						checkOne(t, p, rules, dirs, r.Path+q, flags)
 					}
 				}
 			}
@@ -139,9 +140,8 @@ func FuzzCheck(f *testing.F) {
 	})
 }
 
-func checkOne(t *testing.T, p *policy.Policy, q string, flags int) {
+func checkOne(t *testing.T, p *policy.Policy, rules []policy.Rule, dirs []string, q string, flags int) {
 	t.Helper()
-	rules, dirs := p.Rules(), p.Dirs()
 	d, err := p.Check(q, flags)
 
 	pathErr := policy.CheckPath(q)
@@ -180,6 +180,11 @@ func checkOne(t *testing.T, p *policy.Policy, q string, flags int) {
 		if r.Kind != wantKind || r.Errno != wantErrno {
 			t.Fatalf("Check(%q, %s): got kind %d errno %v, want kind %d errno %v", q, policy.FlagString(flags), r.Kind, r.Errno, wantKind, wantErrno)
 		}
+		// Rule is -1 unless a rule was consulted and refused, which only a
+		// denial on a matching path can be.
+		if d.Rule != -1 && !(wantKind == policy.Denied && matched && d.Rule == ruleIdx) {
+			t.Fatalf("Check(%q, %s) refused: got Rule %d, want -1", q, policy.FlagString(flags), d.Rule)
+		}
 		return
 	}
 
@@ -202,6 +207,9 @@ func checkOne(t *testing.T, p *policy.Policy, q string, flags int) {
 	if r.Tree && !underTree(r.Path, q) || !r.Tree && r.Path != q {
 		t.Fatalf("Check(%q): got rule %s, which does not hold the path by whole components", q, r)
 	}
+	if d.Exact != !r.Tree || d.Exact && strings.Contains(d.Rel, "/") {
+		t.Fatalf("Check(%q): got Exact %v with Rel %q for rule %s, want Exact exactly for exact rules, with one component", q, d.Exact, d.Rel, r)
+	}
 	if !validRel(d.Rel) {
 		t.Fatalf("Check(%q): got Rel %q, want \".\" or a clean relative path", q, d.Rel)
 	}
@@ -221,8 +229,8 @@ func checkOne(t *testing.T, p *policy.Policy, q string, flags int) {
 		t.Fatalf("Check(%q, %#x): got flags %s, want %s", q, flags, policy.FlagString(d.Flags), policy.FlagString(want))
 	}
 	m, ok := p.Match(q)
-	if !ok || m.Rule != d.Rule || m.Dir != d.Dir || m.Rel != d.Rel {
-		t.Fatalf("Match(%q): got %+v, %v, want the decision of Check %+v", q, m, ok, d)
+	if want := (policy.Decision{Rule: d.Rule, Dir: d.Dir, Rel: d.Rel, Exact: d.Exact}); !ok || m != want {
+		t.Fatalf("Match(%q): got %+v, %v, want %+v, true as Check decided", q, m, ok, want)
 	}
 }
 

@@ -136,29 +136,35 @@ func TestParseReportsBadRule(t *testing.T) {
 }
 
 func TestNewRefusesMalformedRules(t *testing.T) {
-	tests := []policy.Rule{
-		{Path: "/", Tree: false, Modes: policy.Read},   // the root is always a tree
-		{Path: "", Tree: true, Modes: policy.Read},     // String() is "r:/", but the rule is not "/"
-		{Path: "", Tree: false, Modes: policy.Read},    // empty
-		{Path: "/a/", Tree: false, Modes: policy.Read}, // String() is "r:/a/", a different rule
-		{Path: "/a/", Tree: true, Modes: policy.Read},  // trailing slash in Path
-		{Path: "a", Modes: policy.Read},                // relative
-		{Path: "/a/../b", Modes: policy.Read},          // not clean
-		{Path: "/a\x00", Modes: policy.Read},           // NUL
-		{Path: "/a", Modes: 0},                         // grants nothing
-		{Path: "/a", Modes: policy.Read | 2},           // unknown mode
-		{Path: "/" + strings.Repeat("a", policy.MaxPath), Modes: policy.Read},
+	tests := []struct {
+		name string
+		rule policy.Rule
+	}{
+		{"exact root", policy.Rule{Path: "/", Tree: false, Modes: policy.Read}},
+		// String() is "r:/", but the rule is not the root tree.
+		{"empty tree", policy.Rule{Path: "", Tree: true, Modes: policy.Read}},
+		{"empty exact", policy.Rule{Path: "", Tree: false, Modes: policy.Read}},
+		// String() is "r:/a/", which is a different rule (the tree "/a").
+		{"exact with trailing slash", policy.Rule{Path: "/a/", Tree: false, Modes: policy.Read}},
+		{"tree with trailing slash", policy.Rule{Path: "/a/", Tree: true, Modes: policy.Read}},
+		{"relative", policy.Rule{Path: "a", Modes: policy.Read}},
+		{"not clean", policy.Rule{Path: "/a/../b", Modes: policy.Read}},
+		{"NUL", policy.Rule{Path: "/a\x00", Modes: policy.Read}},
+		{"no modes", policy.Rule{Path: "/a", Modes: 0}},
+		{"unknown mode", policy.Rule{Path: "/a", Modes: policy.Read | 2}},
+		{"too long", policy.Rule{Path: "/" + strings.Repeat("a", policy.MaxPath), Modes: policy.Read}},
 	}
-	for _, r := range tests {
-		p, err := policy.New([]policy.Rule{r})
-		if err == nil {
-			t.Errorf("New(%#v): got policy %q with Dirs %q, nil, want a *RuleError", r, p.Strings(), p.Dirs())
-			continue
-		}
-		var re *policy.RuleError
-		if !errors.As(err, &re) {
-			t.Errorf("New(%#v): got error %T %v, want *RuleError", r, err, err)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := policy.New([]policy.Rule{tt.rule})
+			if err == nil {
+				t.Fatalf("New(%#v): got policy %q with Dirs %q, nil, want a *RuleError", tt.rule, p.Strings(), p.Dirs())
+			}
+			var re *policy.RuleError
+			if !errors.As(err, &re) {
+				t.Errorf("New(%#v): got error %T %v, want *RuleError", tt.rule, err, err)
+			}
+		})
 	}
 }
 
@@ -421,14 +427,20 @@ func runCheckCases(t *testing.T, p *policy.Policy, tests []checkCase) {
 				if got := joinRel(dirs[d.Dir], d.Rel); got != tt.path {
 					t.Errorf("Check(%q): dir and rel join to %q, want the request path", tt.path, got)
 				}
+				if want := !rules[d.Rule].Tree; d.Exact != want {
+					t.Errorf("Check(%q).Exact: got %v, want %v for rule %s", tt.path, d.Exact, want, rules[d.Rule])
+				}
 				m, ok := p.Match(tt.path)
-				if !ok || m.Rule != d.Rule || m.Dir != d.Dir || m.Rel != d.Rel {
-					t.Errorf("Match(%q): got %+v, %v, want the decision of Check %+v", tt.path, m, ok, d)
+				if want := (policy.Decision{Rule: d.Rule, Dir: d.Dir, Rel: d.Rel, Exact: d.Exact}); !ok || m != want {
+					t.Errorf("Match(%q): got %+v, %v, want %+v, true as Check decided", tt.path, m, ok, want)
 				}
 				return
 			}
 			if err == nil {
 				t.Fatalf("Check(%q, %#x): got allowed %+v, want refusal kind %d errno %v", tt.path, tt.flags, d, tt.kind, tt.errno)
+			}
+			if d.Rule != -1 {
+				t.Errorf("Check(%q, %#x) refused: got Rule %d, want -1 (no rule consulted)", tt.path, tt.flags, d.Rule)
 			}
 			r := refusal(t, err)
 			if r.Kind != tt.kind || r.Errno != tt.errno {
@@ -468,7 +480,10 @@ func TestCheckPrecedence(t *testing.T) {
 		{"/srv/www/" + strings.Repeat("a", policy.MaxPath), unix.O_PATH, policy.BadRequest, syscall.ENAMETOOLONG},
 	}
 	for _, tt := range tests {
-		_, err := p.Check(tt.path, tt.flags)
+		d, err := p.Check(tt.path, tt.flags)
+		if err != nil && d.Rule != -1 {
+			t.Errorf("Check(%q, %s) refused: got Rule %d, want -1 (no rule consulted)", shortName(tt.path), policy.FlagString(tt.flags), d.Rule)
+		}
 		if tt.kind == 0 {
 			if err != nil {
 				t.Errorf("Check(%q, %s): got %v, want nil", shortName(tt.path), policy.FlagString(tt.flags), err)

@@ -79,8 +79,10 @@ var ErrFDsDropped = errors.New("descriptors dropped in transit (MSG_CTRUNC)")
 // message; they are close-on-exec.
 //
 // Errors, and what the returned Msg holds with each:
-//   - io.EOF: the peer shut down or closed its end. A zero-length message
-//     while the peer is still connected is not EOF but malformed.
+//   - io.EOF: the peer shut down or closed its end (ECONNRESET, which says
+//     it closed without reading everything we sent, is EOF too). A
+//     zero-length message while the peer is still connected is not EOF but
+//     malformed.
 //   - unix.EAGAIN (bare): only with unix.MSG_DONTWAIT in flags.
 //   - An error matching ErrMalformed or ErrFDsDropped: the message arrived
 //     but cannot be used. If m.Type is not zero the header was sound and
@@ -98,10 +100,14 @@ func Recv(fd int, buf, oob []byte, fds []int, flags int) (m Msg, err error) {
 			break
 		}
 	}
-	if err == unix.EAGAIN {
+	switch err {
+	case nil:
+	case unix.EAGAIN:
 		return Msg{}, err
-	}
-	if err != nil {
+	case unix.ECONNRESET:
+		// The peer closed its end with messages from us still unread.
+		return Msg{}, io.EOF
+	default:
 		return Msg{}, os.NewSyscallError("recvmsg", err)
 	}
 	fds, ctlErr := parseRights(oob[:oobn], fds[:0])

@@ -1,0 +1,359 @@
+package parent_test
+
+// Benchmarks of the opener against its floors, all measured in one run so
+// that they can be compared as ratios (scripts/bench.sh prints them):
+//
+//   - DirectOpenClose, DirectOsOpen: open+close in this process, no IPC.
+//   - OpenSingle, OpenBatch64, OpenConcurrent16: the real opener, started
+//     once per benchmark outside the timer.
+//   - StartToFirstFD, BareReexec: starting an opener, against starting this
+//     binary and letting it exit at once.
+//   - CReference: the C programs of ../../shared/bench, built with gcc and
+//     run with an iteration count derived from b.N; their own figures are
+//     reported as c-* metrics.
+//   - IdleChildRSS: the resident size of an idle opener.
+//
+// Every benchmark opens the same kind of file: a small file in a fresh
+// temporary directory, allowed by an exact rule.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/parent"
+)
+
+// benchTarget creates a small file to open and returns its path.
+func benchTarget(b *testing.B) string {
+	b.Helper()
+	p := filepath.Join(b.TempDir(), "target")
+	if err := os.WriteFile(p, []byte("privsep benchmark target\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// startOpener starts an opener whose only rule allows path, checks that it
+// can open it, and registers a cleanup that closes it if the benchmark did
+// not (closeOpener).
+func startOpener(b *testing.B, path string) *parent.Opener {
+	b.Helper()
+	o, err := parent.Start(context.Background(), parent.Config{Rules: []string{path}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = o.Close() })
+	f, err := o.Open(context.Background(), path, os.O_RDONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	return o
+}
+
+// closeOpener closes o with the timer stopped and fails the benchmark if the
+// opener did not exit cleanly.
+func closeOpener(b *testing.B, o *parent.Opener) {
+	b.Helper()
+	b.StopTimer()
+	if err := o.Close(); err != nil {
+		b.Fatalf("closing the opener: %v", err)
+	}
+}
+
+func BenchmarkDirectOpenClose(b *testing.B) {
+	path := benchTarget(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+}
+
+func BenchmarkDirectOsOpen(b *testing.B) {
+	path := benchTarget(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		f, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+}
+
+// BenchmarkOpenSingle: one caller, one request at a time.
+func BenchmarkOpenSingle(b *testing.B) {
+	path := benchTarget(b)
+	o := startOpener(b, path)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		f, err := o.Open(ctx, path, os.O_RDONLY, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+	closeOpener(b, o)
+}
+
+// BenchmarkOpenBatch64: one OpenBatch of 64 requests per op; ns/fd is the
+// cost per file.
+func BenchmarkOpenBatch64(b *testing.B) {
+	const n = 64
+	path := benchTarget(b)
+	o := startOpener(b, path)
+	ctx := context.Background()
+	reqs := make([]parent.Request, n)
+	for i := range reqs {
+		reqs[i] = parent.Request{Path: path, Flag: os.O_RDONLY}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := o.OpenBatch(ctx, reqs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range res {
+			if res[i].Err != nil {
+				b.Fatal(res[i].Err)
+			}
+			res[i].File.Close()
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/fd")
+	closeOpener(b, o)
+}
+
+// BenchmarkOpenConcurrent16: 16 goroutines share one opener and do b.N
+// opens between them; ns/op is the aggregate (wall time / b.N), whatever
+// GOMAXPROCS is.
+func BenchmarkOpenConcurrent16(b *testing.B) {
+	const callers = 16
+	path := benchTarget(b)
+	o := startOpener(b, path)
+	ctx := context.Background()
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range callers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				f, err := o.Open(ctx, path, os.O_RDONLY, 0)
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+				f.Close()
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	if firstErr != nil {
+		b.Fatal(firstErr)
+	}
+	closeOpener(b, o)
+}
+
+// BenchmarkStartToFirstFD: start an opener, receive one file, close both.
+func BenchmarkStartToFirstFD(b *testing.B) {
+	path := benchTarget(b)
+	ctx := context.Background()
+	cfg := parent.Config{Rules: []string{path}}
+	b.ReportAllocs()
+	for b.Loop() {
+		o, err := parent.Start(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f, err := o.Open(ctx, path, os.O_RDONLY, 0)
+		if err != nil {
+			o.Close()
+			b.Fatal(err)
+		}
+		f.Close()
+		if err := o.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBareReexec is the floor for StartToFirstFD: start this test
+// binary the way Start does (/proc/self/exe) and wait for it; TestMain makes
+// it exit before it does anything else.
+func BenchmarkBareReexec(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		cmd := &exec.Cmd{Path: "/proc/self/exe", Args: []string{"privsep-bench-reexec"}, Env: []string{exitAtOnceEnv + "=1"}}
+		if err := cmd.Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkIdleChildRSS starts an opener, has it open one file, lets it
+// settle and reports its VmRSS as rss-bytes. The timed operation is one
+// read of /proc/PID/status; the metric is the last value read.
+func BenchmarkIdleChildRSS(b *testing.B) {
+	path := benchTarget(b)
+	o := startOpener(b, path)
+	time.Sleep(50 * time.Millisecond)
+	var rss int64
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if rss, err = vmRSS(o.PID()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(rss), "rss-bytes")
+	closeOpener(b, o)
+}
+
+// vmRSS returns the resident set size of process pid in bytes.
+func vmRSS(pid int) (int64, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for line := range bytes.Lines(data) {
+		if rest, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+			f := strings.Fields(string(rest)) // "4520 kB"
+			if len(f) != 2 || f[1] != "kB" {
+				break
+			}
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil {
+				break
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS line in /proc/%d/status", pid)
+}
+
+// cRefDir locates the C reference programs: $PRIVSEP_BENCH_REF_DIR, else
+// ../../shared/bench relative to this package.
+func cRefDir() string {
+	if d := os.Getenv("PRIVSEP_BENCH_REF_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join("..", "..", "shared", "bench")
+}
+
+// BenchmarkCReference runs the C reference programs (direct.c and
+// broker_seqpacket.c) with b.N iterations and reports their own figures:
+// c-ns/op, c-ns/fd, and c-child-rss-bytes for the forked C opener.
+// The standard ns/op of these sub-benchmarks is the harness's wall time per
+// iteration, process start and the programs' warm-up included; use c-ns/op.
+func BenchmarkCReference(b *testing.B) {
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		b.Skip("gcc is not on PATH; skipping the C reference")
+	}
+	src := cRefDir()
+	for _, f := range []string{"direct.c", "broker_seqpacket.c"} {
+		if _, err := os.Stat(filepath.Join(src, f)); err != nil {
+			b.Skipf("C reference sources not found (%v); set PRIVSEP_BENCH_REF_DIR to the shared/bench directory", err)
+		}
+	}
+	// Built once per run of this function; the sub-benchmarks are the ones
+	// called again with growing b.N.
+	bin := b.TempDir()
+	for _, name := range []string{"direct", "broker_seqpacket"} {
+		out, err := exec.Command(gcc, "-O2", "-o", filepath.Join(bin, name), filepath.Join(src, name+".c")).CombinedOutput()
+		if err != nil {
+			b.Fatalf("gcc %s.c: %v\n%s", name, err, out)
+		}
+	}
+	path := benchTarget(b)
+
+	b.Run("direct", func(b *testing.B) {
+		res, _ := runCRef(b, filepath.Join(bin, "direct"), path, strconv.Itoa(b.N))
+		d, g := res["c_direct"], res["c_getppid"]
+		if len(d) < 1 || len(g) < 1 {
+			b.Fatalf("direct printed no c_direct or c_getppid figure: %v", res)
+		}
+		b.ReportMetric(d[0], "c-ns/op")
+		b.ReportMetric(g[0], "c-getppid-ns")
+	})
+	for _, n := range []int{1, 64} {
+		b.Run("b"+strconv.Itoa(n), func(b *testing.B) {
+			res, rssKB := runCRef(b, filepath.Join(bin, "broker_seqpacket"), "seq", strconv.Itoa(n), strconv.Itoa(b.N), path)
+			r := res["c_seqpacket_b"+strconv.Itoa(n)]
+			if len(r) < 3 {
+				b.Fatalf("broker_seqpacket printed no ns/fd figure: %v", r)
+			}
+			b.ReportMetric(r[0], "c-ns/op")
+			b.ReportMetric(r[2], "c-ns/fd")
+			if rssKB > 0 {
+				b.ReportMetric(rssKB*1024, "c-child-rss-bytes")
+			}
+		})
+	}
+}
+
+// runCRef runs a C reference program and returns its RESULT lines (name ->
+// ns/op, ops/s[, ns/fd]) and the child RSS in kB it reports on stderr (0 if
+// none). It fails the benchmark if the program fails or prints no result.
+func runCRef(b *testing.B, prog string, args ...string) (map[string][]float64, float64) {
+	b.Helper()
+	b.ReportAllocs()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(prog, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("%s %s: %v\n%s", filepath.Base(prog), strings.Join(args, " "), err, stderr.Bytes())
+	}
+	b.StopTimer()
+	res := make(map[string][]float64)
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || f[0] != "RESULT" {
+			continue
+		}
+		var v []float64
+		for _, s := range f[2:] {
+			x, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				b.Fatalf("%s: bad RESULT line %q", filepath.Base(prog), sc.Text())
+			}
+			v = append(v, x)
+		}
+		res[f[1]] = v
+	}
+	if len(res) == 0 {
+		b.Fatalf("%s printed no RESULT line:\n%s%s", filepath.Base(prog), stdout.Bytes(), stderr.Bytes())
+	}
+	var rssKB float64
+	for line := range strings.Lines(stderr.String()) {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "RSS" {
+			rssKB, _ = strconv.ParseFloat(f[2], 64)
+		}
+	}
+	return res, rssKB
+}

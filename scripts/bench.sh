@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Run privsep's benchmarks once, side by side with the C reference programs,
+# and print the ratios between them. Every figure comes from the same run:
+# the machines are shared and noisy, so only ratios mean much.
+#
+# Usage: scripts/bench.sh [-benchtime D] [-o FILE] [other go test flags...]
+#   -benchtime D   passed to go test (default 1s; 100x for a quick check)
+#   -o FILE        also keep the raw go test output in FILE
+#   anything else  passed to go test as is (e.g. -cpu 1, -bench 'Open')
+#
+# Needs bash, awk and go; gcc and ../shared/bench (beside the module root,
+# or $PRIVSEP_BENCH_REF_DIR) for the C reference, which is skipped without
+# them. Pin everything to one CPU with: taskset -c 0 scripts/bench.sh
+set -euo pipefail
+
+usage() { sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; }
+
+benchtime=1s
+out=
+extra=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	-benchtime) benchtime=${2:?-benchtime needs a value}; shift 2 ;;
+	-benchtime=*) benchtime=${1#*=}; shift ;;
+	-o) out=${2:?-o needs a file}; shift 2 ;;
+	-h | -help | --help) usage; exit 0 ;;
+	*) extra+=("$1"); shift ;;
+	esac
+done
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+if [ -z "${PRIVSEP_BENCH_REF_DIR:-}" ] && [ -d "$root/../shared/bench" ]; then
+	PRIVSEP_BENCH_REF_DIR=$(cd "$root/../shared/bench" && pwd)
+	export PRIVSEP_BENCH_REF_DIR
+fi
+
+raw=$(mktemp "${TMPDIR:-/tmp}/privsep-bench.XXXXXX")
+trap 'rm -f "$raw"' EXIT
+
+echo "# go test -run '^\$' -bench . -benchtime $benchtime -count 1 -benchmem${extra[*]+ ${extra[*]}} ./parent/"
+echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uname -r) nproc=$(nproc) GOMAXPROCS=${GOMAXPROCS:-default} affinity=$(taskset -pc $$ 2>/dev/null | sed 's/.*: //' || echo '?') load:$(cut -d' ' -f1-3 /proc/loadavg)"
+set +e
+go test -run '^$' -bench . -benchtime "$benchtime" -count 1 -benchmem ${extra[@]+"${extra[@]}"} ./parent/ 2>&1 | tee "$raw"
+status=${PIPESTATUS[0]}
+set -e
+if [ -n "$out" ]; then
+	cp "$raw" "$out"
+fi
+if [ "$status" -ne 0 ]; then
+	echo "bench.sh: go test failed (status $status)" >&2
+	exit "$status"
+fi
+
+echo
+awk '
+# Benchmark lines: NAME[-P] ITERATIONS (VALUE UNIT)...
+/^Benchmark/ && NF >= 4 {
+	name = $1
+	sub(/^Benchmark/, "", name)
+	sub(/-[0-9]+$/, "", name)
+	for (i = 3; i < NF; i += 2)
+		v[name, $(i + 1)] = $i
+}
+function have(n, u) { return ((n, u) in v) }
+function get(n, u) { return v[n, u] + 0 }
+function ratio(a, b) { return (b > 0) ? sprintf("%.2fx", a / b) : "n/a" }
+# r(numerator name, unit, denominator name, unit)
+function r(n1, u1, n2, u2) {
+	if (!have(n1, u1) || !have(n2, u2)) return "n/a"
+	return ratio(get(n1, u1), get(n2, u2))
+}
+function us(n, u) { return have(n, u) ? sprintf("%.1f us", get(n, u) / 1000) : "n/a" }
+function ms(n, u) { return have(n, u) ? sprintf("%.2f ms", get(n, u) / 1e6) : "n/a" }
+function mib(n, u) { return have(n, u) ? sprintf("%.1f MiB", get(n, u) / 1048576) : "n/a" }
+function row(what, val, note) { printf "%-48s %10s   %s\n", what, val, note }
+END {
+	print "Figures (ns/op unless said)"
+	row("direct unix.Open+Close", us("DirectOpenClose", "ns/op"), "os.Open+Close " us("DirectOsOpen", "ns/op") ", C direct " us("CReference/direct", "c-ns/op") ", C getppid " us("CReference/direct", "c-getppid-ns"))
+	row("single Open+Close", us("OpenSingle", "ns/op"), "C b1 round trip " us("CReference/b1", "c-ns/op"))
+	row("batch of 64, per fd", us("OpenBatch64", "ns/fd"), "C b64 per fd " us("CReference/b64", "c-ns/fd"))
+	row("16 callers, aggregate per op", us("OpenConcurrent16", "ns/op"), "")
+	row("Start to first fd", ms("StartToFirstFD", "ns/op"), "bare re-exec " ms("BareReexec", "ns/op"))
+	print ""
+	print "Ratios (same run)"
+	row("single open / direct open+close", r("OpenSingle", "ns/op", "DirectOpenClose", "ns/op"), "C b1 / C direct: " r("CReference/b1", "c-ns/op", "CReference/direct", "c-ns/op"))
+	row("single open / C b1 round trip", r("OpenSingle", "ns/op", "CReference/b1", "c-ns/op"), "")
+	row("16-caller rate / C sequential rate", r("CReference/b1", "c-ns/op", "OpenConcurrent16", "ns/op"), "(C b1 ns/op / concurrent16 ns/op; >1 is faster than C)")
+	row("batch-64 per fd / direct open+close", r("OpenBatch64", "ns/fd", "DirectOpenClose", "ns/op"), "C b64 per fd / C direct: " r("CReference/b64", "c-ns/fd", "CReference/direct", "c-ns/op") "; vs os.Open: " r("OpenBatch64", "ns/fd", "DirectOsOpen", "ns/op"))
+	row("start-to-first-fd / bare re-exec", r("StartToFirstFD", "ns/op", "BareReexec", "ns/op"), "")
+	row("allocs per single open", have("OpenSingle", "allocs/op") ? get("OpenSingle", "allocs/op") : "n/a", have("OpenSingle", "B/op") ? get("OpenSingle", "B/op") " B/op; direct unix.Open " get("DirectOpenClose", "allocs/op") ", os.Open " get("DirectOsOpen", "allocs/op") : "")
+	row("idle child RSS", mib("IdleChildRSS", "rss-bytes"), "C forked child " mib("CReference/b1", "c-child-rss-bytes"))
+	if (!have("CReference/b1", "c-ns/op"))
+		print "(no C reference figures: gcc or the shared/bench directory is missing; see the SKIP line above)"
+}
+' "$raw"
