@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -107,21 +108,26 @@ func cat(args []string, stdout, stderr io.Writer) int {
 	var rules ruleList
 	fs.Var(&rules, "allow", "allow `RULE` ([MODES:]PATH; PATH/ for a tree); repeatable")
 	level := fs.String("log-level", "error", "log `LEVEL` of both sides: trace, debug, info, warn, error, off")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), catUsage)
+	usage := func(w io.Writer) {
+		fmt.Fprint(w, catUsage)
+		fs.SetOutput(w)
 		fs.PrintDefaults()
+		fs.SetOutput(stderr)
 	}
+	// Parse reports a bad flag on stderr itself; the usage is ours to print,
+	// on stdout when it was asked for and on stderr after an error.
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
+			usage(stdout)
 			return exitOK
 		}
+		usage(stderr)
 		return exitUsage
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprintln(stderr, "privsep cat: no FILE given")
-		fs.Usage()
+		usage(stderr)
 		return exitUsage
 	}
 	lvl := hclog.LevelFromString(*level)
@@ -138,36 +144,48 @@ func cat(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(rules) == 0 {
 		// The default policy: exactly the files asked for. A path that is
-		// not a valid rule gets no rule and is refused when opened, with
-		// the same message as any other bad request.
+		// not a valid exact-file rule gets no rule and is refused when
+		// opened, with the same message as any other bad request.
 		for _, p := range paths {
-			if _, err := policy.ParseRule(p); err == nil && !contains(rules, p) {
+			if r, err := policy.ParseRule(p); err == nil && !r.Tree && !contains(rules, p) {
 				rules = append(rules, p)
 			}
 		}
+	}
+	if _, err := policy.Parse(rules); err != nil {
+		fmt.Fprintf(stderr, "privsep cat: %v\n", err)
+		return exitUsage
 	}
 
 	ctx := context.Background()
 	op, err := parent.Start(ctx, parent.Config{Rules: rules, Logger: log})
 	if err != nil {
-		fmt.Fprintf(stderr, "privsep: %v\n", err)
+		fmt.Fprintf(stderr, "%v\n", err)
 		return exitFail
 	}
 	status := exitOK
 	for i, p := range paths {
-		if err := copyFile(ctx, op, p, stdout); err != nil {
-			status = exitFail
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				fmt.Fprintf(stderr, "privsep: %s %s: %v\n", pe.Op, files[i], pe.Err)
-				continue
-			}
-			fmt.Fprintf(stderr, "privsep: %s: %v\n", files[i], err)
-			var ee *parent.ExitError
-			if errors.As(err, &ee) {
-				break // the opener is gone; nothing more can be opened
-			}
+		err := copyFile(ctx, op, p, stdout)
+		if err == nil {
+			continue
 		}
+		status = exitFail
+		var pe *os.PathError
+		var we *writeError
+		var ee *parent.ExitError
+		switch {
+		case errors.As(err, &we):
+			fmt.Fprintf(stderr, "privsep: write standard output: %v\n", we.err)
+		case errors.As(err, &ee):
+			fmt.Fprintf(stderr, "privsep: open %s: %v\n", files[i], ee)
+		case errors.As(err, &pe):
+			fmt.Fprintf(stderr, "privsep: %s %s: %v\n", pe.Op, files[i], pe.Err)
+			continue
+		default:
+			fmt.Fprintf(stderr, "privsep: %s: %v\n", files[i], err)
+			continue
+		}
+		break // no output, or no opener: nothing more can be printed
 	}
 	if err := op.Close(); err != nil {
 		var ee *parent.ExitError
@@ -178,6 +196,12 @@ func cat(args []string, stdout, stderr io.Writer) int {
 	}
 	return status
 }
+
+// writeError marks a failure to write the output, as opposed to reading a
+// file: the former ends the command.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return "write: " + e.err.Error() }
 
 func copyFile(ctx context.Context, op *parent.Opener, path string, w io.Writer) error {
 	f, err := op.Open(ctx, path, os.O_RDONLY, 0)
@@ -192,17 +216,28 @@ func copyFile(ctx context.Context, op *parent.Opener, path string, w io.Writer) 
 	}
 	if _, err := io.Copy(w, f); err != nil {
 		var pe *os.PathError
-		if errors.As(err, &pe) && pe.Op == "read" {
+		if errors.As(err, &pe) && pe.Op == "read" && pe.Path == path {
 			return err
 		}
-		return fmt.Errorf("copying: %w", err)
+		return &writeError{err: unwrapPath(err)}
 	}
 	return nil
 }
 
-// absolute makes a relative command-line path absolute by prefixing the
-// working directory, without cleaning it: a path with ".." stays visibly
-// unclean and is refused, rather than silently changed.
+// unwrapPath drops the *os.PathError around a write error, whose path names
+// a file rather than the output.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// absolute makes a relative command-line path absolute against the working
+// directory. It cleans away "." and doubled slashes, which do not change
+// what a path names, but leaves a ".." in place: that is refused rather
+// than silently resolved, as the opener refuses it.
 func absolute(p string) string {
 	if strings.HasPrefix(p, "/") {
 		return p
@@ -211,10 +246,12 @@ func absolute(p string) string {
 	if err != nil {
 		return p // refused later as not absolute
 	}
-	if wd == "/" {
-		return "/" + p
+	for _, c := range strings.Split(p, "/") {
+		if c == ".." {
+			return strings.TrimSuffix(wd, "/") + "/" + p
+		}
 	}
-	return wd + "/" + p
+	return filepath.Join(wd, p)
 }
 
 func contains(list []string, s string) bool {

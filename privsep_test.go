@@ -409,33 +409,33 @@ func TestCatFailures(t *testing.T) {
 		{name: "absolute symlink out of the tree",
 			args:     []string{"--allow", tree, f.t("link-abs")},
 			stderr:   []string{"privsep: open " + f.t("link-abs") + ": "},
-			contains: []string{"leaves its rule's directory"},
+			contains: []string{"would leave its rule's directory"},
 			code:     1},
 		{name: "relative ../ symlink out of the tree",
 			args:     []string{"--allow", tree, f.t("link-rel"), f.t("a.txt")},
 			stdout:   f.a,
 			stderr:   []string{"privsep: open " + f.t("link-rel") + ": "},
-			contains: []string{"leaves its rule's directory"},
+			contains: []string{"would leave its rule's directory"},
 			code:     1},
 		{name: "symlinked directory out of the tree",
 			args:     []string{"--allow", tree, f.t("link-outdir/secret")},
 			stderr:   []string{"privsep: open " + f.t("link-outdir/secret") + ": "},
-			contains: []string{"leaves its rule's directory"},
+			contains: []string{"would leave its rule's directory"},
 			code:     1},
 		{name: "exact rule on a symlink inside its directory",
 			args:     []string{"--allow", f.t("link-in"), f.t("link-in")},
 			stderr:   []string{"privsep: open " + f.t("link-in") + ": "},
-			contains: []string{"leaves its rule's directory"},
+			contains: []string{"would leave its rule's directory"},
 			code:     1},
 		{name: "exact rule on a symlink out",
 			args:     []string{"--allow", f.t("link-abs"), f.t("link-abs")},
 			stderr:   []string{"privsep: open " + f.t("link-abs") + ": "},
-			contains: []string{"leaves its rule's directory"},
+			contains: []string{"would leave its rule's directory"},
 			code:     1},
 		{name: "default policy on a symlink",
 			args:     []string{f.t("link-rel")},
 			stderr:   []string{"privsep: open " + f.t("link-rel") + ": "},
-			contains: []string{"leaves its rule's directory"},
+			contains: []string{"would leave its rule's directory"},
 			code:     1},
 		{name: "dotdot inside the tree",
 			args:   []string{"--allow", tree, f.t("sub") + "/../a.txt"},
@@ -853,7 +853,7 @@ func TestOpenerDeath(t *testing.T) {
 	}
 	checkCode(t, r, 1)
 	checkStdout(t, r, big)
-	checkStderrLines(t, r, "privsep: "+f.t("a.txt")+": ")
+	checkStderrLines(t, r, "privsep: open "+f.t("a.txt")+": opener died")
 	checkStderrContains(t, r, "opener")
 	if strings.Contains(r.stderr, "privsep: privsep:") || strings.Contains(r.stderr, ": privsep: ") {
 		t.Errorf("stderr: got %q, want one \"privsep:\" prefix per line", r.stderr)

@@ -3,6 +3,7 @@ package child
 import (
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -89,6 +90,7 @@ func closeLeaked(log hclog.Logger, sock int) {
 		closed = append(closed, fd)
 	}
 	if len(closed) > 0 {
+		sort.Ints(closed)
 		log.Info("closed descriptors inherited across exec", "fds", closed)
 	}
 }

@@ -153,6 +153,12 @@ func (w *worker) open(o protocol.Open) (int, protocol.Status) {
 		return -1, protocol.Status{Errno: uint32(s.dirErr[d.Dir]), Reason: protocol.ReasonSystem}
 	}
 	fd, errno, escape := w.openBeneath(dirfd, d.Rel, d.Flags, d.Exact)
+	if errno == unix.ENXIO {
+		// open(2) says ENXIO for a socket file or a device with no driver:
+		// a file type we refuse anyway, so say that.
+		w.audit(o, protocol.ReasonFileType, unix.EACCES, "not a regular file or directory", d.Rule)
+		return -1, protocol.Status{Errno: uint32(unix.EACCES), Reason: protocol.ReasonFileType}
+	}
 	if errno != 0 {
 		reason := protocol.ReasonSystem
 		why := "open failed"

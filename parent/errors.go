@@ -33,9 +33,9 @@ func (e *RefusedError) Error() string {
 	var s string
 	switch e.Reason {
 	case protocol.ReasonDenied:
-		s = "denied by policy: no rule allows this path with these flags"
+		s = "denied by policy"
 	case protocol.ReasonEscape:
-		s = "refused: the path leaves its rule's directory (symlink or \"..\" on disk)"
+		s = "refused: resolving the path would leave its rule's directory (a symlink that is absolute or points outside, or \"..\")"
 	case protocol.ReasonFileType:
 		s = "refused: not a regular file or directory"
 	case protocol.ReasonBadRequest:
@@ -50,7 +50,7 @@ func (e *RefusedError) Error() string {
 	}
 	// The errno adds nothing to a refusal by policy, and an escape's EXDEV
 	// ("invalid cross-device link") would only mislead.
-	if (e.Reason == protocol.ReasonBadRequest || e.Reason == protocol.ReasonProtocol) && e.Errno != 0 {
+	if (e.Reason == protocol.ReasonBadRequest || e.Reason == protocol.ReasonProtocol) && e.Errno != 0 && e.Why == "" {
 		s += " (" + e.Errno.Error() + ")"
 	}
 	return s
@@ -85,7 +85,7 @@ type ExitError struct {
 
 func (e *ExitError) Error() string {
 	var b strings.Builder
-	b.WriteString("privsep: opener ")
+	b.WriteString("opener ")
 	switch ps := e.ProcessState; {
 	case ps == nil:
 		b.WriteString("connection failed")

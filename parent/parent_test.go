@@ -150,8 +150,8 @@ func TestOpenAndRefusals(t *testing.T) {
 				{path: root + "/../secret", is: []error{syscall.EINVAL}, not: []error{parent.ErrDenied}, in: "not clean"},
 				{path: root + "/", is: []error{syscall.EINVAL}, in: "not clean"},
 				{path: "relative", is: []error{syscall.EINVAL}, in: "not absolute"},
-				{path: root + "/out", is: []error{parent.ErrDenied, fs.ErrPermission}, in: "leaves its rule's directory"},
-				{path: root + "/up", is: []error{parent.ErrDenied}, in: "leaves its rule's directory"},
+				{path: root + "/out", is: []error{parent.ErrDenied, fs.ErrPermission}, in: "would leave its rule's directory"},
+				{path: root + "/up", is: []error{parent.ErrDenied}, in: "would leave its rule's directory"},
 				{path: root + "/fifo", is: []error{parent.ErrDenied, fs.ErrPermission}, in: "not a regular file"},
 			} {
 				got, err := read(t, o, tc.path)

@@ -147,11 +147,11 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 		unix.Close(o.sock)
 		// Report the status and the opener's last words, which usually say
 		// what went wrong, with the handshake's own error as the cause.
-		ret := &ExitError{Cause: fmt.Errorf("start: %w", err)}
+		ret := &ExitError{Cause: err}
 		if ee, ok := o.exitErr.(*ExitError); ok {
 			ret.ProcessState, ret.Log = ee.ProcessState, ee.Log
 		}
-		return nil, ret
+		return nil, fmt.Errorf("privsep: starting the opener: %w", ret)
 	}
 	log.Debug("opener ready", "pid", o.pid, "openat2", o.openat2)
 	return o, nil

@@ -28,8 +28,10 @@ func New(rules []Rule) (*Policy, error) {
 	}
 	dirIndex := make(map[string]int)
 	for i, r := range p.rules {
-		if _, err := ParseRule(r.String()); err != nil || (r.Path == "/" && !r.Tree) {
-			return nil, &RuleError{Rule: r.String(), Why: "not a well-formed rule"}
+		// A Rule built by hand must be exactly what ParseRule would make
+		// of its own String form; anything else is not well formed.
+		if back, err := ParseRule(r.String()); err != nil || back != r {
+			return nil, &RuleError{Rule: fmt.Sprintf("%+v", r), Why: "not a well-formed rule"}
 		}
 		m, dir := p.exact, filepath.Dir(r.Path)
 		if r.Tree {
@@ -199,7 +201,7 @@ func CheckPath(path string) error {
 		return errNotAbsolute
 	case strings.IndexByte(path, 0) >= 0:
 		return errNUL
-	case filepath.Clean(path) != path || hasDotDot(path):
+	case !isClean(path) || hasDotDot(path):
 		return errNotClean
 	}
 	return nil

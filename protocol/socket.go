@@ -111,14 +111,16 @@ func Recv(fd int, buf, oob []byte, fds []int, flags int) (m Msg, err error) {
 		return Msg{}, os.NewSyscallError("recvmsg", err)
 	}
 	fds, ctlErr := parseRights(oob[:oobn], fds[:0])
-	m.FDs = fds
 	defer func() {
+		// Every error path hands back nothing: close what arrived. (The
+		// returns below replace m, so fds is the only record of them.)
 		if err != nil {
-			closeAll(m.FDs)
-			m.FDs = m.FDs[:0]
+			closeAll(fds)
+			m.FDs = fds[:0]
 			m.Payload = nil
 		}
 	}()
+	m.FDs = fds
 	if n == 0 && oobn == 0 {
 		if peerGone(fd) {
 			return Msg{}, io.EOF
