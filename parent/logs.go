@@ -22,7 +22,8 @@ const (
 	tailLineLen = 512
 )
 
-// logTail keeps the opener's last few log lines for error reports.
+// logTail keeps the opener's last few warnings, errors and non-JSON lines
+// (a Go panic, say) for error reports.
 type logTail struct {
 	mu    sync.Mutex
 	lines []string
@@ -116,6 +117,10 @@ func emitLogLine(log hclog.Logger, tail *logTail, line []byte) {
 		args = append(args, k, m[k])
 		fmt.Fprintf(&text, " %s=%v", k, m[k])
 	}
-	tail.add(text.String())
+	// Only what might explain a failure is kept for ExitError: the routine
+	// info and debug lines would push the opener's last words out.
+	if level >= hclog.Warn {
+		tail.add(text.String())
+	}
 	log.Log(level, msg, args...)
 }

@@ -107,7 +107,7 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 		Path: exe,
 		// ExtraFiles[0] becomes descriptor 3 in the child.
 		Args:       []string{protocol.OpenerArgv0, protocol.OpenerArg, strconv.Itoa(3)},
-		Env:        []string{protocol.OpenerEnv, protocol.LogLevelEnv + "=" + levelName(log.GetLevel())},
+		Env:        []string{protocol.OpenerEnv, protocol.LogLevelEnv + "=" + childLevel(log.GetLevel())},
 		ExtraFiles: []*os.File{childEnd},
 		Stderr:     logW,
 		// Its own process group: a Ctrl-C at the terminal stops the
@@ -157,9 +157,12 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 	return o, nil
 }
 
-func levelName(l hclog.Level) string {
-	if l == hclog.NoLevel {
-		return "info"
+// childLevel is the level the opener logs at: the parent logger's, but
+// never quieter than warn, so that an opener that fails has left its reasons
+// for ExitError even when the parent logs nothing.
+func childLevel(l hclog.Level) string {
+	if l == hclog.NoLevel || l > hclog.Warn {
+		l = hclog.Warn
 	}
 	return l.String()
 }
