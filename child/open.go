@@ -5,30 +5,59 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/policy"
 )
 
-// openBeneath opens rel beneath the directory dirfd with flags (O_NONBLOCK is
-// added here and removed by the caller). It returns the descriptor or an
-// errno, and whether the errno means that resolution would have left the
-// directory (a symlink or ".." pointing outside, or any symlink where none
-// may be followed).
+// openBeneath opens d.Rel beneath the directory dirfd with d.Flags (and
+// O_NONBLOCK, which the caller removes again). It returns the descriptor or
+// an errno; whether the open created the file (needed to know whether to
+// apply the rule's owner); and whether the errno means that resolution
+// would have left the directory (a symlink or ".." pointing outside, or any
+// symlink where none may be followed).
 //
-// exact is true for exact-file rules: rel is then one component, and it is
-// not followed if it is a symlink, so that the rule opens that entry and
-// nothing it points to.
-func (w *worker) openBeneath(dirfd int, rel string, flags int, exact bool) (int, syscall.Errno, bool) {
-	flags |= unix.O_NONBLOCK
+// For an exact-file rule d.Rel is one component, and it is not followed if
+// it is a symlink, so that the rule opens that entry and nothing it points
+// to.
+func (w *worker) openBeneath(dirfd int, d policy.Decision) (fd int, created bool, errno syscall.Errno, escape bool) {
+	flags := d.Flags | unix.O_NONBLOCK
+	open := w.openat2
 	if !w.s.openat2 {
-		return w.walk(dirfd, rel, flags)
+		open = w.walk
 	}
+	switch {
+	case flags&unix.O_TMPFILE == unix.O_TMPFILE:
+		created = true
+	case flags&unix.O_CREAT != 0 && flags&unix.O_EXCL == 0 && (d.UID != policy.NoOwner || d.GID != policy.NoOwner):
+		// To own only what it creates, the opener must know whether this
+		// open creates: try exclusively first, then open what exists.
+		fd, errno, escape = open(dirfd, d.Rel, flags|unix.O_EXCL, d.Mode, d.Exact)
+		if errno != unix.EEXIST {
+			return fd, errno == 0, errno, escape
+		}
+		flags &^= unix.O_CREAT
+	case flags&unix.O_CREAT != 0:
+		created = flags&unix.O_EXCL != 0
+	}
+	mode := d.Mode
+	if flags&(unix.O_CREAT|unix.O_TMPFILE) == 0 {
+		mode = 0 // openat2 refuses a mode without O_CREAT or O_TMPFILE
+	}
+	fd, errno, escape = open(dirfd, d.Rel, flags, mode, d.Exact)
+	return fd, created && errno == 0, errno, escape
+}
+
+// openat2 opens rel beneath dirfd with openat2(2).
+func (w *worker) openat2(dirfd int, rel string, flags int, mode uint32, exact bool) (int, syscall.Errno, bool) {
 	how := unix.OpenHow{
 		Flags:   uint64(flags),
+		Mode:    uint64(mode),
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
 	}
 	if exact {
 		how.Resolve |= unix.RESOLVE_NO_SYMLINKS
 	}
-	fd, errno := w.openat2(dirfd, rel, &how)
+	fd, errno := w.rawOpenat2(dirfd, rel, &how)
 	switch {
 	case errno == 0:
 		return fd, 0, false
@@ -48,9 +77,9 @@ func (w *worker) openBeneath(dirfd int, rel string, flags int, exact bool) (int,
 //
 // N.B. This cannot stop a concurrent rename that moves a directory the walk
 // already holds out of the tree; openat2 with RESOLVE_BENEATH can.
-func (w *worker) walk(dirfd int, rel string, flags int) (int, syscall.Errno, bool) {
+func (w *worker) walk(dirfd int, rel string, flags int, mode uint32, _ bool) (int, syscall.Errno, bool) {
 	if rel == "." {
-		fd, err := unix.Openat(dirfd, ".", flags, 0)
+		fd, err := unix.Openat(dirfd, ".", flags, mode)
 		if err != nil {
 			return -1, errnoOf(err), false
 		}
@@ -92,18 +121,13 @@ func (w *worker) walk(dirfd int, rel string, flags int) (int, syscall.Errno, boo
 			return -1, unix.ENOTDIR, false
 		}
 	}
-	fd, err := unix.Openat(cur, rel, flags|unix.O_NOFOLLOW, 0)
+	fd, err := unix.Openat(cur, rel, flags|unix.O_NOFOLLOW, mode)
+	closeCur()
 	if err != nil {
 		errno := errnoOf(err)
-		escape := false
-		if errno == unix.ELOOP && flags&unix.O_NOFOLLOW == 0 {
-			// Our O_NOFOLLOW refused a final symlink the caller would have
-			// followed.
-			escape = true
-		}
-		closeCur()
-		return -1, errno, escape
+		// Our O_NOFOLLOW refused a final symlink the caller would have
+		// followed.
+		return -1, errno, errno == unix.ELOOP && flags&unix.O_NOFOLLOW == 0
 	}
-	closeCur()
 	return fd, 0, false
 }

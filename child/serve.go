@@ -90,7 +90,7 @@ func (s *server) handshake() int {
 		s.fatal(protocol.ExitProtocol, "decoding hello", err, errnoFor(err))
 		return protocol.ExitProtocol
 	}
-	s.pol, err = policy.Parse(h.Rules)
+	s.pol, err = policy.ParseLines(h.Rules)
 	if err != nil {
 		s.fatal(protocol.ExitProtocol, "policy in hello", err, unix.EINVAL)
 		return protocol.ExitProtocol

@@ -24,9 +24,9 @@ func unsafeString(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// openat2 opens rel beneath dirfd. rel is copied into the worker's cpath
+// rawOpenat2 opens rel beneath dirfd. rel is copied into the worker's cpath
 // buffer with a terminating NUL; it is at most policy.MaxPath bytes.
-func (w *worker) openat2(dirfd int, rel string, how *unix.OpenHow) (int, syscall.Errno) {
+func (w *worker) rawOpenat2(dirfd int, rel string, how *unix.OpenHow) (int, syscall.Errno) {
 	n := copy(w.cpath[:len(w.cpath)-1], rel)
 	if n != len(rel) {
 		return -1, unix.ENAMETOOLONG

@@ -137,7 +137,7 @@ func (w *worker) reply(msg []byte, fds []int) {
 func (w *worker) open(o protocol.Open) (int, protocol.Status) {
 	s := w.s
 	path := unsafeString(o.Path) // valid until the next receive into w.buf
-	d, err := s.pol.Check(path, int(o.Flags))
+	d, err := s.pol.Check(path, int(o.Flags), o.Mode)
 	if err != nil {
 		r := err.(*policy.Refusal)
 		reason := protocol.ReasonDenied
@@ -152,7 +152,7 @@ func (w *worker) open(o protocol.Open) (int, protocol.Status) {
 		w.audit(o, protocol.ReasonSystem, s.dirErr[d.Dir], "rule directory unavailable", d.Rule)
 		return -1, protocol.Status{Errno: uint32(s.dirErr[d.Dir]), Reason: protocol.ReasonSystem}
 	}
-	fd, errno, escape := w.openBeneath(dirfd, d.Rel, d.Flags, d.Exact)
+	fd, created, errno, escape := w.openBeneath(dirfd, d)
 	if errno == unix.ENXIO {
 		// open(2) says ENXIO for a socket file or a device with no driver:
 		// a file type we refuse anyway, so say that.
@@ -182,6 +182,16 @@ func (w *worker) open(o protocol.Open) (int, protocol.Status) {
 		unix.Close(fd)
 		w.audit(o, protocol.ReasonFileType, unix.EACCES, "not a regular file or directory", d.Rule)
 		return -1, protocol.Status{Errno: uint32(unix.EACCES), Reason: protocol.ReasonFileType}
+	}
+	if created && (d.UID != policy.NoOwner || d.GID != policy.NoOwner) {
+		// The rule names the owner of new files. Give it to the
+		// descriptor before anyone else has it: no path, so no race.
+		if err := unix.Fchown(fd, d.UID, d.GID); err != nil {
+			unix.Close(fd)
+			errno := errnoOf(err)
+			w.audit(o, protocol.ReasonSystem, errno, "fchown of the new file failed", d.Rule)
+			return -1, protocol.Status{Errno: uint32(errno), Reason: protocol.ReasonSystem}
+		}
 	}
 	if d.Flags&unix.O_NONBLOCK == 0 {
 		// F_SETFL changes only the status flags (O_APPEND, O_NONBLOCK...).

@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,6 +105,7 @@ func BenchmarkOpenSingle(b *testing.B) {
 	o := startOpener(b, path)
 	ctx := context.Background()
 	b.ReportAllocs()
+	cpu := startCPU(o.PID())
 	for b.Loop() {
 		f, err := o.Open(ctx, path, os.O_RDONLY, 0)
 		if err != nil {
@@ -111,6 +113,7 @@ func BenchmarkOpenSingle(b *testing.B) {
 		}
 		f.Close()
 	}
+	cpu.report(b, 1)
 	closeOpener(b, o)
 }
 
@@ -126,6 +129,7 @@ func BenchmarkOpenBatch64(b *testing.B) {
 		reqs[i] = parent.Request{Path: path, Flag: os.O_RDONLY}
 	}
 	b.ReportAllocs()
+	cpu := startCPU(o.PID())
 	for b.Loop() {
 		res, err := o.OpenBatch(ctx, reqs)
 		if err != nil {
@@ -139,6 +143,7 @@ func BenchmarkOpenBatch64(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/fd")
+	cpu.report(b, n)
 	closeOpener(b, o)
 }
 
@@ -158,6 +163,7 @@ func BenchmarkOpenConcurrent16(b *testing.B) {
 	)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := startCPU(o.PID())
 	for range callers {
 		wg.Go(func() {
 			for next.Add(1) <= int64(b.N) {
@@ -175,6 +181,7 @@ func BenchmarkOpenConcurrent16(b *testing.B) {
 	if firstErr != nil {
 		b.Fatal(firstErr)
 	}
+	cpu.report(b, 1)
 	closeOpener(b, o)
 }
 
@@ -255,6 +262,80 @@ func vmRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("no VmRSS line in /proc/%d/status", pid)
 }
 
+// cpuMeter measures the CPU time (user + system) that this process and one
+// opener use, so that the cost of a request can be compared on a busy
+// machine, where wall time mostly measures the wait for a CPU.
+type cpuMeter struct {
+	pid         int
+	self, child time.Duration
+	childOK     bool
+}
+
+func startCPU(pid int) cpuMeter {
+	m := cpuMeter{pid: pid, self: selfCPU()}
+	m.child, m.childOK = taskCPU(pid)
+	return m
+}
+
+// report reports the CPU time used since startCPU per op (cpu-ns/op) and,
+// when an op opens perOp files, per file (cpu-ns/fd): both processes
+// together, and the parent alone (parent-cpu-ns/op).
+func (m cpuMeter) report(b *testing.B, perOp int) {
+	b.Helper()
+	if b.N == 0 {
+		return
+	}
+	self := selfCPU() - m.self
+	child, ok := taskCPU(m.pid)
+	if !ok || !m.childOK {
+		b.Logf("cannot read the opener's CPU time from /proc/%d/task", m.pid)
+		return
+	}
+	total := float64((self + child - m.child).Nanoseconds())
+	b.ReportMetric(total/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(self.Nanoseconds())/float64(b.N), "parent-cpu-ns/op")
+	if perOp > 1 {
+		b.ReportMetric(total/float64(b.N)/float64(perOp), "cpu-ns/fd")
+	}
+}
+
+// selfCPU returns the CPU time this process has used, all threads included.
+func selfCPU() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// taskCPU returns the CPU time used by the live threads of process pid, from
+// the first field of /proc/PID/task/TID/schedstat (nanoseconds on CPU).
+// Threads that have exited are missed; the opener's threads do not exit.
+func taskCPU(pid int) (time.Duration, bool) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, false
+	}
+	var sum time.Duration
+	for _, e := range ents {
+		data, err := os.ReadFile(dir + "/" + e.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread just exited
+		}
+		f := strings.Fields(string(data))
+		if len(f) == 0 {
+			return 0, false
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		sum += time.Duration(ns)
+	}
+	return sum, true
+}
+
 // cRefDir locates the C reference programs: $PRIVSEP_BENCH_REF_DIR, else
 // ../../shared/bench relative to this package.
 func cRefDir() string {
@@ -292,7 +373,7 @@ func BenchmarkCReference(b *testing.B) {
 	path := benchTarget(b)
 
 	b.Run("direct", func(b *testing.B) {
-		res, _ := runCRef(b, filepath.Join(bin, "direct"), path, strconv.Itoa(b.N))
+		res, _, _ := runCRef(b, filepath.Join(bin, "direct"), path, strconv.Itoa(b.N))
 		d, g := res["c_direct"], res["c_getppid"]
 		if len(d) < 1 || len(g) < 1 {
 			b.Fatalf("direct printed no c_direct or c_getppid figure: %v", res)
@@ -302,7 +383,7 @@ func BenchmarkCReference(b *testing.B) {
 	})
 	for _, n := range []int{1, 64} {
 		b.Run("b"+strconv.Itoa(n), func(b *testing.B) {
-			res, rssKB := runCRef(b, filepath.Join(bin, "broker_seqpacket"), "seq", strconv.Itoa(n), strconv.Itoa(b.N), path)
+			res, rssKB, cpu := runCRef(b, filepath.Join(bin, "broker_seqpacket"), "seq", strconv.Itoa(n), strconv.Itoa(b.N), path)
 			r := res["c_seqpacket_b"+strconv.Itoa(n)]
 			if len(r) < 3 {
 				b.Fatalf("broker_seqpacket printed no ns/fd figure: %v", r)
@@ -312,14 +393,20 @@ func BenchmarkCReference(b *testing.B) {
 			if rssKB > 0 {
 				b.ReportMetric(rssKB*1024, "c-child-rss-bytes")
 			}
+			// The program does N/10+1 warm-up round trips before the timed
+			// N, and its CPU time covers them all (and its start).
+			if trips := b.N + b.N/10 + 1; cpu > 0 {
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(trips), "c-cpu-ns/op")
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(trips)/float64(n), "c-cpu-ns/fd")
+			}
 		})
 	}
 }
 
 // runCRef runs a C reference program and returns its RESULT lines (name ->
 // ns/op, ops/s[, ns/fd]) and the child RSS in kB it reports on stderr (0 if
-// none). It fails the benchmark if the program fails or prints no result.
-func runCRef(b *testing.B, prog string, args ...string) (map[string][]float64, float64) {
+// none) and the CPU time the program and its children used. It fails the benchmark if the program fails or prints no result.
+func runCRef(b *testing.B, prog string, args ...string) (map[string][]float64, float64, time.Duration) {
 	b.Helper()
 	b.ReportAllocs()
 	var stdout, stderr bytes.Buffer
@@ -355,5 +442,11 @@ func runCRef(b *testing.B, prog string, args ...string) (map[string][]float64, f
 			rssKB, _ = strconv.ParseFloat(f[2], 64)
 		}
 	}
-	return res, rssKB
+	var cpu time.Duration
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		// wait4 counts the children the program waited for: the forked
+		// C opener is included.
+		cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return res, rssKB, cpu
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"sync"
 	"syscall"
@@ -126,6 +127,10 @@ func (o *Opener) Err() error {
 func (o *Opener) Open(ctx context.Context, path string, flag int, perm fs.FileMode) (*os.File, error) {
 	if err := policy.CheckPath(path); err != nil {
 		return nil, pathRefusal(path, err)
+	}
+	if flag < 0 || int64(flag) > math.MaxUint32 {
+		// The wire carries 32 bits; do not let truncation change the request.
+		return nil, &fs.PathError{Op: "open", Path: path, Err: &RefusedError{Reason: protocol.ReasonBadRequest, Errno: syscall.EINVAL, Why: "flags do not fit in 32 bits"}}
 	}
 	c := o.getCall()
 	var err error

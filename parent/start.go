@@ -32,10 +32,14 @@ const (
 
 // Config says how to start the opener.
 type Config struct {
-	// Rules is the policy, one rule per entry in the form "[MODES:]PATH"
-	// (see package policy). It is fixed for the life of the opener. No
-	// rules means nothing can be opened.
+	// Rules is the policy, one rule per entry in the command-line form
+	// "[MODES:]PATH" (see policy.ParseRule). It is fixed for the life of
+	// the opener. No rules means nothing can be opened.
 	Rules []string
+
+	// Policy, if not nil, is a compiled policy (from policy files, say)
+	// used instead of Rules; setting both is an error.
+	Policy *policy.Policy
 
 	// Logger receives the opener's log lines under the sub-logger "child",
 	// and the parent's own. The opener logs at this logger's level. Nil
@@ -67,9 +71,15 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 	if os.Getenv(strings.SplitN(protocol.OpenerEnv, "=", 2)[0]) == "1" {
 		return nil, errors.New("privsep: this process was started as an opener but its program did not call child.Init at the top of main; refusing to start another")
 	}
-	pol, err := policy.Parse(cfg.Rules)
-	if err != nil {
-		return nil, fmt.Errorf("privsep: policy: %w", err)
+	pol := cfg.Policy
+	switch {
+	case pol != nil && len(cfg.Rules) > 0:
+		return nil, errors.New("privsep: Config has both Rules and Policy; merge them into one policy")
+	case pol == nil:
+		var err error
+		if pol, err = policy.Parse(cfg.Rules); err != nil {
+			return nil, fmt.Errorf("privsep: policy: %w", err)
+		}
 	}
 	var flags uint16
 	if cfg.DisableOpenat2 {

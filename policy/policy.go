@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -28,17 +29,27 @@ func New(rules []Rule) (*Policy, error) {
 	}
 	dirIndex := make(map[string]int)
 	for i, r := range p.rules {
-		// A Rule built by hand must be exactly what ParseRule would make
-		// of its own String form; anything else is not well formed.
-		if back, err := ParseRule(r.String()); err != nil || back != r {
-			return nil, &RuleError{Rule: fmt.Sprintf("%+v", r), Why: "not a well-formed rule"}
+		// A Rule built by hand must be exactly what ParseLine makes of its
+		// own String form; anything else is not well formed.
+		back, err := ParseLine(r.String(), nil)
+		back.Source = r.Source
+		if err != nil || back != r {
+			return nil, &RuleError{Rule: fmt.Sprintf("%#v", r), Why: "not a well-formed rule"}
 		}
 		m, dir := p.exact, filepath.Dir(r.Path)
 		if r.Tree {
 			m, dir = p.trees, r.Path
 		}
 		if j, dup := m[r.Path]; dup {
-			return nil, &RuleError{Rule: r.String(), Why: fmt.Sprintf("duplicates rule %d (%s)", j+1, p.rules[j])}
+			where := fmt.Sprintf("rule %d", j+1)
+			if p.rules[j].Source != "" {
+				where = p.rules[j].Source
+			}
+			err := error(&RuleError{Rule: r.String(), Why: fmt.Sprintf("duplicates %s (%s)", where, p.rules[j])})
+			if file, line, ok := splitSource(r.Source); ok {
+				err = &FileError{File: file, Line: line, Err: err}
+			}
+			return nil, err
 		}
 		m[r.Path] = i
 		d, ok := dirIndex[dir]
@@ -52,7 +63,8 @@ func New(rules []Rule) (*Policy, error) {
 	return p, nil
 }
 
-// Parse parses and compiles rules written as ParseRule reads them.
+// Parse parses and compiles rules written as ParseRule reads them (the
+// command-line form).
 func Parse(rules []string) (*Policy, error) {
 	rs := make([]Rule, 0, len(rules))
 	for _, s := range rules {
@@ -68,7 +80,8 @@ func Parse(rules []string) (*Policy, error) {
 // Rules returns a copy of the policy's rules, in order.
 func (p *Policy) Rules() []Rule { return append([]Rule(nil), p.rules...) }
 
-// Strings returns the rules in the form ParseRule reads, in order.
+// Strings returns the rules as lines of the policy language (Rule.String),
+// in order: what the parent sends the opener.
 func (p *Policy) Strings() []string {
 	s := make([]string, len(p.rules))
 	for i, r := range p.rules {
@@ -88,6 +101,12 @@ type Decision struct {
 	Dir   int    // index in Dirs() of the directory to open beneath
 	Rel   string // path relative to that directory; "." for the directory itself
 	Flags int    // the flags to open with: sanitised, O_CLOEXEC|O_NOCTTY added
+	// Mode is the creation mode to pass with O_CREAT or O_TMPFILE: the
+	// requested mode masked with the rule's CreateMode (at most 0666, so
+	// never setuid, setgid, sticky or execute). Zero when not creating.
+	Mode uint32
+	// UID and GID are the owner to give a file the open creates, or NoOwner.
+	UID, GID int
 	// Exact is true when an exact-file rule decided. Rel is then a single
 	// component, and the opener must not follow it if it is a symlink: the
 	// rule names that directory entry, not whatever it points to.
@@ -128,15 +147,15 @@ func (p *Policy) Match(path string) (Decision, bool) {
 }
 
 // Check decides a request: it validates path and flags, finds the deciding
-// rule and checks that the rule grants what the flags ask. The mode is
-// ignored unless the flags create a file, which this version never allows.
+// rule and checks that the rule grants what the flags ask. mode is the
+// requested creation mode; it is used only when the flags create a file.
 // On refusal the error is a *Refusal, and Decision.Rule is the rule that
-// refused or -1 when none was consulted.
-func (p *Policy) Check(path string, flags int) (Decision, error) {
+// refused or -1 when none was consulted. Check never allocates.
+func (p *Policy) Check(path string, flags int, mode uint32) (Decision, error) {
 	if err := CheckPath(path); err != nil {
 		return Decision{Rule: -1}, err
 	}
-	clean, need, err := SanitizeFlags(flags)
+	clean, n, err := sanitize(flags)
 	if err != nil {
 		return Decision{Rule: -1}, err
 	}
@@ -144,10 +163,16 @@ func (p *Policy) Check(path string, flags int) (Decision, error) {
 	if !ok {
 		return Decision{Rule: -1}, errNoRule
 	}
-	if p.rules[d.Rule].Modes&need != need {
-		return Decision{Rule: d.Rule}, errModeNotGranted
+	r := &p.rules[d.Rule]
+	if err := grant(r, n, d.Exact); err != nil {
+		return Decision{Rule: d.Rule}, err
 	}
 	d.Flags = clean
+	d.UID, d.GID = NoOwner, NoOwner
+	if n.create {
+		d.Mode = mode & r.createMode()
+		d.UID, d.GID = r.UID, r.GID
+	}
 	return d, nil
 }
 
@@ -180,7 +205,6 @@ func (r *Refusal) Error() string {
 // allocates.
 var (
 	errNoRule         = &Refusal{Denied, syscall.EACCES, "no rule matches the path"}
-	errModeNotGranted = &Refusal{Denied, syscall.EACCES, "the rule does not grant the access the flags ask for"}
 	errNotAbsolute    = &Refusal{BadRequest, syscall.EINVAL, "path is not absolute"}
 	errEmpty          = &Refusal{BadRequest, syscall.EINVAL, "path is empty"}
 	errTooLong        = &Refusal{BadRequest, syscall.ENAMETOOLONG, fmt.Sprintf("path is longer than %d bytes", MaxPath)}
@@ -205,4 +229,31 @@ func CheckPath(path string) error {
 		return errNotClean
 	}
 	return nil
+}
+
+// ParseLines parses and compiles rules written as ParseLine reads them,
+// with numeric owners only: the form the opener receives.
+func ParseLines(lines []string) (*Policy, error) {
+	rs := make([]Rule, 0, len(lines))
+	for _, s := range lines {
+		r, err := ParseLine(s, nil)
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+	return New(rs)
+}
+
+// splitSource splits a Source of the form "FILE:LINE".
+func splitSource(src string) (string, int, bool) {
+	i := strings.LastIndexByte(src, ':')
+	if i <= 0 {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(src[i+1:])
+	if err != nil {
+		return "", 0, false
+	}
+	return src[:i], n, true
 }

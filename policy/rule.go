@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -12,21 +13,40 @@ const MaxPath = 4096
 // Mode is a set of access modes a rule grants.
 type Mode uint8
 
-// Modes. This version of the policy grants read access only.
+// The modes a rule may grant, written r, w, a and c.
 const (
-	Read Mode = 1 << iota
+	Read   Mode = 1 << iota // r: open for reading
+	Write                   // w: open for writing (O_WRONLY, O_RDWR), truncate (O_TRUNC)
+	Append                  // a: open for writing only with O_APPEND; never truncate
+	Create                  // c: create (O_CREAT, O_EXCL, O_TMPFILE)
+
+	allModes = Read | Write | Append | Create
 )
+
+var modeLetters = []struct {
+	m Mode
+	c byte
+}{{Read, 'r'}, {Write, 'w'}, {Append, 'a'}, {Create, 'c'}}
 
 func (m Mode) String() string {
 	var b strings.Builder
-	if m&Read != 0 {
-		b.WriteByte('r')
+	for _, l := range modeLetters {
+		if m&l.m != 0 {
+			b.WriteByte(l.c)
+		}
 	}
-	if m&^Read != 0 {
-		fmt.Fprintf(&b, "?%#x", uint8(m&^Read))
+	if m&^allModes != 0 {
+		fmt.Fprintf(&b, "?%#x", uint8(m&^allModes))
 	}
 	return b.String()
 }
+
+// DefaultCreateMode is the most permissive mode a created file may have
+// when the rule does not narrow it.
+const DefaultCreateMode = 0o666
+
+// NoOwner marks Rule.UID and Rule.GID as unset.
+const NoOwner = -1
 
 // Rule allows access to one file or to a directory tree.
 type Rule struct {
@@ -38,16 +58,75 @@ type Rule struct {
 	Tree bool
 	// Modes is what the rule grants.
 	Modes Mode
+	// CreateMode is the most permissive mode a file created under this rule
+	// may get (the requested mode is masked with it). Zero means
+	// DefaultCreateMode. It never has bits outside 0666.
+	CreateMode uint32
+	// UID and GID, when not NoOwner, are applied with fchown to every file
+	// the opener creates under this rule, before the descriptor is sent.
+	UID, GID int
+	// Source says where the rule was written ("app.policy:3", "--allow"),
+	// for messages. It is not part of the rule's meaning: String leaves it
+	// out and the opener never sees it.
+	Source string
 }
 
-// String returns the rule in the form ParseRule reads, always with its
-// modes: "r:/etc/hostname", "r:/srv/www/".
-func (r Rule) String() string {
-	p := r.Path
-	if r.Tree && p != "/" {
-		p += "/"
+// createMode returns the effective creation mask.
+func (r Rule) createMode() uint32 {
+	if r.CreateMode == 0 {
+		return DefaultCreateMode
 	}
-	return r.Modes.String() + ":" + p
+	return r.CreateMode
+}
+
+// pathString is the path as rules write it: with a trailing slash for a
+// tree.
+func (r Rule) pathString() string {
+	if r.Tree && r.Path != "/" {
+		return r.Path + "/"
+	}
+	return r.Path
+}
+
+// String returns the rule as one line of the policy language, the form
+// ParseLine reads and the opener receives: modes, the path (quoted when it
+// has spaces, quotes or unprintable bytes), then its options.
+//
+//	r:/etc/hostname
+//	rwc:/var/lib/app/ mode=0640 owner=1000:1000
+//	r:"/srv/my files/"
+func (r Rule) String() string {
+	var b strings.Builder
+	b.WriteString(r.Modes.String())
+	b.WriteByte(':')
+	p := r.pathString()
+	if needsQuote(p) {
+		b.WriteString(strconv.Quote(p))
+	} else {
+		b.WriteString(p)
+	}
+	if r.CreateMode != 0 {
+		fmt.Fprintf(&b, " mode=%04o", r.CreateMode)
+	}
+	if r.UID != NoOwner || r.GID != NoOwner {
+		b.WriteString(" owner=")
+		if r.UID != NoOwner {
+			b.WriteString(strconv.Itoa(r.UID))
+		}
+		if r.GID != NoOwner {
+			b.WriteString(":" + strconv.Itoa(r.GID))
+		}
+	}
+	return b.String()
+}
+
+func needsQuote(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c == '"' || c == '#' || c >= 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // A RuleError reports a rule that cannot be used.
@@ -58,37 +137,65 @@ type RuleError struct {
 
 func (e *RuleError) Error() string { return fmt.Sprintf("rule %q: %s", e.Rule, e.Why) }
 
-// ParseRule parses one rule written [MODES:]PATH. No MODES means "r".
+// ParseRule parses one rule written [MODES:]PATH, the command-line form:
+// the whole string after the colon is the path, spaces included, and there
+// are no options. No MODES means "r".
 func ParseRule(s string) (Rule, error) {
-	bad := func(format string, args ...any) (Rule, error) {
-		return Rule{}, &RuleError{Rule: s, Why: fmt.Sprintf(format, args...)}
+	modes, path, err := splitModes(s)
+	if err != nil {
+		return Rule{}, &RuleError{Rule: s, Why: err.Error()}
 	}
-	modes, path := "r", s
-	if !strings.HasPrefix(s, "/") {
+	return newRule(s, modes, path)
+}
+
+// splitModes splits "[MODES:]PATH" and parses MODES.
+func splitModes(s string) (Mode, string, error) {
+	letters, path := "r", s
+	if !strings.HasPrefix(s, "/") && !strings.HasPrefix(s, `"`) {
 		i := strings.IndexByte(s, ':')
 		if i < 0 {
-			return bad("path must be absolute")
+			return 0, "", fmt.Errorf("path must be absolute")
 		}
-		modes, path = s[:i], s[i+1:]
-		if modes == "" {
-			return bad("empty mode list before ':'")
+		letters, path = s[:i], s[i+1:]
+		if letters == "" {
+			return 0, "", fmt.Errorf("empty mode list before ':'")
 		}
 	}
-	var r Rule
-	for i := 0; i < len(modes); i++ {
-		var m Mode
-		switch modes[i] {
+	m, err := parseModes(letters)
+	return m, path, err
+}
+
+func parseModes(letters string) (Mode, error) {
+	var m Mode
+	for i := 0; i < len(letters); i++ {
+		var l Mode
+		switch letters[i] {
 		case 'r':
-			m = Read
-		case 'w', 'a', 'c':
-			return bad("mode %q is not supported by this version (read-only policy)", modes[i])
+			l = Read
+		case 'w':
+			l = Write
+		case 'a':
+			l = Append
+		case 'c':
+			l = Create
 		default:
-			return bad("unknown mode %q (known: r)", modes[i])
+			return 0, fmt.Errorf("unknown mode %q (known: r, w, a, c)", letters[i])
 		}
-		if r.Modes&m != 0 {
-			return bad("mode %q given twice", modes[i])
+		if m&l != 0 {
+			return 0, fmt.Errorf("mode %q given twice", letters[i])
 		}
-		r.Modes |= m
+		m |= l
+	}
+	if m&Write != 0 && m&Append != 0 {
+		return 0, fmt.Errorf("modes w and a contradict each other: a means append only")
+	}
+	return m, nil
+}
+
+// newRule checks path and builds a rule with no options.
+func newRule(src string, modes Mode, path string) (Rule, error) {
+	bad := func(format string, args ...any) (Rule, error) {
+		return Rule{}, &RuleError{Rule: src, Why: fmt.Sprintf(format, args...)}
 	}
 	if path == "" {
 		return bad("empty path")
@@ -102,7 +209,7 @@ func ParseRule(s string) (Rule, error) {
 	if strings.IndexByte(path, 0) >= 0 {
 		return bad("path contains a NUL byte")
 	}
-	r.Path = path
+	r := Rule{Path: path, Modes: modes, UID: NoOwner, GID: NoOwner}
 	if path == "/" {
 		r.Tree = true
 	} else if strings.HasSuffix(path, "/") {
@@ -116,6 +223,148 @@ func ParseRule(s string) (Rule, error) {
 		return bad("path is not clean (want %q)", cleanHint(path))
 	}
 	return r, nil
+}
+
+// Resolver turns user and group names into ids for owner= options. Package
+// policy makes no system calls, so callers that accept names supply one
+// (os/user does the lookup); without one only numeric ids are accepted.
+type Resolver interface {
+	LookupUser(name string) (uid int, err error)
+	LookupGroup(name string) (gid int, err error)
+}
+
+// ParseLine parses one rule in the policy-file language:
+//
+//	[MODES:]PATH [mode=OCTAL] [owner=USER[:GROUP]]
+//
+// PATH may be written in double quotes, with Go escapes, when it holds
+// spaces or other special bytes. mode= narrows the most permissive mode of
+// created files (at most 0666). owner= names the owner of created files; res
+// resolves names and may be nil, in which case only numeric ids are
+// accepted. Unknown options are errors.
+func ParseLine(s string, res Resolver) (Rule, error) {
+	bad := func(format string, args ...any) (Rule, error) {
+		return Rule{}, &RuleError{Rule: s, Why: fmt.Sprintf(format, args...)}
+	}
+	modes, rest, err := splitModesLine(s)
+	if err != nil {
+		return bad("%v", err)
+	}
+	path, opts, err := splitPath(rest)
+	if err != nil {
+		return bad("%v", err)
+	}
+	r, err := newRule(s, modes, path)
+	if err != nil {
+		return Rule{}, err
+	}
+	seen := map[string]bool{}
+	for _, opt := range strings.Fields(opts) {
+		k, v, ok := strings.Cut(opt, "=")
+		if !ok || v == "" {
+			return bad("option %q: want key=value", opt)
+		}
+		if seen[k] {
+			return bad("option %q given twice", k)
+		}
+		seen[k] = true
+		switch k {
+		case "mode":
+			m, err := strconv.ParseUint(v, 8, 32)
+			if err != nil || len(v) < 2 || v[0] != '0' {
+				return bad("mode=%s: want an octal mode with a leading 0, such as 0640", v)
+			}
+			if m&^DefaultCreateMode != 0 {
+				return bad("mode=%s: only permission bits within 0666 may be granted (no execute, setuid, setgid or sticky)", v)
+			}
+			if m == 0 {
+				return bad("mode=%s: would create files nobody can open", v)
+			}
+			r.CreateMode = uint32(m)
+		case "owner":
+			if r.Modes&Create == 0 {
+				return bad("owner= applies to created files, but the rule has no c mode")
+			}
+			user, group, _ := strings.Cut(v, ":")
+			if r.UID, err = lookupID(user, res, true); err != nil {
+				return bad("owner=%s: %v", v, err)
+			}
+			if strings.Contains(v, ":") {
+				if r.GID, err = lookupID(group, res, false); err != nil {
+					return bad("owner=%s: %v", v, err)
+				}
+			}
+		default:
+			return bad("unknown option %q (known: mode, owner)", k)
+		}
+	}
+	if r.CreateMode != 0 && r.Modes&Create == 0 {
+		return bad("mode= applies to created files, but the rule has no c mode")
+	}
+	return r, nil
+}
+
+// splitModesLine is splitModes for a line, where the path may be quoted and
+// a colon may appear in the options.
+func splitModesLine(s string) (Mode, string, error) {
+	if strings.HasPrefix(s, "/") || strings.HasPrefix(s, `"`) {
+		return Read, s, nil
+	}
+	i := strings.IndexAny(s, ":/\" \t")
+	if i < 0 || s[i] != ':' {
+		return 0, "", fmt.Errorf("path must be absolute")
+	}
+	if i == 0 {
+		return 0, "", fmt.Errorf("empty mode list before ':'")
+	}
+	m, err := parseModes(s[:i])
+	return m, s[i+1:], err
+}
+
+// splitPath takes the path, quoted or not, off the front of s and returns
+// it with the rest.
+func splitPath(s string) (path, rest string, err error) {
+	if strings.HasPrefix(s, `"`) {
+		q, err := strconv.QuotedPrefix(s)
+		if err != nil {
+			return "", "", fmt.Errorf("bad quoted path: %v", err)
+		}
+		path, _ = strconv.Unquote(q)
+		rest = s[len(q):]
+		if rest != "" && rest[0] != ' ' && rest[0] != '\t' {
+			return "", "", fmt.Errorf("want a space after the quoted path")
+		}
+		return path, rest, nil
+	}
+	i := strings.IndexAny(s, " \t")
+	if i < 0 {
+		return s, "", nil
+	}
+	return s[:i], s[i:], nil
+}
+
+func lookupID(name string, res Resolver, user bool) (int, error) {
+	if name == "" {
+		return 0, fmt.Errorf("empty name")
+	}
+	if n, err := strconv.ParseUint(name, 10, 31); err == nil {
+		return int(n), nil
+	}
+	if res == nil {
+		return 0, fmt.Errorf("%q is not a numeric id", name)
+	}
+	if user {
+		return res.LookupUser(name)
+	}
+	return res.LookupGroup(name)
+}
+
+func cleanHint(p string) string {
+	c := filepath.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
 }
 
 // isClean reports whether the absolute path p is what filepath.Clean would
@@ -143,16 +392,8 @@ func isClean(p string) bool {
 	return true
 }
 
-func cleanHint(p string) string {
-	c := filepath.Clean(p)
-	if strings.HasSuffix(p, "/") && c != "/" {
-		c += "/"
-	}
-	return c
-}
-
-// hasDotDot reports whether p has a ".." component. filepath.Clean already
-// removes them from absolute paths; this is a second, independent check.
+// hasDotDot reports whether p has a ".." component: a second, independent
+// check beside isClean.
 func hasDotDot(p string) bool {
 	for i := 0; i+1 < len(p); i++ {
 		if p[i] == '.' && p[i+1] == '.' &&

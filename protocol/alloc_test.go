@@ -40,6 +40,7 @@ func TestSendRecvDoNotAllocate(t *testing.T) {
 	}
 
 	open := protocol.Open{Path: []byte("/etc/hostname")}
+	pathString := "/etc/hostname"
 	reqBuf := make([]byte, 0, 64)
 	replyBuf := make([]byte, 0, 64)
 	batch := []byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, '/'}
@@ -48,6 +49,9 @@ func TestSendRecvDoNotAllocate(t *testing.T) {
 		req, err := protocol.AppendOpen(reqBuf[:0], 2, open)
 		if err != nil {
 			t.Fatalf("AppendOpen: %v", err)
+		}
+		if _, err := protocol.AppendOpenPath(reqBuf[:0], 2, 0, 0, pathString); err != nil {
+			t.Fatalf("AppendOpenPath: %v", err)
 		}
 		reply := protocol.AppendOpened(replyBuf[:0], 2)
 		if err := protocol.Send(a, req, nil, 0); err != nil {

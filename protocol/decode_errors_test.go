@@ -59,6 +59,10 @@ func TestParseHeaderErrors(t *testing.T) {
 		{"whole message over MaxMessage", append(mutate(big, put32(8, protocol.MaxPayload+1)), 0), []error{protocol.ErrMalformed}, "exceeds"},
 		{"254 descriptors", mutate(open, put16(12, protocol.MaxFDs+1)), []error{protocol.ErrMalformed}, "descriptors"},
 		{"65535 descriptors", mutate(open, put16(12, 0xffff)), []error{protocol.ErrMalformed}, "descriptors"},
+		// Type 0 is reserved: a zero Type is how callers of Recv tell a
+		// header that cannot be answered, so it must not come back.
+		{"type 0", mutate(open, func(b []byte) { b[3] = 0 }), []error{protocol.ErrMalformed}, "type 0"},
+		{"all-zero header after the magic", message(0, 0, 0, nil), []error{protocol.ErrMalformed}, "type 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,7 +92,7 @@ func TestParseHeaderErrors(t *testing.T) {
 }
 
 func TestParseHeaderUnknownType(t *testing.T) {
-	for _, typ := range []protocol.Type{0, 8, 100, 255} {
+	for _, typ := range []protocol.Type{8, 100, 255} {
 		msg := message(typ, 0xabcdef01, 3, []byte("xyz"))
 		h, p, err := protocol.ParseHeader(msg)
 		if !errors.Is(err, protocol.ErrUnknownType) || !errors.Is(err, protocol.ErrMalformed) {

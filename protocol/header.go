@@ -160,6 +160,11 @@ func ParseHeader(msg []byte) (Header, []byte, error) {
 	if h.NFD > MaxFDs {
 		return Header{}, nil, malformed("header declares %d descriptors, at most %d allowed", h.NFD, MaxFDs)
 	}
+	if h.Type == 0 {
+		// Zero is never a type, and a zero Type is how callers tell an
+		// unanswerable header; refuse it like a bad magic.
+		return Header{}, nil, malformed("message type 0 is reserved")
+	}
 	if !h.Type.known() {
 		// The header is otherwise sound, so the id is trustworthy enough to
 		// answer: return it along with the error.

@@ -505,3 +505,41 @@ func TestWireConstants(t *testing.T) {
 		t.Errorf("magic as a little-endian u16: got %#x, want 0x5350 (\"PS\")", got)
 	}
 }
+
+// TestAppendStringVariants checks that AppendOpenPath and AppendOpenBatchFunc
+// build exactly what AppendOpen and AppendOpenBatch build, and fail alike.
+func TestAppendStringVariants(t *testing.T) {
+	for _, p := range [][]byte{[]byte("/etc/hostname"), []byte("/"), path(protocol.MaxPath), {}, path(protocol.MaxPath + 1)} {
+		o := protocol.Open{Flags: 0x20800, Mode: 0o640, Path: p}
+		want, wantErr := protocol.AppendOpen([]byte("pre"), 7, o)
+		got, err := protocol.AppendOpenPath([]byte("pre"), 7, o.Flags, o.Mode, string(p))
+		if (err != nil) != (wantErr != nil) || !bytes.Equal(got, want) {
+			t.Errorf("AppendOpenPath(%d-byte path): got %x, %v; want %x, %v", len(p), got, err, want, wantErr)
+		}
+	}
+	for _, items := range [][]protocol.Open{
+		batchItems(1, 5),
+		batchItems(protocol.MaxBatch, 20),
+		nil,
+		batchItems(protocol.MaxBatch+1, 2),
+		{{Path: []byte("/a")}, {Path: nil}},
+		{{Path: path(protocol.MaxPath + 1)}},
+		batchItems((protocol.MaxPayload-4)/(10+protocol.MaxPath)+1, protocol.MaxPath),
+	} {
+		want, wantErr := protocol.AppendOpenBatch([]byte("pre"), 9, items)
+		got, err := protocol.AppendOpenBatchFunc([]byte("pre"), 9, len(items), func(i int) (uint32, uint32, string) {
+			return items[i].Flags, items[i].Mode, string(items[i].Path)
+		})
+		if (err != nil) != (wantErr != nil) || !bytes.Equal(got, want) {
+			t.Errorf("AppendOpenBatchFunc(%d items): got %d bytes, %v; want %d bytes, %v", len(items), len(got), err, len(want), wantErr)
+		}
+	}
+	// A negative count is refused without calling item.
+	got, err := protocol.AppendOpenBatchFunc(nil, 1, -1, func(int) (uint32, uint32, string) {
+		t.Fatalf("item called for a batch of -1")
+		return 0, 0, ""
+	})
+	if err == nil || len(got) != 0 {
+		t.Errorf("AppendOpenBatchFunc(-1 items): got %d bytes, %v; want an error", len(got), err)
+	}
+}

@@ -246,6 +246,7 @@ func TestRecvBadMessageClosesFDs(t *testing.T) {
 		{"bad version", mutate(good, func(b []byte) { b[2] = 9 }), []error{protocol.ErrVersion}, protocol.Header{}},
 		{"reserved", mutate(good, func(b []byte) { b[15] = 1 }), []error{protocol.ErrMalformed}, protocol.Header{}},
 		{"length", append(mutate(good, func([]byte) {}), 1, 2), []error{protocol.ErrMalformed}, protocol.Header{}},
+		{"type 0", message(0, 5, 2, nil), []error{protocol.ErrMalformed}, protocol.Header{}},
 		{"unknown type", message(99, 5, 2, nil), []error{protocol.ErrMalformed, protocol.ErrUnknownType}, protocol.Header{Type: 99, ID: 5, NFD: 2}},
 	}
 	for _, tt := range tests {
@@ -284,6 +285,9 @@ func TestRecvTruncated(t *testing.T) {
 		{"small buffer, no fds", long, 64, 0},
 		{"small buffer, 2 fds", long, 64, 2},
 		{"buffer shorter than the header, 1 fd", long, 8, 1},
+		// Only MSG_TRUNC can catch this one: the part that fits is a sound
+		// message of its own.
+		{"sound prefix, rest cut off, 2 fds", append(message(protocol.TypeOpen, 3, 2, append(cat(u32(0), u32(0)), path(40)...)), path(100)...), protocol.HeaderSize + 48, 2},
 		{"message over MaxMessage, 3 fds", append(header(protocol.TypeOpen, 3, protocol.MaxMessage+100-protocol.HeaderSize, 3), make([]byte, protocol.MaxMessage+100-protocol.HeaderSize)...), protocol.MaxMessage, 3},
 	}
 	for _, tt := range tests {
@@ -381,6 +385,28 @@ func TestRecvZeroLengthAndEOF(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRecvPeerClosedWithUnread: a peer that closes with messages from us
+// still unread makes our next recvmsg fail with ECONNRESET, which Recv
+// reports as end of stream.
+func TestRecvPeerClosedWithUnread(t *testing.T) {
+	noLeaks(t)
+	a, b, err := protocol.Socketpair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(a) })
+	mustSend(t, a, protocol.AppendOpened(nil, 1), makeFDs(t, 1))
+	unix.Close(b) // without reading
+	buf, oob, fds := buffers()
+	for i := 0; i < 2; i++ {
+		m, err := protocol.Recv(a, buf, oob, fds, 0)
+		if err != io.EOF {
+			closeFDs(m.FDs)
+			t.Fatalf("Recv %d after the peer closed with our message unread: got %+v, %v; want io.EOF itself", i, m.Header, err)
+		}
 	}
 }
 
@@ -649,6 +675,25 @@ func TestSendRefuses(t *testing.T) {
 	if err := protocol.Send(a, ok, nil, 0); !errors.Is(err, unix.EPIPE) {
 		t.Errorf("Send to a closed peer: got %v, want EPIPE", err)
 	}
+}
+
+func TestCloseFDs(t *testing.T) {
+	noLeaks(t)
+	fds := make([]int, 3)
+	for i := range fds {
+		fd, err := unix.MemfdCreate("closefds", unix.MFD_CLOEXEC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds[i] = fd
+	}
+	protocol.CloseFDs(fds)
+	for _, fd := range fds {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != unix.EBADF {
+			t.Errorf("fd %d after CloseFDs: got F_GETFD error %v, want EBADF", fd, err)
+		}
+	}
+	protocol.CloseFDs(nil)
 }
 
 func TestRecvSyscallErrors(t *testing.T) {

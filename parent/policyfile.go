@@ -1,0 +1,95 @@
+package parent
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"strconv"
+
+	"github.com/privsep-go/privsep/policy"
+)
+
+// maxPolicyFile bounds what LoadPolicy reads from one file.
+const maxPolicyFile = 16 << 20
+
+// LoadPolicy compiles a policy from policy files (see policy.ParseFile for
+// the language) and command-line rules ("[MODES:]PATH", see
+// policy.ParseRule), in that order. User and group names in owner= options
+// are looked up with os/user. A missing or unreadable file, a bad line or a
+// rule that repeats another is an error that names the file and line
+// (a *policy.FileError) or the rule (a *policy.RuleError).
+func LoadPolicy(files, rules []string) (*policy.Policy, error) {
+	var all []policy.Rule
+	for _, name := range files {
+		data, err := readPolicyFile(name)
+		if err != nil {
+			return nil, err
+		}
+		rs, err := policy.ParseFile(name, data, userResolver{})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, rs...)
+	}
+	for _, s := range rules {
+		r, err := policy.ParseRule(s)
+		if err != nil {
+			return nil, err
+		}
+		r.Source = "--allow " + s
+		all = append(all, r)
+	}
+	return policy.New(all)
+}
+
+func readPolicyFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, &policy.FileError{File: name, Err: unwrapPathError(err)}
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, &policy.FileError{File: name, Err: unwrapPathError(err)}
+	}
+	if !st.Mode().IsRegular() {
+		return nil, &policy.FileError{File: name, Err: errors.New("not a regular file")}
+	}
+	if st.Size() > maxPolicyFile {
+		return nil, &policy.FileError{File: name, Err: fmt.Errorf("%d bytes, more than the %d a policy file may have", st.Size(), maxPolicyFile)}
+	}
+	data := make([]byte, st.Size())
+	if _, err := f.ReadAt(data, 0); err != nil && st.Size() > 0 {
+		return nil, &policy.FileError{File: name, Err: unwrapPathError(err)}
+	}
+	return data, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("cannot %s: %w", pe.Op, pe.Err)
+	}
+	return err
+}
+
+// userResolver looks names up with os/user.
+type userResolver struct{}
+
+func (userResolver) LookupUser(name string) (int, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(u.Uid)
+}
+
+func (userResolver) LookupGroup(name string) (int, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(g.Gid)
+}

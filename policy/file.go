@@ -1,0 +1,68 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+)
+
+// FileError reports a problem in a policy file, with its place.
+type FileError struct {
+	File string
+	Line int
+	Err  error
+}
+
+func (e *FileError) Error() string {
+	if e.Line == 0 {
+		return fmt.Sprintf("%s: %v", e.File, e.Err)
+	}
+	return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
+}
+
+func (e *FileError) Unwrap() error { return e.Err }
+
+// ParseFile parses a policy file: one rule per line in the language
+// ParseLine reads, blank lines, and comments from a "#" at the start of a
+// line or after white space (a path holding " #" must be quoted). name is
+// used in errors and in each rule's Source ("name:line"). Every error is a
+// *FileError; nothing in the file is ever skipped.
+func ParseFile(name string, data []byte, res Resolver) ([]Rule, error) {
+	var rules []Rule
+	for i, line := range strings.Split(string(data), "\n") {
+		n := i + 1
+		line = strings.TrimSpace(stripComment(strings.TrimSuffix(line, "\r")))
+		if line == "" {
+			continue
+		}
+		if strings.HasPrefix(line, "[") {
+			return nil, &FileError{name, n, fmt.Errorf("sections are not supported by this version: %q", line)}
+		}
+		r, err := ParseLine(line, res)
+		if err != nil {
+			return nil, &FileError{name, n, err}
+		}
+		r.Source = fmt.Sprintf("%s:%d", name, n)
+		rules = append(rules, r)
+	}
+	return rules, nil
+}
+
+// stripComment cuts a comment off line: a '#' at the start or after white
+// space, outside double quotes.
+func stripComment(line string) string {
+	quoted, escaped := false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case escaped:
+			escaped = false
+		case quoted && c == '\\':
+			escaped = true
+		case c == '"':
+			quoted = !quoted
+		case c == '#' && !quoted && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
+			return line[:i]
+		}
+	}
+	return line
+}
