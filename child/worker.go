@@ -51,9 +51,14 @@ func (w *worker) run() int {
 			return protocol.ExitOK
 		case err != nil && m.Type != 0:
 			// The header was sound, so the stream is still in step (one
-			// message is one request): answer this id and go on.
+			// message is one request): answer this id and go on. Lost
+			// descriptors are our limit, not the parent's fault.
+			reason := protocol.ReasonProtocol
+			if errors.Is(err, protocol.ErrFDsDropped) {
+				reason = protocol.ReasonSystem
+			}
 			w.s.log.Warn("refused a malformed request", "id", m.ID, "type", m.Type.String(), "error", err)
-			w.reply(protocol.AppendError(w.out[:0], m.ID, protocol.ErrorReply{Errno: uint32(errnoFor(err)), Reason: protocol.ReasonProtocol}), nil)
+			w.reply(protocol.AppendError(w.out[:0], m.ID, protocol.ErrorReply{Errno: uint32(errnoFor(err)), Reason: reason}), nil)
 			continue
 		case err != nil:
 			var se *os.SyscallError

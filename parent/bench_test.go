@@ -135,11 +135,16 @@ func BenchmarkOpenBatch64(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		var failed error
 		for i := range res {
 			if res[i].Err != nil {
-				b.Fatal(res[i].Err)
+				failed = res[i].Err
+				continue
 			}
 			res[i].File.Close()
+		}
+		if failed != nil {
+			b.Fatal(failed)
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/fd")
@@ -162,8 +167,8 @@ func BenchmarkOpenConcurrent16(b *testing.B) {
 		firstErr error
 	)
 	b.ReportAllocs()
-	b.ResetTimer()
 	cpu := startCPU(o.PID())
+	b.ResetTimer()
 	for range callers {
 		wg.Go(func() {
 			for next.Add(1) <= int64(b.N) {

@@ -105,6 +105,19 @@ func (o *Opener) PID() int { return o.pid }
 // or with its component-by-component fallback.
 func (o *Opener) Openat2() bool { return o.openat2 }
 
+// File returns a duplicate of the socket connected to the opener, as
+// net.UnixConn.File does, for handing the connection to another program
+// (privsep exec --keep-opener passes it to the program it execs, which
+// picks it up with Inherited). The caller must not use this Opener while
+// the other program does: requests would be matched to the wrong caller.
+func (o *Opener) File() (*os.File, error) {
+	fd, err := unix.FcntlInt(uintptr(o.sock), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	return os.NewFile(uintptr(fd), "privsep-opener-socket"), nil
+}
+
 // Done returns a channel that is closed when the opener has exited, after
 // Close or on its own. Err then says why.
 func (o *Opener) Done() <-chan struct{} { return o.done }

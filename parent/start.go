@@ -55,6 +55,12 @@ type Config struct {
 	// ctx. Zero means DefaultStartTimeout.
 	StartTimeout time.Duration
 
+	// ChildStderr, if not nil, receives the opener's JSON log lines as they
+	// are, instead of a pipe that the parent reads and re-emits through
+	// Logger. Use it when the opener must outlive this process's reading,
+	// as privsep exec --keep-opener does; ExitError then has no log lines.
+	ChildStderr *os.File
+
 	// DisableOpenat2 makes the opener resolve paths with its
 	// component-by-component fallback even where the kernel has openat2.
 	// It exists for tests; the fallback is weaker (see package child).
@@ -107,11 +113,13 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 		return nil, fmt.Errorf("privsep: %w", err)
 	}
 	childEnd := os.NewFile(uintptr(theirs), "privsep-opener-socket")
-	logR, logW, err := os.Pipe()
-	if err != nil {
-		childEnd.Close()
-		unix.Close(mine)
-		return nil, fmt.Errorf("privsep: %w", err)
+	logR, logW := (*os.File)(nil), cfg.ChildStderr
+	if logW == nil {
+		if logR, logW, err = os.Pipe(); err != nil {
+			childEnd.Close()
+			unix.Close(mine)
+			return nil, fmt.Errorf("privsep: %w", err)
+		}
 	}
 	cmd := &exec.Cmd{
 		Path: exe,
@@ -128,9 +136,13 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 	// The child has its copies now; ours must go, or the parent would never
 	// see end of stream when the child dies.
 	childEnd.Close()
-	logW.Close()
+	if logR != nil {
+		logW.Close()
+	}
 	if err != nil {
-		logR.Close()
+		if logR != nil {
+			logR.Close()
+		}
 		unix.Close(mine)
 		return nil, fmt.Errorf("privsep: starting the opener %s: %w", exe, err)
 	}
@@ -138,12 +150,19 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 	o := newOpener(mine, log)
 	o.proc = cmd.Process
 	logsDone := make(chan struct{})
-	go func() {
-		forwardLogs(logR, log.Named("child"), &o.tail)
-		logR.Close()
+	if logR != nil {
+		go func() {
+			forwardLogs(logR, log.Named("child"), &o.tail)
+			logR.Close()
+			close(logsDone)
+		}()
+	} else {
 		close(logsDone)
-	}()
-	go o.waitProcess(cmd, logsDone)
+	}
+	go o.waitProcess(func() *os.ProcessState {
+		_ = cmd.Wait() // the state is in cmd.ProcessState whatever the error
+		return cmd.ProcessState
+	}, logsDone)
 
 	deadline := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -228,21 +247,20 @@ func (o *Opener) handshake(ctx context.Context, hello []byte, pid int) error {
 
 // waitProcess waits for the opener to exit and then fails every call with
 // the result, or ErrClosed after a clean Close.
-func (o *Opener) waitProcess(cmd *exec.Cmd, logsDone <-chan struct{}) {
-	_ = cmd.Wait() // the state is in cmd.ProcessState whatever the error
+func (o *Opener) waitProcess(wait func() *os.ProcessState, logsDone <-chan struct{}) {
+	ps := wait()
 	// The opener's stderr ends with it; give the log reader a moment to
 	// drain the last lines, which the error report wants.
 	select {
 	case <-logsDone:
 	case <-time.After(200 * time.Millisecond):
 	}
-	ps := cmd.ProcessState
 	o.mu.Lock()
 	cause := o.cause
-	clean := o.closed && ps.Success() && cause == nil
+	clean := o.closed && ps != nil && ps.Success() && cause == nil
 	var err error = ErrClosed
 	if !clean {
-		if cause == nil && ps.Success() {
+		if cause == nil && ps != nil && ps.Success() {
 			cause = errors.New("exited before Close was called")
 		}
 		err = &ExitError{ProcessState: ps, Cause: cause, Log: o.tail.get()}

@@ -2,10 +2,29 @@ package policy_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/privsep-go/privsep/policy"
+)
+
+// rule builds the Rule that the parsers should return: no options, no owner.
+func rule(path string, tree bool, modes policy.Mode) policy.Rule {
+	return policy.Rule{Path: path, Tree: tree, Modes: modes, UID: policy.NoOwner, GID: policy.NoOwner}
+}
+
+// withOpts returns r with a creation mode and an owner.
+func withOpts(r policy.Rule, mode uint32, uid, gid int) policy.Rule {
+	r.CreateMode, r.UID, r.GID = mode, uid, gid
+	return r
+}
+
+const (
+	rd = policy.Read
+	wr = policy.Write
+	ap = policy.Append
+	cr = policy.Create
 )
 
 func TestParseRuleValid(t *testing.T) {
@@ -15,28 +34,52 @@ func TestParseRuleValid(t *testing.T) {
 		want policy.Rule
 		str  string // want String()
 	}{
-		{"/etc/hostname", policy.Rule{Path: "/etc/hostname", Modes: policy.Read}, "r:/etc/hostname"},
-		{"r:/etc/hostname", policy.Rule{Path: "/etc/hostname", Modes: policy.Read}, "r:/etc/hostname"},
-		{"/srv/www/", policy.Rule{Path: "/srv/www", Tree: true, Modes: policy.Read}, "r:/srv/www/"},
-		{"r:/srv/www/", policy.Rule{Path: "/srv/www", Tree: true, Modes: policy.Read}, "r:/srv/www/"},
-		{"/", policy.Rule{Path: "/", Tree: true, Modes: policy.Read}, "r:/"},
-		{"r:/", policy.Rule{Path: "/", Tree: true, Modes: policy.Read}, "r:/"},
-		{"/x", policy.Rule{Path: "/x", Modes: policy.Read}, "r:/x"},
-		{"/x/", policy.Rule{Path: "/x", Tree: true, Modes: policy.Read}, "r:/x/"},
+		{"/etc/hostname", rule("/etc/hostname", false, rd), "r:/etc/hostname"},
+		{"r:/etc/hostname", rule("/etc/hostname", false, rd), "r:/etc/hostname"},
+		{"/srv/www/", rule("/srv/www", true, rd), "r:/srv/www/"},
+		{"r:/srv/www/", rule("/srv/www", true, rd), "r:/srv/www/"},
+		{"/", rule("/", true, rd), "r:/"},
+		{"r:/", rule("/", true, rd), "r:/"},
+		{"/x", rule("/x", false, rd), "r:/x"},
+		{"/x/", rule("/x", true, rd), "r:/x/"},
 		// A colon after the first slash belongs to the path.
-		{"/a:b", policy.Rule{Path: "/a:b", Modes: policy.Read}, "r:/a:b"},
-		{"r:/a:b/", policy.Rule{Path: "/a:b", Tree: true, Modes: policy.Read}, "r:/a:b/"},
+		{"/a:b", rule("/a:b", false, rd), "r:/a:b"},
+		{"r:/a:b/", rule("/a:b", true, rd), "r:/a:b/"},
 		// Names that only look like dot components.
-		{"/...", policy.Rule{Path: "/...", Modes: policy.Read}, "r:/..."},
-		{"/a/..b/", policy.Rule{Path: "/a/..b", Tree: true, Modes: policy.Read}, "r:/a/..b/"},
-		{"/a/b..", policy.Rule{Path: "/a/b..", Modes: policy.Read}, "r:/a/b.."},
-		{"/.hidden", policy.Rule{Path: "/.hidden", Modes: policy.Read}, "r:/.hidden"},
+		{"/...", rule("/...", false, rd), "r:/..."},
+		{"/a/..b/", rule("/a/..b", true, rd), "r:/a/..b/"},
+		{"/a/b..", rule("/a/b..", false, rd), "r:/a/b.."},
+		{"/.hidden", rule("/.hidden", false, rd), "r:/.hidden"},
 		// Bytes that are not UTF-8, spaces and newlines are legal in names.
-		{"/data/\xff\xfe/", policy.Rule{Path: "/data/\xff\xfe", Tree: true, Modes: policy.Read}, "r:/data/\xff\xfe/"},
-		{"/a b/c\n", policy.Rule{Path: "/a b/c\n", Modes: policy.Read}, "r:/a b/c\n"},
+		// The command-line form takes them as written; String writes the
+		// policy-file form, which quotes them.
+		{"/data/\xff\xfe/", rule("/data/\xff\xfe", true, rd), `r:"/data/\xff\xfe/"`},
+		{"/a b/c\n", rule("/a b/c\n", false, rd), `r:"/a b/c\n"`},
+		{"/a#b", rule("/a#b", false, rd), `r:"/a#b"`},
+		{`/a"b`, rule(`/a"b`, false, rd), `r:"/a\"b"`},
 		// The limit counts the path, not the mode prefix.
-		{long, policy.Rule{Path: long, Modes: policy.Read}, "r:" + long},
-		{"r:" + long, policy.Rule{Path: long, Modes: policy.Read}, "r:" + long},
+		{long, rule(long, false, rd), "r:" + long},
+		{"r:" + long, rule(long, false, rd), "r:" + long},
+		// Every mode set that does not hold both w and a; String writes
+		// the letters in the order r, w, a, c.
+		{"w:/a", rule("/a", false, wr), "w:/a"},
+		{"a:/a", rule("/a", false, ap), "a:/a"},
+		{"c:/a", rule("/a", false, cr), "c:/a"},
+		{"rw:/a", rule("/a", false, rd|wr), "rw:/a"},
+		{"wr:/a/", rule("/a", true, rd|wr), "rw:/a/"},
+		{"ra:/log", rule("/log", false, rd|ap), "ra:/log"},
+		{"ar:/log", rule("/log", false, rd|ap), "ra:/log"},
+		{"rc:/a/", rule("/a", true, rd|cr), "rc:/a/"},
+		{"wc:/a/", rule("/a", true, wr|cr), "wc:/a/"},
+		{"cw:/a/", rule("/a", true, wr|cr), "wc:/a/"},
+		{"ac:/a/", rule("/a", true, ap|cr), "ac:/a/"},
+		{"rwc:/a/", rule("/a", true, rd|wr|cr), "rwc:/a/"},
+		{"cwr:/a/", rule("/a", true, rd|wr|cr), "rwc:/a/"},
+		{"rac:/a/", rule("/a", true, rd|ap|cr), "rac:/a/"},
+		{"car:/", rule("/", true, rd|ap|cr), "rac:/"},
+		// The command-line form has no options: all after the colon is the
+		// path, spaces and "mode=" included.
+		{"rwc:/a mode=0600", rule("/a mode=0600", false, rd|wr|cr), `rwc:"/a mode=0600"`},
 	}
 	for _, tt := range tests {
 		t.Run(shortName(tt.in), func(t *testing.T) {
@@ -50,9 +93,11 @@ func TestParseRuleValid(t *testing.T) {
 			if s := got.String(); s != tt.str {
 				t.Errorf("String(): got %q, want %q", s, tt.str)
 			}
-			again, err := policy.ParseRule(got.String())
+			// String is the policy-file form: it goes back through
+			// ParseLine, not ParseRule.
+			again, err := policy.ParseLine(got.String(), nil)
 			if err != nil || again != got {
-				t.Errorf("ParseRule(String()) = %#v, %v: got a different rule, want %#v, nil", again, err, got)
+				t.Errorf("ParseLine(String()) = %#v, %v: got a different rule, want %#v, nil", again, err, got)
 			}
 		})
 	}
@@ -75,14 +120,24 @@ func TestParseRuleRefused(t *testing.T) {
 		{":", "empty mode"},
 		{"x:/a", "unknown mode"},
 		{"R:/a", "unknown mode"},
+		{"W:/a", "unknown mode"},
 		{" :/a", "unknown mode"},
 		{"r,r:/a", "unknown mode"},
-		{"w:/a", "not supported"},
-		{"a:/a", "not supported"},
-		{"c:/a", "not supported"},
-		{"rw:/a", "not supported"},
-		{"wr:/a/", "not supported"},
+		{"r w:/a", "unknown mode"},
 		{"rr:/a", "twice"},
+		{"ww:/a", "twice"},
+		{"cc:/a/", "twice"},
+		{"rwcr:/a", "twice"},
+		// a is append only; w would allow what a forbids.
+		{"wa:/a", "contradict"},
+		{"aw:/a", "contradict"},
+		{"rwa:/a/", "contradict"},
+		{"wac:/a/", "contradict"},
+		{"rwac:/", "contradict"},
+		{"carw:/a", "contradict"},
+		// The command-line form does not quote.
+		{`"/a b"`, "absolute"},
+		{`r:"/a"`, "absolute"},
 		{"/a/../b", "not clean"},
 		{"/a/./b", "not clean"},
 		{"//a", "not clean"},
@@ -99,11 +154,13 @@ func TestParseRuleRefused(t *testing.T) {
 		{"/./", "not clean"},
 		{"///", "not clean"},
 		{"r:/a/../b", "not clean"},
+		{"rwc:/a/../b/", "not clean"},
 		// "//" is "/" written unclean, just as "/a/b//" is "/a/b/"; a rule
 		// built as "/$DIR/" with an empty DIR must not grant the whole
 		// filesystem.
 		{"//", "not clean"},
 		{"r://", "not clean"},
+		{"rwc://", "not clean"},
 		{"/a\x00b", "NUL"},
 		{"r:/\x00", "NUL"},
 		{"/a/\x00/", "NUL"},
@@ -114,23 +171,303 @@ func TestParseRuleRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(shortName(tt.in), func(t *testing.T) {
 			got, err := policy.ParseRule(tt.in)
-			if err == nil {
-				t.Fatalf("ParseRule(%q): got %#v, nil, want an error about %q", tt.in, got, tt.why)
+			checkRuleError(t, "ParseRule", tt.in, got, err, tt.why)
+		})
+	}
+}
+
+// checkRuleError checks that a parser refused in with a *RuleError that
+// names the rule as written and says why.
+func checkRuleError(t *testing.T, fn, in string, got policy.Rule, err error, why string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s(%q): got %#v, nil, want an error about %q", fn, in, got, why)
+	}
+	if got != (policy.Rule{}) {
+		t.Errorf("%s(%q): got rule %#v with the error, want the zero Rule", fn, in, got)
+	}
+	var re *policy.RuleError
+	if !errors.As(err, &re) {
+		t.Fatalf("%s(%q): got error %T %v, want *policy.RuleError", fn, in, err, err)
+	}
+	if re.Rule != in {
+		t.Errorf("RuleError.Rule: got %q, want %q", re.Rule, in)
+	}
+	if !strings.Contains(re.Why, why) {
+		t.Errorf("%s(%q): RuleError.Why: got %q, want it to mention %q", fn, in, re.Why, why)
+	}
+}
+
+// fakeResolver resolves the names of a made-up system, so that tests do not
+// depend on /etc/passwd. A name it does not know is an error.
+type fakeResolver struct {
+	users, groups map[string]int
+	calls         []string
+}
+
+func newFakeResolver() *fakeResolver {
+	return &fakeResolver{
+		users:  map[string]int{"alice": 1000, "bob": 1001, "root": 0, "12ab": 77},
+		groups: map[string]int{"staff": 50, "alice": 1000, "wheel": 10},
+	}
+}
+
+func (f *fakeResolver) LookupUser(name string) (int, error) {
+	f.calls = append(f.calls, "user:"+name)
+	if id, ok := f.users[name]; ok {
+		return id, nil
+	}
+	return 0, fmt.Errorf("unknown user %q", name)
+}
+
+func (f *fakeResolver) LookupGroup(name string) (int, error) {
+	f.calls = append(f.calls, "group:"+name)
+	if id, ok := f.groups[name]; ok {
+		return id, nil
+	}
+	return 0, fmt.Errorf("unknown group %q", name)
+}
+
+func TestParseLineValid(t *testing.T) {
+	no := policy.NoOwner
+	long := "/" + strings.Repeat("a", policy.MaxPath-1)
+	tests := []struct {
+		in   string
+		want policy.Rule
+		str  string // want String(); "" means the same as in
+	}{
+		{"r:/etc/hostname", rule("/etc/hostname", false, rd), ""},
+		{"/etc/hostname", rule("/etc/hostname", false, rd), "r:/etc/hostname"},
+		{"/srv/www/", rule("/srv/www", true, rd), "r:/srv/www/"},
+		{"r:/", rule("/", true, rd), ""},
+		{"w:/a", rule("/a", false, wr), ""},
+		{"a:/var/log/app.log", rule("/var/log/app.log", false, ap), ""},
+		{"c:/a/", rule("/a", true, cr), ""},
+		{"wr:/a", rule("/a", false, rd|wr), "rw:/a"},
+		{"rac:/a/", rule("/a", true, rd|ap|cr), ""},
+		{"/a:b", rule("/a:b", false, rd), "r:/a:b"},
+		{"r:/a:b/", rule("/a:b", true, rd), ""},
+		{"r:" + long, rule(long, false, rd), ""},
+		// Quoted paths: spaces, quotes, '#', escapes, bytes that are not
+		// UTF-8.
+		{`"/srv/my files/"`, rule("/srv/my files", true, rd), `r:"/srv/my files/"`},
+		{`r:"/srv/my files/"`, rule("/srv/my files", true, rd), ""},
+		{`rw:"/a \"quoted\" name"`, rule(`/a "quoted" name`, false, rd|wr), ""},
+		{`r:"/a #not a comment/"`, rule("/a #not a comment", true, rd), ""},
+		{`r:"/tab\there"`, rule("/tab\there", false, rd), ""},
+		{`r:"/nl\n"`, rule("/nl\n", false, rd), ""},
+		{`r:"/\xff\xfe/"`, rule("/\xff\xfe", true, rd), ""},
+		{`r:"/caf\u00e9"`, rule("/café", false, rd), `r:"/café"`},
+		{`r:"/plain"`, rule("/plain", false, rd), "r:/plain"},
+		{`r:"/back\\slash"`, rule(`/back\slash`, false, rd), `r:/back\slash`},
+		// Options.
+		{"rwc:/srv/up/ mode=0640", withOpts(rule("/srv/up", true, rd|wr|cr), 0o640, no, no), ""},
+		{"rwc:/srv/up/ mode=0640 owner=1000:1001", withOpts(rule("/srv/up", true, rd|wr|cr), 0o640, 1000, 1001), ""},
+		{"rwc:/srv/up/ owner=1000:1001 mode=0640", withOpts(rule("/srv/up", true, rd|wr|cr), 0o640, 1000, 1001), "rwc:/srv/up/ mode=0640 owner=1000:1001"},
+		{"rwc:/srv/up/ owner=1000", withOpts(rule("/srv/up", true, rd|wr|cr), 0, 1000, no), ""},
+		{"rwc:/srv/up/ owner=0:0", withOpts(rule("/srv/up", true, rd|wr|cr), 0, 0, 0), ""},
+		{"c:/x mode=0600", withOpts(rule("/x", false, cr), 0o600, no, no), ""},
+		{"ac:/log/ mode=0600", withOpts(rule("/log", true, ap|cr), 0o600, no, no), ""},
+		{"rwc:/a mode=0666", withOpts(rule("/a", false, rd|wr|cr), 0o666, no, no), ""},
+		{"rwc:/a mode=0400", withOpts(rule("/a", false, rd|wr|cr), 0o400, no, no), ""},
+		{"rwc:/a mode=04", withOpts(rule("/a", false, rd|wr|cr), 0o4, no, no), "rwc:/a mode=0004"},
+		{"rwc:/a mode=00600", withOpts(rule("/a", false, rd|wr|cr), 0o600, no, no), "rwc:/a mode=0600"},
+		{"rwc:/a owner=2147483647:2147483647", withOpts(rule("/a", false, rd|wr|cr), 0, 2147483647, 2147483647), ""},
+		{"rwc:/a owner=007", withOpts(rule("/a", false, rd|wr|cr), 0, 7, no), "rwc:/a owner=7"},
+		// White space between the parts may be spaces or tabs, several.
+		{"rwc:/a\tmode=0600", withOpts(rule("/a", false, rd|wr|cr), 0o600, no, no), "rwc:/a mode=0600"},
+		{"rwc:/a   mode=0600 \t owner=5  ", withOpts(rule("/a", false, rd|wr|cr), 0o600, 5, no), "rwc:/a mode=0600 owner=5"},
+		{`rwc:"/my dir/" mode=0600 owner=1:2`, withOpts(rule("/my dir", true, rd|wr|cr), 0o600, 1, 2), ""},
+		{"r:/a ", rule("/a", false, rd), "r:/a"},
+	}
+	for _, tt := range tests {
+		t.Run(shortName(tt.in), func(t *testing.T) {
+			got, err := policy.ParseLine(tt.in, nil)
+			if err != nil {
+				t.Fatalf("ParseLine(%q): got error %v, want %#v", tt.in, err, tt.want)
 			}
-			if got != (policy.Rule{}) {
-				t.Errorf("ParseRule(%q): got rule %#v with the error, want the zero Rule", tt.in, got)
+			if got != tt.want {
+				t.Fatalf("ParseLine(%q): got %#v, want %#v", tt.in, got, tt.want)
 			}
-			var re *policy.RuleError
-			if !errors.As(err, &re) {
-				t.Fatalf("ParseRule(%q): got error %T %v, want *policy.RuleError", tt.in, err, err)
+			str := tt.str
+			if str == "" {
+				str = tt.in
 			}
-			if re.Rule != tt.in {
-				t.Errorf("RuleError.Rule: got %q, want %q", re.Rule, tt.in)
+			if s := got.String(); s != str {
+				t.Errorf("String(): got %q, want %q", s, str)
 			}
-			if !strings.Contains(re.Why, tt.why) {
-				t.Errorf("RuleError.Why: got %q, want it to mention %q", re.Why, tt.why)
+			checkRoundTrip(t, got)
+			// A resolver changes nothing when every id is a number.
+			res := newFakeResolver()
+			if again, err := policy.ParseLine(tt.in, res); err != nil || again != got {
+				t.Errorf("ParseLine(%q, resolver): got %#v, %v, want %#v as without one", tt.in, again, err, got)
+			}
+			if len(res.calls) != 0 {
+				t.Errorf("ParseLine(%q, resolver): looked up %q, want no look-up for numeric ids", tt.in, res.calls)
 			}
 		})
+	}
+}
+
+// checkRoundTrip checks that r survives String and ParseLine, and compiles.
+func checkRoundTrip(t testing.TB, r policy.Rule) {
+	t.Helper()
+	again, err := policy.ParseLine(r.String(), nil)
+	if err != nil || again != r {
+		t.Errorf("ParseLine(%q) (String of %#v): got %#v, %v, want the same rule", r.String(), r, again, err)
+	}
+	if _, err := policy.New([]policy.Rule{r}); err != nil {
+		t.Errorf("New(%#v): got %v, want nil", r, err)
+	}
+}
+
+func TestParseLineNames(t *testing.T) {
+	no := policy.NoOwner
+	tests := []struct {
+		in    string
+		want  policy.Rule
+		calls []string
+	}{
+		{"rwc:/a/ owner=alice", withOpts(rule("/a", true, rd|wr|cr), 0, 1000, no), []string{"user:alice"}},
+		{"rwc:/a/ owner=alice:staff", withOpts(rule("/a", true, rd|wr|cr), 0, 1000, 50), []string{"user:alice", "group:staff"}},
+		// The user part is looked up as a user, the group part as a group,
+		// even when both are the same name.
+		{"rwc:/a/ owner=alice:alice", withOpts(rule("/a", true, rd|wr|cr), 0, 1000, 1000), []string{"user:alice", "group:alice"}},
+		{"rwc:/a/ owner=root:wheel mode=0640", withOpts(rule("/a", true, rd|wr|cr), 0o640, 0, 10), []string{"user:root", "group:wheel"}},
+		{"rwc:/a/ owner=1000:staff", withOpts(rule("/a", true, rd|wr|cr), 0, 1000, 50), []string{"group:staff"}},
+		{"rwc:/a/ owner=bob:7", withOpts(rule("/a", true, rd|wr|cr), 0, 1001, 7), []string{"user:bob"}},
+		// A name that starts with digits is a name.
+		{"ac:/a/ owner=12ab", withOpts(rule("/a", true, ap|cr), 0, 77, no), []string{"user:12ab"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			res := newFakeResolver()
+			got, err := policy.ParseLine(tt.in, res)
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseLine(%q, resolver): got %#v, %v, want %#v, nil", tt.in, got, err, tt.want)
+			}
+			if strings.Join(res.calls, ",") != strings.Join(tt.calls, ",") {
+				t.Errorf("look-ups: got %q, want %q", res.calls, tt.calls)
+			}
+			// String writes the ids, so the rule re-parses without a
+			// resolver: the form the opener receives.
+			if strings.Contains(got.String(), "alice") || strings.Contains(got.String(), "staff") {
+				t.Errorf("String(): got %q, want numeric ids only", got.String())
+			}
+			checkRoundTrip(t, got)
+			// Without a resolver, names are refused.
+			r, err := policy.ParseLine(tt.in, nil)
+			checkRuleError(t, "ParseLine", tt.in, r, err, "not a numeric id")
+		})
+	}
+}
+
+func TestParseLineRefused(t *testing.T) {
+	tooLong := "/" + strings.Repeat("a", policy.MaxPath)
+	tests := []struct {
+		in  string
+		why string
+	}{
+		{"", "absolute"},
+		{"etc/hostname", "absolute"},
+		{"r:etc/hostname", "absolute"},
+		{"r /a", "absolute"},
+		{" /a", "absolute"},
+		{"r:", "empty path"},
+		{`r:""`, "empty path"},
+		{":/x", "empty mode"},
+		{"x:/a", "unknown mode"},
+		{"rr:/a", "twice"},
+		{"wa:/a", "contradict"},
+		{"aw:/a/", "contradict"},
+		{"rwac:/a/ mode=0600", "contradict"},
+		{"/a/../b", "not clean"},
+		{"r://", "not clean"},
+		{`r:"/a/../b"`, "not clean"},
+		{`r:"//"`, "not clean"},
+		{"r:" + tooLong, "longer than"},
+		// Quoting.
+		{`r:"/a`, "quoted"},
+		{`r:"/a\"`, "quoted"},
+		{`r:"/a\q"`, "quoted"},
+		{`r:"/a"x`, "space after"},
+		{`r:"/a"mode=0600`, "space after"},
+		{`r:"relative"`, "absolute"},
+		{`r:"/a\x00"`, "NUL"},
+		{`r:"/a\000b"`, "NUL"},
+		// A space ends an unquoted path; what follows must be options.
+		{"r:/a b", `"b"`},
+		{"r:/my files/", "key=value"},
+		{"r:/a #comment", "key=value"}, // comments are ParseFile's business
+		// Options.
+		{"rwc:/a mode", "key=value"},
+		{"rwc:/a mode=", "key=value"},
+		{"rwc:/a =0600", "unknown option"},
+		{"rwc:/a owner=", "key=value"},
+		{"rwc:/a foo=1", "unknown option"},
+		{"rwc:/a Mode=0600", "unknown option"},
+		{"rwc:/a mode=0600 mode=0600", "twice"},
+		{"rwc:/a mode=0600 mode=0640", "twice"},
+		{"rwc:/a owner=1 owner=1", "twice"},
+		{"rwc:/a owner=1 mode=0600 owner=2", "twice"},
+		// mode= and owner= are about created files: they need c.
+		{"rw:/a mode=0600", "no c mode"},
+		{"r:/a/ mode=0600", "no c mode"},
+		{"ra:/a mode=0600", "no c mode"},
+		{"rw:/a owner=1000", "no c mode"},
+		{"a:/a owner=0:0", "no c mode"},
+		{"r:/a mode=0600 owner=1", "no c mode"},
+		// Only permission bits within 0666.
+		{"rwc:/a mode=0755", "within 0666"},
+		{"rwc:/a mode=0700", "within 0666"},
+		{"rwc:/a mode=0667", "within 0666"},
+		{"rwc:/a mode=0777", "within 0666"},
+		{"rwc:/a mode=04644", "within 0666"},
+		{"rwc:/a mode=02644", "within 0666"},
+		{"rwc:/a mode=01644", "within 0666"},
+		{"rwc:/a mode=07666", "within 0666"},
+		{"rwc:/a mode=010000", "within 0666"},
+		{"rwc:/a mode=00", "nobody can open"},
+		{"rwc:/a mode=0000", "nobody can open"},
+		// Not octal, or without the leading 0.
+		{"rwc:/a mode=0", "octal"},
+		{"rwc:/a mode=640", "octal"},
+		{"rwc:/a mode=0648", "octal"},
+		{"rwc:/a mode=0x1a4", "octal"},
+		{"rwc:/a mode=0o640", "octal"},
+		{"rwc:/a mode=-0640", "octal"},
+		{"rwc:/a mode=+0640", "octal"},
+		{"rwc:/a mode=0_640", "octal"},
+		{"rwc:/a mode=rw-r-----", "octal"},
+		{"rwc:/a mode=0640x", "octal"},
+		{"rwc:/a mode=0777777777777", "octal"},
+		// Owners.
+		{"rwc:/a owner=alice", "not a numeric id"}, // no resolver
+		{"rwc:/a owner=1000:staff", "not a numeric id"},
+		{"rwc:/a owner=-1", "not a numeric id"},
+		{"rwc:/a owner=1000:-1", "not a numeric id"},
+		{"rwc:/a owner=2147483648", "not a numeric id"},
+		{"rwc:/a owner=:100", "empty name"},
+		{"rwc:/a owner=1000:", "empty name"},
+		{"rwc:/a owner=:", "empty name"},
+	}
+	for _, tt := range tests {
+		t.Run(shortName(tt.in), func(t *testing.T) {
+			got, err := policy.ParseLine(tt.in, nil)
+			checkRuleError(t, "ParseLine", tt.in, got, err, tt.why)
+		})
+	}
+}
+
+func TestParseLineResolverErrors(t *testing.T) {
+	for _, tt := range []struct{ in, why string }{
+		{"rwc:/a owner=ghost", `unknown user "ghost"`},
+		{"rwc:/a owner=alice:ghosts", `unknown group "ghosts"`},
+		{"rwc:/a owner=ghost:staff", `unknown user "ghost"`},
+		{"rw:/a owner=alice", "no c mode"},
+	} {
+		got, err := policy.ParseLine(tt.in, newFakeResolver())
+		checkRuleError(t, "ParseLine", tt.in, got, err, tt.why)
 	}
 }
 
@@ -142,20 +479,68 @@ func TestRuleErrorMessage(t *testing.T) {
 	if got, want := err.Error(), `rule "x:/a": `; !strings.HasPrefix(got, want) {
 		t.Errorf("Error(): got %q, want prefix %q", got, want)
 	}
+	_, err = policy.ParseLine("rw:/a mode=0600", nil)
+	if got, want := fmt.Sprint(err), `rule "rw:/a mode=0600": `; !strings.HasPrefix(got, want) {
+		t.Errorf("Error(): got %q, want prefix %q", got, want)
+	}
 }
 
 func TestRuleStringRoundTrip(t *testing.T) {
+	no := policy.NoOwner
+	var rules []policy.Rule
 	for _, r := range []policy.Rule{
-		{Path: "/", Tree: true, Modes: policy.Read},
-		{Path: "/etc/hostname", Modes: policy.Read},
-		{Path: "/srv/www", Tree: true, Modes: policy.Read},
-		{Path: "/\x80", Modes: policy.Read},
+		rule("/", true, rd),
+		rule("/etc/hostname", false, rd),
+		rule("/srv/www", true, rd),
+		rule("/\x80", false, rd),
+		rule("/a b", true, rd|wr),
+		rule("/a\"b#c", false, rd|ap),
+		rule("/\x01\x7f\xff", true, cr),
+		rule("/a\\b", false, wr),
+		withOpts(rule("/up", true, rd|wr|cr), 0o640, 1000, 1000),
+		withOpts(rule("/up", true, ap|cr), 0o600, no, no),
+		withOpts(rule("/up x", false, rd|ap|cr), 0o666, 0, no),
+		withOpts(rule("/", true, wr|cr), 0o4, 0, 0),
 	} {
-		got, err := policy.ParseRule(r.String())
-		if err != nil || got != r {
-			t.Errorf("ParseRule(%q): got %#v, %v, want %#v, nil", r.String(), got, err, r)
+		rules = append(rules, r)
+	}
+	// Every mode set ParseRule accepts, on an exact and a tree rule.
+	for _, m := range allModeSets() {
+		if m.valid {
+			rules = append(rules, rule("/m", false, m.modes), rule("/m", true, m.modes))
 		}
 	}
+	for _, r := range rules {
+		checkRoundTrip(t, r)
+	}
+}
+
+// modeSet is one of the 16 subsets of {r, w, a, c}, written as letters.
+type modeSet struct {
+	letters string
+	modes   policy.Mode
+	valid   bool // ParseRule accepts it: not empty, not both w and a
+}
+
+// allModeSets lists the 16 subsets of r, w, a, c, built from the letters
+// (not from the Mode values).
+func allModeSets() []modeSet {
+	var sets []modeSet
+	for i := range 16 {
+		var s modeSet
+		for j, l := range []struct {
+			c byte
+			m policy.Mode
+		}{{'r', rd}, {'w', wr}, {'a', ap}, {'c', cr}} {
+			if i&(1<<j) != 0 {
+				s.letters += string(l.c)
+				s.modes |= l.m
+			}
+		}
+		s.valid = s.letters != "" && !(strings.Contains(s.letters, "w") && strings.Contains(s.letters, "a"))
+		sets = append(sets, s)
+	}
+	return sets
 }
 
 func TestModeString(t *testing.T) {
@@ -165,12 +550,30 @@ func TestModeString(t *testing.T) {
 	}{
 		{0, ""},
 		{policy.Read, "r"},
-		{policy.Mode(2), "?0x2"},
+		{policy.Write, "w"},
+		{policy.Append, "a"},
+		{policy.Create, "c"},
+		{policy.Create | policy.Read, "rc"},
+		{policy.Read | policy.Write | policy.Append | policy.Create, "rwac"},
+		{policy.Mode(0x10), "?0x10"},
 		{policy.Read | policy.Mode(0x80), "r?0x80"},
 	}
 	for _, tt := range tests {
 		if got := tt.m.String(); got != tt.want {
 			t.Errorf("Mode(%d).String(): got %q, want %q", uint8(tt.m), got, tt.want)
+		}
+	}
+	// The letters parse back to the same modes.
+	for _, s := range allModeSets() {
+		if !s.valid {
+			continue
+		}
+		if got := s.modes.String(); len(got) != len(s.letters) {
+			t.Errorf("Mode(%d).String(): got %q, want the letters %q", uint8(s.modes), got, s.letters)
+		}
+		r, err := policy.ParseRule(s.modes.String() + ":/x")
+		if err != nil || r.Modes != s.modes {
+			t.Errorf("ParseRule(%q): got %v, %v, want modes %q", s.modes.String()+":/x", r.Modes, err, s.letters)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/binary"
 	"fmt"
+	"strconv"
 )
 
 // Flags of the hello message.
@@ -300,18 +301,28 @@ func appendStatus(b []byte, e ErrorReply) []byte {
 	return binary.LittleEndian.AppendUint16(b, 0)
 }
 
-func decodeStatus(p []byte) (ErrorReply, error) {
+// decodeStatus decodes one status; item is its index in a batch reply, or
+// -1 in an error reply (it only names the place in errors, so that the
+// success path formats nothing).
+func decodeStatus(p []byte, item int) (ErrorReply, error) {
 	e := ErrorReply{
 		Errno:  binary.LittleEndian.Uint32(p[0:]),
 		Reason: Reason(binary.LittleEndian.Uint16(p[4:])),
 	}
 	if r := binary.LittleEndian.Uint16(p[6:]); r != 0 {
-		return ErrorReply{}, malformed("status reserved field is %#04x, want 0", r)
+		return ErrorReply{}, malformed("%s: status reserved field is %#04x, want 0", statusPlace(item), r)
 	}
 	if e.Reason > maxReason {
-		return ErrorReply{}, malformed("unknown reason %d", uint16(e.Reason))
+		return ErrorReply{}, malformed("%s: unknown reason %d", statusPlace(item), uint16(e.Reason))
 	}
 	return e, nil
+}
+
+func statusPlace(item int) string {
+	if item < 0 {
+		return "error reply"
+	}
+	return "batch reply item " + strconv.Itoa(item)
 }
 
 // DecodeError decodes an error payload. An error reply always carries a
@@ -320,7 +331,7 @@ func DecodeError(p []byte) (ErrorReply, error) {
 	if len(p) != errorSize {
 		return ErrorReply{}, malformed("error payload is %d bytes, want %d", len(p), errorSize)
 	}
-	e, err := decodeStatus(p)
+	e, err := decodeStatus(p, -1)
 	if err != nil {
 		return ErrorReply{}, err
 	}
@@ -455,9 +466,9 @@ func DecodeBatchReply(p []byte, status []Status) ([]Status, int, error) {
 	}
 	ok := 0
 	for i := 0; i < n; i++ {
-		s, err := decodeStatus(rest[i*statusSize:])
+		s, err := decodeStatus(rest[i*statusSize:], i)
 		if err != nil {
-			return status[:0], 0, fmt.Errorf("batch reply item %d: %w", i, err)
+			return status[:0], 0, err
 		}
 		if (s.Reason == ReasonOK) != (s.Errno == 0) {
 			return status[:0], 0, malformed("batch reply item %d: reason %d with errno %d", i, s.Reason, s.Errno)

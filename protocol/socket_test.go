@@ -460,6 +460,7 @@ func TestDontwait(t *testing.T) {
 	if queued == 0 {
 		t.Fatalf("Send with MSG_DONTWAIT: got EAGAIN on an empty queue")
 	}
+	t.Logf("the queue took %d one-descriptor messages", queued)
 	for i := 0; i < queued; i++ {
 		m, err := protocol.Recv(b, buf, oob, fds, unix.MSG_DONTWAIT)
 		if err != nil || len(m.FDs) != 1 {

@@ -46,6 +46,9 @@ func sendmsg(fd int, p []byte, fds []int, flags int) (int, error) {
 // recvmsg receives one message into p and its control data into oob.
 // It returns the data length, the control length and msg_flags.
 func recvmsg(fd int, p, oob []byte, flags int) (n, oobn, rflags int, err error) {
+	if len(p) == 0 {
+		return 0, 0, 0, unix.EINVAL // a message always has a header
+	}
 	var iov unix.Iovec
 	var msg unix.Msghdr
 	iov.Base = &p[0]

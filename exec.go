@@ -1,0 +1,392 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/parent"
+	"github.com/privsep-go/privsep/policy"
+)
+
+// Exit statuses of privsep exec, after env(1) and chroot(1), so that CMD's
+// own statuses stay unambiguous.
+const (
+	exitExecFailed   = 125 // privsep itself failed: usage, a refused --open, a failed drop
+	exitCannotRun    = 126 // CMD was found but could not be run
+	exitCmdNotFound  = 127 // CMD was not found
+	firstPassedFD    = 3
+	listenFDsEnv     = "LISTEN_FDS"
+	listenPIDEnv     = "LISTEN_PID"
+	listenFDNamesEnv = "LISTEN_FDNAMES"
+)
+
+const execUsage = `Usage: privsep exec [--allow RULE]... [--policy FILE]... [--open [FD=][MODES:]PATH]...
+                    [--user USER] [--group GROUP] [--landlock] [--keep-opener]
+                    [--log-level LEVEL] -- CMD [ARG...]
+
+Start an opener with the policy, open each --open PATH through it, give up
+privileges and run CMD in this same process (execve), with the descriptors
+in place. The classic use: a server that must read a root-only key but
+should run as an unprivileged user:
+
+  privsep exec --open 3=/etc/ssl/private/server.key --user www-data -- server --key-fd 3
+
+In order: the opener starts (with this process's privileges); each --open
+is opened through it; unless --keep-opener, the opener is closed and its
+exit status checked; privileges are dropped to USER (supplementary groups
+cleared, then gid, then uid, verified); no_new_privs is set; with
+--landlock, filesystem access is restricted; the descriptors are placed at
+their numbers with close-on-exec cleared on exactly those; CMD is exec'd.
+
+--open [FD=][MODES:]PATH opens PATH with MODES (r, w, rw, a, with c to
+create; default r) and places it at FD; without FD, the next free number
+from 3. With no --allow and no --policy, each --open allows exactly its own
+path and modes; with rules given, the rules alone decide.
+
+When the descriptors start at 3 and are contiguous, LISTEN_FDS, LISTEN_PID
+(this process's pid, which CMD keeps) and LISTEN_FDNAMES (each PATH's base
+name) are set as sd_listen_fds(3) expects.
+
+--landlock restricts CMD's filesystem access with Landlock (required: an
+error if the kernel lacks it): it may read and execute beneath /usr, /bin,
+/sbin, /lib, /lib32, /lib64 and /etc/ld.so.cache (so that dynamically linked
+programs start) and CMD itself, and nothing else; everything else comes
+through the descriptors.
+
+--keep-opener leaves the opener running and passes its socket to CMD, at
+the next descriptor after the others, named by PRIVSEP_OPENER_FD (and
+PRIVSEP_OPENER_PID); a Go program built on privsep picks it up with
+parent.Inherited. The opener then logs straight to stderr.
+
+Exit status: 125 if privsep fails (usage, policy, a refused or failed
+--open, the opener's exit status, a failed drop), 126 if CMD cannot be run,
+127 if CMD is not found, else CMD's own status.
+
+Options:
+`
+
+// landlockSystemDirs stay readable and executable under --landlock.
+var landlockSystemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc/ld.so.cache"}
+
+// openSpec is one --open.
+type openSpec struct {
+	fd    int // -1 until numbered
+	modes string
+	path  string
+	flags int
+}
+
+func parseOpenSpec(s string) (openSpec, error) {
+	o := openSpec{fd: -1, modes: "r"}
+	rest := s
+	if i := strings.IndexByte(s, '='); i > 0 && !strings.Contains(s[:i], "/") {
+		n, err := strconv.Atoi(s[:i])
+		if err != nil || n < 0 {
+			return o, fmt.Errorf("--open %q: %q is not a descriptor number", s, s[:i])
+		}
+		o.fd, rest = n, s[i+1:]
+	}
+	r, err := policy.ParseRule(rest)
+	if err != nil {
+		return o, fmt.Errorf("--open %q: %w", s, err)
+	}
+	if r.Tree {
+		return o, fmt.Errorf("--open %q: a path to open, not a tree", s)
+	}
+	o.path, o.modes = r.Path, r.Modes.String()
+	switch {
+	case r.Modes&policy.Read != 0 && r.Modes&(policy.Write|policy.Append) != 0:
+		o.flags = os.O_RDWR
+	case r.Modes&(policy.Write|policy.Append) != 0:
+		o.flags = os.O_WRONLY
+	case r.Modes&policy.Read != 0:
+		o.flags = os.O_RDONLY
+	default:
+		return o, fmt.Errorf("--open %q: modes %q open nothing (want r, w, rw or a)", s, o.modes)
+	}
+	if r.Modes&policy.Append != 0 {
+		o.flags |= os.O_APPEND
+	}
+	if r.Modes&policy.Create != 0 {
+		o.flags |= os.O_CREATE
+	}
+	return o, nil
+}
+
+func execCmd(args []string, stdout, stderr io.Writer) int {
+	fs, parse := flagSet("exec", execUsage, stdout, stderr)
+	var pf policyFlags
+	pf.register(fs)
+	var opens []openSpec
+	fs.Func("open", "open `[FD=][MODES:]PATH` through the opener for CMD; repeatable", func(s string) error {
+		o, err := parseOpenSpec(s)
+		if err == nil {
+			opens = append(opens, o)
+		}
+		return err
+	})
+	userName := fs.String("user", "", "run CMD as `USER` (a name or uid)")
+	groupName := fs.String("group", "", "with `GROUP` (a name or gid; default USER's primary group)")
+	landlock := fs.Bool("landlock", false, "restrict CMD's filesystem access with Landlock")
+	keepOpener := fs.Bool("keep-opener", false, "keep the opener running and pass its socket to CMD")
+	level := fs.String("log-level", "error", "log `LEVEL`: trace, debug, info, warn, error, off")
+	if ok, code := parse(args); !ok {
+		if code == exitUsage {
+			return exitExecFailed
+		}
+		return code
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "privsep exec: "+format+"\n", a...)
+		return exitExecFailed
+	}
+	argv := fs.Args()
+	if len(argv) == 0 {
+		return fail("no CMD given (see privsep exec --help)")
+	}
+	lvl := hclog.LevelFromString(*level)
+	if lvl == hclog.NoLevel {
+		return fail("unknown log level %q", *level)
+	}
+	if *groupName != "" && *userName == "" {
+		return fail("--group needs --user")
+	}
+	if err := numberFDs(opens); err != nil {
+		return fail("%v", err)
+	}
+	if pf.empty() {
+		pf.rules = impliedRules(opens)
+	}
+	pol, ok := pf.load("exec", stderr)
+	if !ok {
+		return exitExecFailed
+	}
+	var cred parent.Credential
+	if *userName != "" {
+		var err error
+		if cred, err = parent.LookupCredential(*userName, *groupName); err != nil {
+			return fail("%v", err)
+		}
+	}
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "privsep exec: %v\n", err)
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			return exitCmdNotFound
+		}
+		return exitCannotRun
+	}
+	if path, err = filepath.Abs(path); err != nil {
+		return fail("%v", err)
+	}
+
+	// Everything from here to execve runs on this one thread: where the
+	// kernel or Go cannot restrict every thread, no_new_privs and Landlock
+	// hold for this thread, and execve keeps only it.
+	runtime.LockOSThread()
+
+	cfg := parent.Config{Policy: pol, Logger: hclog.New(&hclog.LoggerOptions{Name: "privsep", Level: lvl, Output: stderr})}
+	if *keepOpener {
+		cfg.ChildStderr = os.Stderr
+	}
+	ctx := context.Background()
+	op, err := parent.Start(ctx, cfg)
+	if err != nil {
+		return fail("%v", err)
+	}
+	files := make([]*os.File, len(opens))
+	for i, o := range opens {
+		if files[i], err = op.Open(ctx, o.path, o.flags, 0o666); err != nil {
+			op.Close()
+			return fail("%v", err)
+		}
+	}
+	if !*keepOpener {
+		if err := op.Close(); err != nil {
+			return fail("the opener did not end cleanly: %v", err)
+		}
+	}
+	if *userName != "" {
+		if err := parent.DropPrivileges(cred); err != nil {
+			return fail("%v", err)
+		}
+	}
+	if _, err := parent.SetNoNewPrivs(); err != nil {
+		return fail("%v", err)
+	}
+	if *landlock {
+		ro := append(append([]string(nil), landlockSystemDirs...), path)
+		if _, err := parent.Landlock(parent.LandlockConfig{ReadOnly: ro}); err != nil {
+			return fail("%v", err)
+		}
+	}
+
+	env := environWithout(os.Environ(), listenFDsEnv, listenPIDEnv, listenFDNamesEnv, parent.OpenerFDEnv, parent.OpenerPIDEnv)
+	targets := make([]int, len(opens))
+	names := make([]string, len(opens))
+	for i, o := range opens {
+		targets[i], names[i] = o.fd, fdName(o.path)
+	}
+	srcs := files
+	if *keepOpener {
+		next := firstPassedFD
+		for _, t := range targets {
+			if t >= next {
+				next = t + 1
+			}
+		}
+		sock, err := op.File()
+		if err != nil {
+			return fail("%v", err)
+		}
+		srcs = append(srcs, sock)
+		targets = append(targets, next)
+		env = append(env, fmt.Sprintf("%s=%d", parent.OpenerFDEnv, next), fmt.Sprintf("%s=%d", parent.OpenerPIDEnv, op.PID()))
+	}
+	if contiguousFrom3(targets[:len(opens)]) && len(opens) > 0 {
+		env = append(env,
+			fmt.Sprintf("%s=%d", listenFDsEnv, len(opens)),
+			fmt.Sprintf("%s=%d", listenPIDEnv, os.Getpid()),
+			listenFDNamesEnv+"="+strings.Join(names, ":"))
+	}
+	if err := placeFDs(srcs, targets); err != nil {
+		return fail("%v", err)
+	}
+	err = syscall.Exec(path, argv, env)
+	fmt.Fprintf(stderr, "privsep exec: %s: %v\n", argv[0], err)
+	if errors.Is(err, syscall.ENOENT) {
+		return exitCmdNotFound
+	}
+	return exitCannotRun
+}
+
+// numberFDs gives each --open without a number the next free one from 3,
+// and refuses a number given twice.
+func numberFDs(opens []openSpec) error {
+	used := map[int]bool{}
+	for _, o := range opens {
+		if o.fd >= 0 {
+			if used[o.fd] {
+				return fmt.Errorf("descriptor %d given twice", o.fd)
+			}
+			used[o.fd] = true
+		}
+	}
+	next := firstPassedFD
+	for i := range opens {
+		if opens[i].fd >= 0 {
+			continue
+		}
+		for used[next] {
+			next++
+		}
+		opens[i].fd = next
+		used[next] = true
+	}
+	return nil
+}
+
+// placeFDs puts srcs[i] at descriptor targets[i] with close-on-exec clear,
+// and leaves every other descriptor as it was (Go opens everything
+// close-on-exec). It first moves every source above all targets, so that
+// placing one cannot clobber another that is still to be placed.
+//
+// N.B. A target may be a descriptor the Go runtime holds (its epoll, say);
+// dup3 replaces it. That is harmless only because execve follows at once.
+func placeFDs(srcs []*os.File, targets []int) error {
+	top := 0
+	for _, t := range targets {
+		if t >= top {
+			top = t + 1
+		}
+	}
+	tmp := make([]int, len(srcs))
+	for i, f := range srcs {
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, top)
+		if err != nil {
+			return fmt.Errorf("moving descriptor for %s: %w", f.Name(), err)
+		}
+		tmp[i] = fd
+	}
+	for i, t := range targets {
+		if err := unix.Dup3(tmp[i], t, 0); err != nil {
+			return fmt.Errorf("placing %s at descriptor %d: %w", srcs[i].Name(), t, err)
+		}
+	}
+	return nil
+}
+
+func contiguousFrom3(fds []int) bool {
+	s := append([]int(nil), fds...)
+	sort.Ints(s)
+	for i, fd := range s {
+		if fd != firstPassedFD+i {
+			return false
+		}
+	}
+	return true
+}
+
+// fdName is a LISTEN_FDNAMES name: the base name, with what the format
+// cannot carry replaced.
+func fdName(path string) string {
+	n := []byte(filepath.Base(path))
+	for i, c := range n {
+		if c == ':' || c < ' ' || c >= 0x7f {
+			n[i] = '_'
+		}
+	}
+	if len(n) > 255 {
+		n = n[:255]
+	}
+	return string(n)
+}
+
+func environWithout(env []string, names ...string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		drop := false
+		for _, n := range names {
+			if k == n {
+				drop = true
+			}
+		}
+		if !drop {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// impliedRules makes the policy of --open alone: one exact rule per path,
+// with the union of the modes it is opened with.
+func impliedRules(opens []openSpec) []string {
+	var order []string
+	modes := map[string]policy.Mode{}
+	for _, o := range opens {
+		r, _ := policy.ParseRule(o.modes + ":" + o.path)
+		if _, ok := modes[o.path]; !ok {
+			order = append(order, o.path)
+		}
+		modes[o.path] |= r.Modes
+	}
+	rules := make([]string, len(order))
+	for i, p := range order {
+		rules[i] = modes[p].String() + ":" + p
+	}
+	return rules
+}

@@ -1,0 +1,145 @@
+package parent
+
+import (
+	"errors"
+	"fmt"
+	"os/user"
+	"runtime"
+	"slices"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Credential is a user to become: the ids DropPrivileges sets.
+type Credential struct {
+	UID, GID int
+	// Groups are the supplementary groups; empty clears them.
+	Groups []int
+}
+
+// LookupCredential finds the credential for userName (a name or a numeric
+// id) and groupName (likewise; empty means the user's primary group). The
+// supplementary groups are left empty, so dropping clears them. Look up
+// before dropping privileges or restricting the filesystem: the lookup reads
+// /etc/passwd and /etc/group.
+func LookupCredential(userName, groupName string) (Credential, error) {
+	var c Credential
+	u, err := lookupUser(userName)
+	if err != nil {
+		return c, err
+	}
+	if c.UID, err = strconv.Atoi(u.Uid); err != nil {
+		return c, fmt.Errorf("user %s: uid %q: %w", userName, u.Uid, err)
+	}
+	if c.GID, err = strconv.Atoi(u.Gid); err != nil {
+		return c, fmt.Errorf("user %s: gid %q: %w", userName, u.Gid, err)
+	}
+	if groupName != "" {
+		if c.GID, err = lookupGroup(groupName); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+func lookupUser(name string) (*user.User, error) {
+	if _, err := strconv.Atoi(name); err == nil {
+		u, err := user.LookupId(name)
+		if err == nil {
+			return u, nil
+		}
+		// A uid with no passwd entry is still a uid; its group is itself.
+		return &user.User{Uid: name, Gid: name, Username: name}, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("user %q: %w", name, err)
+	}
+	return u, nil
+}
+
+func lookupGroup(name string) (int, error) {
+	if n, err := strconv.Atoi(name); err == nil {
+		return n, nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, fmt.Errorf("group %q: %w", name, err)
+	}
+	return strconv.Atoi(g.Gid)
+}
+
+// DropPrivileges makes every thread of the process the user c: it sets the
+// supplementary groups, then the real, effective and saved group ids, then
+// the user ids. Go's syscall.Setgroups, Setresgid and Setresuid act on all
+// threads, unlike the raw system calls, which act on one.
+//
+// It then verifies what the kernel did: the real, effective and saved ids
+// must all be c's, the groups exactly c.Groups, and, unless c is root,
+// becoming root again must fail. Any difference is an error, and the
+// process must not go on as if the drop had worked. Call it after Start: the
+// opener keeps the privileges the process had when it started.
+func DropPrivileges(c Credential) error {
+	if c.UID < 0 || c.GID < 0 {
+		return fmt.Errorf("privsep: drop privileges: invalid uid %d or gid %d", c.UID, c.GID)
+	}
+	groups := c.Groups
+	if groups == nil {
+		groups = []int{}
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("privsep: drop privileges: setgroups: %w", err)
+	}
+	if err := syscall.Setresgid(c.GID, c.GID, c.GID); err != nil {
+		return fmt.Errorf("privsep: drop privileges: setresgid(%d): %w", c.GID, err)
+	}
+	if err := syscall.Setresuid(c.UID, c.UID, c.UID); err != nil {
+		return fmt.Errorf("privsep: drop privileges: setresuid(%d): %w", c.UID, err)
+	}
+	return verifyDropped(c, groups)
+}
+
+// ErrRegainedRoot reports that a process that dropped to a user other than
+// root could become root again: the drop did not hold.
+var ErrRegainedRoot = errors.New("privsep: privileges were dropped but setuid(0) still succeeds")
+
+func verifyDropped(c Credential, groups []int) error {
+	r, e, s := unix.Getresuid()
+	if r != c.UID || e != c.UID || s != c.UID {
+		return fmt.Errorf("privsep: drop privileges: uids are %d/%d/%d (real/effective/saved), want %d", r, e, s, c.UID)
+	}
+	r, e, s = unix.Getresgid()
+	if r != c.GID || e != c.GID || s != c.GID {
+		return fmt.Errorf("privsep: drop privileges: gids are %d/%d/%d (real/effective/saved), want %d", r, e, s, c.GID)
+	}
+	got, err := unix.Getgroups()
+	if err != nil {
+		return fmt.Errorf("privsep: drop privileges: getgroups: %w", err)
+	}
+	slices.Sort(got)
+	want := slices.Clone(groups)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("privsep: drop privileges: groups are %v, want %v", got, want)
+	}
+	if c.UID == 0 {
+		return nil
+	}
+	// Try to become root again, on a thread of its own that is thrown away
+	// afterwards: the raw call changes only that thread, so even if it
+	// succeeded nothing else would run as root.
+	regained := make(chan bool)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		// The raw system call: unix.Setresuid is syscall.Setresuid, which
+		// would act on every thread.
+		_, _, errno := unix.RawSyscall(unix.SYS_SETRESUID, 0, 0, 0)
+		regained <- errno == 0
+	}()
+	if <-regained {
+		return ErrRegainedRoot
+	}
+	return nil
+}

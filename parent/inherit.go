@@ -1,0 +1,97 @@
+package parent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+)
+
+// The environment variables through which a process that started an opener
+// (privsep exec --keep-opener) tells the program it execs where the opener
+// is: the descriptor number of the socket, and the opener's pid.
+const (
+	OpenerFDEnv  = "PRIVSEP_OPENER_FD"
+	OpenerPIDEnv = "PRIVSEP_OPENER_PID"
+)
+
+// ErrNoInheritedOpener is returned by Inherited when the environment names
+// no opener.
+var ErrNoInheritedOpener = errors.New("privsep: no inherited opener (" + OpenerFDEnv + " is not set)")
+
+// Inherited returns the opener that the process which exec'd this program
+// started and left open for it, as privsep exec --keep-opener does. It finds
+// the socket through PRIVSEP_OPENER_FD and the opener through
+// PRIVSEP_OPENER_PID, checks that the descriptor is a SOCK_SEQPACKET socket
+// connected to that process, and removes both variables from the
+// environment so that programs this one starts do not inherit the claim.
+// The handshake was done by the process that started the opener: the policy
+// is whatever it sent.
+//
+// The opener is this process's child (exec keeps the pid), so Close waits
+// for it and reports its exit status as usual.
+func Inherited(log hclog.Logger) (*Opener, error) {
+	fdStr, ok := os.LookupEnv(OpenerFDEnv)
+	if !ok {
+		return nil, ErrNoInheritedOpener
+	}
+	pidStr := os.Getenv(OpenerPIDEnv)
+	os.Unsetenv(OpenerFDEnv)
+	os.Unsetenv(OpenerPIDEnv)
+	fd, err1 := strconv.Atoi(fdStr)
+	pid, err2 := strconv.Atoi(pidStr)
+	if err1 != nil || err2 != nil || fd < 0 || pid <= 0 {
+		return nil, fmt.Errorf("privsep: inherited opener: bad %s=%q or %s=%q", OpenerFDEnv, fdStr, OpenerPIDEnv, pidStr)
+	}
+	if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_SEQPACKET {
+		return nil, fmt.Errorf("privsep: inherited opener: descriptor %d is not a SOCK_SEQPACKET socket", fd)
+	}
+	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil || int(cred.Pid) != pid {
+		return nil, fmt.Errorf("privsep: inherited opener: descriptor %d is not connected to pid %d", fd, pid)
+	}
+	if ppid, err := parentOf(pid); err != nil || ppid != os.Getpid() {
+		return nil, fmt.Errorf("privsep: inherited opener: pid %d is not this process's child", pid)
+	}
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		return nil, fmt.Errorf("privsep: inherited opener: %w", err)
+	}
+	unix.CloseOnExec(fd)
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	o := newOpener(fd, log)
+	o.proc, o.pid = proc, pid
+	logsDone := make(chan struct{})
+	close(logsDone)
+	go o.waitProcess(func() *os.ProcessState {
+		ps, _ := proc.Wait() // our child, checked above; nil if that changed
+		return ps
+	}, logsDone)
+	return o, nil
+}
+
+// parentOf reads the parent pid of pid from /proc.
+func parentOf(pid int) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold anything; the fields
+	// after the last ')' are "state ppid ...".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("malformed stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, errors.New("malformed stat")
+	}
+	return strconv.Atoi(f[1])
+}
