@@ -36,12 +36,14 @@ Usage:
   privsep policy check [--allow RULE]... [--policy FILE]... [--access r|w|rw|a] [--create] PATH...
   privsep exec [--allow RULE]... [--policy FILE]... [--open [FD=][MODES:]PATH]...
                [--user USER] [--group GROUP] [--landlock] [--keep-opener] -- CMD [ARG...]
+  privsep demo [--user USER]
   privsep help [COMMAND]
 
 Commands:
   cat            print files, opened through the opener
   policy check   say whether a policy allows paths, and which rule decides
   exec           open files as root, drop privileges, run a command with them
+  demo           watch privilege separation work and fail safely, step by step
   help           show help for a command
 
 Rules are [MODES:]PATH: PATH allows exactly that file, PATH/ anything
@@ -85,6 +87,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return policyCmd(args[1:], stdout, stderr)
 	case "exec":
 		return execCmd(args[1:], stdout, stderr)
+	case "demo":
+		return demoCmd(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 && args[0] == "help" {
 			return run(append(args[1:], "--help"), stdout, stderr)

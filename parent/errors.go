@@ -100,7 +100,9 @@ func (e *ExitError) Error() string {
 	if e.Cause != nil {
 		fmt.Fprintf(&b, ": %v", e.Cause)
 	}
-	if len(e.Log) > 0 {
+	// The opener's last words explain an exit it chose; after a signal
+	// they are only what it happened to say before.
+	if len(e.Log) > 0 && e.ProcessState != nil && e.ProcessState.Exited() && e.ProcessState.ExitCode() != 0 {
 		fmt.Fprintf(&b, "; last log: %s", e.Log[len(e.Log)-1])
 	}
 	return b.String()

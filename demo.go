@@ -1,0 +1,318 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/parent"
+	"github.com/privsep-go/privsep/protocol"
+)
+
+const demoUsage = `Usage: privsep demo [--user USER]
+
+Show privilege separation working, and failing safely, step by step: start
+the opener as root; drop to USER (default nobody); fail to open /etc/shadow
+directly; read a root-only file through the opener; be refused /etc/shadow
+by the policy; be refused a symlink that escapes an allowed tree, by the
+kernel; kill the opener and see the error it leaves. Each step prints what
+it expects and what happened.
+
+Run it as root for the whole demonstration; without root it says which
+steps it cannot show and runs the others.
+
+Exit status: 0 if every step behaved as it claims, 1 otherwise, 2 on a
+usage error.
+
+Options:
+`
+
+// demoStageFlag runs the demonstration proper in a child process: the steps
+// drop privileges for good, and the parent process, still root, removes the
+// demo's files afterwards.
+const demoStageFlag = "--in-dir"
+
+func demoCmd(args []string, stdout, stderr io.Writer) int {
+	fs, parse := flagSet("demo", demoUsage, stdout, stderr)
+	userName := fs.String("user", "nobody", "drop to `USER`")
+	dir := fs.String(demoStageFlag[2:], "", "(internal) run the steps with the files in `DIR`")
+	if ok, code := parse(args); !ok {
+		return code
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "privsep demo: takes no arguments")
+		return exitUsage
+	}
+	if *dir != "" {
+		return demoSteps(*dir, *userName, stdout)
+	}
+
+	d, err := os.MkdirTemp("", "privsep-demo-")
+	if err != nil {
+		fmt.Fprintf(stderr, "privsep demo: %v\n", err)
+		return exitFail
+	}
+	defer os.RemoveAll(d)
+	if err := demoFiles(d); err != nil {
+		fmt.Fprintf(stderr, "privsep demo: setting up %s: %v\n", d, err)
+		return exitFail
+	}
+	// The steps run as USER after the drop, and may then not signal the
+	// root opener; this process, still root, kills it on request: a line
+	// "kill PID" on descriptor 3, answered on descriptor 4.
+	reqR, reqW, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintf(stderr, "privsep demo: %v\n", err)
+		return exitFail
+	}
+	ackR, ackW, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintf(stderr, "privsep demo: %v\n", err)
+		return exitFail
+	}
+	cmd := exec.Command("/proc/self/exe", "demo", "--user", *userName, demoStageFlag, d)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.ExtraFiles = []*os.File{reqW, ackR}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(stderr, "privsep demo: %v\n", err)
+		return exitFail
+	}
+	reqW.Close()
+	ackR.Close()
+	go demoKiller(reqR, ackW, cmd.Process.Pid)
+	err = cmd.Wait()
+	reqR.Close()
+	ackW.Close()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.Exited() {
+			return ee.ExitCode()
+		}
+		fmt.Fprintf(stderr, "privsep demo: %v\n", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// demoKiller serves the steps' requests to kill their opener: only a
+// child of the steps' process, and only with SIGKILL.
+func demoKiller(req io.Reader, ack io.Writer, stagePID int) {
+	var pid int
+	for {
+		if _, err := fmt.Fscanf(req, "kill %d\n", &pid); err != nil {
+			return
+		}
+		answer := "ok"
+		if ppid, err := parentPID(pid); err != nil || ppid != stagePID {
+			answer = "refused: not the demo's opener"
+		} else if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			answer = err.Error()
+		}
+		fmt.Fprintln(ack, answer)
+	}
+}
+
+func parentPID(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 2 {
+		return 0, errors.New("malformed stat")
+	}
+	var ppid int
+	_, err = fmt.Sscan(f[1], &ppid)
+	return ppid, err
+}
+
+// demoFiles lays out the demo's files in d: a root-only secret, and a tree
+// holding a symlink that points out of it at /etc/shadow.
+func demoFiles(d string) error {
+	if err := os.Chmod(d, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(d, "secret.txt"), []byte("the opener read this file for us; only its owner may read it\n"), 0o600); err != nil {
+		return err
+	}
+	if err := os.Mkdir(filepath.Join(d, "tree"), 0o755); err != nil {
+		return err
+	}
+	return os.Symlink("/etc/shadow", filepath.Join(d, "tree", "escape"))
+}
+
+// demoStep prints one step and records whether it behaved as claimed.
+type demoStep struct {
+	w      io.Writer
+	n      int
+	failed int
+}
+
+func (s *demoStep) run(what string, f func() (string, bool)) {
+	s.n++
+	fmt.Fprintf(s.w, "\n%d. %s\n", s.n, what)
+	got, ok := f()
+	verdict := "as expected"
+	if !ok {
+		verdict = "NOT AS EXPECTED"
+		s.failed++
+	}
+	fmt.Fprintf(s.w, "   -> %s\n   [%s]\n", got, verdict)
+}
+
+func (s *demoStep) skip(what, why string) {
+	s.n++
+	fmt.Fprintf(s.w, "\n%d. %s\n   -> skipped: %s\n", s.n, what, why)
+}
+
+func demoSteps(d, userName string, w io.Writer) int {
+	ctx := context.Background()
+	secret := filepath.Join(d, "secret.txt")
+	escape := filepath.Join(d, "tree", "escape")
+	root := os.Geteuid() == 0
+	fmt.Fprintln(w, "privsep demo: privilege separation, step by step")
+	if !root {
+		fmt.Fprintln(w, "(not running as root: the privilege drop cannot be shown, and the \"root-only\" file is only yours)")
+	}
+	s := &demoStep{w: w}
+
+	var op *parent.Opener
+	rules := []string{secret, filepath.Join(d, "tree") + "/"}
+	s.run(fmt.Sprintf("Start the opener as uid %d, with the policy %s", os.Geteuid(), strings.Join(rules, " and ")), func() (string, bool) {
+		var err error
+		op, err = parent.Start(ctx, parent.Config{Rules: rules})
+		if err != nil {
+			return err.Error(), false
+		}
+		return fmt.Sprintf("opener pid %d is ready (kernel containment with openat2: %v)", op.PID(), op.Openat2()), true
+	})
+	if op == nil {
+		fmt.Fprintln(w, "\nresult: the opener did not start; nothing more to show")
+		return exitFail
+	}
+	defer op.Close()
+
+	if root {
+		s.run("Drop this process to "+userName+": supplementary groups cleared, then gid, then uid; no_new_privs", func() (string, bool) {
+			cred, err := parent.LookupCredential(userName, "")
+			if err == nil {
+				err = parent.DropPrivileges(cred)
+			}
+			if err == nil {
+				_, err = parent.SetNoNewPrivs()
+			}
+			if err != nil {
+				return err.Error(), false
+			}
+			r, e, sv := unix.Getresuid()
+			return fmt.Sprintf("now uid %d (real %d, saved %d), gid %d; setuid(0) fails", e, r, sv, os.Getegid()), e == cred.UID && r == cred.UID && sv == cred.UID
+		})
+		s.run("Open /etc/shadow directly, without the opener", func() (string, bool) {
+			f, err := os.Open("/etc/shadow")
+			if err == nil {
+				f.Close()
+				return "it opened: the drop did not work", false
+			}
+			return err.Error(), errors.Is(err, fs.ErrPermission)
+		})
+	} else {
+		s.skip("Drop this process to "+userName, "needs root")
+		s.skip("Open /etc/shadow directly, without the opener", "needs the drop to mean anything")
+	}
+
+	s.run("Read "+secret+" (mode 0600, owner uid "+fmt.Sprint(ownerOf(secret))+") through the opener", func() (string, bool) {
+		f, err := op.Open(ctx, secret, os.O_RDONLY, 0)
+		if err != nil {
+			return err.Error(), false
+		}
+		defer f.Close()
+		b, err := io.ReadAll(f)
+		if err != nil {
+			return err.Error(), false
+		}
+		return fmt.Sprintf("read %q", strings.TrimSpace(string(b))), true
+	})
+	s.run("Ask the opener for /etc/shadow, which no rule allows", func() (string, bool) {
+		f, err := op.Open(ctx, "/etc/shadow", os.O_RDONLY, 0)
+		if err == nil {
+			f.Close()
+			return "the opener opened it", false
+		}
+		return err.Error() + " (refused by the policy, before any open)", errors.Is(err, parent.ErrDenied)
+	})
+	s.run("Ask for "+escape+": inside the allowed tree, but a symlink to /etc/shadow", func() (string, bool) {
+		f, err := op.Open(ctx, escape, os.O_RDONLY, 0)
+		if err == nil {
+			f.Close()
+			return "the opener followed the symlink out of the tree", false
+		}
+		var re *parent.RefusedError
+		ok := errors.As(err, &re) && re.Reason == protocol.ReasonEscape
+		return err.Error() + " (the policy allowed the path; the kernel refused to leave the tree)", ok
+	})
+	s.run("Kill the opener with SIGKILL, then ask it for "+secret, func() (string, bool) {
+		if err := syscall.Kill(op.PID(), syscall.SIGKILL); err != nil {
+			// After the drop we may not signal the root opener: the demo's
+			// root supervisor does it for us.
+			if !root || !errors.Is(err, syscall.EPERM) {
+				return err.Error(), false
+			}
+			fmt.Fprintf(w, "   (as %s this process may not signal the root opener: %v; the demo's root supervisor kills it)\n", userName, err)
+			if err := demoSupervisorKill(op.PID()); err != nil {
+				return err.Error(), false
+			}
+		}
+		select {
+		case <-op.Done():
+		case <-time.After(5 * time.Second):
+			return "the opener is still running 5 s later", false
+		}
+		_, err := op.Open(ctx, secret, os.O_RDONLY, 0)
+		var ee *parent.ExitError
+		return fmt.Sprint(err), errors.As(err, &ee)
+	})
+
+	fmt.Fprintln(w)
+	if s.failed > 0 {
+		fmt.Fprintf(w, "result: %d of %d steps did not behave as described\n", s.failed, s.n)
+		return exitFail
+	}
+	fmt.Fprintf(w, "result: every step behaved as described\n")
+	return exitOK
+}
+
+// demoSupervisorKill asks the root process that started the steps to kill
+// pid, over descriptors 3 and 4.
+func demoSupervisorKill(pid int) error {
+	req, ack := os.NewFile(3, "demo-requests"), os.NewFile(4, "demo-answers")
+	if _, err := fmt.Fprintf(req, "kill %d\n", pid); err != nil {
+		return fmt.Errorf("asking the supervisor: %w", err)
+	}
+	var answer string
+	if _, err := fmt.Fscanln(ack, &answer); err != nil {
+		return fmt.Errorf("the supervisor did not answer: %w", err)
+	}
+	if answer != "ok" {
+		return fmt.Errorf("the supervisor did not kill it: %s", answer)
+	}
+	return nil
+}
+
+func ownerOf(path string) int {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
+		return -1
+	}
+	return int(st.Uid)
+}
