@@ -520,7 +520,7 @@ func TestUsageErrors(t *testing.T) {
 		{name: "unclean rule", args: []string{"cat", "--allow", "/a/../b", "/b"}, want: []string{`"/a/../b"`, "not clean"}},
 		{name: "unclean tree rule", args: []string{"cat", "--allow", "/a//b/", "/a/b/c"}, want: []string{"not clean"}},
 		{name: "empty rule", args: []string{"cat", "--allow", "", "/b"}, want: []string{"-allow"}},
-		{name: "unknown mode", args: []string{"cat", "--allow", "w:/tmp/", "/tmp/x"}, want: []string{"mode"}},
+		{name: "unknown mode", args: []string{"cat", "--allow", "x:/tmp/", "/tmp/x"}, want: []string{"mode"}},
 		{name: "unknown log level", args: []string{"cat", "--log-level", "loud", "/etc/hostname"}, want: []string{`unknown log level "loud"`}},
 		{name: "unknown flag", args: []string{"cat", "--frob", "/etc/hostname"}, want: []string{"frob"}},
 		{name: "missing flag value", args: []string{"cat", "--allow"}, want: []string{"allow"}},

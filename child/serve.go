@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
@@ -14,10 +15,13 @@ import (
 	"github.com/privsep-go/privsep/protocol"
 )
 
-// DefaultWorkers is how many requests the opener serves at once. Each worker
-// blocks in its own recvmsg on the shared socket; SOCK_SEQPACKET hands each
-// message to exactly one of them.
+// DefaultWorkers is how many requests the opener serves at once.
 const DefaultWorkers = 8
+
+// StallAfter is how long a request may take before the worker serving it
+// hands the receiving role to another worker. Most opens take microseconds
+// and never reach it; a FIFO-like wait on a hung network mount does.
+const StallAfter = time.Millisecond
 
 // Options tune the opener.
 type Options struct {
@@ -30,7 +34,7 @@ type Options struct {
 // the workers run.
 type server struct {
 	log     hclog.Logger
-	sock    int
+	conn    *conn
 	pol     *policy.Policy
 	rules   []string        // pol's rules as written, for the audit log
 	dirs    []int           // O_PATH descriptors of pol.Dirs(), -1 where opening failed
@@ -38,11 +42,24 @@ type server struct {
 	openat2 bool
 
 	fatalOnce sync.Once
+
+	// receiving is the receiving role. One worker holds it at a time and
+	// serves request after request on its own, so the steady state runs on
+	// one thread, with no hand-off between goroutines, like a sequential
+	// C opener. When a request stalls (StallAfter), the role passes to
+	// another worker, so one slow open does not hold up the rest; at most
+	// the number of workers can stall at once.
+	receiving sync.Mutex
 }
 
 // serve runs the handshake and the workers, and returns the exit status.
 func serve(log hclog.Logger, sock int, opt Options) int {
-	s := &server{log: log, sock: sock}
+	c, err := newConn(sock)
+	if err != nil {
+		log.Error("bad invocation", "error", err)
+		return protocol.ExitUsage
+	}
+	s := &server{log: log, conn: c}
 	if code := s.handshake(); code != protocol.ExitOK {
 		return code
 	}
@@ -70,7 +87,7 @@ func serve(log hclog.Logger, sock int, opt Options) int {
 func (s *server) handshake() int {
 	buf := make([]byte, protocol.MaxMessage)
 	oob := make([]byte, protocol.OOBSize)
-	m, err := protocol.Recv(s.sock, buf, oob, nil, 0)
+	m, err := s.conn.recv(buf, oob, nil)
 	if err == io.EOF {
 		s.log.Debug("end of stream before hello")
 		return protocol.ExitOK
@@ -114,7 +131,7 @@ func (s *server) handshake() int {
 	if s.openat2 {
 		r.Features |= protocol.FeatureOpenat2
 	}
-	if err := protocol.Send(s.sock, protocol.AppendReady(buf[:0], r), nil, 0); err != nil {
+	if err := s.conn.send(protocol.AppendReady(buf[:0], r), nil); err != nil {
 		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
 			return protocol.ExitOK // the parent went away before we were ready
 		}
@@ -134,7 +151,7 @@ func (s *server) fatal(code int, what string, err error, errno syscall.Errno) {
 		if code == protocol.ExitProtocol {
 			var b [protocol.HeaderSize + 8]byte
 			msg := protocol.AppendError(b[:0], 0, protocol.ErrorReply{Errno: uint32(errno), Reason: protocol.ReasonProtocol})
-			_ = protocol.Send(s.sock, msg, nil, unix.MSG_DONTWAIT)
+			s.conn.trySend(msg)
 		}
 		os.Exit(code)
 	})

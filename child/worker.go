@@ -5,7 +5,9 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
@@ -26,10 +28,13 @@ type worker struct {
 	status []protocol.Status
 	opened []int
 	cpath  [policy.MaxPath + 1]byte // NUL-terminated relative path for openat2
+
+	holding atomic.Bool // this worker holds s.receiving
+	stall   *time.Timer // passes the receiving role on when a request stalls
 }
 
 func newWorker(s *server) *worker {
-	return &worker{
+	w := &worker{
 		s:      s,
 		buf:    make([]byte, protocol.MaxMessage),
 		oob:    make([]byte, protocol.OOBSize),
@@ -39,15 +44,32 @@ func newWorker(s *server) *worker {
 		status: make([]protocol.Status, 0, protocol.MaxBatch),
 		opened: make([]int, 0, protocol.MaxBatch),
 	}
+	w.stall = time.AfterFunc(time.Hour, w.passOn)
+	w.stall.Stop()
+	return w
+}
+
+// passOn gives up the receiving role, if this worker still holds it, so
+// that another worker receives the next request.
+func (w *worker) passOn() {
+	if w.holding.CompareAndSwap(true, false) {
+		w.s.receiving.Unlock()
+	}
 }
 
 // run serves until end of stream and returns the exit status. A violation
 // that leaves the stream untrustworthy exits the process from inside.
 func (w *worker) run() int {
 	for {
-		m, err := protocol.Recv(w.s.sock, w.buf, w.oob, w.fds, 0)
+		if !w.holding.Load() {
+			w.s.receiving.Lock()
+			w.holding.Store(true)
+		}
+		m, err := w.s.conn.recv(w.buf, w.oob, w.fds)
 		switch {
 		case err == io.EOF:
+			// End of stream is sticky: let the next worker see it too.
+			w.passOn()
 			return protocol.ExitOK
 		case err != nil && m.Type != 0:
 			// The header was sound, so the stream is still in step (one
@@ -67,7 +89,9 @@ func (w *worker) run() int {
 			}
 			w.s.fatal(protocol.ExitProtocol, "receiving a request", err, errnoFor(err))
 		}
+		w.stall.Reset(StallAfter)
 		w.handle(m)
+		w.stall.Stop() // if it fired, passOn already gave the role away
 	}
 }
 
@@ -128,7 +152,7 @@ func (w *worker) protoError(h protocol.Header, why string, err error) {
 // reply sends msg with fds and then closes fds: the opener keeps nothing it
 // hands out, whether or not the send worked.
 func (w *worker) reply(msg []byte, fds []int) {
-	err := protocol.Send(w.s.sock, msg, fds, 0)
+	err := w.s.conn.send(msg, fds)
 	protocol.CloseFDs(fds)
 	if err != nil && !errors.Is(err, unix.EPIPE) && !errors.Is(err, unix.ECONNRESET) {
 		// A parent that went away shows up as end of stream on the next

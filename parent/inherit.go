@@ -66,7 +66,10 @@ func Inherited(log hclog.Logger) (*Opener, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	o := newOpener(fd, log)
+	o, err := newOpener(fd, log)
+	if err != nil {
+		return nil, fmt.Errorf("privsep: inherited opener: %w", err)
+	}
 	o.proc, o.pid = proc, pid
 	logsDone := make(chan struct{})
 	close(logsDone)

@@ -34,18 +34,21 @@ const cancelPoll = 10 * time.Millisecond
 // single caller therefore sends and receives on its own goroutine with no
 // hand-off at all.
 type Opener struct {
-	sock    int // owned; closed by Close once no call uses it
+	sock    int      // the socket; owned by file
+	file    *os.File // owns sock and its registration with the runtime's poller
+	rc      syscall.RawConn
 	log     hclog.Logger
 	proc    *os.Process
 	pid     int
 	openat2 bool
 	tail    logTail
 
-	// The reader's buffers. Only the goroutine that holds the reading role
-	// (reading == true, set under mu) touches them.
-	rbuf []byte
-	roob []byte
-	rfds []int
+	// The reader's state. Only the goroutine that holds the reading role
+	// (reading == true, set under mu) touches it.
+	rbuf      []byte
+	roob      []byte
+	rfds      []int
+	rdeadline bool // a read deadline may be set on file
 
 	calls sync.Pool // *call
 
@@ -81,9 +84,26 @@ type call struct {
 	fds       []int
 }
 
-func newOpener(sock int, log hclog.Logger) *Opener {
+// newOpener takes ownership of sock, a connected SOCK_SEQPACKET socket.
+func newOpener(sock int, log hclog.Logger) (*Opener, error) {
+	// Replies are waited for through the runtime's poller: a goroutine
+	// blocked in recvmsg would hold a thread in a system call, which the
+	// runtime's monitor wakes every 20 µs to take its scheduler slot back.
+	// Sends and receives themselves are raw and non-blocking.
+	if err := unix.SetNonblock(sock, true); err != nil {
+		unix.Close(sock)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	file := os.NewFile(uintptr(sock), "privsep-opener-socket")
+	rc, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
 	o := &Opener{
 		sock:    sock,
+		file:    file,
+		rc:      rc,
 		log:     log,
 		rbuf:    make([]byte, protocol.MaxMessage),
 		roob:    make([]byte, protocol.OOBSize),
@@ -95,7 +115,47 @@ func newOpener(sock int, log hclog.Logger) *Opener {
 	o.calls.New = func() any {
 		return &call{wake: make(chan struct{}, 1), buf: make([]byte, 0, protocol.HeaderSize+8+protocol.MaxPath)}
 	}
-	return o
+	return o, nil
+}
+
+// longAgo is a deadline in the past: setting it wakes a blocked reader.
+var longAgo = time.Unix(1, 0)
+
+// recv receives one message, waiting through the poller until one arrives
+// or ctx ends. The caller holds the reading role (or is Start, before
+// anyone else can read).
+func (o *Opener) recv(ctx context.Context) (protocol.Msg, error) {
+	var deadline time.Time
+	if ctx.Done() != nil {
+		deadline, _ = ctx.Deadline()
+		stop := context.AfterFunc(ctx, func() { o.file.SetReadDeadline(longAgo) })
+		defer stop()
+	}
+	if o.rdeadline || !deadline.IsZero() {
+		o.file.SetReadDeadline(deadline)
+		o.rdeadline = !deadline.IsZero()
+	}
+	for {
+		var m protocol.Msg
+		var err error
+		rerr := o.rc.Read(func(fd uintptr) bool {
+			m, err = protocol.Recv(int(fd), o.rbuf, o.roob, o.rfds, unix.MSG_DONTWAIT)
+			return err != unix.EAGAIN
+		})
+		if rerr == nil {
+			return m, err
+		}
+		if errors.Is(rerr, os.ErrDeadlineExceeded) {
+			if err := ctx.Err(); err != nil {
+				o.rdeadline = true
+				return protocol.Msg{}, err
+			}
+			// A cancellation meant for an earlier reader: undo it.
+			o.file.SetReadDeadline(deadline)
+			continue
+		}
+		return protocol.Msg{}, rerr
+	}
 }
 
 // PID returns the opener's process id.
@@ -405,17 +465,9 @@ func (o *Opener) promoteLocked() {
 // connection fails. The caller holds the reading role.
 func (o *Opener) read(ctx context.Context, c *call) error {
 	for {
-		m, err := protocol.Recv(o.sock, o.rbuf, o.roob, o.rfds, unix.MSG_DONTWAIT)
-		if err == unix.EAGAIN {
-			if err := o.pollWait(ctx, unix.POLLIN); err != nil {
-				if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
-					return err
-				}
-				o.connFailed(err)
-				<-o.done
-				return nil
-			}
-			continue
+		m, err := o.recv(ctx)
+		if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			return err
 		}
 		if err != nil {
 			if m.Type != 0 && errors.Is(err, protocol.ErrFDsDropped) {
@@ -594,7 +646,7 @@ func (o *Opener) Close() error {
 		}
 		err = o.exitErr
 		o.mu.Unlock()
-		unix.Close(o.sock)
+		o.file.Close()
 		if err == ErrClosed {
 			err = nil
 		}

@@ -147,7 +147,15 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 		return nil, fmt.Errorf("privsep: starting the opener %s: %w", exe, err)
 	}
 
-	o := newOpener(mine, log)
+	o, err := newOpener(mine, log)
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if logR != nil {
+			logR.Close()
+		}
+		return nil, fmt.Errorf("privsep: %w", err)
+	}
 	o.proc = cmd.Process
 	logsDone := make(chan struct{})
 	if logR != nil {
@@ -173,7 +181,7 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 	if err := o.handshake(sctx, hello, cmd.Process.Pid); err != nil {
 		o.abort(fmt.Errorf("start: %w", err))
 		<-o.done
-		unix.Close(o.sock)
+		o.file.Close()
 		// Report the status and the opener's last words, which usually say
 		// what went wrong, with the handshake's own error as the cause.
 		ret := &ExitError{Cause: err}
@@ -206,15 +214,9 @@ func (o *Opener) handshake(ctx context.Context, hello []byte, pid int) error {
 		return fmt.Errorf("sending hello: %w", err)
 	}
 	for {
-		m, err := protocol.Recv(o.sock, o.rbuf, o.roob, o.rfds, unix.MSG_DONTWAIT)
-		if err == unix.EAGAIN {
-			if err := o.pollWait(ctx, unix.POLLIN); err != nil {
-				if errors.Is(err, context.DeadlineExceeded) {
-					return fmt.Errorf("no ready message before the deadline (does the program call child.Init at the top of main?): %w", err)
-				}
-				return err
-			}
-			continue
+		m, err := o.recv(ctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("no ready message before the deadline (does the program call child.Init at the top of main?): %w", err)
 		}
 		if err == io.EOF {
 			return errGone

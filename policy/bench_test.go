@@ -4,19 +4,21 @@ import (
 	"fmt"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/privsep-go/privsep/policy"
 )
 
 func benchCheck(b *testing.B, p *policy.Policy, paths []string, wantOK bool) {
 	b.Helper()
 	for _, q := range paths {
-		if _, err := p.Check(q, 0); (err == nil) != wantOK {
+		if _, err := p.Check(q, 0, 0); (err == nil) != wantOK {
 			b.Fatalf("Check(%q): got error %v, want allowed=%v", q, err, wantOK)
 		}
 	}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		sinkDecision, sinkErr = p.Check(paths[i%len(paths)], 0)
+		sinkDecision, sinkErr = p.Check(paths[i%len(paths)], 0, 0)
 	}
 }
 
@@ -38,7 +40,7 @@ func BenchmarkCheck1000Rules(b *testing.B) {
 	b.Run("mixed", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
-			sinkDecision, sinkErr = p.Check(mixed[i%len(mixed)], 0)
+			sinkDecision, sinkErr = p.Check(mixed[i%len(mixed)], 0, 0)
 		}
 	})
 }
@@ -61,6 +63,32 @@ func BenchmarkParse1000Rules(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := policy.Parse(rules); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCheckCreate1000Rules(b *testing.B) {
+	p := bigModesPolicy(b, 1000)
+	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL
+	if _, err := p.Check("/data/d0501/a/b/new", flags, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		sinkDecision, sinkErr = p.Check("/data/d0501/a/b/new", flags, 0o644)
+	}
+}
+
+func BenchmarkParseFile1000Lines(b *testing.B) {
+	var data []byte
+	for i := range 1000 {
+		data = fmt.Appendf(data, "# rule %d\nrwc:\"/data/d %04d/\" mode=0640 owner=%d:%d  # comment\n", i, i, 1000+i, 2000+i)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := policy.ParseFile("bench.policy", data, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

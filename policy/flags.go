@@ -116,21 +116,21 @@ type FlagBit struct {
 // bit 0 first. README.md shows it as a table.
 func FlagTable() []FlagBit {
 	notes := map[int]string{
-		unix.O_WRONLY:    "write access: the rule needs w, or a with O_APPEND",
-		unix.O_RDWR:      "read and write access: the rule needs r, and w or a with O_APPEND",
-		unix.O_CREAT:     "the rule needs c",
-		unix.O_EXCL:      "the rule needs c; only with O_CREAT or O_TMPFILE, else EINVAL",
-		unix.O_NOCTTY:    "always set",
-		unix.O_TRUNC:     "the rule needs w (a never truncates); with read-only access, EINVAL",
-		unix.O_APPEND:    "accepted; required for every write under an a rule",
-		unix.O_NONBLOCK:  "accepted",
-		unix.O_DSYNC:     "accepted",
-		kernelLargefile:  "accepted (implied on 64-bit kernels)",
-		unix.O_DIRECTORY: "accepted",
-		unix.O_NOFOLLOW:  "accepted",
-		unix.O_CLOEXEC:   "always set",
+		unix.O_WRONLY:               "write access: the rule needs w, or a with O_APPEND",
+		unix.O_RDWR:                 "read and write access: the rule needs r, and w or a with O_APPEND",
+		unix.O_CREAT:                "the rule needs c",
+		unix.O_EXCL:                 "the rule needs c; only with O_CREAT or O_TMPFILE, else EINVAL",
+		unix.O_NOCTTY:               "always set",
+		unix.O_TRUNC:                "the rule needs w (a never truncates); with read-only access, EINVAL",
+		unix.O_APPEND:               "accepted; required for every write under an a rule",
+		unix.O_NONBLOCK:             "accepted",
+		unix.O_DSYNC:                "accepted",
+		kernelLargefile:             "accepted (implied on 64-bit kernels)",
+		unix.O_DIRECTORY:            "accepted",
+		unix.O_NOFOLLOW:             "accepted",
+		unix.O_CLOEXEC:              "always set",
 		unix.O_SYNC &^ unix.O_DSYNC: "accepted (O_SYNC is this bit with O_DSYNC)",
-		oTmpfileOnly: "O_TMPFILE (with O_DIRECTORY): the rule needs c and write access, and must be a tree rule",
+		oTmpfileOnly:                "O_TMPFILE (with O_DIRECTORY): the rule needs c and write access, and must be a tree rule",
 	}
 	t := make([]FlagBit, 32)
 	for b := uint(0); b < 32; b++ {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -12,153 +13,537 @@ import (
 	"github.com/privsep-go/privsep/policy"
 )
 
-type flagOutcome byte
+// The flag model: an independent statement, written from the issue and
+// the kernel's asm-generic/fcntl.h, of what Check and SanitizeFlags decide.
+// It does not call the code under test.
+
+// kernelLargefile is the kernel's O_LARGEFILE bit: 0x8000 on amd64, where
+// Go's unix.O_LARGEFILE is 0 because the kernel implies the flag.
+var kernelLargefile = func() int {
+	if runtime.GOARCH == "amd64" {
+		return 0x8000
+	}
+	return unix.O_LARGEFILE
+}()
 
 const (
-	allow flagOutcome = 'A' // allowed, O_CLOEXEC|O_NOCTTY added
-	deny  flagOutcome = 'D' // denied, EACCES: needs write access
-	bad   flagOutcome = 'B' // bad request, EINVAL
+	// forcedFlags are added to every allowed request.
+	forcedFlags = unix.O_CLOEXEC | unix.O_NOCTTY
+	// tmpfileBit is O_TMPFILE without the O_DIRECTORY it includes.
+	tmpfileBit = unix.O_TMPFILE &^ unix.O_DIRECTORY
 )
 
-// namedFlags is what the policy must do with each named open(2) bit. Bits
-// not named here are unknown and must be bad requests.
-var namedFlags = []struct {
-	name string
-	v    int
-	want flagOutcome
-}{
-	{"O_WRONLY", unix.O_WRONLY, deny},
-	{"O_RDWR", unix.O_RDWR, deny},
-	{"O_CREAT", unix.O_CREAT, deny},
-	{"O_EXCL", unix.O_EXCL, deny},
-	{"O_NOCTTY", unix.O_NOCTTY, allow},
-	{"O_TRUNC", unix.O_TRUNC, deny},
-	{"O_APPEND", unix.O_APPEND, deny},
-	{"O_NONBLOCK", unix.O_NONBLOCK, allow},
-	{"O_DSYNC", unix.O_DSYNC, deny},
-	{"O_ASYNC", unix.O_ASYNC, bad},
-	{"O_DIRECT", unix.O_DIRECT, bad},
-	{"O_LARGEFILE", unix.O_LARGEFILE, allow}, // 0 on 64-bit platforms
-	{"O_DIRECTORY", unix.O_DIRECTORY, allow},
-	{"O_NOFOLLOW", unix.O_NOFOLLOW, allow},
-	{"O_NOATIME", unix.O_NOATIME, bad},
-	{"O_CLOEXEC", unix.O_CLOEXEC, allow},
-	{"__O_SYNC", unix.O_SYNC &^ unix.O_DSYNC, deny},
-	{"O_PATH", unix.O_PATH, bad},
-	{"__O_TMPFILE", unix.O_TMPFILE &^ unix.O_DIRECTORY, deny},
+// knownFlags is every bit the opener accepts in some request; any other bit
+// makes a bad request.
+var knownFlags = unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT | unix.O_EXCL | unix.O_NOCTTY |
+	unix.O_TRUNC | unix.O_APPEND | unix.O_NONBLOCK | unix.O_DSYNC | kernelLargefile |
+	unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_SYNC | tmpfileBit
+
+// verdict is what the model says of one request: allowed (kind 0), denied
+// or a bad request, with the errno.
+type verdict struct {
+	kind  policy.Kind
+	errno syscall.Errno
 }
 
-// amd64Bits spells out, bit 0 first, the expected outcome of each bit on
-// linux/amd64, checked by hand against the kernel's asm-generic/fcntl.h, as
-// a check on namedFlags. Bit 15 is the kernel's O_LARGEFILE (0x8000), which
-// userspace on amd64 defines as 0, so it is an unknown bit there.
-const amd64Bits = "DDBBBBDDADDADBBBAABADBDBBBBBBBBB"
+var (
+	allowV = verdict{}
+	denyV  = verdict{policy.Denied, syscall.EACCES}
+	badV   = verdict{policy.BadRequest, syscall.EINVAL}
+)
 
-type flagCase struct {
+func (v verdict) String() string {
+	switch v.kind {
+	case 0:
+		return "allowed"
+	case policy.Denied:
+		return "denied (" + v.errno.Error() + ")"
+	case policy.BadRequest:
+		return "bad request (" + v.errno.Error() + ")"
+	}
+	return fmt.Sprintf("kind %d errno %v", v.kind, v.errno)
+}
+
+// flagsBad is the model of the flags on their own: whether they make a bad
+// request whatever the rule.
+func flagsBad(flags int) bool {
+	acc := flags & 3
+	creat := flags&unix.O_CREAT != 0
+	tmp := flags&tmpfileBit != 0
+	write := acc == 1 || acc == 2
+	switch {
+	case acc == 3: // O_WRONLY|O_RDWR is no access mode
+		return true
+	case flags < 0 || int64(flags) > 0xffffffff || flags&^knownFlags != 0:
+		return true
+	case flags&unix.O_TRUNC != 0 && !write: // O_RDONLY|O_TRUNC
+		return true
+	case tmp && (flags&unix.O_DIRECTORY == 0 || !write || creat):
+		return true
+	case flags&unix.O_EXCL != 0 && !creat && !tmp:
+		return true
+	}
+	return false
+}
+
+// model decides flags against a rule with modes, exact or a tree.
+func model(flags int, modes policy.Mode, exact bool) verdict {
+	if flagsBad(flags) {
+		return badV
+	}
+	acc := flags & 3
+	read := acc == 0 || acc == 2
+	write := acc == 1 || acc == 2
+	appendFlag := flags&unix.O_APPEND != 0
+	trunc := flags&unix.O_TRUNC != 0
+	tmp := flags&tmpfileBit != 0
+	create := flags&unix.O_CREAT != 0 || tmp
+	r, w, a, c := modes&policy.Read != 0, modes&policy.Write != 0, modes&policy.Append != 0, modes&policy.Create != 0
+	switch {
+	case read && !r:
+		return denyV
+	case write && !w && !a: // no write access at all
+		return denyV
+	case write && !w && (!appendFlag || trunc): // append only
+		return denyV
+	case create && !c:
+		return denyV
+	case tmp && exact: // an exact rule names a file, not a directory
+		return denyV
+	}
+	return allowV
+}
+
+// creating reports whether the flags create a file (allowed requests only).
+func creating(flags int) bool {
+	return flags&(unix.O_CREAT|tmpfileBit) != 0
+}
+
+// hasBoth reports whether modes hold both w and a (which no rule may).
+func hasBoth(letters string) bool {
+	return strings.Contains(letters, "w") && strings.Contains(letters, "a")
+}
+
+// flagExtras are combined with every bit and access mode in the matrix, so
+// that O_EXCL, O_TRUNC, O_TMPFILE and friends meet the combinations that
+// make them valid.
+var flagExtras = []struct {
 	name  string
 	flags int
-	want  flagOutcome
+}{
+	{"", 0},
+	{"|O_CREAT", unix.O_CREAT},
+	{"|O_CREAT|O_EXCL", unix.O_CREAT | unix.O_EXCL},
+	{"|O_TRUNC", unix.O_TRUNC},
+	{"|O_APPEND", unix.O_APPEND},
+	{"|O_APPEND|O_CREAT", unix.O_APPEND | unix.O_CREAT},
+	{"|O_TMPFILE", unix.O_TMPFILE},
+	{"|O_TMPFILE|O_EXCL", unix.O_TMPFILE | unix.O_EXCL},
 }
 
-func everyFlagCase(t *testing.T) []flagCase {
-	t.Helper()
-	var cases []flagCase
-	for b := range 32 {
-		v := 1 << b
-		c := flagCase{name: fmt.Sprintf("bit%02d_%#x", b, v), flags: v, want: bad}
-		for _, f := range namedFlags {
-			if f.v == v {
-				c.name, c.want = fmt.Sprintf("bit%02d_%s", b, f.name), f.want
-			}
+// TestFlagRuleMatrix is the flag table the issue asks for: every flag bit
+// with every access mode, for every mode set a rule may have, on a tree
+// rule and on an exact rule, each decision checked against the model.
+func TestFlagRuleMatrix(t *testing.T) {
+	const reqMode = 0o7777
+	accModes := []struct {
+		name  string
+		flags int
+	}{{"O_RDONLY", unix.O_RDONLY}, {"O_WRONLY", unix.O_WRONLY}, {"O_RDWR", unix.O_RDWR}}
+	allowedSomewhere := make([]bool, 32)
+	failures := 0
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Errorf(format, args...)
+		if failures++; failures >= 40 {
+			t.Fatalf("too many failures")
 		}
-		if runtime.GOARCH == "amd64" {
-			if len(amd64Bits) != 32 {
-				t.Fatalf("len(amd64Bits): got %d, want 32", len(amd64Bits))
-			}
-			if hand := flagOutcome(amd64Bits[b]); hand != c.want {
-				t.Fatalf("bit %d (%s): namedFlags says %c, amd64Bits says %c", b, c.name, c.want, hand)
-			}
-		}
-		cases = append(cases, c)
 	}
-	cases = append(cases,
-		flagCase{"O_RDONLY", unix.O_RDONLY, allow},
-		flagCase{"access mode 3", unix.O_ACCMODE, bad},
-		flagCase{"access mode 3|O_CREAT", unix.O_ACCMODE | unix.O_CREAT, bad},
-		flagCase{"access mode 3|O_NONBLOCK", unix.O_ACCMODE | unix.O_NONBLOCK, bad},
-		flagCase{"O_RDONLY|O_TRUNC", unix.O_RDONLY | unix.O_TRUNC, deny},
-		flagCase{"O_TMPFILE", unix.O_TMPFILE, deny},
-		flagCase{"O_TMPFILE|O_RDWR", unix.O_TMPFILE | unix.O_RDWR, deny},
-		flagCase{"O_SYNC", unix.O_SYNC, deny},
-		flagCase{"O_WRONLY|O_CREAT|O_EXCL", unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL, deny},
-		flagCase{"O_DIRECTORY|O_CREAT", unix.O_DIRECTORY | unix.O_CREAT, deny},
-		flagCase{"every accepted bit", unix.O_NONBLOCK | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_LARGEFILE | unix.O_CLOEXEC | unix.O_NOCTTY, allow},
-		flagCase{"O_DIRECTORY|O_NOFOLLOW", unix.O_DIRECTORY | unix.O_NOFOLLOW, allow},
-		// A bit that is never accepted outweighs one that is only denied.
-		flagCase{"O_WRONLY|O_NOATIME", unix.O_WRONLY | unix.O_NOATIME, bad},
-		flagCase{"O_NONBLOCK|O_PATH", unix.O_NONBLOCK | unix.O_PATH, bad},
-		flagCase{"O_PATH|O_DIRECTORY", unix.O_PATH | unix.O_DIRECTORY, bad},
-		flagCase{"-1", -1, bad},
-		flagCase{"bit31 as int32", int(int32(-1 << 31)), bad},
+	checked := 0
+	for _, ms := range allModeSets() {
+		tree := ms.letters + ":/srv/t/"
+		exact := ms.letters + ":/srv/e"
+		if !ms.valid {
+			// The empty set and every set with both w and a are refused,
+			// by ParseRule and ParseLine alike.
+			for _, s := range []string{tree, exact, tree + " mode=0640"} {
+				if r, err := policy.ParseRule(s); err == nil {
+					t.Errorf("ParseRule(%q): got %v, want an error", s, r)
+				}
+				if r, err := policy.ParseLine(s, nil); err == nil {
+					t.Errorf("ParseLine(%q): got %v, want an error", s, r)
+				}
+			}
+			if ms.letters != "" && !hasBoth(ms.letters) {
+				t.Fatalf("mode set %q refused by the test but neither empty nor w with a", ms.letters)
+			}
+			continue
+		}
+		treeLine := tree
+		treeMode, treeUID, treeGID := uint32(0o666), policy.NoOwner, policy.NoOwner
+		if strings.Contains(ms.letters, "c") {
+			treeLine += " mode=0640 owner=1000:1001"
+			treeMode, treeUID, treeGID = 0o640, 1000, 1001
+		}
+		p, err := policy.ParseLines([]string{treeLine, exact})
+		if err != nil {
+			t.Fatalf("ParseLines(%q, %q): %v", treeLine, exact, err)
+		}
+		if r, err := policy.ParseRule(exact); err != nil || r.Modes != ms.modes {
+			t.Fatalf("ParseRule(%q): got %v, %v, want modes %q", exact, r.Modes, err, ms.letters)
+		}
+		targets := []struct {
+			path      string
+			exact     bool
+			rule      int
+			mode      uint32
+			uid, gid  int
+			ruleWords string
+		}{
+			{"/srv/t/d/f", false, 0, treeMode, treeUID, treeGID, treeLine},
+			{"/srv/e", true, 1, 0o666, policy.NoOwner, policy.NoOwner, exact},
+		}
+		for b := range 32 {
+			for _, acc := range accModes {
+				for _, ex := range flagExtras {
+					flags := acc.flags | 1<<b | ex.flags
+					name := fmt.Sprintf("%s|bit%d(%s)%s", acc.name, b, policy.FlagString(1<<b), ex.name)
+					for _, tg := range targets {
+						checked++
+						want := model(flags, ms.modes, tg.exact)
+						d, err := p.Check(tg.path, flags, reqMode)
+						got := allowV
+						if err != nil {
+							r := refusal(t, err)
+							got = verdict{r.Kind, r.Errno}
+						}
+						if got != want {
+							fail("rule %q, Check(%q, %s = %#x): got %v (%v), want %v", tg.ruleWords, tg.path, name, flags, got, err, want)
+							continue
+						}
+						clean, serr := policy.SanitizeFlags(flags)
+						switch want.kind {
+						case 0:
+							allowedSomewhere[b] = true
+							if serr != nil {
+								fail("SanitizeFlags(%s): got %v, want nil as Check allowed it", name, serr)
+							}
+							wantFlags := flags | forcedFlags
+							if d.Flags != wantFlags || clean != wantFlags {
+								fail("rule %q, %s: got Flags %s and SanitizeFlags %s, want %s", tg.ruleWords, name,
+									policy.FlagString(d.Flags), policy.FlagString(clean), policy.FlagString(wantFlags))
+							}
+							if d.Rule != tg.rule || d.Exact != tg.exact {
+								fail("rule %q, %s: got Rule %d Exact %v, want %d %v", tg.ruleWords, name, d.Rule, d.Exact, tg.rule, tg.exact)
+							}
+							wantMode, wantUID, wantGID := uint32(0), policy.NoOwner, policy.NoOwner
+							if creating(flags) {
+								wantMode, wantUID, wantGID = reqMode&tg.mode, tg.uid, tg.gid
+							}
+							if d.Mode != wantMode || d.UID != wantUID || d.GID != wantGID {
+								fail("rule %q, %s: got Mode %#o UID %d GID %d, want %#o %d %d", tg.ruleWords, name, d.Mode, d.UID, d.GID, wantMode, wantUID, wantGID)
+							}
+						case policy.Denied:
+							// The flags are fine on their own; the rule said no.
+							if serr != nil || clean != flags|forcedFlags {
+								fail("SanitizeFlags(%s): got %#x, %v, want the flags plus O_CLOEXEC|O_NOCTTY", name, clean, serr)
+							}
+							if d.Rule != tg.rule {
+								fail("rule %q, %s: denied with Rule %d, want %d (the rule that refused)", tg.ruleWords, name, d.Rule, tg.rule)
+							}
+						case policy.BadRequest:
+							if serr == nil {
+								fail("SanitizeFlags(%s): got %#x, nil, want a bad request", name, clean)
+							} else if r := refusal(t, serr); (verdict{r.Kind, r.Errno}) != badV || clean != 0 {
+								fail("SanitizeFlags(%s): got %#x, %v, want 0 and a bad request (EINVAL)", name, clean, serr)
+							}
+							if d.Rule != -1 {
+								fail("rule %q, %s: bad request with Rule %d, want -1 (no rule consulted)", tg.ruleWords, name, d.Rule)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	t.Logf("checked %d decisions", checked)
+
+	// FlagTable says which bits are accepted: exactly those that some rule
+	// allows in some combination.
+	table := policy.FlagTable()
+	if len(table) != 32 {
+		t.Fatalf("len(FlagTable()): got %d, want 32", len(table))
+	}
+	for b, fb := range table {
+		if fb.Accepted != allowedSomewhere[b] {
+			t.Errorf("FlagTable()[%d] (%s): Accepted %v, but the matrix allowed it somewhere: %v", b, fb.Name, fb.Accepted, allowedSomewhere[b])
+		}
+		if fb.Accepted != (knownFlags&(1<<b) != 0) {
+			t.Errorf("FlagTable()[%d] (%s): Accepted %v, want %v as the model says", b, fb.Name, fb.Accepted, !fb.Accepted)
+		}
+	}
+}
+
+// TestFlagCases are the cases the issue names, each spelled out.
+func TestFlagCases(t *testing.T) {
+	p, err := policy.ParseLines([]string{
+		"rwc:/rwc/",                        // 0
+		"rw:/rw/",                          // 1
+		"ra:/ra/",                          // 2
+		"a:/a/",                            // 3
+		"ac:/ac/ owner=7",                  // 4
+		"r:/r/",                            // 5
+		"rwc:/exact",                       // 6
+		"rc:/rc/",                          // 7
+		"rwc:/narrow/ mode=0600 owner=1:2", // 8
+		"wc:/wc/ mode=0444",                // 9
+		"c:/c/",                            // 10
+		"w:/w",                             // 11
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		rdonly = unix.O_RDONLY
+		wronly = unix.O_WRONLY
+		rdwr   = unix.O_RDWR
+		creat  = unix.O_CREAT
+		excl   = unix.O_EXCL
+		trunc  = unix.O_TRUNC
+		app    = unix.O_APPEND
+		tmp    = unix.O_TMPFILE
 	)
-	if strconv.IntSize == 64 {
-		cases = append(cases,
-			flagCase{"bit32", 1 << 32, bad},
-			flagCase{"bit62|O_NONBLOCK", 1<<62 | unix.O_NONBLOCK, bad},
-		)
+	no := policy.NoOwner
+	tests := []struct {
+		name     string
+		path     string
+		flags    int
+		mode     uint32
+		want     verdict
+		rule     int // -1: no rule consulted
+		dmode    uint32
+		uid, gid int
+	}{
+		{"O_RDONLY|O_TRUNC is a bad request", "/rwc/f", rdonly | trunc, 0, badV, -1, 0, no, no},
+		{"O_RDONLY|O_TRUNC|O_CREAT is a bad request", "/rwc/f", rdonly | trunc | creat, 0o644, badV, -1, 0, no, no},
+		{"access mode 3", "/rwc/f", 3, 0, badV, -1, 0, no, no},
+		{"access mode 3|O_APPEND", "/ra/f", 3 | app, 0, badV, -1, 0, no, no},
+		{"O_CREAT without c", "/rw/f", wronly | creat, 0o644, denyV, 1, 0, no, no},
+		{"O_CREAT|O_EXCL without c", "/rw/f", rdwr | creat | excl, 0o644, denyV, 1, 0, no, no},
+		{"O_RDONLY|O_CREAT without c", "/r/f", rdonly | creat, 0o644, denyV, 5, 0, no, no},
+		{"O_CREAT under rwc", "/rwc/f", wronly | creat, 0o644, allowV, 0, 0o644, no, no},
+		{"O_RDONLY|O_CREAT under rc", "/rc/f", rdonly | creat, 0o644, allowV, 7, 0o644, no, no},
+		{"O_WRONLY|O_CREAT under rc", "/rc/f", wronly | creat, 0o644, denyV, 7, 0, no, no},
+		{"c alone allows no read", "/c/f", rdonly | creat, 0o644, denyV, 10, 0, no, no},
+		{"c alone allows no write", "/c/f", wronly | creat, 0o644, denyV, 10, 0, no, no},
+		// Append only.
+		{"append-only: O_WRONLY", "/ra/log", wronly, 0, denyV, 2, 0, no, no},
+		{"append-only: O_RDWR", "/ra/log", rdwr, 0, denyV, 2, 0, no, no},
+		{"append-only: O_WRONLY|O_APPEND", "/ra/log", wronly | app, 0, allowV, 2, 0, no, no},
+		{"append-only: O_RDWR|O_APPEND", "/ra/log", rdwr | app, 0, allowV, 2, 0, no, no},
+		{"append-only: O_RDONLY", "/ra/log", rdonly, 0, allowV, 2, 0, no, no},
+		{"append-only: O_WRONLY|O_APPEND|O_TRUNC", "/ra/log", wronly | app | trunc, 0, denyV, 2, 0, no, no},
+		{"append-only: O_WRONLY|O_TRUNC", "/ra/log", wronly | trunc, 0, denyV, 2, 0, no, no},
+		{"append-only: O_RDWR|O_APPEND|O_TRUNC", "/ra/log", rdwr | app | trunc, 0, denyV, 2, 0, no, no},
+		{"a without r: O_RDWR|O_APPEND", "/a/log", rdwr | app, 0, denyV, 3, 0, no, no},
+		{"a without r: O_WRONLY|O_APPEND", "/a/log", wronly | app, 0, allowV, 3, 0, no, no},
+		{"a without c: O_CREAT", "/a/log", wronly | app | creat, 0o600, denyV, 3, 0, no, no},
+		{"ac: O_WRONLY|O_APPEND|O_CREAT", "/ac/log", wronly | app | creat, 0o640, allowV, 4, 0o640, 7, no},
+		{"ac: O_WRONLY|O_CREAT", "/ac/log", wronly | creat, 0o640, denyV, 4, 0, no, no},
+		{"w: O_TRUNC", "/rw/f", wronly | trunc, 0, allowV, 1, 0, no, no},
+		{"w: O_RDWR|O_TRUNC", "/rw/f", rdwr | trunc, 0, allowV, 1, 0, no, no},
+		{"w without r: O_RDWR", "/w", rdwr, 0, denyV, 11, 0, no, no},
+		{"w without r: O_WRONLY", "/w", wronly, 0, allowV, 11, 0, no, no},
+		{"r: O_WRONLY", "/r/f", wronly, 0, denyV, 5, 0, no, no},
+		{"r: O_RDONLY|O_APPEND is harmless", "/r/f", rdonly | app, 0, allowV, 5, 0, no, no},
+		// O_TMPFILE needs c, write access and a tree rule.
+		{"O_TMPFILE|O_RDWR in a c tree", "/rwc/d", rdwr | tmp, 0o600, allowV, 0, 0o600, no, no},
+		{"O_TMPFILE|O_WRONLY in a c tree", "/rwc", wronly | tmp, 0o600, allowV, 0, 0o600, no, no},
+		{"O_TMPFILE|O_EXCL", "/rwc/d", rdwr | tmp | excl, 0o600, allowV, 0, 0o600, no, no},
+		{"O_TMPFILE without c", "/rw/d", rdwr | tmp, 0o600, denyV, 1, 0, no, no},
+		{"O_TMPFILE read-only", "/rwc/d", rdonly | tmp, 0o600, badV, -1, 0, no, no},
+		{"O_TMPFILE on an exact rule", "/exact", rdwr | tmp, 0o600, denyV, 6, 0, no, no},
+		{"O_TMPFILE with O_CREAT", "/rwc/d", rdwr | tmp | creat, 0o600, badV, -1, 0, no, no},
+		{"__O_TMPFILE without O_DIRECTORY", "/rwc/d", rdwr | tmpfileBit, 0o600, badV, -1, 0, no, no},
+		{"O_TMPFILE under rc (no write)", "/rc/d", rdwr | tmp, 0o600, denyV, 7, 0, no, no},
+		{"O_TMPFILE|O_WRONLY under ac needs O_APPEND", "/ac/d", wronly | tmp, 0o600, denyV, 4, 0, no, no},
+		{"O_TMPFILE|O_WRONLY|O_APPEND under ac", "/ac/d", wronly | tmp | app, 0o600, allowV, 4, 0o600, 7, no},
+		// O_EXCL only with O_CREAT or O_TMPFILE.
+		{"O_EXCL alone", "/rwc/f", rdonly | excl, 0, badV, -1, 0, no, no},
+		{"O_WRONLY|O_EXCL", "/rwc/f", wronly | excl, 0, badV, -1, 0, no, no},
+		{"O_EXCL on a denied path", "/nowhere", wronly | excl, 0, badV, -1, 0, no, no},
+		{"O_CREAT|O_EXCL", "/rwc/f", wronly | creat | excl, 0o600, allowV, 0, 0o600, no, no},
+		// Creation modes: masked with 0666 and the rule's mode=.
+		{"setuid dropped", "/rwc/f", wronly | creat, 0o4755, allowV, 0, 0o644, no, no},
+		{"setgid and sticky dropped", "/rwc/f", wronly | creat, 0o3777, allowV, 0, 0o666, no, no},
+		{"exec bits dropped", "/rwc/f", wronly | creat, 0o777, allowV, 0, 0o666, no, no},
+		{"every bit", "/rwc/f", wronly | creat, 0xffffffff, allowV, 0, 0o666, no, no},
+		{"mode= narrows", "/narrow/f", wronly | creat, 0o666, allowV, 8, 0o600, 1, 2},
+		{"mode= narrows setuid", "/narrow/f", wronly | creat, 0o4777, allowV, 8, 0o600, 1, 2},
+		{"mode= and the request both narrow", "/narrow/f", wronly | creat, 0o640, allowV, 8, 0o600, 1, 2},
+		{"mode= 0444", "/wc/f", wronly | creat, 0o666, allowV, 9, 0o444, no, no},
+		{"mode= 0444 with 0600", "/wc/f", wronly | creat, 0o600, allowV, 9, 0o400, no, no},
+		{"requested 0", "/rwc/f", wronly | creat, 0, allowV, 0, 0, no, no},
+		{"exact rule create", "/exact", wronly | creat | excl, 0o4640, allowV, 6, 0o640, no, no},
+		// No mode, no owner when the open does not create.
+		{"mode ignored without O_CREAT", "/rwc/f", wronly, 0o644, allowV, 0, 0, no, no},
+		{"owner only when creating", "/narrow/f", rdwr, 0o644, allowV, 8, 0, no, no},
+		{"owner only when creating (O_TRUNC)", "/narrow/f", wronly | trunc, 0o644, allowV, 8, 0, no, no},
+		// A bad request outranks a denial; a bad path outranks bad flags.
+		{"bad flags on a denied path", "/nowhere/x", unix.O_PATH, 0, badV, -1, 0, no, no},
+		{"bad flags on a path with no write", "/r/f", wronly | unix.O_NOATIME, 0, badV, -1, 0, no, no},
+		{"no rule", "/nowhere/x", wronly | creat, 0o644, denyV, -1, 0, no, no},
 	}
-	return cases
-}
-
-func TestFlagsEveryBit(t *testing.T) {
-	p := mustParse(t, "/srv/www/")
-	for _, tt := range everyFlagCase(t) {
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, mode, err := policy.SanitizeFlags(tt.flags)
-			d, cerr := p.Check("/srv/www/index.html", tt.flags)
-			switch tt.want {
-			case allow:
-				if err != nil {
-					t.Fatalf("SanitizeFlags(%#x): got error %v, want allowed", tt.flags, err)
+			d, err := p.Check(tt.path, tt.flags, tt.mode)
+			got := allowV
+			if err != nil {
+				r := refusal(t, err)
+				got = verdict{r.Kind, r.Errno}
+				if got.kind == policy.Denied && !strings.HasPrefix(err.Error(), "denied by policy: ") ||
+					got.kind == policy.BadRequest && !strings.HasPrefix(err.Error(), "bad request: ") {
+					t.Errorf("Error(): got %q, want it to say denied or bad request", err)
 				}
-				if cerr != nil {
-					t.Fatalf("Check(_, %#x): got error %v, want allowed", tt.flags, cerr)
-				}
-				if mode != policy.Read {
-					t.Errorf("SanitizeFlags(%#x) mode: got %v, want %v", tt.flags, mode, policy.Read)
-				}
-				if got&forcedFlags != forcedFlags {
-					t.Errorf("SanitizeFlags(%#x): got %s, want O_CLOEXEC|O_NOCTTY included", tt.flags, policy.FlagString(got))
-				}
-				if extra := got &^ acceptedFlags; extra != 0 {
-					t.Errorf("SanitizeFlags(%#x): got %s, want no bits outside the accepted set (extra %#x)", tt.flags, policy.FlagString(got), extra)
-				}
-				if want := tt.flags | forcedFlags; got != want {
-					t.Errorf("SanitizeFlags(%#x): got %s, want %s", tt.flags, policy.FlagString(got), policy.FlagString(want))
-				}
-				if d.Flags != got {
-					t.Errorf("Check(_, %#x).Flags: got %#x, want %#x as SanitizeFlags says", tt.flags, d.Flags, got)
-				}
-			case deny, bad:
-				kind, errno := policy.Denied, syscall.EACCES
-				if tt.want == bad {
-					kind, errno = policy.BadRequest, syscall.EINVAL
-				}
-				for _, e := range []error{err, cerr} {
-					if e == nil {
-						t.Fatalf("%s (%#x): got allowed, want kind %d errno %v", tt.name, tt.flags, kind, errno)
-					}
-					r := refusal(t, e)
-					if r.Kind != kind || r.Errno != errno {
-						t.Errorf("%s (%#x): got kind %d errno %v (%v), want kind %d errno %v", tt.name, tt.flags, r.Kind, r.Errno, e, kind, errno)
-					}
-				}
-				if got != 0 || mode != 0 {
-					t.Errorf("SanitizeFlags(%#x) refused: got flags %#x mode %v, want 0, 0", tt.flags, got, mode)
-				}
+			}
+			if got != tt.want {
+				t.Fatalf("Check(%q, %s, %#o): got %v (%v), want %v", tt.path, policy.FlagString(tt.flags), tt.mode, got, err, tt.want)
+			}
+			if d.Rule != tt.rule {
+				t.Errorf("Check(%q, %s): got Rule %d, want %d", tt.path, policy.FlagString(tt.flags), d.Rule, tt.rule)
+			}
+			if tt.want != allowV {
+				return
+			}
+			if want := tt.flags | forcedFlags; d.Flags != want {
+				t.Errorf("Flags: got %s, want %s (O_CLOEXEC|O_NOCTTY always present)", policy.FlagString(d.Flags), policy.FlagString(want))
+			}
+			if d.Mode != tt.dmode {
+				t.Errorf("Mode: got %#o, want %#o", d.Mode, tt.dmode)
+			}
+			if d.Mode&^0o666 != 0 {
+				t.Errorf("Mode: got %#o, want nothing outside 0666", d.Mode)
+			}
+			if d.UID != tt.uid || d.GID != tt.gid {
+				t.Errorf("owner: got %d:%d, want %d:%d", d.UID, d.GID, tt.uid, tt.gid)
+			}
+			// The model agrees.
+			r := p.Rules()[d.Rule]
+			if m := model(tt.flags, r.Modes, !r.Tree); m != allowV {
+				t.Errorf("model: got %v, want allowed", m)
 			}
 		})
 	}
+}
+
+// everyBitOnReadTree spells out, bit 0 first, what a read-only tree rule
+// does with O_RDONLY|1<<bit on linux/amd64, checked by hand against the
+// kernel's asm-generic/fcntl.h and the issue: A allowed, D denied (EACCES),
+// B bad request (EINVAL). Bit 0 is O_WRONLY, 1 O_RDWR, 6 O_CREAT (needs c),
+// 7 O_EXCL (without O_CREAT), 9 O_TRUNC (read-only), 10 O_APPEND (harmless
+// when reading), 15 the kernel's O_LARGEFILE, 20 __O_SYNC, 22 __O_TMPFILE
+// (without O_DIRECTORY).
+const everyBitOnReadTree = "DDBBBBDBABAAABBAAABAABBBBBBBBBBB"
+
+func TestEveryBitOnReadTree(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the hand-written table is for amd64")
+	}
+	if len(everyBitOnReadTree) != 32 {
+		t.Fatalf("len(everyBitOnReadTree): got %d, want 32", len(everyBitOnReadTree))
+	}
+	p := mustParse(t, "/srv/www/")
+	for b := range 32 {
+		flags := 1 << b
+		want := map[byte]verdict{'A': allowV, 'D': denyV, 'B': badV}[everyBitOnReadTree[b]]
+		if m := model(flags, policy.Read, false); m != want {
+			t.Errorf("bit %d: the model says %v, the hand-written table %v", b, m, want)
+		}
+		_, err := p.Check("/srv/www/index.html", flags, 0o644)
+		got := allowV
+		if err != nil {
+			r := refusal(t, err)
+			got = verdict{r.Kind, r.Errno}
+		}
+		if got != want {
+			t.Errorf("bit %d (%s): got %v (%v), want %v", b, policy.FlagString(flags), got, err, want)
+		}
+	}
+}
+
+func TestSanitizeFlags(t *testing.T) {
+	tests := []struct {
+		name  string
+		flags int
+		want  int // -1: a bad request
+	}{
+		{"O_RDONLY", unix.O_RDONLY, forcedFlags},
+		{"O_CLOEXEC already", unix.O_CLOEXEC, forcedFlags},
+		{"O_NOCTTY already", unix.O_NOCTTY, forcedFlags},
+		{"O_WRONLY|O_CREAT|O_EXCL", unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL, unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | forcedFlags},
+		{"O_RDWR|O_TMPFILE", unix.O_RDWR | unix.O_TMPFILE, unix.O_RDWR | unix.O_TMPFILE | forcedFlags},
+		{"O_WRONLY|O_SYNC", unix.O_WRONLY | unix.O_SYNC, unix.O_WRONLY | unix.O_SYNC | forcedFlags},
+		{"kernel O_LARGEFILE", kernelLargefile, kernelLargefile | forcedFlags},
+		{"every accepted read bit", unix.O_NONBLOCK | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_DSYNC | unix.O_APPEND,
+			unix.O_NONBLOCK | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_DSYNC | unix.O_APPEND | forcedFlags},
+		{"O_WRONLY|O_TRUNC (the rule decides)", unix.O_WRONLY | unix.O_TRUNC, unix.O_WRONLY | unix.O_TRUNC | forcedFlags},
+		{"access mode 3", 3, -1},
+		{"O_RDONLY|O_TRUNC", unix.O_TRUNC, -1},
+		{"O_EXCL", unix.O_EXCL, -1},
+		{"O_TMPFILE read-only", unix.O_TMPFILE, -1},
+		{"O_PATH", unix.O_PATH, -1},
+		{"O_NOATIME", unix.O_NOATIME, -1},
+		{"O_DIRECT", unix.O_DIRECT, -1},
+		{"O_ASYNC", unix.O_ASYNC, -1},
+		{"O_WRONLY|O_NOATIME", unix.O_WRONLY | unix.O_NOATIME, -1},
+		{"-1", -1, -1},
+		{"bit31 as int32", int(int32(-1 << 31)), -1},
+	}
+	if strconv.IntSize == 64 {
+		tests = append(tests,
+			struct {
+				name  string
+				flags int
+				want  int
+			}{"bit32", 1 << 32, -1},
+			struct {
+				name  string
+				flags int
+				want  int
+			}{"bit62|O_NONBLOCK", 1<<62 | unix.O_NONBLOCK, -1},
+		)
+	}
+	for _, tt := range tests {
+		got, err := policy.SanitizeFlags(tt.flags)
+		if tt.want == -1 {
+			if err == nil {
+				t.Errorf("SanitizeFlags(%s = %#x): got %s, nil, want a bad request", tt.name, tt.flags, policy.FlagString(got))
+				continue
+			}
+			if r := refusal(t, err); r.Kind != policy.BadRequest || r.Errno != syscall.EINVAL || got != 0 {
+				t.Errorf("SanitizeFlags(%s): got %#x, kind %d errno %v, want 0, a bad request with EINVAL", tt.name, got, r.Kind, r.Errno)
+			}
+			if !flagsBad(tt.flags) {
+				t.Errorf("%s: the model says the flags are fine", tt.name)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("SanitizeFlags(%s = %#x): got %s, %v, want %s, nil", tt.name, tt.flags, policy.FlagString(got), err, policy.FlagString(tt.want))
+		}
+		if flagsBad(tt.flags) {
+			t.Errorf("%s: the model says the flags are bad", tt.name)
+		}
+	}
+}
+
+// namedBits are the names FlagTable must give the bits it knows (amd64
+// values; bits not named are shown in hex).
+var namedBits = map[uint]string{
+	0: "O_WRONLY", 1: "O_RDWR", 6: "O_CREAT", 7: "O_EXCL", 8: "O_NOCTTY", 9: "O_TRUNC",
+	10: "O_APPEND", 11: "O_NONBLOCK", 12: "O_DSYNC", 13: "O_ASYNC", 14: "O_DIRECT",
+	15: "O_LARGEFILE", 16: "O_DIRECTORY", 17: "O_NOFOLLOW", 18: "O_NOATIME",
+	19: "O_CLOEXEC", 20: "__O_SYNC", 21: "O_PATH", 22: "__O_TMPFILE",
 }
 
 func TestFlagTable(t *testing.T) {
@@ -170,33 +555,49 @@ func TestFlagTable(t *testing.T) {
 		if fb.Bit != uint(i) {
 			t.Errorf("FlagTable()[%d].Bit: got %d, want %d", i, fb.Bit, i)
 		}
-		v := 1 << i
-		wantName := fmt.Sprintf("%#x", v)
-		for _, f := range namedFlags {
-			if f.v == v {
-				wantName = f.name
+		if runtime.GOARCH == "amd64" {
+			want, ok := namedBits[uint(i)]
+			if !ok {
+				want = fmt.Sprintf("%#x", 1<<i)
+			}
+			if fb.Name != want {
+				t.Errorf("FlagTable()[%d].Name: got %q, want %q", i, fb.Name, want)
 			}
 		}
-		if fb.Name != wantName {
-			t.Errorf("FlagTable()[%d].Name: got %q, want %q", i, fb.Name, wantName)
+		if fb.Needs == "" {
+			t.Errorf("FlagTable()[%d] (%s): empty Needs", i, fb.Name)
 		}
-		got, _, err := policy.SanitizeFlags(v)
-		var want policy.FlagDecision
-		switch {
-		case err == nil && v&forcedFlags != 0:
-			want = policy.FlagForced
-		case err == nil:
-			want = policy.FlagPassed
-			if got&v == 0 {
-				t.Errorf("bit %d (%s) is passed, but SanitizeFlags(%#x) dropped it: got %#x", i, fb.Name, v, got)
+		if want := knownFlags&(1<<i) != 0; fb.Accepted != want {
+			t.Errorf("FlagTable()[%d] (%s): Accepted %v, want %v", i, fb.Name, fb.Accepted, want)
+		}
+		if !fb.Accepted {
+			if !strings.Contains(fb.Needs, "EINVAL") {
+				t.Errorf("FlagTable()[%d] (%s): Needs %q, want it to say EINVAL", i, fb.Name, fb.Needs)
 			}
-		case refusal(t, err).Kind == policy.Denied:
-			want = policy.FlagDenied
-		default:
-			want = policy.FlagRefused
+			// Not accepted: a bad request alone and with anything else.
+			for _, acc := range []int{unix.O_RDONLY, unix.O_WRONLY, unix.O_RDWR} {
+				if _, err := policy.SanitizeFlags(acc | 1<<i); err == nil {
+					t.Errorf("SanitizeFlags(%s): got nil, want a bad request as FlagTable says", policy.FlagString(acc|1<<i))
+				}
+			}
 		}
-		if fb.Decision != want {
-			t.Errorf("FlagTable()[%d] (%s): got %q, want %q as SanitizeFlags decides", i, fb.Name, fb.Decision, want)
+	}
+	// What the table says of the bits that need something from the rule.
+	for bit, word := range map[int]string{
+		unix.O_CREAT:    "c",
+		unix.O_TRUNC:    "w",
+		unix.O_APPEND:   "a",
+		tmpfileBit:      "tree",
+		unix.O_CLOEXEC:  "always",
+		unix.O_NOCTTY:   "always",
+		unix.O_EXCL:     "O_CREAT",
+		unix.O_WRONLY:   "w",
+		unix.O_NONBLOCK: "accepted",
+	} {
+		for _, fb := range table {
+			if 1<<fb.Bit == bit && !strings.Contains(fb.Needs, word) {
+				t.Errorf("FlagTable() %s: Needs %q, want it to mention %q", fb.Name, fb.Needs, word)
+			}
 		}
 	}
 }
@@ -212,14 +613,22 @@ func TestFlagString(t *testing.T) {
 		{unix.O_RDWR, "O_RDWR"},
 		{unix.O_ACCMODE, "O_ACCMODE(3)"},
 		{unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_CLOEXEC, "O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC"},
+		{unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC, "O_WRONLY|O_CREAT|O_TRUNC"},
 		{unix.O_SYNC, "O_RDONLY|O_SYNC"},
 		{unix.O_DSYNC, "O_RDONLY|O_DSYNC"},
 		{unix.O_SYNC &^ unix.O_DSYNC, "O_RDONLY|__O_SYNC"},
 		{unix.O_TMPFILE | unix.O_RDWR, "O_RDWR|O_TMPFILE"},
+		{tmpfileBit | unix.O_RDWR, "O_RDWR|__O_TMPFILE"},
 		{unix.O_DIRECTORY, "O_RDONLY|O_DIRECTORY"},
 		{unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NOCTTY, "O_RDONLY|O_NOCTTY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC"},
 		{unix.O_PATH | 0x4, "O_RDONLY|O_PATH|0x4"},
 		{0x4, "O_RDONLY|0x4"},
+	}
+	if runtime.GOARCH == "amd64" {
+		tests = append(tests, struct {
+			flags int
+			want  string
+		}{kernelLargefile, "O_RDONLY|O_LARGEFILE"})
 	}
 	for _, tt := range tests {
 		if got := policy.FlagString(tt.flags); got != tt.want {

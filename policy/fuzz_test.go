@@ -4,6 +4,7 @@ import (
 	"errors"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,8 +17,9 @@ import (
 // Seed corpora live in testdata/fuzz/<FuzzName>/.
 
 // FuzzParseRule checks that whatever ParseRule accepts is a well-formed,
-// canonical rule that survives a round trip, and that whatever it refuses
-// is refused with a *RuleError.
+// canonical rule that survives a round trip through its String form (the
+// policy-file form, read by ParseLine), and that whatever it refuses is
+// refused with a *RuleError.
 func FuzzParseRule(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		r, err := policy.ParseRule(s)
@@ -31,43 +33,111 @@ func FuzzParseRule(f *testing.F) {
 			}
 			return
 		}
-		p := r.Path
-		switch {
-		case p == "" || p[0] != '/':
-			t.Fatalf("ParseRule(%q): got Path %q, want an absolute path", s, p)
-		case len(p) > policy.MaxPath:
-			t.Fatalf("ParseRule(%q): got Path of %d bytes, want at most %d", s, len(p), policy.MaxPath)
-		case strings.IndexByte(p, 0) >= 0:
-			t.Fatalf("ParseRule(%q): got Path %q with a NUL byte, want none", s, p)
-		case filepath.Clean(p) != p || !validPath(p):
-			t.Fatalf("ParseRule(%q): got Path %q, want a clean path", s, p)
-		case p == "/" && !r.Tree:
-			t.Fatalf("ParseRule(%q): got an exact rule for \"/\", want a tree", s)
-		case r.Modes != policy.Read:
-			t.Fatalf("ParseRule(%q): got modes %v, want r (the only mode of this version)", s, r.Modes)
-		}
-		again, err := policy.ParseRule(r.String())
-		if err != nil || again != r {
-			t.Fatalf("ParseRule(%q).String() = %q re-parses to %#v, %v: want %#v, nil", s, r.String(), again, err, r)
+		checkWellFormed(t, "ParseRule", s, r)
+		// The command-line form has no options.
+		if r.CreateMode != 0 || r.UID != policy.NoOwner || r.GID != policy.NoOwner {
+			t.Fatalf("ParseRule(%q): got options %#o %d:%d, want none", s, r.CreateMode, r.UID, r.GID)
 		}
 		// ParseRule refuses unclean paths instead of cleaning them, so a
 		// rule that parses was written the canonical way.
-		if written, canonical := rulePathPart(s), rulePathPart(r.String()); written != canonical {
+		if written, canonical := rulePathPart(s), rulePath(r); written != canonical {
 			t.Fatalf("ParseRule(%q): accepted path %q as %q, want it refused as not clean", s, written, canonical)
 		}
-		// A parsed rule compiles, and allows its own path.
-		pol, err := policy.New([]policy.Rule{r})
+	})
+}
+
+// checkWellFormed checks what every parsed rule must be, and that it round
+// trips, compiles, and decides requests for its own path as the model says.
+func checkWellFormed(t *testing.T, fn, s string, r policy.Rule) {
+	t.Helper()
+	p := r.Path
+	switch {
+	case p == "" || p[0] != '/':
+		t.Fatalf("%s(%q): got Path %q, want an absolute path", fn, s, p)
+	case len(p) > policy.MaxPath:
+		t.Fatalf("%s(%q): got Path of %d bytes, want at most %d", fn, s, len(p), policy.MaxPath)
+	case strings.IndexByte(p, 0) >= 0:
+		t.Fatalf("%s(%q): got Path %q with a NUL byte, want none", fn, s, p)
+	case filepath.Clean(p) != p || !validPath(p):
+		t.Fatalf("%s(%q): got Path %q, want a clean path", fn, s, p)
+	case p == "/" && !r.Tree:
+		t.Fatalf("%s(%q): got an exact rule for \"/\", want a tree", fn, s)
+	case r.Modes == 0 || r.Modes&^(rd|wr|ap|cr) != 0:
+		t.Fatalf("%s(%q): got modes %v, want a non-empty subset of rwac", fn, s, r.Modes)
+	case r.Modes&wr != 0 && r.Modes&ap != 0:
+		t.Fatalf("%s(%q): got modes %v, want never both w and a", fn, s, r.Modes)
+	case r.CreateMode&^0o666 != 0:
+		t.Fatalf("%s(%q): got CreateMode %#o, want nothing outside 0666", fn, s, r.CreateMode)
+	case r.Modes&cr == 0 && (r.CreateMode != 0 || r.UID != policy.NoOwner || r.GID != policy.NoOwner):
+		t.Fatalf("%s(%q): got options %#o %d:%d without c, want none", fn, s, r.CreateMode, r.UID, r.GID)
+	case r.UID < policy.NoOwner || r.GID < policy.NoOwner:
+		t.Fatalf("%s(%q): got owner %d:%d, want ids or NoOwner", fn, s, r.UID, r.GID)
+	case r.UID == policy.NoOwner && r.GID != policy.NoOwner:
+		t.Fatalf("%s(%q): got a group %d without a user, which the language cannot write", fn, s, r.GID)
+	case r.Source != "":
+		t.Fatalf("%s(%q): got Source %q, want none", fn, s, r.Source)
+	}
+	str := r.String()
+	again, err := policy.ParseLine(str, nil)
+	if err != nil || again != r {
+		t.Fatalf("%s(%q).String() = %q re-parses to %#v, %v: want %#v, nil", fn, s, str, again, err, r)
+	}
+	if again.String() != str {
+		t.Fatalf("%s(%q): String %q, then %q after a round trip, want it stable", fn, s, str, again.String())
+	}
+	if strings.ContainsAny(str, "\n\r\x00") {
+		t.Fatalf("%s(%q): String %q holds a line break or NUL, want one line", fn, s, str)
+	}
+	// A parsed rule compiles, and decides its own path as the model says.
+	pol, err := policy.New([]policy.Rule{r})
+	if err != nil {
+		t.Fatalf("New(%s(%q)): got error %v, want nil", fn, s, err)
+	}
+	for _, flags := range probeFlags {
+		d, err := pol.Check(r.Path, flags, 0o7777)
+		got := allowV
 		if err != nil {
-			t.Fatalf("New(ParseRule(%q)): got error %v, want nil", s, err)
+			rf := refusal(t, err)
+			got = verdict{rf.Kind, rf.Errno}
 		}
-		d, err := pol.Check(r.Path, 0)
+		if want := model(flags, r.Modes, !r.Tree); got != want {
+			t.Fatalf("rule %s, Check(%q, %s): got %v (%v), want %v", r, r.Path, policy.FlagString(flags), got, err, want)
+		}
 		if err != nil {
-			t.Fatalf("Check(%q) under its own rule %s: got %v, want allowed", r.Path, r, err)
+			continue
 		}
 		if want := ruleDir(r); pol.Dirs()[d.Dir] != want {
 			t.Fatalf("Check(%q): got dir %q, want %q", r.Path, pol.Dirs()[d.Dir], want)
 		}
-	})
+		if creating(flags) {
+			cm := r.CreateMode
+			if cm == 0 {
+				cm = 0o666
+			}
+			if d.Mode != cm || d.UID != r.UID || d.GID != r.GID {
+				t.Fatalf("rule %s, Check(%q, %s, 07777): got mode %#o owner %d:%d, want %#o %d:%d", r, r.Path, policy.FlagString(flags), d.Mode, d.UID, d.GID, cm, r.UID, r.GID)
+			}
+		} else if d.Mode != 0 || d.UID != policy.NoOwner || d.GID != policy.NoOwner {
+			t.Fatalf("rule %s, Check(%q, %s): got mode %#o owner %d:%d without creating, want 0 and no owner", r, r.Path, policy.FlagString(flags), d.Mode, d.UID, d.GID)
+		}
+	}
+}
+
+// probeFlags are the requests checkWellFormed asks of every parsed rule.
+var probeFlags = []int{
+	unix.O_RDONLY,
+	unix.O_WRONLY,
+	unix.O_RDWR,
+	unix.O_WRONLY | unix.O_APPEND,
+	unix.O_RDWR | unix.O_APPEND,
+	unix.O_WRONLY | unix.O_TRUNC,
+	unix.O_WRONLY | unix.O_APPEND | unix.O_TRUNC,
+	unix.O_RDONLY | unix.O_CREAT,
+	unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL,
+	unix.O_WRONLY | unix.O_APPEND | unix.O_CREAT,
+	unix.O_RDWR | unix.O_TMPFILE,
+	unix.O_WRONLY | unix.O_APPEND | unix.O_TMPFILE,
+	unix.O_RDONLY | unix.O_DIRECTORY,
 }
 
 // rulePathPart is the PATH of a rule written [MODES:]PATH.
@@ -77,6 +147,15 @@ func rulePathPart(s string) string {
 	}
 	_, p, _ := strings.Cut(s, ":")
 	return p
+}
+
+// rulePath is the path of r as a rule writes it, unquoted: with a
+// trailing slash for a tree.
+func rulePath(r policy.Rule) string {
+	if r.Tree && r.Path != "/" {
+		return r.Path + "/"
+	}
+	return r.Path
 }
 
 // validPath is an independent statement of what CheckPath accepts.
@@ -95,44 +174,141 @@ func validPath(p string) bool {
 	return true
 }
 
-// flagModel is an independent statement of what SanitizeFlags decides.
-func flagModel(flags int) flagOutcome {
-	const writeBits = unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC | unix.O_APPEND |
-		unix.O_DSYNC | unix.O_SYNC | unix.O_TMPFILE&^unix.O_DIRECTORY
-	switch {
-	case flags&unix.O_ACCMODE == unix.O_ACCMODE:
-		return bad
-	case flags&^(acceptedFlags|writeBits) != 0:
-		return bad
-	case flags&writeBits != 0:
-		return deny
-	}
-	return allow
+// FuzzParseLine checks the policy-file form: whatever ParseLine accepts is
+// well formed and comes back unchanged from its String form; whatever it
+// refuses is refused with a *RuleError, and never a panic.
+func FuzzParseLine(f *testing.F) {
+	f.Fuzz(func(t *testing.T, s string) {
+		res := newFakeResolver()
+		r, err := policy.ParseLine(s, res)
+		rn, errn := policy.ParseLine(s, nil)
+		if errn == nil && (err != nil || r != rn) {
+			t.Fatalf("ParseLine(%q): got %#v, %v without a resolver, %#v, %v with one: want the same", s, rn, errn, r, err)
+		}
+		if err != nil {
+			var re *policy.RuleError
+			if !errors.As(err, &re) || re.Rule != s {
+				t.Fatalf("ParseLine(%q): got error %T %v, want *RuleError for the rule as written", s, err, err)
+			}
+			if r != (policy.Rule{}) {
+				t.Fatalf("ParseLine(%q): got %#v with an error, want the zero Rule", s, r)
+			}
+			return
+		}
+		checkWellFormed(t, "ParseLine", s, r)
+	})
 }
 
+// FuzzParseFile checks that ParseFile never panics, that every error is a
+// *FileError at a line the file has, and that every rule it returns names
+// its line, is what that line alone parses to, and re-parses from its
+// String form.
+func FuzzParseFile(f *testing.F) {
+	const name = "fuzz.policy"
+	f.Fuzz(func(t *testing.T, data []byte) {
+		res := newFakeResolver()
+		lines := strings.Split(string(data), "\n")
+		rules, err := policy.ParseFile(name, data, res)
+		if err != nil {
+			var fe *policy.FileError
+			if !errors.As(err, &fe) {
+				t.Fatalf("ParseFile(%q): got %T %v, want *FileError", data, err, err)
+			}
+			if fe.File != name || fe.Line < 1 || fe.Line > len(lines) {
+				t.Fatalf("ParseFile(%q): got error at %s:%d, want %s and a line in 1..%d", data, fe.File, fe.Line, name, len(lines))
+			}
+			if rules != nil {
+				t.Fatalf("ParseFile(%q): got %d rules with the error, want none", data, len(rules))
+			}
+			// The line it names is bad on its own.
+			if _, err := policy.ParseFile(name, []byte(lines[fe.Line-1]), res); err == nil {
+				t.Fatalf("ParseFile(%q): error %v, but line %d alone parses", data, fe, fe.Line)
+			}
+			return
+		}
+		last := 0
+		for i, r := range rules {
+			file, n, ok := strings.Cut(r.Source, ":")
+			line, aerr := strconv.Atoi(n)
+			if !ok || file != name || aerr != nil || n != strconv.Itoa(line) {
+				t.Fatalf("rule %d: got Source %q, want %s:N", i, r.Source, name)
+			}
+			if line <= last || line > len(lines) {
+				t.Fatalf("rule %d: got line %d after line %d of %d, want increasing lines of the file", i, line, last, len(lines))
+			}
+			last = line
+			one, err := policy.ParseFile(name, []byte(lines[line-1]), res)
+			if err != nil || len(one) != 1 {
+				t.Fatalf("line %d (%q) alone: got %v, %v, want one rule", line, lines[line-1], one, err)
+			}
+			one[0].Source = r.Source
+			if one[0] != r {
+				t.Fatalf("line %d alone: got %#v, want %#v", line, one[0], r)
+			}
+			r.Source = ""
+			if again, err := policy.ParseLine(r.String(), nil); err != nil || again != r {
+				t.Fatalf("rule %d: ParseLine(%q) = %#v, %v, want %#v", i, r.String(), again, err, r)
+			}
+		}
+		// The lines that hold no rule are blank or comments: dropping
+		// them and writing the rules back gives the same rules.
+		var out []string
+		for _, r := range rules {
+			r.Source = ""
+			out = append(out, r.String())
+		}
+		back, err := policy.ParseFile(name, []byte(strings.Join(out, "\n")), nil)
+		if err != nil || len(back) != len(rules) {
+			t.Fatalf("ParseFile of the rules' Strings %q: got %d rules, %v, want %d", out, len(back), err, len(rules))
+		}
+		for i := range back {
+			back[i].Source, rules[i].Source = "", ""
+			if back[i] != rules[i] {
+				t.Fatalf("rule %d written back: got %#v, want %#v", i, back[i], rules[i])
+			}
+		}
+	})
+}
+
+// fuzzPolicies are the policies FuzzCheck asks; the second and third hold
+// every kind of mode and option.
 var fuzzPolicies = [][]string{
 	checkRules,
-	{"/", "/home/user/", "/etc/passwd", "/a/b/c/"},
+	{"r:/", "r:/home/user/", "r:/etc/passwd", "r:/a/b/c/"},
+	{
+		"ra:/",
+		"rwc:/home/user/ mode=0640 owner=1000:1000",
+		"w:/etc/passwd",
+		"ac:/a/b/c/ mode=0600 owner=7",
+		"c:/c/",
+		"rw:/x",
+		"rc:/x/",
+		"wc:/w/ mode=0444",
+		"a:/log",
+	},
 }
 
 // FuzzCheck fuzzes requests against fixed policies and checks every
-// decision against the reference matcher and the invariants an opener
-// relies on.
+// decision against the reference matcher, the flag model and the
+// invariants an opener relies on.
 func FuzzCheck(f *testing.F) {
 	pols := make([]*policy.Policy, len(fuzzPolicies))
 	for i, rules := range fuzzPolicies {
-		pols[i] = mustParse(f, rules...)
+		pols[i] = mustParseLines(f, rules...)
 	}
 	f.Fuzz(func(t *testing.T, q string, flags int) {
+		// The requested creation mode: fixed per input, with the bits
+		// that must be dropped often set.
+		mode := uint32(len(q)*0o4421+flags) & 0o7777
 		for _, p := range pols {
 			rules, dirs := p.Rules(), p.Dirs()
-			checkOne(t, p, rules, dirs, q, flags)
+			checkOne(t, p, rules, dirs, q, flags, mode)
 			// Also ask beneath every tree rule, so that most inputs reach
 			// the tree walk instead of missing at once.
 			if strings.HasPrefix(q, "/") {
 				for _, r := range rules {
 					if r.Tree && r.Path != "/" {
-						checkOne(t, p, rules, dirs, r.Path+q, flags)
+						checkOne(t, p, rules, dirs, r.Path+q, flags, mode)
 					}
 				}
 			}
@@ -140,9 +316,9 @@ func FuzzCheck(f *testing.F) {
 	})
 }
 
-func checkOne(t *testing.T, p *policy.Policy, rules []policy.Rule, dirs []string, q string, flags int) {
+func checkOne(t *testing.T, p *policy.Policy, rules []policy.Rule, dirs []string, q string, flags int, mode uint32) {
 	t.Helper()
-	d, err := p.Check(q, flags)
+	d, err := p.Check(q, flags, mode)
 
 	pathErr := policy.CheckPath(q)
 	if (pathErr == nil) != validPath(q) {
@@ -152,38 +328,36 @@ func checkOne(t *testing.T, p *policy.Policy, rules []policy.Rule, dirs []string
 	if pathErr == nil {
 		ruleIdx, matched = refMatch(rules, q)
 	}
-	fo := flagModel(flags)
 
-	var wantKind policy.Kind
-	var wantErrno syscall.Errno
+	want, wantRule := allowV, ruleIdx
 	switch {
 	case pathErr != nil:
 		pr := refusal(t, pathErr)
-		wantKind, wantErrno = policy.BadRequest, pr.Errno
+		want, wantRule = verdict{policy.BadRequest, pr.Errno}, -1
 		if pr.Kind != policy.BadRequest || (pr.Errno != syscall.EINVAL && pr.Errno != syscall.ENAMETOOLONG) {
 			t.Fatalf("CheckPath(%q): got kind %d errno %v, want a bad request with EINVAL or ENAMETOOLONG", q, pr.Kind, pr.Errno)
 		}
-		if wantErrno == syscall.ENAMETOOLONG && len(q) <= policy.MaxPath {
+		if pr.Errno == syscall.ENAMETOOLONG && len(q) <= policy.MaxPath {
 			t.Fatalf("CheckPath(%q): got ENAMETOOLONG for %d bytes, want it only above %d", q, len(q), policy.MaxPath)
 		}
-	case fo == bad:
-		wantKind, wantErrno = policy.BadRequest, syscall.EINVAL
-	case fo == deny || !matched:
-		wantKind, wantErrno = policy.Denied, syscall.EACCES
+	case flagsBad(flags):
+		want, wantRule = badV, -1
+	case !matched:
+		want, wantRule = denyV, -1
+	default:
+		want = model(flags, rules[ruleIdx].Modes, !rules[ruleIdx].Tree)
 	}
 
-	if wantKind != 0 {
+	if want != allowV {
 		if err == nil {
-			t.Fatalf("Check(%q, %s): got allowed %+v, want kind %d errno %v", q, policy.FlagString(flags), d, wantKind, wantErrno)
+			t.Fatalf("Check(%q, %s): got allowed %+v, want %v", q, policy.FlagString(flags), d, want)
 		}
 		r := refusal(t, err)
-		if r.Kind != wantKind || r.Errno != wantErrno {
-			t.Fatalf("Check(%q, %s): got kind %d errno %v, want kind %d errno %v", q, policy.FlagString(flags), r.Kind, r.Errno, wantKind, wantErrno)
+		if got := (verdict{r.Kind, r.Errno}); got != want {
+			t.Fatalf("Check(%q, %s): got %v (%v), want %v", q, policy.FlagString(flags), got, err, want)
 		}
-		// Rule is -1 unless a rule was consulted and refused, which only a
-		// denial on a matching path can be.
-		if d.Rule != -1 && !(wantKind == policy.Denied && matched && d.Rule == ruleIdx) {
-			t.Fatalf("Check(%q, %s) refused: got Rule %d, want -1", q, policy.FlagString(flags), d.Rule)
+		if d.Rule != wantRule {
+			t.Fatalf("Check(%q, %s) refused: got Rule %d, want %d", q, policy.FlagString(flags), d.Rule, wantRule)
 		}
 		return
 	}
@@ -222,11 +396,25 @@ func checkOne(t *testing.T, p *policy.Policy, rules []policy.Rule, dirs []string
 	if got := path.Join(dir, d.Rel); got != q {
 		t.Fatalf("Check(%q): path.Join(%q, %q) = %q, want the request path", q, dir, d.Rel, got)
 	}
-	if d.Flags&^acceptedFlags != 0 || d.Flags&forcedFlags != forcedFlags {
+	if d.Flags&^knownFlags != 0 || d.Flags&forcedFlags != forcedFlags {
 		t.Fatalf("Check(%q, %#x): got flags %s, want only accepted bits, O_CLOEXEC|O_NOCTTY included", q, flags, policy.FlagString(d.Flags))
 	}
 	if want := flags | forcedFlags; d.Flags != want {
 		t.Fatalf("Check(%q, %#x): got flags %s, want %s", q, flags, policy.FlagString(d.Flags), policy.FlagString(want))
+	}
+	wantMode, wantUID, wantGID := uint32(0), policy.NoOwner, policy.NoOwner
+	if creating(flags) {
+		cm := r.CreateMode
+		if cm == 0 {
+			cm = 0o666
+		}
+		wantMode, wantUID, wantGID = mode&cm, r.UID, r.GID
+	}
+	if d.Mode != wantMode || d.UID != wantUID || d.GID != wantGID {
+		t.Fatalf("Check(%q, %s, %#o) under %s: got mode %#o owner %d:%d, want %#o %d:%d", q, policy.FlagString(flags), mode, r, d.Mode, d.UID, d.GID, wantMode, wantUID, wantGID)
+	}
+	if d.Mode&^0o666 != 0 {
+		t.Fatalf("Check(%q): got mode %#o, want nothing outside 0666", q, d.Mode)
 	}
 	m, ok := p.Match(q)
 	if want := (policy.Decision{Rule: d.Rule, Dir: d.Dir, Rel: d.Rel, Exact: d.Exact}); !ok || m != want {
@@ -252,7 +440,7 @@ func FuzzPolicyMatchPrefix(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Parse(%q): got %v, want nil", tree, err)
 		}
-		d, err := p.Check(req, 0)
+		d, err := p.Check(req, 0, 0)
 		if policy.CheckPath(req) != nil {
 			if err == nil || refusal(t, err).Kind != policy.BadRequest {
 				t.Fatalf("rule %q, Check(%q): got %+v, %v, want a bad request", tree, req, d, err)
@@ -277,7 +465,7 @@ func FuzzPolicyMatchPrefix(f *testing.F) {
 		// The exact rule "/a" holds only "/a".
 		exact := "/" + a
 		pe := mustParse(t, exact)
-		if _, err := pe.Check(req, 0); (err == nil) != (b == "") {
+		if _, err := pe.Check(req, 0, 0); (err == nil) != (b == "") {
 			t.Fatalf("rule %q, Check(%q): got error %v, want allowed=%v", exact, req, err, b == "")
 		}
 
@@ -287,7 +475,7 @@ func FuzzPolicyMatchPrefix(f *testing.F) {
 		if _, err := policy.ParseRule(longer); b != "" && err == nil {
 			pl := mustParse(t, longer)
 			for _, q := range []string{exact, exact + "/sibling"} {
-				if _, err := pl.Check(q, 0); err == nil && !underTree(req, q) {
+				if _, err := pl.Check(q, 0, 0); err == nil && !underTree(req, q) {
 					t.Fatalf("rule %q, Check(%q): got allowed, want denied", longer, q)
 				}
 			}

@@ -204,12 +204,12 @@ func (r *Refusal) Error() string {
 // The refusals are immutable values so that checking a request never
 // allocates.
 var (
-	errNoRule         = &Refusal{Denied, syscall.EACCES, "no rule matches the path"}
-	errNotAbsolute    = &Refusal{BadRequest, syscall.EINVAL, "path is not absolute"}
-	errEmpty          = &Refusal{BadRequest, syscall.EINVAL, "path is empty"}
-	errTooLong        = &Refusal{BadRequest, syscall.ENAMETOOLONG, fmt.Sprintf("path is longer than %d bytes", MaxPath)}
-	errNUL            = &Refusal{BadRequest, syscall.EINVAL, "path contains a NUL byte"}
-	errNotClean       = &Refusal{BadRequest, syscall.EINVAL, "path is not clean (\"..\", \".\", \"//\" or a trailing slash)"}
+	errNoRule      = &Refusal{Denied, syscall.EACCES, "no rule matches the path"}
+	errNotAbsolute = &Refusal{BadRequest, syscall.EINVAL, "path is not absolute"}
+	errEmpty       = &Refusal{BadRequest, syscall.EINVAL, "path is empty"}
+	errTooLong     = &Refusal{BadRequest, syscall.ENAMETOOLONG, fmt.Sprintf("path is longer than %d bytes", MaxPath)}
+	errNUL         = &Refusal{BadRequest, syscall.EINVAL, "path contains a NUL byte"}
+	errNotClean    = &Refusal{BadRequest, syscall.EINVAL, "path is not clean (\"..\", \".\", \"//\" or a trailing slash)"}
 )
 
 // CheckPath reports whether path is acceptable in a request: absolute, clean,
@@ -247,6 +247,9 @@ func ParseLines(lines []string) (*Policy, error) {
 
 // splitSource splits a Source of the form "FILE:LINE".
 func splitSource(src string) (string, int, bool) {
+	if strings.HasPrefix(src, "--") { // a command-line flag, not a file
+		return "", 0, false
+	}
 	i := strings.LastIndexByte(src, ':')
 	if i <= 0 {
 		return "", 0, false

@@ -15,18 +15,20 @@ import (
 	"github.com/privsep-go/privsep/policy"
 )
 
-// The flags every allowed request gets, and every bit an allowed request may
-// carry. Written out here, independently of flags.go.
-const (
-	forcedFlags   = unix.O_CLOEXEC | unix.O_NOCTTY
-	acceptedFlags = unix.O_RDONLY | unix.O_NONBLOCK | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_LARGEFILE | forcedFlags
-)
-
 func mustParse(t testing.TB, rules ...string) *policy.Policy {
 	t.Helper()
 	p, err := policy.Parse(rules)
 	if err != nil {
 		t.Fatalf("Parse(%q): got error %v, want nil", rules, err)
+	}
+	return p
+}
+
+func mustParseLines(t testing.TB, lines ...string) *policy.Policy {
+	t.Helper()
+	p, err := policy.ParseLines(lines)
+	if err != nil {
+		t.Fatalf("ParseLines(%q): got error %v, want nil", lines, err)
 	}
 	return p
 }
@@ -106,6 +108,9 @@ func TestParseDuplicates(t *testing.T) {
 		{"/a/", "r:/a/"},
 		{"/", "r:/"},
 		{"/etc/hostname", "/srv/", "/etc/hostname"},
+		// Modes do not make a rule different: one path, one rule.
+		{"r:/a", "rw:/a"},
+		{"rwc:/a/", "ra:/a/"},
 	}
 	for _, rules := range tests {
 		p, err := policy.Parse(rules)
@@ -125,13 +130,28 @@ func TestParseDuplicates(t *testing.T) {
 }
 
 func TestParseReportsBadRule(t *testing.T) {
-	_, err := policy.Parse([]string{"/ok", "w:/b", "/also-ok"})
+	_, err := policy.Parse([]string{"/ok", "w:/w", "wa:/b", "/also-ok"})
 	var re *policy.RuleError
 	if !errors.As(err, &re) {
 		t.Fatalf("Parse: got error %v, want *RuleError", err)
 	}
-	if re.Rule != "w:/b" {
-		t.Errorf("RuleError.Rule: got %q, want %q", re.Rule, "w:/b")
+	if re.Rule != "wa:/b" {
+		t.Errorf("RuleError.Rule: got %q, want %q", re.Rule, "wa:/b")
+	}
+}
+
+func TestParseLinesDuplicates(t *testing.T) {
+	_, err := policy.ParseLines([]string{"rwc:/a/ mode=0600", "r:/b", "r:/a/"})
+	var re *policy.RuleError
+	if !errors.As(err, &re) || !strings.Contains(re.Why, "duplicates rule 1") {
+		t.Fatalf("ParseLines: got error %v, want a *RuleError naming rule 1", err)
+	}
+	// Without Source, New says "rule N".
+	if !strings.Contains(err.Error(), "rwc:/a/ mode=0600") {
+		t.Errorf("Error(): got %q, want it to show the duplicated rule", err)
+	}
+	if _, err := policy.ParseLines([]string{"r:/ok", "r:/a owner=0"}); err == nil {
+		t.Error("ParseLines with a bad line: got nil error")
 	}
 }
 
@@ -140,19 +160,35 @@ func TestNewRefusesMalformedRules(t *testing.T) {
 		name string
 		rule policy.Rule
 	}{
-		{"exact root", policy.Rule{Path: "/", Tree: false, Modes: policy.Read}},
+		{"exact root", rule("/", false, rd)},
 		// String() is "r:/", but the rule is not the root tree.
-		{"empty tree", policy.Rule{Path: "", Tree: true, Modes: policy.Read}},
-		{"empty exact", policy.Rule{Path: "", Tree: false, Modes: policy.Read}},
+		{"empty tree", rule("", true, rd)},
+		{"empty exact", rule("", false, rd)},
 		// String() is "r:/a/", which is a different rule (the tree "/a").
-		{"exact with trailing slash", policy.Rule{Path: "/a/", Tree: false, Modes: policy.Read}},
-		{"tree with trailing slash", policy.Rule{Path: "/a/", Tree: true, Modes: policy.Read}},
-		{"relative", policy.Rule{Path: "a", Modes: policy.Read}},
-		{"not clean", policy.Rule{Path: "/a/../b", Modes: policy.Read}},
-		{"NUL", policy.Rule{Path: "/a\x00", Modes: policy.Read}},
-		{"no modes", policy.Rule{Path: "/a", Modes: 0}},
-		{"unknown mode", policy.Rule{Path: "/a", Modes: policy.Read | 2}},
-		{"too long", policy.Rule{Path: "/" + strings.Repeat("a", policy.MaxPath), Modes: policy.Read}},
+		{"exact with trailing slash", rule("/a/", false, rd)},
+		{"tree with trailing slash", rule("/a/", true, rd)},
+		{"relative", rule("a", false, rd)},
+		{"not clean", rule("/a/../b", false, rd)},
+		{"NUL", rule("/a\x00", false, rd)},
+		{"no modes", rule("/a", false, 0)},
+		{"unknown mode", rule("/a", false, rd|0x10)},
+		{"w and a", rule("/a", false, wr|ap)},
+		{"too long", rule("/"+strings.Repeat("a", policy.MaxPath), false, rd)},
+		// Options must be what ParseLine could have made.
+		{"mode outside 0666", withOpts(rule("/a", true, rd|wr|cr), 0o755, policy.NoOwner, policy.NoOwner)},
+		{"setuid mode", withOpts(rule("/a", true, rd|wr|cr), 0o4644, policy.NoOwner, policy.NoOwner)},
+		{"mode without c", withOpts(rule("/a", true, rd|wr), 0o600, policy.NoOwner, policy.NoOwner)},
+		{"owner without c", withOpts(rule("/a", true, rd|wr), 0, 1000, policy.NoOwner)},
+		{"group without c", withOpts(rule("/a", true, rd|wr), 0, 1000, 1000)},
+		{"negative uid", withOpts(rule("/a", true, rd|wr|cr), 0, -2, policy.NoOwner)},
+		{"negative gid", withOpts(rule("/a", true, rd|wr|cr), 0, 0, -5)},
+		{"uid beyond 31 bits", withOpts(rule("/a", true, rd|wr|cr), 0, 1<<31, policy.NoOwner)},
+		// The language has no owner=:GROUP, so a rule with a group but no
+		// user cannot be written, and New refuses it.
+		{"group without user", withOpts(rule("/a", true, rd|wr|cr), 0, policy.NoOwner, 100)},
+		// The zero Rule's UID and GID are 0 (root), not NoOwner: a
+		// hand-built read rule that forgets them is not well formed.
+		{"zero owner on a read rule", policy.Rule{Path: "/a", Modes: policy.Read}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -169,13 +205,13 @@ func TestNewRefusesMalformedRules(t *testing.T) {
 }
 
 func TestNewCopiesInput(t *testing.T) {
-	rules := []policy.Rule{{Path: "/a", Modes: policy.Read}}
+	rules := []policy.Rule{rule("/a", false, rd)}
 	p, err := policy.New(rules)
 	if err != nil {
 		t.Fatalf("New: got error %v, want nil", err)
 	}
 	rules[0].Path = "/b"
-	if _, err := p.Check("/a", 0); err != nil {
+	if _, err := p.Check("/a", 0, 0); err != nil {
 		t.Errorf(`after changing New's input, Check("/a"): got %v, want nil`, err)
 	}
 	got := p.Rules()
@@ -216,7 +252,7 @@ func TestDirs(t *testing.T) {
 		if r.Tree {
 			q = joinRel(r.Path, "child")
 		}
-		d, err := p.Check(q, 0)
+		d, err := p.Check(q, 0, 0)
 		if err != nil {
 			t.Errorf("Check(%q): got %v, want nil", q, err)
 			continue
@@ -235,7 +271,7 @@ func TestDirsExactAtRoot(t *testing.T) {
 	if got, want := p.Dirs(), []string{"/"}; !slices.Equal(got, want) {
 		t.Fatalf("Dirs(): got %q, want %q", got, want)
 	}
-	d, err := p.Check("/x", 0)
+	d, err := p.Check("/x", 0, 0)
 	if err != nil {
 		t.Fatalf(`Check("/x"): got %v, want nil`, err)
 	}
@@ -245,13 +281,14 @@ func TestDirsExactAtRoot(t *testing.T) {
 }
 
 func TestStringsRoundTrip(t *testing.T) {
-	in := []string{"/etc/hostname", "r:/srv/www/", "/", "/x", "/x/"}
+	in := []string{"/etc/hostname", "r:/srv/www/", "/", "/x", "/x/", "cwr:/up/", "ar:/log", "/a b"}
 	p := mustParse(t, in...)
-	want := []string{"r:/etc/hostname", "r:/srv/www/", "r:/", "r:/x", "r:/x/"}
+	want := []string{"r:/etc/hostname", "r:/srv/www/", "r:/", "r:/x", "r:/x/", "rwc:/up/", "ra:/log", `r:"/a b"`}
 	if got := p.Strings(); !slices.Equal(got, want) {
 		t.Fatalf("Strings(): got %q, want %q", got, want)
 	}
-	q := mustParse(t, p.Strings()...)
+	// Strings is the form the opener receives: ParseLines reads it.
+	q := mustParseLines(t, p.Strings()...)
 	if got, want := q.Rules(), p.Rules(); !slices.Equal(got, want) {
 		t.Errorf("Parse(Strings()).Rules(): got %#v, want %#v", got, want)
 	}
@@ -341,8 +378,8 @@ func TestCheck(t *testing.T) {
 		allowed("/opt/both/x", "r:/opt/both/", "/opt/both", "x"),
 		denied("/opt"),
 		// Bytes that are not UTF-8 are just bytes.
-		allowed("/data/\xff\xfe", "r:/data/\xff\xfe/", "/data/\xff\xfe", "."),
-		allowed("/data/\xff\xfe/\x80file", "r:/data/\xff\xfe/", "/data/\xff\xfe", "\x80file"),
+		allowed("/data/\xff\xfe", `r:"/data/\xff\xfe/"`, "/data/\xff\xfe", "."),
+		allowed("/data/\xff\xfe/\x80file", `r:"/data/\xff\xfe/"`, "/data/\xff\xfe", "\x80file"),
 		denied("/data/\xff"),
 		denied("/data/\xff\xfe\xfd"),
 		// Bad requests are refused, never cleaned.
@@ -404,7 +441,7 @@ func runCheckCases(t *testing.T, p *policy.Policy, tests []checkCase) {
 	rules, dirs := p.Rules(), p.Dirs()
 	for _, tt := range tests {
 		t.Run(shortName(tt.path), func(t *testing.T) {
-			d, err := p.Check(tt.path, tt.flags)
+			d, err := p.Check(tt.path, tt.flags, 0)
 			if tt.kind == 0 {
 				if err != nil {
 					t.Fatalf("Check(%q, %#x): got error %v, want allowed by %s", tt.path, tt.flags, err, tt.rule)
@@ -421,7 +458,7 @@ func runCheckCases(t *testing.T, p *policy.Policy, tests []checkCase) {
 				if d.Rel != tt.rel {
 					t.Errorf("Check(%q) rel: got %q, want %q", tt.path, d.Rel, tt.rel)
 				}
-				if want := tt.flags&acceptedFlags | forcedFlags; d.Flags != want {
+				if want := tt.flags | forcedFlags; d.Flags != want {
 					t.Errorf("Check(%q, %#x) flags: got %#x, want %#x", tt.path, tt.flags, d.Flags, want)
 				}
 				if got := joinRel(dirs[d.Dir], d.Rel); got != tt.path {
@@ -472,6 +509,11 @@ func TestCheckPrecedence(t *testing.T) {
 	}{
 		{"/srv/www/a", unix.O_RDONLY, 0, 0},
 		{"/srv/www/a", unix.O_WRONLY, policy.Denied, syscall.EACCES},
+		{"/srv/www/a", unix.O_CREAT, policy.Denied, syscall.EACCES},
+		{"/srv/www/a", unix.O_TRUNC, policy.BadRequest, syscall.EINVAL},
+		{"/etc/shadow", unix.O_TRUNC, policy.BadRequest, syscall.EINVAL},
+		{"/etc/shadow", unix.O_ACCMODE, policy.BadRequest, syscall.EINVAL},
+		{"/srv/www/../a", unix.O_PATH, policy.BadRequest, syscall.EINVAL},
 		{"/srv/www/a", unix.O_NOATIME, policy.BadRequest, syscall.EINVAL},
 		{"/etc/shadow", unix.O_PATH, policy.BadRequest, syscall.EINVAL},
 		{"/etc/shadow", unix.O_RDWR, policy.Denied, syscall.EACCES},
@@ -480,9 +522,14 @@ func TestCheckPrecedence(t *testing.T) {
 		{"/srv/www/" + strings.Repeat("a", policy.MaxPath), unix.O_PATH, policy.BadRequest, syscall.ENAMETOOLONG},
 	}
 	for _, tt := range tests {
-		d, err := p.Check(tt.path, tt.flags)
-		if err != nil && d.Rule != -1 {
-			t.Errorf("Check(%q, %s) refused: got Rule %d, want -1 (no rule consulted)", shortName(tt.path), policy.FlagString(tt.flags), d.Rule)
+		d, err := p.Check(tt.path, tt.flags, 0)
+		// Only a denial by the matching rule names it.
+		wantRule := -1
+		if tt.kind == policy.Denied && strings.HasPrefix(tt.path, "/srv/www/") {
+			wantRule = 0
+		}
+		if err != nil && d.Rule != wantRule {
+			t.Errorf("Check(%q, %s) refused: got Rule %d, want %d", shortName(tt.path), policy.FlagString(tt.flags), d.Rule, wantRule)
 		}
 		if tt.kind == 0 {
 			if err != nil {
@@ -553,7 +600,7 @@ func TestCheckAgainstReference(t *testing.T) {
 	}
 	for _, q := range paths {
 		want, wantOK := refMatch(rules, q)
-		d, err := p.Check(q, 0)
+		d, err := p.Check(q, 0, 0)
 		if (err == nil) != wantOK {
 			t.Errorf("Check(%q): got error %v, want allowed=%v", q, err, wantOK)
 			continue
@@ -577,7 +624,7 @@ func TestCheckConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range 1000 {
 				q := fmt.Sprintf("/srv/www/g%d/%d", g, i)
-				d, err := p.Check(q, 0)
+				d, err := p.Check(q, 0, 0)
 				if err != nil || d.Rel != q[len("/srv/www/"):] {
 					t.Errorf("Check(%q): got %+v, %v, want allowed", q, d, err)
 					return
@@ -603,46 +650,83 @@ func bigPolicy(tb testing.TB, n int) *policy.Policy {
 	return mustParse(tb, rules...)
 }
 
+// bigModesPolicy is bigPolicy with write modes and options: append-only
+// exact files, and trees where files may be created with a mode and owner.
+func bigModesPolicy(tb testing.TB, n int) *policy.Policy {
+	tb.Helper()
+	lines := make([]string, 0, n)
+	for i := range n {
+		if i%2 == 0 {
+			lines = append(lines, fmt.Sprintf("ra:/etc/app%04d/conf%04d.ini", i, i))
+		} else {
+			lines = append(lines, fmt.Sprintf("rwc:/data/d%04d/a/b/ mode=0640 owner=%d:%d", i, 1000+i, 2000+i))
+		}
+	}
+	return mustParseLines(tb, lines...)
+}
+
 var (
 	sinkDecision policy.Decision
 	sinkErr      error
 )
 
 func TestCheckDoesNotAllocate(t *testing.T) {
-	p := bigPolicy(t, 1000)
-	tests := []struct {
+	type allocCase struct {
 		name, path string
 		flags      int
 		ok         bool
-	}{
-		{"allowed/deep tree", "/data/d0501/a/b/c/d/e/f/g.txt", 0, true},
-		{"allowed/tree itself", "/data/d0501/a/b", unix.O_DIRECTORY, true},
-		{"allowed/exact", "/etc/app0500/conf0500.ini", unix.O_NONBLOCK, true},
-		{"denied/no rule", "/data/d0501/a/x/y", 0, false},
-		{"denied/nothing near", "/nowhere/at/all", 0, false},
-		{"denied/write", "/etc/app0500/conf0500.ini", unix.O_WRONLY, false},
-		{"bad/flags", "/etc/app0500/conf0500.ini", unix.O_PATH, false},
-		{"bad/empty", "", 0, false},
-		{"bad/relative", "etc/hostname", 0, false},
-		{"bad/NUL", "/etc/app0500/conf0500.ini\x00", 0, false},
-		{"bad/too long", "/" + strings.Repeat("a", policy.MaxPath), 0, false},
-		{"bad/trailing slash", "/data/d0501/a/b/", 0, false},
-		{"bad/dot dot", "/data/d0501/a/b/../../../../etc/shadow", 0, false},
-		{"bad/double slash", "//data/d0501/a/b/c", 0, false},
-		{"bad/dot", "/data/d0501/a/b/./c", 0, false},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := p.Check(tt.path, tt.flags)
-			if (err == nil) != tt.ok {
-				t.Fatalf("Check(%q, %#x): got error %v, want allowed=%v", shortName(tt.path), tt.flags, err, tt.ok)
-			}
-			allocs := testing.AllocsPerRun(100, func() {
-				sinkDecision, sinkErr = p.Check(tt.path, tt.flags)
+	run := func(t *testing.T, p *policy.Policy, tests []allocCase) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := p.Check(tt.path, tt.flags, 0o4755)
+				if (err == nil) != tt.ok {
+					t.Fatalf("Check(%q, %s): got error %v, want allowed=%v", shortName(tt.path), policy.FlagString(tt.flags), err, tt.ok)
+				}
+				allocs := testing.AllocsPerRun(100, func() {
+					sinkDecision, sinkErr = p.Check(tt.path, tt.flags, 0o4755)
+				})
+				if allocs != 0 {
+					t.Errorf("Check(%q, %s): got %v allocations per call, want 0", shortName(tt.path), policy.FlagString(tt.flags), allocs)
+				}
 			})
-			if allocs != 0 {
-				t.Errorf("Check(%q, %#x): got %v allocations per call, want 0", shortName(tt.path), tt.flags, allocs)
-			}
-		})
+		}
 	}
+	t.Run("read", func(t *testing.T) {
+		run(t, bigPolicy(t, 1000), []allocCase{
+			{"allowed/deep tree", "/data/d0501/a/b/c/d/e/f/g.txt", 0, true},
+			{"allowed/tree itself", "/data/d0501/a/b", unix.O_DIRECTORY, true},
+			{"allowed/exact", "/etc/app0500/conf0500.ini", unix.O_NONBLOCK, true},
+			{"denied/no rule", "/data/d0501/a/x/y", 0, false},
+			{"denied/nothing near", "/nowhere/at/all", 0, false},
+			{"denied/write", "/etc/app0500/conf0500.ini", unix.O_WRONLY, false},
+			{"bad/flags", "/etc/app0500/conf0500.ini", unix.O_PATH, false},
+			{"bad/empty", "", 0, false},
+			{"bad/relative", "etc/hostname", 0, false},
+			{"bad/NUL", "/etc/app0500/conf0500.ini\x00", 0, false},
+			{"bad/too long", "/" + strings.Repeat("a", policy.MaxPath), 0, false},
+			{"bad/trailing slash", "/data/d0501/a/b/", 0, false},
+			{"bad/dot dot", "/data/d0501/a/b/../../../../etc/shadow", 0, false},
+			{"bad/double slash", "//data/d0501/a/b/c", 0, false},
+			{"bad/dot", "/data/d0501/a/b/./c", 0, false},
+		})
+	})
+	t.Run("modes", func(t *testing.T) {
+		run(t, bigModesPolicy(t, 1000), []allocCase{
+			{"allowed/create", "/data/d0501/a/b/new", unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL, true},
+			{"allowed/tmpfile", "/data/d0501/a/b", unix.O_RDWR | unix.O_TMPFILE, true},
+			{"allowed/truncate", "/data/d0501/a/b/f", unix.O_RDWR | unix.O_TRUNC, true},
+			{"allowed/append", "/etc/app0500/conf0500.ini", unix.O_WRONLY | unix.O_APPEND, true},
+			{"allowed/read", "/etc/app0500/conf0500.ini", unix.O_RDONLY, true},
+			{"denied/append-only write", "/etc/app0500/conf0500.ini", unix.O_WRONLY, false},
+			{"denied/append-only truncate", "/etc/app0500/conf0500.ini", unix.O_WRONLY | unix.O_APPEND | unix.O_TRUNC, false},
+			{"denied/create without c", "/etc/app0500/conf0500.ini", unix.O_WRONLY | unix.O_APPEND | unix.O_CREAT, false},
+			{"denied/tmpfile on exact", "/etc/app0500/conf0500.ini", unix.O_RDWR | unix.O_APPEND | unix.O_TMPFILE, false},
+			{"denied/no rule", "/data/d0501/a/x/new", unix.O_WRONLY | unix.O_CREAT, false},
+			{"bad/read-only truncate", "/data/d0501/a/b/f", unix.O_RDONLY | unix.O_TRUNC, false},
+			{"bad/access mode 3", "/data/d0501/a/b/f", unix.O_ACCMODE, false},
+			{"bad/excl without creat", "/data/d0501/a/b/f", unix.O_WRONLY | unix.O_EXCL, false},
+			{"bad/tmpfile read-only", "/data/d0501/a/b", unix.O_TMPFILE, false},
+		})
+	})
 }
