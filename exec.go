@@ -33,7 +33,8 @@ const (
 	listenFDNamesEnv = "LISTEN_FDNAMES"
 )
 
-const execUsage = `Usage: privsep exec [--allow RULE]... [--policy FILE]... [--open [FD=][MODES:]PATH]...
+const execUsage = `Usage: privsep exec [--allow RULE]... [--allow-listen NET:ADDR]... [--policy FILE]...
+                    [--listen [NAME=]NET:ADDR]... [--open [FD=][MODES:]PATH]...
                     [--user USER] [--group GROUP] [--landlock] [--keep-opener]
                     [--log-level LEVEL] -- CMD [ARG...]
 
@@ -51,10 +52,18 @@ cleared, then gid, then uid, verified); no_new_privs is set; with
 --landlock, filesystem access is restricted; the descriptors are placed at
 their numbers with close-on-exec cleared on exactly those; CMD is exec'd.
 
+--listen [NAME=]NET:ADDR asks the opener for a listening socket (tcp, tcp4,
+tcp6, udp, udp4, udp6 or unix; ADDR as Go writes it, :443 or a path) and
+passes it to CMD, so that a socket-activation-aware server runs
+unprivileged on port 443. Sockets come first, from descriptor 3, in order;
+then the --open files. NAME (default: the network) goes into
+LISTEN_FDNAMES.
+
 --open [FD=][MODES:]PATH opens PATH with MODES (r, w, rw, a, with c to
 create; default r) and places it at FD; without FD, the next free number
-from 3. With no --allow and no --policy, each --open allows exactly its own
-path and modes; with rules given, the rules alone decide.
+after the sockets. With no --allow, --allow-listen or --policy, each --open
+and --listen allows exactly itself; with rules given, the rules alone
+decide.
 
 When the descriptors start at 3 and are contiguous, LISTEN_FDS, LISTEN_PID
 (this process's pid, which CMD keeps) and LISTEN_FDNAMES (each PATH's base
@@ -80,6 +89,29 @@ Options:
 
 // landlockSystemDirs stay readable and executable under --landlock.
 var landlockSystemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc/ld.so.cache"}
+
+// listenSpec is one --listen.
+type listenSpec struct {
+	name, network, addr string
+	fd                  int
+}
+
+func parseListenSpec(s string) (listenSpec, error) {
+	l := listenSpec{fd: -1}
+	rest := s
+	if i := strings.IndexByte(s, '='); i > 0 && !strings.Contains(s[:i], ":") {
+		l.name, rest = s[:i], s[i+1:]
+	}
+	r, err := policy.ParseListen(rest)
+	if err != nil {
+		return l, fmt.Errorf("--listen %q: %w", s, err)
+	}
+	l.network, l.addr = r.Network, r.Addr
+	if l.name == "" {
+		l.name = l.network
+	}
+	return l, nil
+}
 
 // openSpec is one --open.
 type openSpec struct {
@@ -138,6 +170,14 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		return err
 	})
+	var listens []listenSpec
+	fs.Func("listen", "pass CMD a listening socket on `[NAME=]NET:ADDR`; repeatable", func(s string) error {
+		l, err := parseListenSpec(s)
+		if err == nil {
+			listens = append(listens, l)
+		}
+		return err
+	})
 	userName := fs.String("user", "", "run CMD as `USER` (a name or uid)")
 	groupName := fs.String("group", "", "with `GROUP` (a name or gid; default USER's primary group)")
 	landlock := fs.Bool("landlock", false, "restrict CMD's filesystem access with Landlock")
@@ -164,11 +204,15 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	if *groupName != "" && *userName == "" {
 		return fail("--group needs --user")
 	}
-	if err := numberFDs(opens); err != nil {
+	if err := numberFDs(listens, opens); err != nil {
 		return fail("%v", err)
 	}
 	if pf.empty() {
 		pf.rules = impliedRules(opens)
+		for _, l := range listens {
+			pf.listens = append(pf.listens, l.network+":"+l.addr)
+		}
+		pf.listens = dedupeStrings(pf.listens)
 	}
 	pol, ok := pf.load("exec", stderr)
 	if !ok {
@@ -207,13 +251,27 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	files := make([]*os.File, len(opens))
-	for i, o := range opens {
-		if files[i], err = op.Open(ctx, o.path, o.flags, 0o666); err != nil {
+	// The descriptors to pass, in order: sockets, then files.
+	var files []*os.File
+	var targets []int
+	var names []string
+	for _, l := range listens {
+		f, err := op.ListenFile(ctx, l.network, l.addr)
+		if err != nil {
 			op.Close()
 			return fail("%v", err)
 		}
+		files, targets, names = append(files, f), append(targets, l.fd), append(names, fdName(l.name))
 	}
+	for _, o := range opens {
+		f, err := op.Open(ctx, o.path, o.flags, 0o666)
+		if err != nil {
+			op.Close()
+			return fail("%v", err)
+		}
+		files, targets, names = append(files, f), append(targets, o.fd), append(names, fdName(filepath.Base(o.path)))
+	}
+	passed := len(files)
 	if !*keepOpener {
 		if err := op.Close(); err != nil {
 			return fail("the opener did not end cleanly: %v", err)
@@ -235,11 +293,6 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	}
 
 	env := environWithout(os.Environ(), listenFDsEnv, listenPIDEnv, listenFDNamesEnv, parent.OpenerFDEnv, parent.OpenerPIDEnv)
-	targets := make([]int, len(opens))
-	names := make([]string, len(opens))
-	for i, o := range opens {
-		targets[i], names[i] = o.fd, fdName(o.path)
-	}
 	srcs := files
 	if *keepOpener {
 		next := firstPassedFD
@@ -256,9 +309,9 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 		targets = append(targets, next)
 		env = append(env, fmt.Sprintf("%s=%d", parent.OpenerFDEnv, next), fmt.Sprintf("%s=%d", parent.OpenerPIDEnv, op.PID()))
 	}
-	if contiguousFrom3(targets[:len(opens)]) && len(opens) > 0 {
+	if contiguousFrom3(targets[:passed]) && passed > 0 {
 		env = append(env,
-			fmt.Sprintf("%s=%d", listenFDsEnv, len(opens)),
+			fmt.Sprintf("%s=%d", listenFDsEnv, passed),
 			fmt.Sprintf("%s=%d", listenPIDEnv, os.Getpid()),
 			listenFDNamesEnv+"="+strings.Join(names, ":"))
 	}
@@ -273,9 +326,10 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	return exitCannotRun
 }
 
-// numberFDs gives each --open without a number the next free one from 3,
-// and refuses a number given twice.
-func numberFDs(opens []openSpec) error {
+// numberFDs numbers the descriptors to pass: --open numbers as given, then
+// the --listen sockets and the unnumbered --open files, in that order,
+// from the next free number from 3. A number given twice is an error.
+func numberFDs(listens []listenSpec, opens []openSpec) error {
 	used := map[int]bool{}
 	for _, o := range opens {
 		if o.fd >= 0 {
@@ -286,17 +340,34 @@ func numberFDs(opens []openSpec) error {
 		}
 	}
 	next := firstPassedFD
-	for i := range opens {
-		if opens[i].fd >= 0 {
-			continue
-		}
+	take := func() int {
 		for used[next] {
 			next++
 		}
-		opens[i].fd = next
 		used[next] = true
+		return next
+	}
+	for i := range listens {
+		listens[i].fd = take()
+	}
+	for i := range opens {
+		if opens[i].fd < 0 {
+			opens[i].fd = take()
+		}
 	}
 	return nil
+}
+
+func dedupeStrings(s []string) []string {
+	seen := map[string]bool{}
+	out := s[:0]
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // placeFDs puts srcs[i] at descriptor targets[i] with close-on-exec clear,
@@ -340,10 +411,10 @@ func contiguousFrom3(fds []int) bool {
 	return true
 }
 
-// fdName is a LISTEN_FDNAMES name: the base name, with what the format
-// cannot carry replaced.
-func fdName(path string) string {
-	n := []byte(filepath.Base(path))
+// fdName is a LISTEN_FDNAMES name, with what the format cannot carry
+// replaced.
+func fdName(name string) string {
+	n := []byte(name)
 	for i, c := range n {
 		if c == ':' || c < ' ' || c >= 0x7f {
 			n[i] = '_'

@@ -127,10 +127,12 @@ func flagSet(name, usage string, stdout, stderr io.Writer) (*flag.FlagSet, func(
 	return fs, parse
 }
 
-// policyFlags are the flags that make a policy: --allow and --policy.
+// policyFlags are the flags that make a policy: --allow, --allow-listen
+// and --policy.
 type policyFlags struct {
-	rules []string
-	files []string
+	rules   []string
+	listens []string
+	files   []string
 }
 
 func (p *policyFlags) register(fs *flag.FlagSet) {
@@ -141,18 +143,27 @@ func (p *policyFlags) register(fs *flag.FlagSet) {
 		p.rules = append(p.rules, s)
 		return nil
 	})
+	fs.Func("allow-listen", "allow a listening socket on `NET:ADDR` (tcp::443, unix:/run/app.sock); repeatable", func(s string) error {
+		if _, err := policy.ParseListen(s); err != nil {
+			return err
+		}
+		p.listens = append(p.listens, s)
+		return nil
+	})
 	fs.Func("policy", "read rules from policy `FILE`; repeatable", func(s string) error {
 		p.files = append(p.files, s)
 		return nil
 	})
 }
 
-func (p *policyFlags) empty() bool { return len(p.rules) == 0 && len(p.files) == 0 }
+func (p *policyFlags) empty() bool {
+	return len(p.rules) == 0 && len(p.listens) == 0 && len(p.files) == 0
+}
 
 // load compiles the policy; an error is a usage error, already printed as
 // "FILE:LINE: what is wrong" (or the rule that is wrong).
 func (p *policyFlags) load(cmd string, stderr io.Writer) (*policy.Policy, bool) {
-	pol, err := parent.LoadPolicy(p.files, p.rules)
+	pol, err := parent.LoadPolicy(p.files, p.rules, p.listens...)
 	if err != nil {
 		fmt.Fprintf(stderr, "privsep %s: %v\n", cmd, err)
 		return nil, false

@@ -137,6 +137,19 @@ func (w *worker) handle(m protocol.Msg) {
 			w.s.fatal(protocol.ExitInternal, "encoding a batch reply", err, 0)
 		}
 		w.reply(msg, w.opened)
+	case protocol.TypeListen:
+		l, err := protocol.DecodeListen(m.Payload)
+		if err != nil {
+			w.protoError(m.Header, "malformed listen request", err)
+			return
+		}
+		fd, st := w.listen(l)
+		if st.Reason != protocol.ReasonOK {
+			w.reply(protocol.AppendError(w.out[:0], m.ID, st), nil)
+			return
+		}
+		w.opened = append(w.opened[:0], fd)
+		w.reply(protocol.AppendOpened(w.out[:0], m.ID), w.opened)
 	case protocol.TypeHello:
 		w.protoError(m.Header, "second hello refused: the policy is fixed at start", nil)
 	default:

@@ -20,7 +20,9 @@ const maxPolicyFile = 16 << 20
 // are looked up with os/user. A missing or unreadable file, a bad line or a
 // rule that repeats another is an error that names the file and line
 // (a *policy.FileError) or the rule (a *policy.RuleError).
-func LoadPolicy(files, rules []string) (*policy.Policy, error) {
+//
+// listen rules ("NET:ADDR", see policy.ParseListen) are added last.
+func LoadPolicy(files, rules []string, listen ...string) (*policy.Policy, error) {
 	var all []policy.Rule
 	for _, name := range files {
 		data, err := readPolicyFile(name)
@@ -39,6 +41,14 @@ func LoadPolicy(files, rules []string) (*policy.Policy, error) {
 			return nil, err
 		}
 		r.Source = "--allow " + s
+		all = append(all, r)
+	}
+	for _, s := range listen {
+		r, err := policy.ParseListen(s)
+		if err != nil {
+			return nil, err
+		}
+		r.Source = "--allow-listen " + s
 		all = append(all, r)
 	}
 	return policy.New(all)

@@ -37,8 +37,12 @@ type Config struct {
 	// the opener. No rules means nothing can be opened.
 	Rules []string
 
+	// Listen adds listen rules, "NET:ADDR" each (see policy.ParseListen),
+	// for Opener.Listen and ListenPacket.
+	Listen []string
+
 	// Policy, if not nil, is a compiled policy (from policy files, say)
-	// used instead of Rules; setting both is an error.
+	// used instead of Rules and Listen; setting both is an error.
 	Policy *policy.Policy
 
 	// Logger receives the opener's log lines under the sub-logger "child",
@@ -79,11 +83,11 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 	}
 	pol := cfg.Policy
 	switch {
-	case pol != nil && len(cfg.Rules) > 0:
-		return nil, errors.New("privsep: Config has both Rules and Policy; merge them into one policy")
+	case pol != nil && (len(cfg.Rules) > 0 || len(cfg.Listen) > 0):
+		return nil, errors.New("privsep: Config has both Rules or Listen and Policy; merge them into one policy")
 	case pol == nil:
 		var err error
-		if pol, err = policy.Parse(cfg.Rules); err != nil {
+		if pol, err = LoadPolicy(nil, cfg.Rules, cfg.Listen...); err != nil {
 			return nil, fmt.Errorf("privsep: policy: %w", err)
 		}
 	}

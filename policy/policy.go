@@ -10,11 +10,12 @@ import (
 
 // Policy is a compiled, immutable set of rules. It is safe for concurrent use.
 type Policy struct {
-	rules []Rule
-	dirs  []string       // directories requests are opened beneath
-	exact map[string]int // path → rule index, for exact-file rules
-	trees map[string]int // path → rule index, for tree rules
-	dirOf []int          // rule index → index in dirs
+	rules   []Rule
+	dirs    []string          // directories requests are opened beneath
+	exact   map[string]int    // path → rule index, for exact-file rules
+	trees   map[string]int    // path → rule index, for tree rules
+	listens map[listenKey]int // network and address → rule index
+	dirOf   []int             // rule index → index in dirs
 }
 
 // New compiles rules into a Policy. Rules must come from ParseRule or be
@@ -22,10 +23,11 @@ type Policy struct {
 // earlier one is an error, so that no rule is silently ignored.
 func New(rules []Rule) (*Policy, error) {
 	p := &Policy{
-		rules: append([]Rule(nil), rules...),
-		exact: make(map[string]int),
-		trees: make(map[string]int),
-		dirOf: make([]int, len(rules)),
+		rules:   append([]Rule(nil), rules...),
+		exact:   make(map[string]int),
+		trees:   make(map[string]int),
+		listens: make(map[listenKey]int),
+		dirOf:   make([]int, len(rules)),
 	}
 	dirIndex := make(map[string]int)
 	for i, r := range p.rules {
@@ -36,20 +38,21 @@ func New(rules []Rule) (*Policy, error) {
 		if err != nil || back != r {
 			return nil, &RuleError{Rule: fmt.Sprintf("%#v", r), Why: "not a well-formed rule"}
 		}
+		if r.IsListen() {
+			k := listenKey{r.Network, r.Addr}
+			if j, dup := p.listens[k]; dup {
+				return nil, duplicateError(r, p.rules[j], j)
+			}
+			p.listens[k] = i
+			p.dirOf[i] = -1
+			continue
+		}
 		m, dir := p.exact, filepath.Dir(r.Path)
 		if r.Tree {
 			m, dir = p.trees, r.Path
 		}
 		if j, dup := m[r.Path]; dup {
-			where := fmt.Sprintf("rule %d", j+1)
-			if p.rules[j].Source != "" {
-				where = p.rules[j].Source
-			}
-			err := error(&RuleError{Rule: r.String(), Why: fmt.Sprintf("duplicates %s (%s)", where, p.rules[j])})
-			if file, line, ok := splitSource(r.Source); ok {
-				err = &FileError{File: file, Line: line, Err: err}
-			}
-			return nil, err
+			return nil, duplicateError(r, p.rules[j], j)
 		}
 		m[r.Path] = i
 		d, ok := dirIndex[dir]
@@ -204,12 +207,14 @@ func (r *Refusal) Error() string {
 // The refusals are immutable values so that checking a request never
 // allocates.
 var (
-	errNoRule      = &Refusal{Denied, syscall.EACCES, "no rule matches the path"}
-	errNotAbsolute = &Refusal{BadRequest, syscall.EINVAL, "path is not absolute"}
-	errEmpty       = &Refusal{BadRequest, syscall.EINVAL, "path is empty"}
-	errTooLong     = &Refusal{BadRequest, syscall.ENAMETOOLONG, fmt.Sprintf("path is longer than %d bytes", MaxPath)}
-	errNUL         = &Refusal{BadRequest, syscall.EINVAL, "path contains a NUL byte"}
-	errNotClean    = &Refusal{BadRequest, syscall.EINVAL, "path is not clean (\"..\", \".\", \"//\" or a trailing slash)"}
+	errNoRule       = &Refusal{Denied, syscall.EACCES, "no rule matches the path"}
+	errNotAbsolute  = &Refusal{BadRequest, syscall.EINVAL, "path is not absolute"}
+	errEmpty        = &Refusal{BadRequest, syscall.EINVAL, "path is empty"}
+	errTooLong      = &Refusal{BadRequest, syscall.ENAMETOOLONG, fmt.Sprintf("path is longer than %d bytes", MaxPath)}
+	errNUL          = &Refusal{BadRequest, syscall.EINVAL, "path contains a NUL byte"}
+	errNotClean     = &Refusal{BadRequest, syscall.EINVAL, "path is not clean (\"..\", \".\", \"//\" or a trailing slash)"}
+	errBadListen    = &Refusal{BadRequest, syscall.EINVAL, "not a network and address a listen rule can name"}
+	errNoListenRule = &Refusal{Denied, syscall.EACCES, "no listen rule names this network and address"}
 )
 
 // CheckPath reports whether path is acceptable in a request: absolute, clean,
@@ -243,6 +248,19 @@ func ParseLines(lines []string) (*Policy, error) {
 		rs = append(rs, r)
 	}
 	return New(rs)
+}
+
+// duplicateError reports r, which repeats rule j (prev).
+func duplicateError(r, prev Rule, j int) error {
+	where := fmt.Sprintf("rule %d", j+1)
+	if prev.Source != "" {
+		where = prev.Source
+	}
+	err := error(&RuleError{Rule: r.String(), Why: fmt.Sprintf("duplicates %s (%s)", where, prev)})
+	if file, line, ok := splitSource(r.Source); ok {
+		err = &FileError{File: file, Line: line, Err: err}
+	}
+	return err
 }
 
 // splitSource splits a Source of the form "FILE:LINE".

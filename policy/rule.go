@@ -65,6 +65,20 @@ type Rule struct {
 	// UID and GID, when not NoOwner, are applied with fchown to every file
 	// the opener creates under this rule, before the descriptor is sent.
 	UID, GID int
+	// Network and Addr, when Network is not empty, make this a listen rule:
+	// it allows the opener to create one listening socket (a TCP or unix
+	// stream listener, or a bound UDP socket) instead of opening a path,
+	// and Path, Tree and Modes are unused. Network is tcp, tcp4, tcp6, udp,
+	// udp4, udp6 or unix; Addr is as Go writes it (":443",
+	// "127.0.0.1:8443", "[::1]:53", or an absolute path for unix). Hosts
+	// are IP literals or empty; names are refused, since resolving them
+	// would make the opener depend on DNS. A request must name exactly the
+	// same network and address, so port 0 only when the rule says 0. For
+	// unix sockets CreateMode is the socket file's mode (0 means
+	// DefaultSocketMode), UID and GID its owner, and Replace allows
+	// replacing an existing socket file.
+	Network, Addr string
+	Replace       bool
 	// Source says where the rule was written ("app.policy:3", "--allow"),
 	// for messages. It is not part of the rule's meaning: String leaves it
 	// out and the opener never sees it.
@@ -96,6 +110,9 @@ func (r Rule) pathString() string {
 //	rwc:/var/lib/app/ mode=0640 owner=1000:1000
 //	r:"/srv/my files/"
 func (r Rule) String() string {
+	if r.IsListen() {
+		return r.listenString()
+	}
 	var b strings.Builder
 	b.WriteString(r.Modes.String())
 	b.WriteByte(':')
@@ -108,16 +125,21 @@ func (r Rule) String() string {
 	if r.CreateMode != 0 {
 		fmt.Fprintf(&b, " mode=%04o", r.CreateMode)
 	}
-	if r.UID != NoOwner || r.GID != NoOwner {
-		b.WriteString(" owner=")
-		if r.UID != NoOwner {
-			b.WriteString(strconv.Itoa(r.UID))
-		}
-		if r.GID != NoOwner {
-			b.WriteString(":" + strconv.Itoa(r.GID))
-		}
-	}
+	writeOwner(&b, r.UID, r.GID)
 	return b.String()
+}
+
+func writeOwner(b *strings.Builder, uid, gid int) {
+	if uid == NoOwner && gid == NoOwner {
+		return
+	}
+	b.WriteString(" owner=")
+	if uid != NoOwner {
+		b.WriteString(strconv.Itoa(uid))
+	}
+	if gid != NoOwner {
+		b.WriteString(":" + strconv.Itoa(gid))
+	}
 }
 
 func needsQuote(p string) bool {
@@ -236,6 +258,7 @@ type Resolver interface {
 // ParseLine parses one rule in the policy-file language:
 //
 //	[MODES:]PATH [mode=OCTAL] [owner=USER[:GROUP]]
+//	listen NET:ADDR [mode=OCTAL] [owner=USER[:GROUP]] [replace]
 //
 // PATH may be written in double quotes, with Go escapes, when it holds
 // spaces or other special bytes. mode= narrows the most permissive mode of
@@ -243,6 +266,9 @@ type Resolver interface {
 // resolves names and may be nil, in which case only numeric ids are
 // accepted. Unknown options are errors.
 func ParseLine(s string, res Resolver) (Rule, error) {
+	if rest, ok := strings.CutPrefix(s, "listen"); ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
+		return parseListenLine(s, rest, res)
+	}
 	bad := func(format string, args ...any) (Rule, error) {
 		return Rule{}, &RuleError{Rule: s, Why: fmt.Sprintf(format, args...)}
 	}

@@ -487,8 +487,7 @@ func TestRuleErrorMessage(t *testing.T) {
 
 func TestRuleStringRoundTrip(t *testing.T) {
 	no := policy.NoOwner
-	var rules []policy.Rule
-	for _, r := range []policy.Rule{
+	rules := []policy.Rule{
 		rule("/", true, rd),
 		rule("/etc/hostname", false, rd),
 		rule("/srv/www", true, rd),
@@ -501,8 +500,6 @@ func TestRuleStringRoundTrip(t *testing.T) {
 		withOpts(rule("/up", true, ap|cr), 0o600, no, no),
 		withOpts(rule("/up x", false, rd|ap|cr), 0o666, 0, no),
 		withOpts(rule("/", true, wr|cr), 0o4, 0, 0),
-	} {
-		rules = append(rules, r)
 	}
 	// Every mode set ParseRule accepts, on an exact and a tree rule.
 	for _, m := range allModeSets() {

@@ -92,7 +92,7 @@ func TestParseHeaderErrors(t *testing.T) {
 }
 
 func TestParseHeaderUnknownType(t *testing.T) {
-	for _, typ := range []protocol.Type{8, 100, 255} {
+	for _, typ := range []protocol.Type{9, 100, 255} {
 		msg := message(typ, 0xabcdef01, 3, []byte("xyz"))
 		h, p, err := protocol.ParseHeader(msg)
 		if !errors.Is(err, protocol.ErrUnknownType) || !errors.Is(err, protocol.ErrMalformed) {

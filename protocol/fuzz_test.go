@@ -64,8 +64,8 @@ func FuzzParseHeader(f *testing.F) {
 				if !errors.Is(err, protocol.ErrMalformed) {
 					t.Fatalf("unknown type error %q does not match ErrMalformed", err)
 				}
-				if h.Type == 0 || (h.Type >= protocol.TypeHello && h.Type <= protocol.TypeBatchReply) {
-					t.Fatalf("ErrUnknownType for type %d, want it only for types 8 to 255", h.Type)
+				if h.Type == 0 || (h.Type >= protocol.TypeHello && h.Type <= protocol.TypeListen) {
+					t.Fatalf("ErrUnknownType for type %d, want it only for types 9 to 255", h.Type)
 				}
 				if p != nil {
 					t.Fatalf("ErrUnknownType came with a payload")
@@ -81,7 +81,7 @@ func FuzzParseHeader(f *testing.F) {
 			}
 			return
 		}
-		if h.Type < protocol.TypeHello || h.Type > protocol.TypeBatchReply {
+		if h.Type < protocol.TypeHello || h.Type > protocol.TypeListen {
 			t.Fatalf("accepted unknown type %d", h.Type)
 		}
 		checkHeader(t, h, msg)
@@ -309,6 +309,15 @@ func FuzzMessage(f *testing.F) {
 			re = checkOpenBatch(t, h.ID, p)
 		case protocol.TypeBatchReply:
 			re = checkBatchReply(t, h.ID, p)
+		case protocol.TypeListen:
+			l, err := protocol.DecodeListen(p)
+			if err != nil {
+				checkDecodeErr(t, err)
+				return
+			}
+			if re, err = protocol.AppendListen(nil, h.ID, l.Network, string(l.Addr)); err != nil {
+				t.Fatalf("decoded listen %q %q does not encode: %v", l.Network, l.Addr, err)
+			}
 		default:
 			t.Fatalf("ParseHeader accepted type %d", h.Type)
 		}

@@ -55,6 +55,7 @@ const (
 	TypeError      Type = 5 // opener → parent: errno and reason
 	TypeOpenBatch  Type = 6 // parent → opener: up to MaxBatch paths
 	TypeBatchReply Type = 7 // opener → parent: per-item status and the descriptors
+	TypeListen     Type = 8 // parent → opener: create a listening socket; answered by opened or error
 )
 
 func (t Type) String() string {
@@ -73,11 +74,13 @@ func (t Type) String() string {
 		return "open-batch"
 	case TypeBatchReply:
 		return "batch-reply"
+	case TypeListen:
+		return "listen"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
 
-func (t Type) known() bool { return t >= TypeHello && t <= TypeBatchReply }
+func (t Type) known() bool { return t >= TypeHello && t <= TypeListen }
 
 // ErrMalformed is matched (with errors.Is) by every error that reports a
 // message that does not follow the wire format.

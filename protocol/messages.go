@@ -480,3 +480,62 @@ func DecodeBatchReply(p []byte, status []Status) ([]Status, int, error) {
 	}
 	return status, ok, nil
 }
+
+// Networks of a listen request, as Go's net package names them.
+var listenNetworks = [...]string{1: "tcp", 2: "tcp4", 3: "tcp6", 4: "udp", 5: "udp4", 6: "udp6", 7: "unix"}
+
+// Listen asks the opener for a listening socket.
+//
+//	payload: u8 network (1 tcp, 2 tcp4, 3 tcp6, 4 udp, 5 udp4, 6 udp6,
+//	         7 unix), u8 reserved (0), u16 reserved (0), address (the rest:
+//	         1 to MaxPath bytes, as Go writes it: ":443", "[::1]:53", or a
+//	         path for unix)
+//
+// The reply is opened (one descriptor: a listening TCP or unix stream
+// socket, or a bound UDP socket) or error. Addr aliases the decoded buffer.
+type Listen struct {
+	Network string
+	Addr    []byte
+}
+
+const listenFixed = 4
+
+// AppendListen appends a whole listen request with the given id to b.
+func AppendListen(b []byte, id uint32, network, addr string) ([]byte, error) {
+	code := 0
+	for i, n := range listenNetworks {
+		if n != "" && n == network {
+			code = i
+		}
+	}
+	if code == 0 {
+		return b, fmt.Errorf("protocol: listen: unknown network %q", network)
+	}
+	if err := checkPathLen(len(addr)); err != nil {
+		return b, fmt.Errorf("protocol: listen: address %w", err)
+	}
+	start := len(b)
+	b = appendHeader(b)
+	b = append(b, byte(code), 0, 0, 0)
+	b = append(b, addr...)
+	return finish(b, start, TypeListen, id, 0)
+}
+
+// DecodeListen decodes a listen payload. Addr aliases p.
+func DecodeListen(p []byte) (Listen, error) {
+	if len(p) < listenFixed {
+		return Listen{}, malformed("listen payload of %d bytes is shorter than %d", len(p), listenFixed)
+	}
+	code := int(p[0])
+	if code == 0 || code >= len(listenNetworks) {
+		return Listen{}, malformed("listen: unknown network code %d", code)
+	}
+	if p[1] != 0 || p[2] != 0 || p[3] != 0 {
+		return Listen{}, malformed("listen: reserved bytes are not zero")
+	}
+	l := Listen{Network: listenNetworks[code], Addr: p[listenFixed:]}
+	if err := checkPathLen(len(l.Addr)); err != nil {
+		return Listen{}, malformed("listen: address %v", err)
+	}
+	return l, nil
+}

@@ -444,7 +444,7 @@ func TestStrings(t *testing.T) {
 	types := map[protocol.Type]string{
 		0: "type(0)", protocol.TypeHello: "hello", protocol.TypeReady: "ready", protocol.TypeOpen: "open",
 		protocol.TypeOpened: "opened", protocol.TypeError: "error", protocol.TypeOpenBatch: "open-batch",
-		protocol.TypeBatchReply: "batch-reply", 8: "type(8)", 255: "type(255)",
+		protocol.TypeBatchReply: "batch-reply", 8: "listen", 9: "type(9)", 255: "type(255)",
 	}
 	for typ, want := range types {
 		if got := typ.String(); got != want {

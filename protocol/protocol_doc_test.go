@@ -109,6 +109,7 @@ func TestProtocolDocExamples(t *testing.T) {
 			{},
 			{Errno: eNOENT, Reason: protocol.ReasonSystem},
 		})),
+		"listen": must(protocol.AppendListen(nil, 5, "tcp", ":443")),
 	}
 	for name, w := range want {
 		g, ok := got[name]
@@ -132,7 +133,7 @@ func TestProtocolDocExamples(t *testing.T) {
 			seen[h.Type] = true
 		}
 	}
-	for typ := protocol.TypeHello; typ <= protocol.TypeBatchReply; typ++ {
+	for typ := protocol.TypeHello; typ <= protocol.TypeListen; typ++ {
 		if !seen[typ] {
 			t.Errorf("PROTOCOL.md: no example of a %v message", typ)
 		}
@@ -185,7 +186,7 @@ func TestProtocolDocTables(t *testing.T) {
 	} {
 		rows = append(rows, fmt.Sprintf("| %s | %d |", l.name, l.v))
 	}
-	for typ := protocol.TypeHello; typ <= protocol.TypeBatchReply; typ++ {
+	for typ := protocol.TypeHello; typ <= protocol.TypeListen; typ++ {
 		rows = append(rows, fmt.Sprintf("| %d | %s |", typ, typ))
 	}
 	for code := protocol.ExitOK; code <= protocol.ExitProtocol; code++ {

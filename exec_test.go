@@ -1,0 +1,799 @@
+package main
+
+// End-to-end tests of "privsep exec": the built binary opens files through
+// its opener, drops privileges and execs a command with the descriptors.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/child"
+	"github.com/privsep-go/privsep/parent"
+)
+
+// execRoleEnv, when set to "inherited", makes this test binary the CMD of a
+// "privsep exec --keep-opener" instead of running tests: it picks up the
+// opener with parent.Inherited, asks it for each argument, prints what
+// happened and closes it (see inheritedRole). TestMain never runs then.
+const execRoleEnv = "PRIVSEP_EXEC_TEST_ROLE"
+
+func init() {
+	if os.Getenv(execRoleEnv) == "inherited" {
+		os.Exit(inheritedRole(os.Args[1:]))
+	}
+}
+
+// inheritedRole is a Go program built on privsep, run by privsep exec
+// --keep-opener: it reads each path through the inherited opener.
+func inheritedRole(paths []string) int {
+	child.Init() // what such a program does first; a no-op here
+	fmt.Printf("env fd=%s pid=%s listen=%s\n", os.Getenv(parent.OpenerFDEnv), os.Getenv(parent.OpenerPIDEnv), os.Getenv("LISTEN_FDS"))
+	op, err := parent.Inherited(nil)
+	if err != nil {
+		fmt.Printf("inherited: %v\n", err)
+		return 3
+	}
+	_, fdSet := os.LookupEnv(parent.OpenerFDEnv)
+	_, pidSet := os.LookupEnv(parent.OpenerPIDEnv)
+	fmt.Printf("opener pid %d, env cleared %v, uid %d\n", op.PID(), !fdSet && !pidSet, os.Geteuid())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, p := range paths {
+		f, err := op.Open(ctx, p, os.O_RDONLY, 0)
+		if err != nil {
+			fmt.Printf("open %s: denied %v: %v\n", p, errors.Is(err, parent.ErrDenied), err)
+			continue
+		}
+		b, err := io.ReadAll(f)
+		f.Close()
+		fmt.Printf("read %s: %q %v\n", p, b, err)
+	}
+	fmt.Printf("close: %v\n", op.Close())
+	return 0
+}
+
+func needRoot(t *testing.T, what string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: " + what)
+	}
+}
+
+// publicDir makes a directory of mode 0755 that any user can reach (unlike
+// t.TempDir, whose parent is 0700), removed when the test ends: in it, a
+// file's own mode decides who may open it.
+func publicDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "privsep-exec-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dir, filepath.Dir(binary)} {
+		if err := worldTraversable(d); err != nil {
+			t.Skipf("an unprivileged user could not reach the test files: %v", err)
+		}
+	}
+	return dir
+}
+
+// writeMode writes a file with the given mode (whatever the umask).
+func writeMode(t *testing.T, path, data string, mode os.FileMode) {
+	t.Helper()
+	writeFile(t, path, data)
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// landlockABI returns the kernel's Landlock ABI version, 0 without it.
+func landlockABI() int {
+	abi, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
+	if e != 0 {
+		return 0
+	}
+	return int(abi)
+}
+
+// setups combines setup functions for privsep().
+func setups(fs ...func(*exec.Cmd)) func(*exec.Cmd) {
+	return func(c *exec.Cmd) {
+		for _, f := range fs {
+			f(c)
+		}
+	}
+}
+
+// withEnv adds environment variables to the command's (the test's) own.
+func withEnv(kv ...string) func(*exec.Cmd) {
+	return func(c *exec.Cmd) {
+		if c.Env == nil {
+			c.Env = os.Environ()
+		}
+		c.Env = append(c.Env, kv...)
+	}
+}
+
+// checkOnePrefix checks that no stderr line says "privsep" twice over, as
+// in "privsep exec: privsep: ...".
+func checkOnePrefix(t *testing.T, r result) {
+	t.Helper()
+	if strings.Contains(r.stderr, ": privsep: ") {
+		t.Errorf("stderr: got %q, want one \"privsep\" prefix per line", r.stderr)
+	}
+}
+
+// execFiles lays out the files most exec tests use, in a public directory:
+//
+//	dir/secret   mode 0600, root's: secretData
+//	dir/a.txt    "alpha\n"
+//	dir/b.txt    "beta\n"
+type execFiles struct {
+	dir, secret, a, b string
+}
+
+const secretData = "root-only secret\n"
+
+func newExecFiles(t *testing.T) execFiles {
+	t.Helper()
+	dir := publicDir(t)
+	f := execFiles{dir: dir, secret: filepath.Join(dir, "secret"), a: filepath.Join(dir, "a.txt"), b: filepath.Join(dir, "b.txt")}
+	writeMode(t, f.secret, secretData, 0o600)
+	writeFile(t, f.a, "alpha\n")
+	writeFile(t, f.b, "beta\n")
+	return f
+}
+
+// TestExecRootOnlyFile is the classic case: a root-only file, opened as
+// root, read by a command that runs as nobody and could not open it itself.
+func TestExecRootOnlyFile(t *testing.T) {
+	t.Parallel()
+	needRoot(t, "opening a root-only file and dropping to nobody")
+	f := newExecFiles(t)
+	in := inDir(f.dir)
+
+	t.Run("through the descriptor", func(t *testing.T) {
+		t.Parallel()
+		r := privsep(t, in, "exec", "--open", "3="+f.secret, "--user", "nobody", "--", "sh", "-c", "cat <&3")
+		checkCode(t, r, 0)
+		checkStdout(t, r, secretData)
+		checkStderrLines(t, r)
+	})
+	t.Run("by path", func(t *testing.T) {
+		t.Parallel()
+		r := privsep(t, in, "exec", "--open", "3="+f.secret, "--user", "nobody", "--", "sh", "-c", "cat "+f.secret)
+		checkCode(t, r, 1) // cat's status, through sh
+		checkStdout(t, r, "")
+		checkStderrContains(t, r, "Permission denied")
+		checkNotPrinted(t, r, secretData)
+	})
+	t.Run("identity", func(t *testing.T) {
+		t.Parallel()
+		r := privsep(t, in, "exec", "--user", "nobody", "--", "sh", "-c",
+			`id -u; id -g; grep -E '^(Uid|Gid|Groups|NoNewPrivs):' /proc/self/status`)
+		checkCode(t, r, 0)
+		got := strings.Join(strings.Fields(r.stdout), " ")
+		want := "65534 65534 Uid: 65534 65534 65534 65534 Gid: 65534 65534 65534 65534 Groups: NoNewPrivs: 1"
+		if got != want {
+			t.Errorf("ids, groups and no_new_privs of CMD: got %q, want %q", got, want)
+		}
+	})
+	for _, tc := range []struct {
+		name       string
+		user, grp  string
+		uid, gid   string
+		wantGroups string
+	}{
+		{"numeric user", "65534", "", "65534", "65534", ""},
+		{"group by name", "nobody", "root", "65534", "0", ""},
+		{"group by number", "nobody", "4242", "65534", "4242", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"exec", "--user", tc.user}
+			if tc.grp != "" {
+				args = append(args, "--group", tc.grp)
+			}
+			args = append(args, "--", "sh", "-c", `echo $(id -u) $(id -g) "$(grep '^Groups:' /proc/self/status)"`)
+			r := privsep(t, in, args...)
+			checkCode(t, r, 0)
+			if got, want := strings.Join(strings.Fields(r.stdout), " "), tc.uid+" "+tc.gid+" Groups:"; got != want {
+				t.Errorf("--user %s --group %s: got %q, want %q", tc.user, tc.grp, got, want)
+			}
+		})
+	}
+}
+
+// TestExecListenFDs: the systemd socket-activation variables, set exactly
+// when the descriptors are 3, 4, ... with nothing missing.
+func TestExecListenFDs(t *testing.T) {
+	t.Parallel()
+	f := newExecFiles(t)
+	// The variables, "-" when unset, $$ and $PPID.
+	const show = `echo "${LISTEN_FDS--} ${LISTEN_PID--} $$ ${LISTEN_FDNAMES--} $PPID"`
+	me := strconv.Itoa(os.Getpid())
+	for _, tc := range []struct {
+		name  string
+		opens []string
+		read  string // a shell command printing what the descriptors hold
+		fds   string // LISTEN_FDS, or "-"
+		names string // LISTEN_FDNAMES, or "-"
+		out   string // what read prints
+	}{
+		{"auto-numbered", []string{f.a, f.b}, "cat <&3; cat <&4", "2", "a.txt:b.txt", "alpha\nbeta\n"},
+		{"explicit", []string{"3=" + f.a, "4=" + f.b}, "cat <&3; cat <&4", "2", "a.txt:b.txt", "alpha\nbeta\n"},
+		{"one", []string{f.b}, "cat <&3", "1", "b.txt", "beta\n"},
+		{"not from 3", []string{"5=" + f.a}, "cat <&5", "-", "-", "alpha\n"},
+		{"a gap", []string{"3=" + f.a, "5=" + f.b}, "cat <&3; cat <&5", "-", "-", "alpha\nbeta\n"},
+		// The names go in descriptor order: fd 3 first.
+		{"numbered out of order", []string{"4=" + f.a, "3=" + f.b}, "cat <&3; cat <&4", "2", "b.txt:a.txt", "beta\nalpha\n"},
+		{"auto after explicit", []string{"4=" + f.a, f.b}, "cat <&3; cat <&4", "2", "b.txt:a.txt", "beta\nalpha\n"},
+		{"same file twice", []string{f.a, f.a}, "cat <&3; cat <&4", "2", "a.txt:a.txt", "alpha\nalpha\n"},
+		{"none", nil, "true", "-", "-", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"exec"}
+			for _, o := range tc.opens {
+				args = append(args, "--open", o)
+			}
+			args = append(args, "--", "sh", "-c", show+"; "+tc.read)
+			// Stale variables from whoever ran privsep must not survive.
+			r := privsep(t, withEnv("LISTEN_FDS=9", "LISTEN_PID=1", "LISTEN_FDNAMES=stale"), args...)
+			checkCode(t, r, 0)
+			checkStderrLines(t, r)
+			line, rest, _ := strings.Cut(r.stdout, "\n")
+			v := strings.Fields(line)
+			if len(v) != 5 {
+				t.Fatalf("got %q, want five fields", line)
+			}
+			if v[0] != tc.fds || v[3] != tc.names {
+				t.Errorf("LISTEN_FDS=%s LISTEN_FDNAMES=%s, want %s and %s", v[0], v[3], tc.fds, tc.names)
+			}
+			pid := v[2]
+			if tc.fds == "-" {
+				pid = "-"
+			}
+			if v[1] != pid {
+				t.Errorf("LISTEN_PID=%s, want %s (the command's pid is %s)", v[1], pid, v[2])
+			}
+			// exec keeps the pid: the command is the process the test
+			// started.
+			if v[4] != me {
+				t.Errorf("the command's parent is %s, want the test (%s): privsep did not exec in place", v[4], me)
+			}
+			if rest != tc.out {
+				t.Errorf("the descriptors hold %q, want %q", rest, tc.out)
+			}
+		})
+	}
+}
+
+// inheritedFDs returns the descriptors above 2 that this process holds
+// without close-on-exec: they came from whoever started the tests, and pass
+// on to every program the tests run, privsep and its command included.
+func inheritedFDs(t *testing.T) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fds []int
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			fds = append(fds, fd)
+		}
+	}
+	return fds
+}
+
+// TestExecPassesOnlyItsDescriptors: CMD gets 0, 1, 2 and the --open
+// descriptors (and what privsep itself inherited), nothing of privsep's own
+// (the opener's socket, its pipes).
+func TestExecPassesOnlyItsDescriptors(t *testing.T) {
+	t.Parallel()
+	f := newExecFiles(t)
+	inherited := inheritedFDs(t)
+	for _, tc := range []struct {
+		args []string
+		want []int
+	}{
+		{[]string{"--open", f.a, "--open", f.b}, []int{0, 1, 2, 3, 4}},
+		{[]string{"--open", "7=" + f.a}, []int{0, 1, 2, 7}},
+		{nil, []int{0, 1, 2}},
+	} {
+		// ls runs as a child of sh (":" comes last), so it lists sh's
+		// descriptors, not its own.
+		args := append(append([]string{"exec"}, tc.args...), "--", "sh", "-c", "ls /proc/$$/fd; :")
+		r := privsep(t, nil, args...)
+		checkCode(t, r, 0)
+		var got []int
+		for _, s := range strings.Fields(r.stdout) {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				t.Fatalf("ls: %q", r.stdout)
+			}
+			got = append(got, n)
+		}
+		slices.Sort(got)
+		want := slices.Sorted(slices.Values(append(slices.Clone(tc.want), inherited...)))
+		want = slices.Compact(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("exec %q: the command has descriptors %v, want %v (%v inherited by the tests)", tc.args, got, want, inherited)
+		}
+	}
+}
+
+// TestExecExitStatus: 125 when privsep fails, 126 when CMD cannot run, 127
+// when it is missing, else CMD's own; the message names the problem.
+func TestExecExitStatus(t *testing.T) {
+	t.Parallel()
+	f := newExecFiles(t)
+	notExec := filepath.Join(f.dir, "not-executable")
+	writeMode(t, notExec, "#!/bin/sh\necho ran\n", 0o644)
+	garbage := filepath.Join(f.dir, "garbage")
+	writeMode(t, garbage, "\x00\x01\x02 not a program", 0o755)
+	badPolicy := filepath.Join(f.dir, "bad.policy")
+	writeFile(t, badPolicy, "# a policy\nr:relative/path\n")
+	goodPolicy := filepath.Join(f.dir, "good.policy")
+	writeFile(t, goodPolicy, "r:"+f.a+"\n")
+	for _, tc := range []struct {
+		name string
+		args []string // after "exec"
+		code int
+		want []string // substrings of stderr
+	}{
+		{"no CMD", []string{"--open", f.a}, 125, []string{"no CMD"}},
+		{"no CMD after --", []string{"--"}, 125, []string{"no CMD"}},
+		{"FD not a number", []string{"--open", "x=" + f.a, "--", "true"}, 125, []string{"not a descriptor number"}},
+		{"negative FD", []string{"--open", "-1=" + f.a, "--", "true"}, 125, []string{"not a descriptor number"}},
+		{"relative --open", []string{"--open", "3=a.txt", "--", "true"}, 125, []string{"a.txt"}},
+		{"tree --open", []string{"--open", f.dir + "/", "--", "true"}, 125, []string{"not a tree"}},
+		{"--open that opens nothing", []string{"--open", "c:" + f.a, "--", "true"}, 125, []string{"open nothing"}},
+		{"FD given twice", []string{"--open", "3=" + f.a, "--open", "3=" + f.b, "--", "true"}, 125, []string{"descriptor 3 given twice"}},
+		{"bad rule", []string{"--allow", "etc/hostname", "--", "true"}, 125, []string{"etc/hostname"}},
+		{"bad policy file", []string{"--policy", badPolicy, "--", "true"}, 125, []string{badPolicy + ":2:"}},
+		{"missing policy file", []string{"--policy", f.dir + "/missing.policy", "--", "true"}, 125, []string{f.dir + "/missing.policy"}},
+		{"unknown flag", []string{"--frob", "--", "true"}, 125, []string{"frob"}},
+		{"unknown log level", []string{"--log-level", "loud", "--", "true"}, 125, []string{`"loud"`}},
+		{"unknown user", []string{"--user", "no-such-user-privsep", "--", "true"}, 125, []string{"no-such-user-privsep"}},
+		{"unknown group", []string{"--user", "nobody", "--group", "no-such-group-privsep", "--", "true"}, 125, []string{"no-such-group-privsep"}},
+		{"group without user", []string{"--group", "nogroup", "--", "true"}, 125, []string{"--group needs --user"}},
+		{"denied --open", []string{"--allow", f.a, "--open", "3=" + f.b, "--", "true"}, 125, []string{f.b, "denied by policy"}},
+		{"denied by a policy file", []string{"--policy", goodPolicy, "--open", "3=" + f.b, "--", "true"}, 125, []string{f.b, "denied by policy"}},
+		{"missing --open", []string{"--open", "3=" + f.dir + "/missing", "--", "true"}, 125, []string{"no such file"}},
+		{"writing a missing file without c", []string{"--open", "3=w:" + f.dir + "/missing", "--", "true"}, 125, []string{"no such file"}},
+		{"descriptor beyond the limit", []string{"--open", "100000000=" + f.a, "--", "true"}, 125, []string{f.a}},
+		{"not executable", []string{"--", notExec}, 126, []string{notExec}},
+		{"a directory", []string{"--", f.dir}, 126, []string{f.dir}},
+		{"not a program", []string{"--open", f.a, "--", garbage}, 126, []string{garbage}},
+		{"missing", []string{"--", "no-such-command-privsep"}, 127, []string{"no-such-command-privsep"}},
+		{"missing path", []string{"--", f.dir + "/no/such/cmd"}, 127, []string{f.dir + "/no/such/cmd"}},
+		{"own status", []string{"--", "sh", "-c", "exit 42"}, 42, nil},
+		{"own status 125", []string{"--", "sh", "-c", "exit 125"}, 125, nil},
+		{"own success", []string{"--open", f.a, "--", "true"}, 0, nil},
+		{"a policy file that allows", []string{"--policy", goodPolicy, "--open", "3=" + f.a, "--", "true"}, 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := privsep(t, inDir(f.dir), append([]string{"exec"}, tc.args...)...)
+			checkCode(t, r, tc.code)
+			checkStdout(t, r, "")
+			checkStderrContains(t, r, tc.want...)
+			if tc.code >= 125 && tc.code <= 127 && !strings.Contains(tc.name, "own") && !strings.HasPrefix(r.stderr, "privsep exec: ") && !strings.HasPrefix(r.stderr, "invalid value") && !strings.HasPrefix(r.stderr, "flag provided") {
+				t.Errorf("stderr: got %q, want it to start with \"privsep exec: \"", r.stderr)
+			}
+			if tc.code == 0 || tc.code == 42 {
+				checkStderrLines(t, r)
+			}
+		})
+	}
+	t.Run("help", func(t *testing.T) {
+		t.Parallel()
+		r := privsep(t, nil, "exec", "--help")
+		checkCode(t, r, 0)
+		if !strings.HasPrefix(r.stdout, "Usage: privsep exec") {
+			t.Errorf("stdout: got %q, want the usage", r.stdout)
+		}
+		checkStderrLines(t, r)
+	})
+}
+
+// TestExecExitStatusAsRoot: the cases that need root to set up.
+func TestExecExitStatusAsRoot(t *testing.T) {
+	t.Parallel()
+	needRoot(t, "dropping to nobody")
+	f := newExecFiles(t)
+	rootOnly := filepath.Join(f.dir, "root-only-cmd")
+	writeMode(t, rootOnly, "#!/bin/sh\necho ran\n", 0o700)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		// Root finds it executable; nobody, after the drop, may not run it.
+		{"only root may run CMD", []string{"--user", "nobody", "--", rootOnly}, 126, []string{rootOnly}},
+		// Ids the kernel would take as "unchanged": the drop must fail.
+		{"uid -1", []string{"--user", "-1", "--", "true"}, 125, nil},
+		{"uid 4294967295", []string{"--user", "4294967295", "--", "true"}, 125, nil},
+		{"gid -1", []string{"--user", "nobody", "--group", "-1", "--", "true"}, 125, nil},
+		{"gid 4294967295", []string{"--user", "nobody", "--group", "4294967295", "--", "true"}, 125, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := privsep(t, inDir(f.dir), append([]string{"exec"}, tc.args...)...)
+			checkCode(t, r, tc.code)
+			checkStdout(t, r, "")
+			checkStderrContains(t, r, tc.want...)
+		})
+	}
+}
+
+// TestExecMessagesHaveOnePrefix: privsep's own failures read "privsep exec:
+// what went wrong", not "privsep exec: privsep: ...", as cat's do.
+func TestExecMessagesHaveOnePrefix(t *testing.T) {
+	t.Parallel()
+	needRoot(t, "a drop that fails")
+	r := privsep(t, nil, "exec", "--user", "-1", "--", "true")
+	checkCode(t, r, 125)
+	checkStderrLines(t, r, "privsep exec: ")
+	checkOnePrefix(t, r)
+}
+
+// TestExecWriteModes: --open with w, a and c, through a command that runs
+// as nobody in a directory it may not write.
+func TestExecWriteModes(t *testing.T) {
+	t.Parallel()
+	needRoot(t, "writing root's files as nobody")
+	f := newExecFiles(t)
+
+	t.Run("create", func(t *testing.T) {
+		t.Parallel()
+		p := filepath.Join(f.dir, "new")
+		r := privsep(t, nil, "exec", "--open", "3=wc:"+p, "--user", "nobody", "--", "sh", "-c", "echo hi >&3")
+		checkCode(t, r, 0)
+		checkStderrLines(t, r)
+		if b, err := os.ReadFile(p); err != nil || string(b) != "hi\n" {
+			t.Errorf("the created file holds %q (%v), want %q", b, err, "hi\n")
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid := st.Sys().(*syscall.Stat_t).Uid; uid != 0 {
+			t.Errorf("the created file is owned by %d, want root (no owner= option)", uid)
+		}
+		if m := st.Mode(); !m.IsRegular() || m.Perm()&^0o666 != 0 {
+			t.Errorf("the created file has mode %v, want a regular file without execute or special bits", m)
+		}
+	})
+	t.Run("create with owner", func(t *testing.T) {
+		t.Parallel()
+		sub := filepath.Join(f.dir, "owned")
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		pol := filepath.Join(f.dir, "owned.policy")
+		writeFile(t, pol, "wc:"+sub+"/ mode=0640 owner=nobody\n")
+		p := filepath.Join(sub, "new")
+		r := privsep(t, nil, "exec", "--policy", pol, "--open", "3=wc:"+p, "--user", "nobody", "--", "sh", "-c", "echo owned >&3")
+		checkCode(t, r, 0)
+		checkStderrLines(t, r)
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid := st.Sys().(*syscall.Stat_t).Uid; uid != 65534 {
+			t.Errorf("the created file is owned by %d, want nobody (owner=nobody)", uid)
+		}
+		if m := st.Mode().Perm(); m&^0o640 != 0 {
+			t.Errorf("the created file has mode %v, want at most 0640", m)
+		}
+	})
+	t.Run("append", func(t *testing.T) {
+		t.Parallel()
+		p := filepath.Join(f.dir, "log")
+		writeMode(t, p, "old\n", 0o600)
+		r := privsep(t, nil, "exec", "--open", "3=a:"+p, "--user", "nobody", "--", "sh", "-c", "echo new >&3; cat <&3")
+		checkCode(t, r, 1) // the descriptor is write-only: cat fails
+		if b, err := os.ReadFile(p); err != nil || string(b) != "old\nnew\n" {
+			t.Errorf("the file holds %q (%v), want %q", b, err, "old\nnew\n")
+		}
+	})
+	t.Run("read and write", func(t *testing.T) {
+		t.Parallel()
+		p := filepath.Join(f.dir, "rw")
+		writeMode(t, p, "first\n", 0o600)
+		r := privsep(t, nil, "exec", "--open", "3=rw:"+p, "--user", "nobody", "--", "sh", "-c", "cat <&3; echo second >&3")
+		checkCode(t, r, 0)
+		checkStdout(t, r, "first\n")
+		if b, err := os.ReadFile(p); err != nil || string(b) != "first\nsecond\n" {
+			t.Errorf("the file holds %q (%v), want %q", b, err, "first\nsecond\n")
+		}
+	})
+	t.Run("read-only descriptor", func(t *testing.T) {
+		t.Parallel()
+		p := filepath.Join(f.dir, "ro")
+		writeMode(t, p, "keep\n", 0o600)
+		r := privsep(t, nil, "exec", "--open", "3="+p, "--user", "nobody", "--", "sh", "-c", "echo clobber >&3")
+		if r.code == 0 {
+			t.Errorf("writing to a read-only --open succeeded")
+		}
+		if b, _ := os.ReadFile(p); string(b) != "keep\n" {
+			t.Errorf("the file holds %q, want it unchanged", b)
+		}
+	})
+}
+
+// TestExecLandlock: with --landlock the command reaches files only through
+// its descriptors (and may run what is under the system directories).
+func TestExecLandlock(t *testing.T) {
+	t.Parallel()
+	if landlockABI() <= 0 {
+		t.Skip("needs Landlock: landlock_create_ruleset(LANDLOCK_CREATE_RULESET_VERSION) fails in this kernel")
+	}
+	f := newExecFiles(t)
+	script := filepath.Join(f.dir, "script")
+	writeMode(t, script, "#!/bin/sh\ncat <&3\n", 0o755)
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr string // a substring
+	}{
+		{"by path", []string{"--landlock", "--", "sh", "-c", "cat " + f.a}, 1, "", "Permission denied"},
+		{"a system file by path", []string{"--landlock", "--", "sh", "-c", "cat /etc/passwd"}, 1, "", "Permission denied"},
+		{"through the descriptor", []string{"--landlock", "--open", "3=" + f.a, "--", "sh", "-c", "cat <&3"}, 0, "alpha\n", ""},
+		{"creating a file", []string{"--landlock", "--", "sh", "-c", "echo x > " + f.dir + "/created"}, 2, "", "ermission denied"},
+		{"CMD outside the system directories", []string{"--landlock", "--open", "3=" + f.b, "--", script}, 0, "beta\n", ""},
+		{"as nobody", []string{"--landlock", "--user", "nobody", "--open", "3=" + f.secret, "--", "sh", "-c", "cat <&3; cat " + f.a}, 1, secretData, "Permission denied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if slices.Contains(tc.args, "--user") && os.Geteuid() != 0 {
+				t.Skip("needs root: dropping to nobody")
+			}
+			r := privsep(t, inDir(f.dir), append([]string{"exec"}, tc.args...)...)
+			checkCode(t, r, tc.code)
+			checkStdout(t, r, tc.stdout)
+			checkStderrContains(t, r, tc.stderr)
+		})
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "created")); err == nil {
+		t.Errorf("a command under --landlock created a file")
+	}
+}
+
+// copyTestBinary copies this test binary into dir, where the user nobody
+// can run it (the build directory is root's only).
+func copyTestBinary(t *testing.T, dir string) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst := filepath.Join(dir, "inherited.test")
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, src); err != nil {
+		out.Close()
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// TestExecKeepOpener: a Go program exec'd with --keep-opener picks up the
+// opener with parent.Inherited and reads, as nobody, a root-only file that
+// the policy allows, and only that.
+func TestExecKeepOpener(t *testing.T) {
+	t.Parallel()
+	needRoot(t, "keeping a root opener for a command that runs as nobody")
+	f := newExecFiles(t)
+	prog := copyTestBinary(t, f.dir)
+	role := withEnv(execRoleEnv + "=inherited")
+	for _, tc := range []struct {
+		name   string
+		args   []string // between "exec" and "--"
+		fd     string   // PRIVSEP_OPENER_FD
+		listen string   // LISTEN_FDS
+	}{
+		{"alone", nil, "3", ""},
+		{"after --open", []string{"--open", f.a}, "4", "1"},
+		{"after a gap", []string{"--open", "6=" + f.a}, "7", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"exec", "--keep-opener", "--allow", f.secret, "--allow", f.a, "--user", "nobody"}, tc.args...)
+			args = append(args, "--", prog, f.secret, f.b)
+			r := privsep(t, setups(inDir(f.dir), role), args...)
+			checkCode(t, r, 0)
+			lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+			if len(lines) != 5 {
+				t.Fatalf("stdout: got %q, want five lines (stderr %q)", r.stdout, r.stderr)
+			}
+			var pid int
+			if _, err := fmt.Sscanf(lines[0], "env fd=%s pid=%d listen=", new(string), &pid); err != nil {
+				t.Fatalf("stdout line 1: %q: %v", lines[0], err)
+			}
+			if want := fmt.Sprintf("env fd=%s pid=%d listen=%s", tc.fd, pid, tc.listen); lines[0] != want {
+				t.Errorf("stdout line 1: got %q, want %q", lines[0], want)
+			}
+			for i, want := range []string{
+				fmt.Sprintf("opener pid %d, env cleared true, uid 65534", pid),
+				fmt.Sprintf("read %s: %q <nil>", f.secret, secretData),
+				fmt.Sprintf("open %s: denied true: ", f.b),
+				"close: <nil>",
+			} {
+				if !strings.HasPrefix(lines[i+1], want) {
+					t.Errorf("stdout line %d: got %q, want it to start with %q", i+2, lines[i+1], want)
+				}
+			}
+			if !gone(pid) {
+				t.Errorf("the opener (pid %d) is still running after the command closed it", pid)
+			}
+		})
+	}
+	t.Run("with --landlock", func(t *testing.T) {
+		t.Parallel()
+		if landlockABI() <= 0 {
+			t.Skip("needs Landlock")
+		}
+		args := []string{"exec", "--keep-opener", "--landlock", "--allow", f.secret, "--user", "nobody", "--", prog, f.secret}
+		r := privsep(t, setups(inDir(f.dir), role), args...)
+		checkCode(t, r, 0)
+		if want := fmt.Sprintf("read %s: %q <nil>", f.secret, secretData); !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout: got %q, want it to contain %q (a program under --landlock should still use its inherited opener)", r.stdout, want)
+		}
+	})
+}
+
+// children returns the pids of pid's children, zombies included.
+func children(pid int) []int {
+	var kids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		if fields := strings.Fields(string(b[i+1:])); len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			kids = append(kids, n)
+		}
+	}
+	return kids
+}
+
+// TestExecOpenerLifetime: without --keep-opener the opener has exited (and
+// been waited for) before CMD runs, and CMD is told of no opener, whatever
+// privsep's environment said; with it, the opener is CMD's child and ends
+// when CMD does.
+func TestExecOpenerLifetime(t *testing.T) {
+	t.Parallel()
+	f := newExecFiles(t)
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keep=%v", keep), func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+			defer cancel()
+			args := []string{"exec", "--open", f.a}
+			if keep {
+				args = append(args, "--keep-opener")
+			}
+			args = append(args, "--", "sh", "-c", `echo "${PRIVSEP_OPENER_FD-unset} ${PRIVSEP_OPENER_PID-unset}"; read x; exit 0`)
+			cmd := exec.CommandContext(ctx, binary, args...)
+			cmd.Env = append(os.Environ(), parent.OpenerFDEnv+"=7", parent.OpenerPIDEnv+"=1")
+			cmd.WaitDelay = 2 * time.Second
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				stdin.Close()
+				if err := cmd.Wait(); err != nil {
+					t.Errorf("privsep exec: %v", err)
+				}
+			}()
+			line, err := bufio.NewReader(stdout).ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading the command's output: %v", err)
+			}
+			// The command is running, blocked in read; privsep is gone.
+			kids := children(cmd.Process.Pid)
+			if !keep {
+				if line != "unset unset\n" {
+					t.Errorf("PRIVSEP_OPENER_FD and _PID: got %q, want them unset", line)
+				}
+				if len(kids) != 0 {
+					t.Errorf("the command has children %v, want none: the opener must have exited and been waited for", kids)
+				}
+				return
+			}
+			var fd, pid int
+			if _, err := fmt.Sscanf(line, "%d %d", &fd, &pid); err != nil || fd != 4 {
+				t.Fatalf("PRIVSEP_OPENER_FD and _PID: got %q, want 4 and a pid", line)
+			}
+			if len(kids) != 1 || kids[0] != pid {
+				t.Errorf("the command has children %v, want exactly the opener %d", kids, pid)
+			}
+			stdin.Close()
+			// The command ends; the opener sees end of stream and ends too.
+			for deadline := time.Now().Add(5 * time.Second); !gone(pid); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the opener (pid %d) still runs 5s after the command ended", pid)
+				}
+			}
+		})
+	}
+}
+
+// TestExecPlacementRace: placing a descriptor on a number the Go runtime
+// uses (its epoll instance, its eventfd) in privsep, just before execve,
+// can make the runtime fail ("fatal error: runtime: netpoll failed") or
+// write into the placed file. It shows rarely, so it runs only when
+// PRIVSEP_STRESS names a number of runs (a few hundred show it).
+func TestExecPlacementRace(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("PRIVSEP_STRESS"))
+	if n <= 0 {
+		t.Skip("set PRIVSEP_STRESS=500 to run: a race that shows in about 1 run of 100")
+	}
+	f := newExecFiles(t)
+	args := []string{"exec"}
+	for fd := 3; fd <= 16; fd++ {
+		args = append(args, "--open", fmt.Sprintf("%d=%s", fd, f.a))
+	}
+	args = append(args, "--", "true")
+	for i := range n {
+		r := privsep(t, nil, args...)
+		if r.code != 0 || r.stderr != "" {
+			t.Fatalf("run %d of %d: exit status %d, stderr %q; want 0 and nothing", i+1, n, r.code, r.stderr)
+		}
+	}
+}
