@@ -20,7 +20,7 @@ const listenBacklog = 4096
 // the socket, which the caller owns.
 func (w *worker) listen(l protocol.Listen) (int, protocol.Status) {
 	addr := string(l.Addr)
-	r, err := w.s.pol.CheckListen(l.Network, addr)
+	r, err := w.s.rs.pol.CheckListen(l.Network, addr)
 	if err != nil {
 		ref := err.(*policy.Refusal)
 		reason := protocol.ReasonDenied

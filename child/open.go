@@ -22,7 +22,7 @@ import (
 func (w *worker) openBeneath(dirfd int, d policy.Decision) (fd int, created bool, errno syscall.Errno, escape bool) {
 	flags := d.Flags | unix.O_NONBLOCK
 	open := w.openat2
-	if !w.s.openat2 {
+	if !w.s.rs.openat2 {
 		open = w.walk
 	}
 	switch {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,18 +31,57 @@ type Options struct {
 	Workers int
 }
 
-// server is the opener's state after the handshake. It is immutable while
-// the workers run.
-type server struct {
-	log     hclog.Logger
-	conn    *conn
+// ruleset is a compiled policy with its rule directories open: what
+// serving requests needs. It is immutable once made, and may be shared by
+// many sessions.
+type ruleset struct {
 	pol     *policy.Policy
 	rules   []string        // pol's rules as written, for the audit log
 	dirs    []int           // O_PATH descriptors of pol.Dirs(), -1 where opening failed
 	dirErr  []syscall.Errno // why a dir could not be opened
 	openat2 bool
+}
 
+// newRuleset opens the policy's rule directories. A directory that cannot
+// be opened is not fatal: requests under its rules fail with the same
+// errno, which is what a plain open would have said.
+func newRuleset(log hclog.Logger, pol *policy.Policy, useOpenat2 bool) *ruleset {
+	rs := &ruleset{pol: pol, rules: pol.Strings(), openat2: useOpenat2 && haveOpenat2()}
+	for _, d := range pol.Dirs() {
+		fd, err := unix.Open(d, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			log.Warn("rule directory unavailable", "dir", d, "error", err)
+			rs.dirs = append(rs.dirs, -1)
+			rs.dirErr = append(rs.dirErr, errnoOf(err))
+			continue
+		}
+		rs.dirs = append(rs.dirs, fd)
+		rs.dirErr = append(rs.dirErr, 0)
+	}
+	return rs
+}
+
+// close closes the rule directories.
+func (rs *ruleset) close() {
+	for _, fd := range rs.dirs {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
+// session serves one connection: the re-executed opener's one socket, or
+// one client of a server.
+type session struct {
+	log  hclog.Logger
+	conn *conn
+	rs   *ruleset
+
+	// end is what a fatal error does: the opener process exits with the
+	// status; a server's session shuts its connection down.
+	end       func(code int)
 	fatalOnce sync.Once
+	code      atomic.Int32 // the status a fatal error set
 
 	// receiving is the receiving role. One worker holds it at a time and
 	// serves request after request on its own, so the steady state runs on
@@ -59,32 +99,40 @@ func serve(log hclog.Logger, sock int, opt Options) int {
 		log.Error("bad invocation", "error", err)
 		return protocol.ExitUsage
 	}
-	s := &server{log: log, conn: c}
+	s := &session{log: log, conn: c, end: os.Exit}
 	if code := s.handshake(); code != protocol.ExitOK {
 		return code
 	}
-	n := opt.Workers
-	if n <= 0 {
-		n = DefaultWorkers
-	}
-	codes := make(chan int, n)
-	for i := 0; i < n; i++ {
-		go func() { codes <- newWorker(s).run() }()
-	}
-	// Every worker sees the end of stream (it is sticky), so all of them
-	// return; a worker that fails fatally exits the process itself.
-	for i := 0; i < n; i++ {
-		if code := <-codes; code != protocol.ExitOK {
-			return code
-		}
+	if code := s.run(opt.Workers); code != protocol.ExitOK {
+		return code
 	}
 	log.Debug("end of stream, exiting")
 	return protocol.ExitOK
 }
 
+// run serves requests with n workers (0 means DefaultWorkers) until end of
+// stream, and returns the status a fatal error set, or ExitOK.
+func (s *session) run(n int) int {
+	if n <= 0 {
+		n = DefaultWorkers
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			newWorker(s).run()
+		}()
+	}
+	// Every worker sees the end of stream (it is sticky), so all of them
+	// return.
+	wg.Wait()
+	return int(s.code.Load())
+}
+
 // handshake reads the hello, compiles the policy, opens the rule
 // directories and answers ready.
-func (s *server) handshake() int {
+func (s *session) handshake() int {
 	buf := make([]byte, protocol.MaxMessage)
 	oob := make([]byte, protocol.OOBSize)
 	m, err := s.conn.recv(buf, oob, nil)
@@ -107,45 +155,36 @@ func (s *server) handshake() int {
 		s.fatal(protocol.ExitProtocol, "decoding hello", err, errnoFor(err))
 		return protocol.ExitProtocol
 	}
-	s.pol, err = policy.ParseLines(h.Rules)
+	pol, err := policy.ParseLines(h.Rules)
 	if err != nil {
 		s.fatal(protocol.ExitProtocol, "policy in hello", err, unix.EINVAL)
 		return protocol.ExitProtocol
 	}
-	s.rules = s.pol.Strings()
-	s.openat2 = h.Flags&protocol.HelloNoOpenat2 == 0 && haveOpenat2()
-	for _, d := range s.pol.Dirs() {
-		fd, err := unix.Open(d, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			// Not fatal: requests under this rule fail with the same errno,
-			// which is what a plain open would have said.
-			s.log.Warn("rule directory unavailable", "dir", d, "error", err)
-			s.dirs = append(s.dirs, -1)
-			s.dirErr = append(s.dirErr, errnoOf(err))
-			continue
-		}
-		s.dirs = append(s.dirs, fd)
-		s.dirErr = append(s.dirErr, 0)
-	}
-	r := protocol.Ready{PID: uint32(os.Getpid()), Version: protocol.Version}
-	if s.openat2 {
-		r.Features |= protocol.FeatureOpenat2
-	}
-	if err := s.conn.send(protocol.AppendReady(buf[:0], r), nil); err != nil {
+	s.rs = newRuleset(s.log, pol, h.Flags&protocol.HelloNoOpenat2 == 0)
+	if err := s.ready(buf); err != nil {
 		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
 			return protocol.ExitOK // the parent went away before we were ready
 		}
 		s.log.Error("sending ready", "error", err)
 		return protocol.ExitInternal
 	}
-	s.log.Info("ready", "rules", s.pol.Strings(), "openat2", s.openat2)
+	s.log.Info("ready", "rules", s.rs.rules, "openat2", s.rs.openat2)
 	return protocol.ExitOK
 }
 
-// fatal reports a violation that ends the opener: it logs, tells the parent
-// (best effort, id 0) and exits. Only the first call does anything; the
-// process exits inside it.
-func (s *server) fatal(code int, what string, err error, errno syscall.Errno) {
+// ready sends the ready message, using buf.
+func (s *session) ready(buf []byte) error {
+	r := protocol.Ready{PID: uint32(os.Getpid()), Version: protocol.Version}
+	if s.rs.openat2 {
+		r.Features |= protocol.FeatureOpenat2
+	}
+	return s.conn.send(protocol.AppendReady(buf[:0], r), nil)
+}
+
+// fatal reports a violation that ends the session: it logs, tells the peer
+// (best effort, id 0) and ends the session with code. Only the first call
+// does anything. In the opener process it does not return.
+func (s *session) fatal(code int, what string, err error, errno syscall.Errno) {
 	s.fatalOnce.Do(func() {
 		s.log.Error("exiting: "+what, "error", err, "status", code)
 		if code == protocol.ExitProtocol {
@@ -153,7 +192,8 @@ func (s *server) fatal(code int, what string, err error, errno syscall.Errno) {
 			msg := protocol.AppendError(b[:0], 0, protocol.ErrorReply{Errno: uint32(errno), Reason: protocol.ReasonProtocol})
 			s.conn.trySend(msg)
 		}
-		os.Exit(code)
+		s.code.Store(int32(code))
+		s.end(code)
 	})
 }
 

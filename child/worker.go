@@ -19,7 +19,7 @@ import (
 // worker serves requests one at a time with buffers allocated once, so the
 // steady state allocates nothing beyond the descriptor it opens.
 type worker struct {
-	s      *server
+	s      *session
 	buf    []byte // the request as received
 	oob    []byte
 	out    []byte // the reply being built
@@ -33,7 +33,7 @@ type worker struct {
 	stall   *time.Timer // passes the receiving role on when a request stalls
 }
 
-func newWorker(s *server) *worker {
+func newWorker(s *session) *worker {
 	w := &worker{
 		s:      s,
 		buf:    make([]byte, protocol.MaxMessage),
@@ -58,7 +58,8 @@ func (w *worker) passOn() {
 }
 
 // run serves until end of stream and returns the exit status. A violation
-// that leaves the stream untrustworthy exits the process from inside.
+// that leaves the stream untrustworthy ends the session (in the opener
+// process: exits it) from inside.
 func (w *worker) run() int {
 	for {
 		if !w.holding.Load() {
@@ -83,11 +84,14 @@ func (w *worker) run() int {
 			w.reply(protocol.AppendError(w.out[:0], m.ID, protocol.ErrorReply{Errno: uint32(errnoFor(err)), Reason: reason}), nil)
 			continue
 		case err != nil:
+			code := protocol.ExitProtocol
 			var se *os.SyscallError
 			if errors.As(err, &se) {
-				w.s.fatal(protocol.ExitInternal, "receiving a request", err, 0)
+				code = protocol.ExitInternal
 			}
-			w.s.fatal(protocol.ExitProtocol, "receiving a request", err, errnoFor(err))
+			w.s.fatal(code, "receiving a request", err, errnoFor(err))
+			w.passOn()
+			return code
 		}
 		w.stall.Reset(StallAfter)
 		w.handle(m)
@@ -179,7 +183,7 @@ func (w *worker) reply(msg []byte, fds []int) {
 func (w *worker) open(o protocol.Open) (int, protocol.Status) {
 	s := w.s
 	path := unsafeString(o.Path) // valid until the next receive into w.buf
-	d, err := s.pol.Check(path, int(o.Flags), o.Mode)
+	d, err := s.rs.pol.Check(path, int(o.Flags), o.Mode)
 	if err != nil {
 		r := err.(*policy.Refusal)
 		reason := protocol.ReasonDenied
@@ -189,10 +193,10 @@ func (w *worker) open(o protocol.Open) (int, protocol.Status) {
 		w.audit(o, reason, r.Errno, r.Why, d.Rule)
 		return -1, protocol.Status{Errno: uint32(r.Errno), Reason: reason}
 	}
-	dirfd := s.dirs[d.Dir]
+	dirfd := s.rs.dirs[d.Dir]
 	if dirfd < 0 {
-		w.audit(o, protocol.ReasonSystem, s.dirErr[d.Dir], "rule directory unavailable", d.Rule)
-		return -1, protocol.Status{Errno: uint32(s.dirErr[d.Dir]), Reason: protocol.ReasonSystem}
+		w.audit(o, protocol.ReasonSystem, s.rs.dirErr[d.Dir], "rule directory unavailable", d.Rule)
+		return -1, protocol.Status{Errno: uint32(s.rs.dirErr[d.Dir]), Reason: protocol.ReasonSystem}
 	}
 	fd, created, errno, escape := w.openBeneath(dirfd, d)
 	if errno == unix.ENXIO {
@@ -245,7 +249,7 @@ func (w *worker) open(o protocol.Open) (int, protocol.Status) {
 		}
 	}
 	if s.log.IsDebug() {
-		s.log.Debug("granted", "path", printable(o.Path), "flags", policy.FlagString(int(o.Flags)), "rule", s.rules[d.Rule])
+		s.log.Debug("granted", "path", printable(o.Path), "flags", policy.FlagString(int(o.Flags)), "rule", s.rs.rules[d.Rule])
 	}
 	return fd, protocol.Status{}
 }
@@ -260,7 +264,7 @@ func (w *worker) audit(o protocol.Open, reason protocol.Reason, errno syscall.Er
 	args := []any{"path", printable(o.Path), "flags", policy.FlagString(int(o.Flags)),
 		"reason", reason.String(), "errno", errno.Error(), "why", why}
 	if rule >= 0 {
-		args = append(args, "rule", w.s.rules[rule])
+		args = append(args, "rule", w.s.rs.rules[rule])
 	}
 	if reason == protocol.ReasonSystem {
 		log.Debug("open failed", args...)

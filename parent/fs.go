@@ -308,7 +308,7 @@ func (d *dirFile) entries(ents []os.DirEntry) []fs.DirEntry {
 		for _, e := range ents {
 			de := &dirEntry{name: e.Name(), typ: e.Type(), path: prefix + e.Name()}
 			var st unix.Stat_t
-			err := unix.EINTR
+			var err error = unix.EINTR
 			for err == unix.EINTR {
 				err = unix.Fstatat(fd, e.Name(), &st, unix.AT_SYMLINK_NOFOLLOW)
 			}

@@ -84,7 +84,7 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 	pol := cfg.Policy
 	switch {
 	case pol != nil && (len(cfg.Rules) > 0 || len(cfg.Listen) > 0):
-		return nil, errors.New("privsep: Config has both Rules or Listen and Policy; merge them into one policy")
+		return nil, errors.New("privsep: Config has both Rules and Policy (or Listen and Policy); merge them into one policy")
 	case pol == nil:
 		var err error
 		if pol, err = LoadPolicy(nil, cfg.Rules, cfg.Listen...); err != nil {
