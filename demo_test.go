@@ -21,15 +21,15 @@ type shownStep struct {
 }
 
 var (
-	shownStepRE = regexp.MustCompile(`(?m)^(\d+)\. `)
+	demoStepRE = regexp.MustCompile(`(?m)^(\d+)\. `)
 	demoDirRE  = regexp.MustCompile(`the policy (\S+)/secret\.txt and`)
 )
 
-// shownSteps splits the demo's output into its numbered steps and says how
+// parseDemo splits the demo's output into its numbered steps and says how
 // each ended.
 func parseDemo(t *testing.T, out string) []shownStep {
 	t.Helper()
-	idx := shownStepRE.FindAllStringSubmatchIndex(out, -1)
+	idx := demoStepRE.FindAllStringSubmatchIndex(out, -1)
 	var steps []shownStep
 	for i, m := range idx {
 		end := len(out)

@@ -103,7 +103,9 @@ func serve(log hclog.Logger, sock int, opt Options) int {
 	if code := s.handshake(); code != protocol.ExitOK {
 		return code
 	}
-	if code := s.run(opt.Workers); code != protocol.ExitOK {
+	code := s.run(opt.Workers)
+	s.rs.close()
+	if code != protocol.ExitOK {
 		return code
 	}
 	log.Debug("end of stream, exiting")

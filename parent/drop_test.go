@@ -64,8 +64,16 @@ func runRole(t *testing.T, helper, role string, env ...string) string {
 	if !strings.Contains(out.String(), roleDone(role)) {
 		t.Fatalf("role %s did not run to its end; output:\n%s", role, out.String())
 	}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if note, ok := strings.CutPrefix(l, notePrefix); ok {
+			t.Log(note)
+		}
+	}
 	return out.String()
 }
+
+// notePrefix starts a line of a role's output that runRole logs.
+const notePrefix = "role note: "
 
 // roleDone is the line a role prints when it has passed every check.
 func roleDone(role string) string { return "role " + role + ": done" }

@@ -63,6 +63,10 @@ type Opener struct {
 	active  int              // calls that may still touch sock
 	idle    sync.Cond        // signalled when active drops to zero
 
+	inFlight   int         // messages sent and not yet answered
+	queue      []*call     // single opens waiting to go out in a group
+	flushTimer *time.Timer // sends the queue when replies stop coming
+
 	done      chan struct{} // closed when the opener has exited and err is set
 	closeOnce sync.Once
 }
@@ -74,6 +78,13 @@ type call struct {
 	buf  []byte        // the encoded request
 
 	batch int // items sent in a batch request; 0 for a single open
+
+	// A single open that may be coalesced keeps its request, so that it
+	// can go out in a group instead (see coalesce.go).
+	path        string
+	flags, mode uint32
+	// members are the single opens a group carries.
+	members []*call
 
 	// Written by the reader under o.mu, read by the caller once done.
 	done      bool
@@ -112,6 +123,8 @@ func newOpener(sock int, log hclog.Logger) (*Opener, error) {
 		done:    make(chan struct{}),
 	}
 	o.idle.L = &o.mu
+	o.flushTimer = time.AfterFunc(time.Hour, func() { o.flush(true) })
+	o.flushTimer.Stop()
 	o.calls.New = func() any {
 		return &call{wake: make(chan struct{}, 1), buf: make([]byte, 0, protocol.HeaderSize+8+protocol.MaxPath)}
 	}
@@ -207,7 +220,8 @@ func (o *Opener) Open(ctx context.Context, path string, flag int, perm fs.FileMo
 	}
 	c := o.getCall()
 	var err error
-	c.buf, err = protocol.AppendOpenPath(c.buf[:0], 0, uint32(flag), unixMode(flag, perm), path)
+	c.path, c.flags, c.mode = path, uint32(flag), unixMode(flag, perm)
+	c.buf, err = protocol.AppendOpenPath(c.buf[:0], 0, c.flags, c.mode, path)
 	if err != nil {
 		o.putCall(c)
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
@@ -260,6 +274,7 @@ func (o *Opener) getCall() *call {
 	c.done, c.abandoned, c.err, c.batch = false, false, nil, 0
 	c.reply = protocol.ErrorReply{}
 	c.status, c.fds = c.status[:0], c.fds[:0]
+	c.path, c.flags, c.mode, c.members = "", 0, 0, c.members[:0]
 	select {
 	case <-c.wake: // a stale wake-up from the call's previous life
 	default:
@@ -292,19 +307,16 @@ func (o *Opener) roundTrip(ctx context.Context, c *call) error {
 		o.mu.Unlock()
 		return ErrClosed
 	}
-	for {
-		o.nextID++
-		if _, busy := o.pending[o.nextID]; o.nextID != 0 && !busy {
-			break
-		}
-	}
-	c.id = o.nextID
-	o.pending[c.id] = c
 	o.active++
+	if o.enqueueLocked(c) {
+		o.mu.Unlock()
+		defer o.release()
+		return o.wait(ctx, c)
+	}
+	o.registerLocked(c)
 	o.mu.Unlock()
 	defer o.release()
 
-	putID(c.buf, c.id)
 	if err := o.send(ctx, c.buf); err != nil {
 		o.mu.Lock()
 		if c.done { // the connection failed meanwhile
@@ -312,6 +324,7 @@ func (o *Opener) roundTrip(ctx context.Context, c *call) error {
 			return nil
 		}
 		delete(o.pending, c.id)
+		o.inFlight--
 		if !o.reading {
 			// We may hold the wake-up meant to make a reader; pass it on.
 			o.promoteLocked()
@@ -323,14 +336,21 @@ func (o *Opener) roundTrip(ctx context.Context, c *call) error {
 			return ctx.Err()
 		case closed:
 			return ErrClosed
-		case errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET):
-			err = io.EOF // the opener is gone; its exit status says why
 		}
-		o.connFailed(err)
+		o.connFailed(normalizeSendErr(err))
 		<-o.done
 		return o.Err()
 	}
 	return o.wait(ctx, c)
+}
+
+// normalizeSendErr makes a send that failed because the opener is gone end
+// of stream: its exit status says why.
+func normalizeSendErr(err error) error {
+	if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
+		return io.EOF
+	}
+	return err
 }
 
 // putID writes the request id into an encoded message.
@@ -450,12 +470,28 @@ func (o *Opener) wait(ctx context.Context, c *call) error {
 // promoteLocked wakes one caller that is waiting for its reply, so that it
 // takes over reading. Called with mu held and reading false.
 func (o *Opener) promoteLocked() {
+	waiting := func(p *call) bool {
+		if p.done || p.abandoned {
+			return false
+		}
+		wakeUp(p)
+		return true
+	}
 	for _, p := range o.pending {
-		if !p.done && !p.abandoned {
-			select {
-			case p.wake <- struct{}{}:
-			default:
+		if len(p.members) == 0 {
+			if waiting(p) {
+				return
 			}
+			continue
+		}
+		for _, m := range p.members {
+			if waiting(m) {
+				return
+			}
+		}
+	}
+	for _, m := range o.queue {
+		if waiting(m) {
 			return
 		}
 	}
@@ -495,6 +531,8 @@ func (o *Opener) read(ctx context.Context, c *call) error {
 			<-o.done
 			return nil
 		}
+		// A reply made room in the pipeline: send what queued meanwhile.
+		o.flush(false)
 		if done {
 			return nil
 		}
@@ -509,11 +547,20 @@ func (o *Opener) failOneLocked(h protocol.Header, err error) {
 		return
 	}
 	delete(o.pending, h.ID)
-	if c.abandoned {
+	o.inFlight--
+	err = fmt.Errorf("privsep: reply %d: %w", h.ID, err)
+	for _, m := range c.members {
+		if !m.abandoned {
+			m.err, m.done = err, true
+			wakeUp(m)
+		}
+	}
+	if c.abandoned || len(c.members) > 0 {
+		c.members = c.members[:0]
 		o.putCall(c)
 		return
 	}
-	c.err, c.done = fmt.Errorf("privsep: reply %d: %w", h.ID, err), true
+	c.err, c.done = err, true
 	wakeUp(c)
 }
 
@@ -568,6 +615,11 @@ func (o *Opener) dispatchLocked(m protocol.Msg) error {
 		return err
 	}
 	delete(o.pending, m.ID)
+	o.inFlight--
+	if len(c.members) > 0 {
+		o.dispatchGroupLocked(c, m.Type, m.FDs)
+		return nil
+	}
 	if c.abandoned {
 		protocol.CloseFDs(m.FDs)
 		o.putCall(c)
@@ -610,14 +662,25 @@ func (o *Opener) terminateLocked(err error) {
 		return
 	}
 	o.err = err
+	fail := func(c *call) {
+		if !c.abandoned && !c.done {
+			c.err, c.done = err, true
+			wakeUp(c)
+		}
+	}
 	for id, c := range o.pending {
 		delete(o.pending, id)
-		if c.abandoned {
-			continue
+		for _, m := range c.members {
+			fail(m)
 		}
-		c.err, c.done = err, true
-		wakeUp(c)
+		fail(c)
 	}
+	for _, m := range o.queue {
+		fail(m)
+	}
+	o.queue = o.queue[:0]
+	o.inFlight = 0
+	o.flushTimer.Stop()
 }
 
 // Close shuts down the connection: the opener answers what it has already

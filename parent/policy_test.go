@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -304,5 +305,57 @@ func TestStartWithLoadedPolicy(t *testing.T) {
 	_, err = o.Open(ctx, filepath.Join(dir, "p.policy"), os.O_RDONLY, 0)
 	if !errors.Is(err, parent.ErrDenied) {
 		t.Errorf("Open outside the policy: got %v, want ErrDenied", err)
+	}
+}
+
+// TestLoadPolicyFIFO: a FIFO named as a policy file must be refused as not
+// a regular file, at once. Opening it for reading first would block until
+// some process opens it for writing, so "privsep policy check --policy
+// FIFO" would hang.
+func TestLoadPolicyFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "p.policy")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := parent.LoadPolicy([]string{fifo}, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		var fe *policy.FileError
+		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("LoadPolicy(FIFO): got %v, want a *FileError saying it is not a regular file", err)
+		}
+	case <-time.After(3 * time.Second):
+		// Unblock it: open the write end, which lets the reader's open
+		// return, then close it so the reader sees end of file.
+		w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err == nil {
+			w.Close()
+		}
+		err = <-done
+		t.Errorf("LoadPolicy(FIFO) blocked until a writer opened the FIFO (then returned %v); want it refused at once as not a regular file", err)
+	}
+}
+
+// TestLoadPolicyUnknownSize: a regular file whose size stat(2) does not
+// know (procfs reports 0) must be read to its end, not taken as empty:
+// nothing in a policy file is skipped. /proc/self/cmdline is not a policy
+// (its arguments are NUL-separated), so reading it must fail.
+func TestLoadPolicyUnknownSize(t *testing.T) {
+	const name = "/proc/self/cmdline"
+	data, err := os.ReadFile(name)
+	if err != nil || len(data) == 0 {
+		t.Skipf("%s: %d bytes, %v", name, len(data), err)
+	}
+	st, err := os.Stat(name)
+	if err != nil || !st.Mode().IsRegular() || st.Size() != 0 {
+		t.Skipf("%s: want a regular file that stat says is empty", name)
+	}
+	p, err := parent.LoadPolicy([]string{name}, nil)
+	if err == nil {
+		t.Errorf("LoadPolicy(%s): got a policy of %d rules and no error; want the %d bytes it holds read and refused (it holds NUL bytes)", name, len(p.Rules()), len(data))
 	}
 }

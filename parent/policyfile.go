@@ -3,10 +3,12 @@ package parent
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/user"
 	"strconv"
+	"syscall"
 
 	"github.com/privsep-go/privsep/policy"
 )
@@ -55,7 +57,9 @@ func LoadPolicy(files, rules []string, listen ...string) (*policy.Policy, error)
 }
 
 func readPolicyFile(name string) ([]byte, error) {
-	f, err := os.Open(name)
+	// O_NONBLOCK so that a FIFO named as a policy file is refused below
+	// rather than waited on; it changes nothing for a regular file.
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, &policy.FileError{File: name, Err: unwrapPathError(err)}
 	}
@@ -67,12 +71,13 @@ func readPolicyFile(name string) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, &policy.FileError{File: name, Err: errors.New("not a regular file")}
 	}
-	if st.Size() > maxPolicyFile {
-		return nil, &policy.FileError{File: name, Err: fmt.Errorf("%d bytes, more than the %d a policy file may have", st.Size(), maxPolicyFile)}
-	}
-	data := make([]byte, st.Size())
-	if _, err := f.ReadAt(data, 0); err != nil && st.Size() > 0 {
+	// Read to the end rather than trusting the size: files in /proc say 0.
+	data, err := io.ReadAll(io.LimitReader(f, maxPolicyFile+1))
+	if err != nil {
 		return nil, &policy.FileError{File: name, Err: unwrapPathError(err)}
+	}
+	if len(data) > maxPolicyFile {
+		return nil, &policy.FileError{File: name, Err: fmt.Errorf("more than the %d bytes a policy file may have", maxPolicyFile)}
 	}
 	return data, nil
 }

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -152,6 +153,7 @@ func roleNoNewPrivs(t *testing.T) {
 	if cov != want {
 		t.Errorf("SetNoNewPrivs reports %v, want %v", cov, want)
 	}
+	fmt.Printf("%sSetNoNewPrivs covers %v\n", notePrefix, cov)
 	if v := noNewPrivs(t, "/proc/thread-self/status"); v != "1" {
 		t.Errorf("NoNewPrivs of the calling thread after SetNoNewPrivs: %q, want 1", v)
 	}
@@ -216,6 +218,7 @@ func checkLandlockResult(t *testing.T, res parent.LandlockResult, abi int, probe
 	if res.ABI != abi {
 		t.Errorf("Landlock reports ABI %d, the kernel says %d", res.ABI, abi)
 	}
+	fmt.Printf("%sLandlock ABI %d, coverage %v\n", notePrefix, res.ABI, res.Coverage)
 	if want := wantCoverage(abi); res.Coverage != want {
 		t.Errorf("Landlock reports coverage %v, want %v", res.Coverage, want)
 	}

@@ -217,38 +217,36 @@ func (o *Opener) handshake(ctx context.Context, hello []byte, pid int) error {
 		}
 		return fmt.Errorf("sending hello: %w", err)
 	}
-	for {
-		m, err := o.recv(ctx)
-		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("no ready message before the deadline (does the program call child.Init at the top of main?): %w", err)
-		}
-		if err == io.EOF {
-			return errGone
-		}
-		if err != nil {
-			return err
-		}
-		protocol.CloseFDs(m.FDs)
-		if m.Type == protocol.TypeError && m.ID == 0 {
-			e, derr := protocol.DecodeError(m.Payload)
-			if derr == nil {
-				return fmt.Errorf("the opener refused the hello: %s (%v)", e.Reason, syscall.Errno(e.Errno))
-			}
-		}
-		if m.Type != protocol.TypeReady || m.ID != 0 || m.NFD != 0 {
-			return fmt.Errorf("protocol: first reply is %s id %d with %d descriptors, want ready id 0", m.Type, m.ID, m.NFD)
-		}
-		r, err := protocol.DecodeReady(m.Payload)
-		if err != nil {
-			return err
-		}
-		if int(r.PID) != pid {
-			return fmt.Errorf("protocol: ready says pid %d, the opener is pid %d", r.PID, pid)
-		}
-		o.pid = pid
-		o.openat2 = r.Features&protocol.FeatureOpenat2 != 0
-		return nil
+	m, err := o.recv(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no ready message before the deadline (does the program call child.Init at the top of main?): %w", err)
 	}
+	if err == io.EOF {
+		return errGone
+	}
+	if err != nil {
+		return err
+	}
+	protocol.CloseFDs(m.FDs)
+	if m.Type == protocol.TypeError && m.ID == 0 {
+		e, derr := protocol.DecodeError(m.Payload)
+		if derr == nil {
+			return fmt.Errorf("the opener refused the hello: %s (%v)", e.Reason, syscall.Errno(e.Errno))
+		}
+	}
+	if m.Type != protocol.TypeReady || m.ID != 0 || m.NFD != 0 {
+		return fmt.Errorf("protocol: first reply is %s id %d with %d descriptors, want ready id 0", m.Type, m.ID, m.NFD)
+	}
+	r, err := protocol.DecodeReady(m.Payload)
+	if err != nil {
+		return err
+	}
+	if int(r.PID) != pid {
+		return fmt.Errorf("protocol: ready says pid %d, the opener is pid %d", r.PID, pid)
+	}
+	o.pid = pid
+	o.openat2 = r.Features&protocol.FeatureOpenat2 != 0
+	return nil
 }
 
 // waitProcess waits for the opener to exit and then fails every call with

@@ -25,7 +25,9 @@ func (e *FileError) Unwrap() error { return e.Err }
 // ParseLine reads, blank lines, and comments from a "#" at the start of a
 // line or after white space (a path holding " #" must be quoted). name is
 // used in errors and in each rule's Source ("name:line"). Every error is a
-// *FileError; nothing in the file is ever skipped.
+// *FileError; nothing in the file is ever skipped. Sections ("[uid 1000]"),
+// which scope rules to a server's clients, are an error here: a file that
+// has them is read with ParseScopedFile.
 func ParseFile(name string, data []byte, res Resolver) ([]Rule, error) {
 	var rules []Rule
 	for i, line := range strings.Split(string(data), "\n") {
@@ -35,7 +37,7 @@ func ParseFile(name string, data []byte, res Resolver) ([]Rule, error) {
 			continue
 		}
 		if strings.HasPrefix(line, "[") {
-			return nil, &FileError{name, n, fmt.Errorf("sections are not supported by this version: %q", line)}
+			return nil, &FileError{name, n, fmt.Errorf("sections are only for a server's policy (privsep serve, policy.ParseScopedFile), not here: %q", line)}
 		}
 		r, err := ParseLine(line, res)
 		if err != nil {

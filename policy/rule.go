@@ -369,20 +369,34 @@ func splitPath(s string) (path, rest string, err error) {
 	return s[:i], s[i:], nil
 }
 
+// maxID is the largest uid or gid: (uid_t)-1 means "no change" to chown.
+const maxID = 1<<32 - 2
+
 func lookupID(name string, res Resolver, user bool) (int, error) {
 	if name == "" {
 		return 0, fmt.Errorf("empty name")
 	}
-	if n, err := strconv.ParseUint(name, 10, 31); err == nil {
+	if n, err := strconv.ParseUint(name, 10, 32); err == nil {
+		if n > maxID {
+			return 0, fmt.Errorf("id %d is out of range (0 to %d)", n, maxID)
+		}
 		return int(n), nil
 	}
 	if res == nil {
 		return 0, fmt.Errorf("%q is not a numeric id", name)
 	}
+	lookup := res.LookupGroup
 	if user {
-		return res.LookupUser(name)
+		lookup = res.LookupUser
 	}
-	return res.LookupGroup(name)
+	id, err := lookup(name)
+	if err != nil {
+		return 0, err
+	}
+	if id < 0 || id > maxID {
+		return 0, fmt.Errorf("%q resolves to id %d, out of range (0 to %d)", name, id, maxID)
+	}
+	return id, nil
 }
 
 func cleanHint(p string) string {

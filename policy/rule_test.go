@@ -585,3 +585,36 @@ func shortName(s string) string {
 	}
 	return s
 }
+
+// rangeResolver answers every name with a fixed id, which may be one no
+// rule can hold.
+type rangeResolver struct{ id int }
+
+func (r rangeResolver) LookupUser(string) (int, error)  { return r.id, nil }
+func (r rangeResolver) LookupGroup(string) (int, error) { return r.id, nil }
+
+// TestParseLineResolverIDRange: an id from the resolver goes into the rule
+// only if the rule can hold it. NoOwner (-1) would silently drop the
+// owner= the line asks for (files would be created owned by the opener);
+// an id the language cannot write back (negative, or above 2^32-2, since
+// (uid_t)-1 means "no change" to chown) would make a rule that ParseLine
+// accepts but New then refuses as "not a well-formed rule", without the
+// FILE:LINE that ParseFile would have given. Either way ParseLine must
+// refuse the line itself. Ids from 2^31 to 2^32-2 are valid Linux ids.
+func TestParseLineResolverIDRange(t *testing.T) {
+	for _, id := range []int{policy.NoOwner, -2, 1<<32 - 1, 1 << 32} {
+		for _, line := range []string{"rwc:/a owner=name", "rwc:/a owner=0:name"} {
+			r, err := policy.ParseLine(line, rangeResolver{id})
+			if err == nil {
+				t.Errorf("ParseLine(%q) with the resolver answering %d: got %q (UID %d, GID %d), nil; want a *RuleError", line, id, r, r.UID, r.GID)
+			}
+		}
+	}
+	// The ids a rule can hold are accepted.
+	for _, id := range []int{0, 65534, 1<<31 - 1, 1 << 31, 4000000000, 1<<32 - 2} {
+		r, err := policy.ParseLine("rwc:/a owner=name:name", rangeResolver{id})
+		if err != nil || r.UID != id || r.GID != id {
+			t.Errorf("resolver answering %d: got %#v, %v", id, r, err)
+		}
+	}
+}

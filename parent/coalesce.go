@@ -1,0 +1,182 @@
+package parent
+
+import (
+	"context"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/protocol"
+)
+
+// Coalescing. A single Open is sent at once while fewer than
+// maxInFlight messages await their replies, so a lone caller never waits for
+// company. Beyond that, opens queue up, and each time a reply comes back the
+// reader sends everything queued as one open-batch message (a group), whose
+// one reply answers them all. Under load, then, many callers share one
+// round trip and one wake-up of each side, and the cost per open approaches
+// a batch's. If replies stop coming (an open stalls in the opener), a timer
+// sends the queue anyway after flushDelay, so a stalled request does not
+// hold up the ones behind it.
+const (
+	maxInFlight = 2
+	flushDelay  = time.Millisecond
+)
+
+// enqueueLocked queues single open c to be sent in a group, and reports
+// whether it did: it does when the pipeline is full.
+func (o *Opener) enqueueLocked(c *call) bool {
+	if c.path == "" || o.inFlight < maxInFlight {
+		return false
+	}
+	o.queue = append(o.queue, c)
+	if len(o.queue) == 1 {
+		o.flushTimer.Reset(flushDelay)
+	}
+	return true
+}
+
+// takeGroupLocked takes queued opens for one message, if the pipeline has
+// room or force is set, registers it and returns the call to send: a group
+// of several, or a single open on its own. It returns nil when there is
+// nothing to send.
+func (o *Opener) takeGroupLocked(force bool) *call {
+	if len(o.queue) == 0 || (!force && o.inFlight >= maxInFlight) || o.err != nil {
+		return nil
+	}
+	g := o.getCall()
+	size := protocol.BatchSize(0, 0)
+	n := 0
+	for _, m := range o.queue {
+		if m.abandoned {
+			n++ // never sent: just drop it
+			continue
+		}
+		s := protocol.BatchSize(1, len(m.path)) - protocol.BatchSize(0, 0)
+		if len(g.members) == protocol.MaxBatch || size+s > protocol.MaxMessage {
+			break
+		}
+		size += s
+		g.members = append(g.members, m)
+		n++
+	}
+	o.queue = o.queue[:copy(o.queue, o.queue[n:])]
+	if len(o.queue) == 0 {
+		o.flushTimer.Stop()
+	}
+	switch len(g.members) {
+	case 0:
+		o.putCall(g)
+		return nil
+	case 1:
+		c := g.members[0]
+		o.putCall(g)
+		o.registerLocked(c)
+		return c
+	}
+	var err error
+	g.buf, err = protocol.AppendOpenBatchFunc(g.buf[:0], 0, len(g.members), func(i int) (uint32, uint32, string) {
+		m := g.members[i]
+		return m.flags, m.mode, m.path
+	})
+	if err != nil { // cannot happen: every path was checked when queued
+		for _, m := range g.members {
+			m.err, m.done = err, true
+			wakeUp(m)
+		}
+		o.putCall(g)
+		return nil
+	}
+	g.batch = len(g.members)
+	o.registerLocked(g)
+	return g
+}
+
+// registerLocked gives c an id, enters it in pending and counts it in
+// flight.
+func (o *Opener) registerLocked(c *call) {
+	for {
+		o.nextID++
+		if _, busy := o.pending[o.nextID]; o.nextID != 0 && !busy {
+			break
+		}
+	}
+	c.id = o.nextID
+	o.pending[c.id] = c
+	o.inFlight++
+	putID(c.buf, c.id)
+}
+
+// flush sends queued opens if there is room (or force), outside o.mu.
+func (o *Opener) flush(force bool) {
+	o.mu.Lock()
+	g := o.takeGroupLocked(force)
+	var msg []byte
+	if g != nil {
+		// Once o.mu is released the reply may come, and the call go back
+		// to the pool and be reused, before this goroutine is done with
+		// it: send a copy. It costs one allocation per group, shared by
+		// every open in it.
+		msg = append(msg, g.buf...)
+	}
+	o.mu.Unlock()
+	if g == nil {
+		return
+	}
+	err := protocol.Send(o.sock, msg, nil, unix.MSG_DONTWAIT)
+	if err == unix.EAGAIN {
+		// The opener's queue is full. Waiting here could deadlock the
+		// reader, which may be the one flushing; wait elsewhere.
+		go func() {
+			if err := o.send(context.Background(), msg); err != nil {
+				o.sendFailed(err)
+			}
+		}()
+		return
+	}
+	if err != nil {
+		o.sendFailed(err)
+	}
+}
+
+// sendFailed handles a send that failed for a message already registered:
+// the connection is unusable, so it fails everything.
+func (o *Opener) sendFailed(err error) {
+	go func() {
+		o.connFailed(normalizeSendErr(err))
+	}()
+}
+
+// dispatchGroupLocked hands a group's reply out to its members. It owns
+// fds: it gives each OK member its descriptor or closes it.
+func (o *Opener) dispatchGroupLocked(g *call, typ protocol.Type, fds []int) {
+	next := 0
+	for i, m := range g.members {
+		var st protocol.Status
+		if typ == protocol.TypeError {
+			st = g.reply
+		} else {
+			st = g.status[i]
+		}
+		fd := -1
+		if st.Reason == protocol.ReasonOK {
+			fd, next = fds[next], next+1
+		}
+		if m.abandoned {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+			o.putCall(m)
+			continue
+		}
+		if fd >= 0 {
+			m.fds = append(m.fds[:0], fd)
+		} else {
+			m.reply = st
+		}
+		m.done = true
+		wakeUp(m)
+	}
+	g.members = g.members[:0]
+	o.putCall(g)
+}
