@@ -182,7 +182,7 @@ func TestNewRefusesMalformedRules(t *testing.T) {
 		{"group without c", withOpts(rule("/a", true, rd|wr), 0, 1000, 1000)},
 		{"negative uid", withOpts(rule("/a", true, rd|wr|cr), 0, -2, policy.NoOwner)},
 		{"negative gid", withOpts(rule("/a", true, rd|wr|cr), 0, 0, -5)},
-		{"uid beyond 31 bits", withOpts(rule("/a", true, rd|wr|cr), 0, 1<<31, policy.NoOwner)},
+		{"uid beyond 32 bits", withOpts(rule("/a", true, rd|wr|cr), 0, 1<<32-1, policy.NoOwner)},
 		// The language has no owner=:GROUP, so a rule with a group but no
 		// user cannot be written, and New refuses it.
 		{"group without user", withOpts(rule("/a", true, rd|wr|cr), 0, policy.NoOwner, 100)},

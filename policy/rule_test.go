@@ -446,7 +446,7 @@ func TestParseLineRefused(t *testing.T) {
 		{"rwc:/a owner=1000:staff", "not a numeric id"},
 		{"rwc:/a owner=-1", "not a numeric id"},
 		{"rwc:/a owner=1000:-1", "not a numeric id"},
-		{"rwc:/a owner=2147483648", "not a numeric id"},
+		{"rwc:/a owner=4294967295", "out of range"},
 		{"rwc:/a owner=:100", "empty name"},
 		{"rwc:/a owner=1000:", "empty name"},
 		{"rwc:/a owner=:", "empty name"},
