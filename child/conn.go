@@ -17,8 +17,20 @@ import (
 // scheduler slot back.
 type conn struct {
 	fd int
-	f  *os.File // keeps the poller registration; owns fd
+	f  *os.File // keeps the poller registration; owns fd (nil for a server's client, see connOf)
 	rc syscall.RawConn
+
+	// bound, for a server's client, bounds how long send waits for room in
+	// the client's queue (see sendBounded in server.go). Nil in the opener
+	// process, whose one parent is trusted to read its replies.
+	bound *sendBound
+}
+
+// connOf wraps a server's connection to one client: fd and rc are an
+// accepted *net.UnixConn's, which keeps owning the descriptor and must stay
+// open while the conn is in use.
+func connOf(fd int, rc syscall.RawConn, bound *sendBound) *conn {
+	return &conn{fd: fd, rc: rc, bound: bound}
 }
 
 func newConn(fd int) (*conn, error) {
@@ -47,6 +59,9 @@ func (c *conn) recv(buf, oob []byte, fds []int) (m protocol.Msg, err error) {
 
 // send sends one message, waiting for room in the peer's queue.
 func (c *conn) send(msg []byte, fds []int) (err error) {
+	if c.bound != nil {
+		return c.sendBounded(msg, fds)
+	}
 	werr := c.rc.Write(func(fd uintptr) bool {
 		err = protocol.Send(int(fd), msg, fds, unix.MSG_DONTWAIT)
 		return err != unix.EAGAIN
