@@ -190,7 +190,8 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "privsep exec: "+format+"\n", a...)
+		msg := strings.TrimPrefix(fmt.Sprintf(format, a...), "privsep: ")
+		fmt.Fprintf(stderr, "privsep exec: %s\n", msg)
 		return exitExecFailed
 	}
 	argv := fs.Args()
@@ -286,7 +287,11 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	if *landlock {
+		// CMD, and this binary, which runs once more as the trampoline.
 		ro := append(append([]string(nil), landlockSystemDirs...), path)
+		if self, err := os.Executable(); err == nil {
+			ro = append(ro, self)
+		}
 		if _, err := parent.Landlock(parent.LandlockConfig{ReadOnly: ro}); err != nil {
 			return fail("%v", err)
 		}
@@ -313,17 +318,98 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 		env = append(env,
 			fmt.Sprintf("%s=%d", listenFDsEnv, passed),
 			fmt.Sprintf("%s=%d", listenPIDEnv, os.Getpid()),
-			listenFDNamesEnv+"="+strings.Join(names, ":"))
+			listenFDNamesEnv+"="+strings.Join(namesByFD(targets[:passed], names), ":"))
 	}
-	if err := placeFDs(srcs, targets); err != nil {
+	// The descriptors cannot be put in place here: their numbers may be
+	// the Go runtime's own (its epoll, its eventfd), which other threads
+	// keep using until execve. So this process execs itself as a
+	// trampoline, with the descriptors at numbers above every target;
+	// before its runtime opens anything, it moves them into place and
+	// execs CMD. The pid stays the same throughout.
+	tramp, err := trampolineArgs(srcs, targets, path, argv)
+	if err != nil {
 		return fail("%v", err)
 	}
-	err = syscall.Exec(path, argv, env)
+	err = syscall.Exec("/proc/self/exe", tramp, env)
+	return fail("re-executing itself to place the descriptors: %v", err)
+}
+
+// execTrampolineArg is argv[1] of privsep re-executing itself to place
+// descriptors and exec CMD: [privsep, ARG, SRC:DST..., --, PATH, ARGV...].
+const execTrampolineArg = "-privsep-exec-trampoline"
+
+// trampolineArgs moves each source above every target, without
+// close-on-exec, and returns the trampoline's argv.
+func trampolineArgs(srcs []*os.File, targets []int, path string, argv []string) ([]string, error) {
+	top := firstPassedFD
+	for _, t := range targets {
+		if t >= top {
+			top = t + 1
+		}
+	}
+	args := []string{"privsep", execTrampolineArg}
+	for i, f := range srcs {
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD, top) // no close-on-exec: it must survive one execve
+		if err != nil {
+			return nil, fmt.Errorf("moving the descriptor for %s above %d: %w", f.Name(), top, err)
+		}
+		top = fd + 1
+		args = append(args, fmt.Sprintf("%d:%d", fd, targets[i]))
+	}
+	return append(append(args, "--", path), argv...), nil
+}
+
+// trampoline is the second half of privsep exec, run first thing in main:
+// it places the descriptors and execs CMD. Nothing in this fresh process
+// has opened a descriptor the moves could clobber (the runtime's first
+// ones are close-on-exec files it opens at start, above the targets or not
+// yet used again before execve).
+func trampoline(args []string, stderr io.Writer) int {
+	var moves [][2]int
+	for len(args) > 0 && args[0] != "--" {
+		var src, dst int
+		if _, err := fmt.Sscanf(args[0], "%d:%d", &src, &dst); err != nil {
+			fmt.Fprintf(stderr, "privsep exec: trampoline: bad move %q\n", args[0])
+			return exitExecFailed
+		}
+		moves = append(moves, [2]int{src, dst})
+		args = args[1:]
+	}
+	if len(args) < 3 {
+		fmt.Fprintln(stderr, "privsep exec: trampoline: no command")
+		return exitExecFailed
+	}
+	path, argv := args[1], args[2:]
+	for _, m := range moves {
+		if err := unix.Dup3(m[0], m[1], 0); err != nil {
+			fmt.Fprintf(stderr, "privsep exec: placing descriptor %d: %v\n", m[1], err)
+			return exitExecFailed
+		}
+	}
+	for _, m := range moves {
+		unix.CloseOnExec(m[0]) // the temporary copy goes away at execve
+	}
+	err := syscall.Exec(path, argv, os.Environ())
 	fmt.Fprintf(stderr, "privsep exec: %s: %v\n", argv[0], err)
 	if errors.Is(err, syscall.ENOENT) {
 		return exitCmdNotFound
 	}
 	return exitCannotRun
+}
+
+// namesByFD orders LISTEN_FDNAMES by descriptor number, as sd_listen_fds
+// numbers them.
+func namesByFD(fds []int, names []string) []string {
+	idx := make([]int, len(fds))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return fds[idx[a]] < fds[idx[b]] })
+	out := make([]string, len(idx))
+	for i, j := range idx {
+		out[i] = names[j]
+	}
+	return out
 }
 
 // numberFDs numbers the descriptors to pass: --open numbers as given, then
@@ -368,36 +454,6 @@ func dedupeStrings(s []string) []string {
 		}
 	}
 	return out
-}
-
-// placeFDs puts srcs[i] at descriptor targets[i] with close-on-exec clear,
-// and leaves every other descriptor as it was (Go opens everything
-// close-on-exec). It first moves every source above all targets, so that
-// placing one cannot clobber another that is still to be placed.
-//
-// N.B. A target may be a descriptor the Go runtime holds (its epoll, say);
-// dup3 replaces it. That is harmless only because execve follows at once.
-func placeFDs(srcs []*os.File, targets []int) error {
-	top := 0
-	for _, t := range targets {
-		if t >= top {
-			top = t + 1
-		}
-	}
-	tmp := make([]int, len(srcs))
-	for i, f := range srcs {
-		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, top)
-		if err != nil {
-			return fmt.Errorf("moving descriptor for %s: %w", f.Name(), err)
-		}
-		tmp[i] = fd
-	}
-	for i, t := range targets {
-		if err := unix.Dup3(tmp[i], t, 0); err != nil {
-			return fmt.Errorf("placing %s at descriptor %d: %w", srcs[i].Name(), t, err)
-		}
-	}
-	return nil
 }
 
 func contiguousFrom3(fds []int) bool {

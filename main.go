@@ -72,6 +72,9 @@ Options:
 
 func main() {
 	child.Init() // becomes the opener when started as one; never returns then
+	if len(os.Args) > 1 && os.Args[1] == execTrampolineArg {
+		os.Exit(trampoline(os.Args[2:], os.Stderr)) // privsep exec's second half
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -34,7 +34,7 @@ import (
 // "." for root itself. The opener is asked for root+"/"+name ("/"+name when
 // root is "/", root for "."); fs.ValidPath already rules out "..", so
 // nothing is cleaned. An invalid name fails with an *fs.PathError whose Err
-// is fs.ErrInvalid. root must be absolute and clean, as every path the
+// is fs.ErrInvalid (so does a name with a NUL byte). root must be absolute and clean, as every path the
 // opener is asked for; if it is not, FS still returns a file system, whose
 // every call fails with an error that matches fs.ErrInvalid and says why.
 //
@@ -104,10 +104,16 @@ func (f *openerFS) join(name string) string {
 	return f.root + "/" + name
 }
 
+// validName reports whether name is an io/fs name the opener can be asked
+// for: fs.ValidPath, and no NUL byte (which os.DirFS refuses as well).
+func validName(name string) bool {
+	return fs.ValidPath(name) && strings.IndexByte(name, 0) < 0
+}
+
 // open checks name and asks the opener for it. Errors are *fs.PathError for
 // op and name.
 func (f *openerFS) open(op, name string, flag int) (*os.File, error) {
-	if !fs.ValidPath(name) {
+	if !validName(name) {
 		return nil, &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
 	}
 	if f.err != nil {
@@ -212,7 +218,7 @@ func (f *openerFS) ReadFile(name string) ([]byte, error) {
 // Sub returns the file system of the subtree dir, without opening it: as
 // for fs.Sub, a dir that does not exist makes every later call fail.
 func (f *openerFS) Sub(dir string) (fs.FS, error) {
-	if !fs.ValidPath(dir) {
+	if !validName(dir) {
 		return nil, &fs.PathError{Op: "sub", Path: dir, Err: fs.ErrInvalid}
 	}
 	if f.err != nil || dir == "." {

@@ -1,12 +1,10 @@
 package parent
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
@@ -51,12 +49,14 @@ func Inherited(log hclog.Logger) (*Opener, error) {
 	if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_SEQPACKET {
 		return nil, fmt.Errorf("privsep: inherited opener: descriptor %d is not a SOCK_SEQPACKET socket", fd)
 	}
-	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
-	if err != nil || int(cred.Pid) != pid {
-		return nil, fmt.Errorf("privsep: inherited opener: descriptor %d is not connected to pid %d", fd, pid)
-	}
-	if ppid, err := parentOf(pid); err != nil || ppid != os.Getpid() {
-		return nil, fmt.Errorf("privsep: inherited opener: pid %d is not this process's child", pid)
+	// SO_PEERCRED cannot name the opener: both ends of a socketpair report
+	// the process that made it, which is this one (exec kept the pid). Ask
+	// the kernel instead whether the opener is this process's child:
+	// waitid with WNOWAIT answers ECHILD for anyone else, reaps nothing,
+	// and reads no file, so it works under Landlock too.
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err != nil {
+		return nil, fmt.Errorf("privsep: inherited opener: pid %d is not this process's child: %w", pid, err)
 	}
 	proc, err := os.FindProcess(pid)
 	if err != nil {
@@ -78,23 +78,4 @@ func Inherited(log hclog.Logger) (*Opener, error) {
 		return ps
 	}, logsDone)
 	return o, nil
-}
-
-// parentOf reads the parent pid of pid from /proc.
-func parentOf(pid int) (int, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// The command name, in parentheses, may hold anything; the fields
-	// after the last ')' are "state ppid ...".
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return 0, errors.New("malformed stat")
-	}
-	return strconv.Atoi(f[1])
 }
