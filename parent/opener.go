@@ -642,6 +642,7 @@ func (o *Opener) connFailed(cause error) {
 	}
 	o.mu.Unlock()
 	if o.proc == nil {
+		o.endConn() // a server's connection (Dial): no process to wait for
 		return
 	}
 	if cause == io.EOF {
@@ -693,6 +694,10 @@ func (o *Opener) terminateLocked(err error) {
 func (o *Opener) Close() error {
 	err := ErrClosed
 	o.closeOnce.Do(func() {
+		if o.proc == nil {
+			err = o.closeConn() // a server's connection (Dial)
+			return
+		}
 		o.mu.Lock()
 		o.closed = true
 		o.mu.Unlock()

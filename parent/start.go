@@ -217,6 +217,14 @@ func (o *Opener) handshake(ctx context.Context, hello []byte, pid int) error {
 		}
 		return fmt.Errorf("sending hello: %w", err)
 	}
+	return o.awaitReady(ctx, pid, errGone)
+}
+
+// awaitReady waits for the ready message that answers the hello. pid, if
+// not 0, is the pid it must carry (Dial cannot know it); errGone is the
+// error for an end of stream. An error with id 0 instead of ready is
+// returned as a *helloRefusal.
+func (o *Opener) awaitReady(ctx context.Context, pid int, errGone error) error {
 	m, err := o.recv(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("no ready message before the deadline (does the program call child.Init at the top of main?): %w", err)
@@ -231,7 +239,7 @@ func (o *Opener) handshake(ctx context.Context, hello []byte, pid int) error {
 	if m.Type == protocol.TypeError && m.ID == 0 {
 		e, derr := protocol.DecodeError(m.Payload)
 		if derr == nil {
-			return fmt.Errorf("the opener refused the hello: %s (%v)", e.Reason, syscall.Errno(e.Errno))
+			return &helloRefusal{e}
 		}
 	}
 	if m.Type != protocol.TypeReady || m.ID != 0 || m.NFD != 0 {
@@ -241,12 +249,20 @@ func (o *Opener) handshake(ctx context.Context, hello []byte, pid int) error {
 	if err != nil {
 		return err
 	}
-	if int(r.PID) != pid {
+	if pid != 0 && int(r.PID) != pid {
 		return fmt.Errorf("protocol: ready says pid %d, the opener is pid %d", r.PID, pid)
 	}
-	o.pid = pid
+	o.pid = int(r.PID)
 	o.openat2 = r.Features&protocol.FeatureOpenat2 != 0
 	return nil
+}
+
+// helloRefusal is an error with id 0 where ready was expected: the opener
+// (or a server) refused the hello.
+type helloRefusal struct{ e protocol.ErrorReply }
+
+func (r *helloRefusal) Error() string {
+	return fmt.Sprintf("the opener refused the hello: %s (%v)", r.e.Reason, syscall.Errno(r.e.Errno))
 }
 
 // waitProcess waits for the opener to exit and then fails every call with
