@@ -87,7 +87,7 @@ func bigData() []byte {
 func escapes(t *testing.T, root string) []string {
 	t.Helper()
 	must(t, os.Symlink("/etc/passwd", filepath.Join(root, "out")))
-	must(t, os.Symlink("../secret", filepath.Join(root, "sub", "up")))
+	must(t, os.Symlink("../../secret", filepath.Join(root, "sub", "up")))
 	must(t, unix.Mkfifo(filepath.Join(root, "fifo"), 0o644))
 	return []string{"fifo", "out", "sub/up"}
 }
@@ -338,7 +338,7 @@ func TestFSDeniedRoot(t *testing.T) {
 	checkPathError(t, err, "stat", "tmpl", parent.ErrDenied, fs.ErrPermission)
 	_, err = fs.ReadFile(fsys, "empty")
 	checkPathError(t, err, "readfile", "empty", parent.ErrDenied, fs.ErrPermission)
-	err = fs.WalkDir(fsys, ".", func(string, fs.DirEntry, error) error { return nil })
+	err = fs.WalkDir(fsys, ".", func(_ string, _ fs.DirEntry, err error) error { return err })
 	// WalkDir's first step is Stat; a refused root ends the walk there.
 	checkPathError(t, err, "stat", ".", parent.ErrDenied)
 

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestExecListen: privsep exec --listen hands a socket-activation-aware
+// program a listening socket it could not have bound itself, as nobody.
+// The program is a few lines of Python that take descriptor 3 the way
+// sd_listen_fds(3) describes and serve one HTTP request.
+func TestExecListen(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: binds a port below 1024 and drops to nobody")
+	}
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed: it plays the socket-activated server")
+	}
+	port := freePrivilegedPort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	const server = `
+import os, socket
+assert os.environ["LISTEN_PID"] == str(os.getpid()), "LISTEN_PID is not ours"
+assert os.environ["LISTEN_FDS"] == "1" and os.environ["LISTEN_FDNAMES"] == "http"
+s = socket.socket(fileno=3)
+c, _ = s.accept()
+c.recv(4096)
+body = "uid=%d type=%d" % (os.getuid(), s.type)
+c.sendall(("HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)).encode())
+c.close()
+`
+	done := make(chan result, 1)
+	go func() {
+		done <- privsep(t, nil, "exec", "--listen", "http=tcp:"+addr, "--user", "nobody", "--", python, "-c", server)
+	}()
+	var body string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server never answered: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r := <-done
+	if r.code != 0 {
+		t.Fatalf("privsep exec: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if !strings.HasPrefix(body, "uid=65534 ") {
+		t.Errorf("body: got %q, want it served by uid 65534", body)
+	}
+	// Without a rule for it, a listen is refused before CMD runs: 125.
+	r = privsep(t, nil, "exec", "--allow-listen", "tcp:127.0.0.1:1", "--listen", "tcp:"+addr, "--", "true")
+	if r.code != exitExecFailed || !strings.Contains(r.stderr, "denied by policy") {
+		t.Errorf("denied --listen: got exit %d, stderr %q; want 125 and a denial", r.code, r.stderr)
+	}
+	// Nothing listens there any more.
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Errorf("something still listens on %s", addr)
+	}
+}

@@ -1,0 +1,244 @@
+package parent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/policy"
+	"github.com/privsep-go/privsep/protocol"
+)
+
+// Dial connects to a running server (privsep serve, or a program that calls
+// child.Serve) on the unix socket at path, and returns the same kind of
+// Opener as Start, under the policy the server gives this process's uid and
+// primary gid. There is no process to wait for: Close shuts the connection
+// down, waits for the calls in flight and closes the socket; PID is the
+// server's pid. If the server ends the connection, every pending and later
+// call fails with an *ExitError whose ProcessState is nil and whose Cause
+// says so.
+//
+// A server that refuses this process (its uid and gid are not allowed, or it
+// has too many clients) makes Dial return a *ConnRefusedError; a refusal of
+// who we are matches ErrDenied. ctx bounds the connection and the
+// handshake; without a deadline, DefaultStartTimeout applies.
+func Dial(ctx context.Context, path string) (*Opener, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultStartTimeout)
+		defer cancel()
+	}
+	fail := func(err error) (*Opener, error) {
+		return nil, fmt.Errorf("privsep: dial %s: %w", path, err)
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unixpacket", path)
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Err != nil {
+			err = oe.Err // "dial unixpacket PATH:" says nothing we do not
+		}
+		return fail(err)
+	}
+	// The Opener waits through the runtime's poller on a descriptor of its
+	// own: take a duplicate and let the net.Conn go.
+	rc, err := nc.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		nc.Close()
+		return fail(err)
+	}
+	fd, dupErr := -1, error(nil)
+	if err := rc.Control(func(s uintptr) { fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		dupErr = err
+	}
+	nc.Close()
+	if dupErr != nil {
+		return fail(dupErr)
+	}
+	o, err := newOpener(fd, hclog.NewNullLogger())
+	if err != nil {
+		return fail(err)
+	}
+	hello, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version})
+	if err != nil {
+		o.file.Close()
+		return fail(err)
+	}
+	if err := o.dialHandshake(ctx, hello); err != nil {
+		o.file.Close()
+		return fail(err)
+	}
+	return o, nil
+}
+
+// dialHandshake sends the hello, which carries no policy: a server's policy
+// is its own. A server that refuses the connection says so before it reads
+// anything, and may have closed by the time the hello goes out; the reason
+// is waiting to be read all the same.
+func (o *Opener) dialHandshake(ctx context.Context, hello []byte) error {
+	errGone := errors.New("the server closed the connection before it was ready")
+	if err := o.send(ctx, hello); err != nil && !errors.Is(err, unix.EPIPE) && !errors.Is(err, unix.ECONNRESET) {
+		return fmt.Errorf("sending hello: %w", err)
+	}
+	err := o.awaitReady(ctx, 0, errGone)
+	var hr *helloRefusal
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &hr):
+		return &ConnRefusedError{Reason: hr.e.Reason, Errno: syscall.Errno(hr.e.Errno)}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return fmt.Errorf("no ready message from the server: %w", err)
+	}
+	return err
+}
+
+// ConnRefusedError reports that a server refused a connection in the
+// handshake, before serving anything: an error with id 0 instead of ready.
+type ConnRefusedError struct {
+	Reason protocol.Reason
+	Errno  syscall.Errno
+}
+
+func (e *ConnRefusedError) Error() string {
+	s := "the server refused this connection: "
+	switch {
+	case e.Reason == protocol.ReasonDenied:
+		s += "this user and group may not connect"
+	case e.Reason == protocol.ReasonSystem && e.Errno == unix.EUSERS:
+		s += "it is serving as many clients as it may"
+	case e.Reason == protocol.ReasonProtocol && e.Errno == unix.ETIMEDOUT:
+		s += "no hello in time"
+	case e.Reason == protocol.ReasonProtocol:
+		s += "protocol violation"
+	default:
+		s += e.Reason.String()
+	}
+	if e.Errno != 0 {
+		s += " (" + e.Errno.Error() + ")"
+	}
+	return s
+}
+
+// Unwrap returns the errno the server sent.
+func (e *ConnRefusedError) Unwrap() error { return e.Errno }
+
+// Is makes a refusal of who we are match ErrDenied and fs.ErrPermission.
+func (e *ConnRefusedError) Is(target error) bool {
+	return e.Reason == protocol.ReasonDenied && (target == ErrDenied || target == fs.ErrPermission)
+}
+
+// endConn ends a connection that has no process behind it (Dial): every
+// pending and later call fails, with ErrClosed when Close asked for the end
+// and nothing went wrong, else with an *ExitError without a ProcessState
+// whose Cause says why; o.done closes. A blocked reader is woken by shutting
+// the socket down. Only the first call does anything.
+func (o *Opener) endConn() {
+	o.mu.Lock()
+	if o.err != nil {
+		o.mu.Unlock()
+		return
+	}
+	var err error = ErrClosed
+	if !o.closed || o.cause != nil {
+		cause := o.cause
+		if cause == nil {
+			cause = errors.New("the server closed the connection")
+		}
+		err = &ExitError{Cause: cause}
+	}
+	o.terminateLocked(err)
+	o.exitErr = err
+	o.mu.Unlock()
+	close(o.done)
+	// Control fails once the file is closed, so this never touches a
+	// descriptor number that was reused.
+	o.rc.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_RDWR) })
+}
+
+// closeConn is Close for a connection from Dial: shut down our sending side
+// (the server answers what it has, then closes), wait for the calls in
+// flight to get their replies (at most closeTimeout, then cut the
+// connection), end it and close the socket. It returns nil, or the
+// *ExitError of a connection that had failed before.
+func (o *Opener) closeConn() error {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+	o.rc.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_WR) })
+	idle := make(chan struct{})
+	go func() {
+		o.mu.Lock()
+		for o.active > 0 {
+			o.idle.Wait()
+		}
+		o.mu.Unlock()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+	case <-time.After(closeTimeout):
+		o.mu.Lock()
+		if o.cause == nil {
+			o.cause = errors.New("calls still unanswered " + closeTimeout.String() + " after Close")
+		}
+		o.mu.Unlock()
+		o.endConn()
+		<-idle
+	}
+	o.endConn()
+	o.mu.Lock()
+	err := o.exitErr
+	o.mu.Unlock()
+	o.file.Close()
+	if err == ErrClosed {
+		return nil
+	}
+	return err
+}
+
+// LoadServerPolicy compiles a server's policy (privsep serve): policy files
+// that may scope rules to clients with sections ("[uid alice]", "[gid
+// staff]", "[all]"; see policy.ParseScopedFile), then command-line rules
+// ("[MODES:]PATH") and listen rules ("NET:ADDR") for every client. Errors
+// are as LoadPolicy's, and include a rule that repeats another in the
+// policy of any kind of client.
+func LoadServerPolicy(files, rules []string, listen ...string) (*policy.ScopedPolicy, error) {
+	var s policy.Scoped
+	all := policy.Scope{Kind: policy.ScopeAll}
+	for _, name := range files {
+		data, err := readPolicyFile(name)
+		if err != nil {
+			return nil, err
+		}
+		fs, err := policy.ParseScopedFile(name, data, userResolver{})
+		if err != nil {
+			return nil, err
+		}
+		s.Merge(fs)
+	}
+	for _, r := range rules {
+		rule, err := policy.ParseRule(r)
+		if err != nil {
+			return nil, err
+		}
+		rule.Source = "--allow " + r
+		s.Add(all, rule)
+	}
+	for _, l := range listen {
+		rule, err := policy.ParseListen(l)
+		if err != nil {
+			return nil, err
+		}
+		rule.Source = "--allow-listen " + l
+		s.Add(all, rule)
+	}
+	return s.Compile()
+}
