@@ -37,6 +37,7 @@ Usage:
   privsep exec [--allow RULE]... [--policy FILE]... [--open [FD=][MODES:]PATH]...
                [--user USER] [--group GROUP] [--landlock] [--keep-opener] -- CMD [ARG...]
   privsep demo [--user USER]
+  privsep bench [--json] [--duration D] [--rounds N] [--ref-dir DIR]
   privsep help [COMMAND]
 
 Commands:
@@ -44,6 +45,7 @@ Commands:
   policy check   say whether a policy allows paths, and which rule decides
   exec           open files as root, drop privileges, run a command with them
   demo           watch privilege separation work and fail safely, step by step
+  bench          measure what the opener costs on this machine
   help           show help for a command
 
 Rules are [MODES:]PATH: PATH allows exactly that file, PATH/ anything
@@ -72,6 +74,11 @@ Options:
 
 func main() {
 	child.Init() // becomes the opener when started as one; never returns then
+	if os.Getenv(benchExitAtOnceEnv) == "1" {
+		// Internal: privsep bench times a bare re-exec of this binary that
+		// exits here (see bench.go).
+		os.Exit(0)
+	}
 	if len(os.Args) > 1 && os.Args[1] == execTrampolineArg {
 		os.Exit(trampoline(os.Args[2:], os.Stderr)) // privsep exec's second half
 	}
@@ -92,6 +99,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return execCmd(args[1:], stdout, stderr)
 	case "demo":
 		return demoCmd(args[1:], stdout, stderr)
+	case "bench":
+		return benchCmd(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 && args[0] == "help" {
 			return run(append(args[1:], "--help"), stdout, stderr)

@@ -564,3 +564,147 @@ func (c *conn) sendBounded(msg []byte, fds []int) error {
 	}
 	return err
 }
+
+// Socket is a server's listening socket file, made by ListenSocket.
+type Socket struct {
+	*net.UnixListener
+	Path     string
+	dev, ino uint64 // the file's identity, so that Remove removes only ours
+}
+
+// ListenSocket creates a listening AF_UNIX SOCK_SEQPACKET socket at path for
+// Serve, whose file has exactly mode (permission bits only) and, if gid is
+// not -1, that group. No one can connect before the file has both: the
+// socket's own mode, set before bind(2), bounds the mode bind gives the file
+// (the umask can only remove bits), the file is then given exactly mode and
+// its group through a descriptor for it (never following a symlink), and
+// only then does the socket listen; until it does, a connect(2) is refused.
+//
+// An existing path is replaced only when it is a stale socket: a socket
+// that nobody answers on (connect(2) says ECONNREFUSED). Anything else
+// there, a file of another type or a socket that a server answers on, is an
+// error, and nothing is removed.
+func ListenSocket(path string, mode os.FileMode, gid int) (*Socket, error) {
+	fail := func(err error) (*Socket, error) {
+		return nil, &os.PathError{Op: "listen", Path: path, Err: err}
+	}
+	if mode&^os.ModePerm != 0 {
+		return fail(fmt.Errorf("mode %v has bits other than permissions", mode))
+	}
+	if err := removeStale(path); err != nil {
+		return fail(err)
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fail(os.NewSyscallError("socket", err))
+	}
+	closeFD := func(err error) (*Socket, error) {
+		unix.Close(fd)
+		return fail(err)
+	}
+	if err := unix.Fchmod(fd, uint32(mode)); err != nil {
+		return closeFD(os.NewSyscallError("fchmod", err))
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		return closeFD(os.NewSyscallError("bind", err))
+	}
+	unlink := func(err error) (*Socket, error) {
+		unix.Unlink(path)
+		return closeFD(err)
+	}
+	pfd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return closeFD(os.NewSyscallError("open", err))
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return unlink(os.NewSyscallError("fstat", err))
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return closeFD(errors.New("the path was replaced while the socket was being made"))
+	}
+	if err := fchmodPath(pfd, uint32(mode)); err != nil {
+		return unlink(os.NewSyscallError("chmod", err))
+	}
+	if gid != -1 {
+		if err := unix.Fchownat(pfd, "", -1, gid, unix.AT_EMPTY_PATH); err != nil {
+			return unlink(os.NewSyscallError("chown", err))
+		}
+	}
+	if err := unix.Listen(fd, listenBacklog); err != nil {
+		return unlink(os.NewSyscallError("listen", err))
+	}
+	f := os.NewFile(uintptr(fd), path)
+	ln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		unix.Unlink(path)
+		return fail(err)
+	}
+	return &Socket{UnixListener: ln.(*net.UnixListener), Path: path, dev: st.Dev, ino: st.Ino}, nil
+}
+
+// fchmodPath changes the mode of the file an O_PATH descriptor refers to.
+func fchmodPath(pfd int, mode uint32) error {
+	err := unix.Fchmodat(pfd, "", mode, unix.AT_EMPTY_PATH) // fchmodat2, Linux 6.6
+	if err == unix.EOPNOTSUPP || err == unix.ENOSYS || err == unix.EINVAL {
+		err = unix.Chmod("/proc/self/fd/"+strconv.Itoa(pfd), mode)
+	}
+	return err
+}
+
+// removeStale makes way for a new socket at path: nothing there is fine; a
+// socket nobody answers on is removed; anything else is an error.
+func removeStale(path string) error {
+	var st unix.Stat_t
+	switch err := unix.Lstat(path, &st); {
+	case err == unix.ENOENT:
+		return nil
+	case err != nil:
+		return os.NewSyscallError("lstat", err)
+	case st.Mode&unix.S_IFMT != unix.S_IFSOCK:
+		return errors.New("exists and is not a socket; refusing to replace it")
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return os.NewSyscallError("socket", err)
+	}
+	err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+	unix.Close(fd)
+	switch err {
+	case unix.ECONNREFUSED:
+		// Stale: its server is gone. Remove it, if it is still the socket
+		// we probed.
+		var now unix.Stat_t
+		if err := unix.Lstat(path, &now); err != nil || now.Dev != st.Dev || now.Ino != st.Ino {
+			return errors.New("changed while it was being checked")
+		}
+		if err := unix.Unlink(path); err != nil && err != unix.ENOENT {
+			return os.NewSyscallError("unlink stale socket", err)
+		}
+		return nil
+	case nil, unix.EAGAIN, unix.EPROTOTYPE:
+		// Someone answers (or a listener of another socket type).
+		return errors.New("a server is listening on this socket already (in use)")
+	}
+	return fmt.Errorf("checking whether the socket is stale: %w", os.NewSyscallError("connect", err))
+}
+
+// Remove removes the socket file if it is still the one ListenSocket made.
+func (s *Socket) Remove() error {
+	var st unix.Stat_t
+	if err := unix.Lstat(s.Path, &st); err != nil {
+		if err == unix.ENOENT {
+			return nil
+		}
+		return &os.PathError{Op: "lstat", Path: s.Path, Err: err}
+	}
+	if st.Dev != s.dev || st.Ino != s.ino {
+		return nil // someone else's now
+	}
+	if err := unix.Unlink(s.Path); err != nil && err != unix.ENOENT {
+		return &os.PathError{Op: "remove", Path: s.Path, Err: err}
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"os/user"
+	"strconv"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/privsep-go/privsep/child"
+	"github.com/privsep-go/privsep/parent"
+)
+
+const serveUsage = `Usage: privsep serve --socket PATH [--allow RULE]... [--policy FILE]...
+                     [--allow-uid UID|USER]... [--allow-gid GID|GROUP]...
+                     [--socket-mode 0660] [--socket-group GROUP] [--max-clients N]
+                     [--log-level LEVEL] [--log-json]
+
+Serve files to unrelated processes on a unix socket (SOCK_SEQPACKET), as a
+long-running opener. Clients connect with "privsep get", parent.Dial or any
+program that speaks PROTOCOL.md.
+
+The policy is the server's, fixed at start: clients send none. Policy files
+may scope rules to clients with sections: "[uid USER]" and "[gid GROUP]"
+(the client's primary group) apply the rules after them to those clients,
+"[all]" to every client again; rules before any section and --allow rules
+apply to every client.
+
+Who may connect is decided from the kernel's view of the connection
+(SO_PEERCRED), never from what a client says: a client whose uid is listed
+with --allow-uid or whose primary gid is listed with --allow-gid. With
+neither, only privsep's own uid may. Anyone else gets a refusal and is
+disconnected, and the refusal is logged with its uid, gid and pid.
+
+The socket file is created with exactly --socket-mode and --socket-group.
+PATH must not exist, or be a stale socket (one nobody answers on), which is
+replaced. The file is removed when privsep serve ends.
+
+SIGTERM or SIGINT: stop accepting, let every session answer the requests it
+already received (at most 5 seconds), remove the socket and exit 0.
+
+Exit status: 0 after SIGTERM or SIGINT, 1 if serving fails, 2 on a usage
+error (a bad rule or policy file included).
+
+Options:
+`
+
+func serveCmd(args []string, stdout, stderr io.Writer) int {
+	fs, parse := flagSet("serve", serveUsage, stdout, stderr)
+	var pf policyFlags
+	pf.register(fs)
+	socket := fs.String("socket", "", "listen on the unix socket `PATH` (required)")
+	var uids, gids []uint32
+	fs.Func("allow-uid", "let clients with `UID|USER` connect; repeatable", idFlag(&uids, lookupUID))
+	fs.Func("allow-gid", "let clients whose primary group is `GID|GROUP` connect; repeatable", idFlag(&gids, lookupGID))
+	mode := fs.String("socket-mode", "0660", "permissions of the socket file, in `OCTAL`")
+	group := fs.String("socket-group", "", "give the socket file the group `GROUP` (name or number)")
+	maxClients := fs.Int("max-clients", child.DefaultMaxClients, "serve at most `N` clients at once")
+	level := fs.String("log-level", "info", "log `LEVEL`: trace, debug, info, warn, error, off")
+	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
+	if ok, code := parse(args); !ok {
+		return code
+	}
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "privsep serve: "+format+"\n", a...)
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		return usage("unexpected argument %q (see privsep serve --help)", fs.Arg(0))
+	}
+	if *socket == "" {
+		return usage("no --socket PATH given (see privsep serve --help)")
+	}
+	perm, err := strconv.ParseUint(*mode, 8, 32)
+	if err != nil || perm&^0o777 != 0 {
+		return usage("--socket-mode %q: want octal permissions, such as 0660", *mode)
+	}
+	gid := -1
+	if *group != "" {
+		g, err := lookupGID(*group)
+		if err != nil {
+			return usage("--socket-group: %v", err)
+		}
+		gid = int(g)
+	}
+	if *maxClients <= 0 {
+		return usage("--max-clients %d: want at least 1", *maxClients)
+	}
+	lvl := hclog.LevelFromString(*level)
+	if lvl == hclog.NoLevel {
+		return usage("unknown log level %q", *level)
+	}
+	pols, err := parent.LoadServerPolicy(pf.files, pf.rules, pf.listens...)
+	if err != nil {
+		return usage("%v", err)
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "privsep", Level: lvl, Output: stderr, JSONFormat: *logJSON})
+
+	sock, err := child.ListenSocket(absolute(*socket), os.FileMode(perm), gid)
+	if err != nil {
+		fmt.Fprintf(stderr, "privsep serve: %v\n", err)
+		return exitFail
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	who := []any{"allow_uids", uids, "allow_gids", gids}
+	if len(uids) == 0 && len(gids) == 0 {
+		who = []any{"allow_uids", []int{os.Geteuid()}}
+	}
+	log.Info("listening", append([]any{"socket", sock.Path, "mode", fmt.Sprintf("%#o", perm), "pid", os.Getpid(), "max_clients", *maxClients}, who...)...)
+	err = child.Serve(ctx, sock.UnixListener, child.ServerConfig{
+		Policies:   pols,
+		AllowUIDs:  uids,
+		AllowGIDs:  gids,
+		MaxClients: *maxClients,
+		Logger:     log,
+	})
+	if rerr := sock.Remove(); rerr != nil {
+		log.Warn("cannot remove the socket file", "error", rerr)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "privsep serve: %v\n", err)
+		return exitFail
+	}
+	log.Info("stopped")
+	return exitOK
+}
+
+// idFlag parses a user or group, by number or by name, into ids.
+func idFlag(ids *[]uint32, lookup func(string) (uint32, error)) func(string) error {
+	return func(s string) error {
+		id, err := lookup(s)
+		if err != nil {
+			return err
+		}
+		*ids = append(*ids, id)
+		return nil
+	}
+}
+
+func lookupUID(s string) (uint32, error) {
+	return lookupID(s, "user", func(name string) (string, error) {
+		u, err := user.Lookup(name)
+		if err != nil {
+			return "", err
+		}
+		return u.Uid, nil
+	})
+}
+
+func lookupGID(s string) (uint32, error) {
+	return lookupID(s, "group", func(name string) (string, error) {
+		g, err := user.LookupGroup(name)
+		if err != nil {
+			return "", err
+		}
+		return g.Gid, nil
+	})
+}
+
+// lookupID turns a decimal id or a name into an id.
+func lookupID(s, what string, byName func(string) (string, error)) (uint32, error) {
+	if s == "" {
+		return 0, fmt.Errorf("empty %s", what)
+	}
+	if s[0] >= '0' && s[0] <= '9' {
+		n, err := strconv.ParseUint(s, 10, 32)
+		if err != nil || n == math.MaxUint32 {
+			return 0, fmt.Errorf("%s id %q is out of range", what, s)
+		}
+		return uint32(n), nil
+	}
+	idStr, err := byName(s)
+	if err != nil {
+		return 0, fmt.Errorf("unknown %s %q", what, s)
+	}
+	n, err := strconv.ParseUint(idStr, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q has id %q", what, s, idStr)
+	}
+	return uint32(n), nil
+}
+
+var _ = flag.ErrHelp
