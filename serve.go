@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -187,5 +186,3 @@ func lookupID(s, what string, byName func(string) (string, error)) (uint32, erro
 	}
 	return uint32(n), nil
 }
-
-var _ = flag.ErrHelp
