@@ -90,6 +90,15 @@ Options:
 // landlockSystemDirs stay readable and executable under --landlock.
 var landlockSystemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc/ld.so.cache"}
 
+// maxPassedFD is the highest descriptor number a process may have.
+func maxPassedFD() int {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<20 {
+		return 1 << 20
+	}
+	return int(rl.Cur) - 1
+}
+
 // listenSpec is one --listen.
 type listenSpec struct {
 	name, network, addr string
@@ -126,8 +135,8 @@ func parseOpenSpec(s string) (openSpec, error) {
 	rest := s
 	if i := strings.IndexByte(s, '='); i > 0 && !strings.Contains(s[:i], "/") {
 		n, err := strconv.Atoi(s[:i])
-		if err != nil || n < 0 {
-			return o, fmt.Errorf("--open %q: %q is not a descriptor number", s, s[:i])
+		if err != nil || n < 0 || n > maxPassedFD() {
+			return o, fmt.Errorf("--open %q: %q is not a descriptor number from 0 to %d (RLIMIT_NOFILE)", s, s[:i], maxPassedFD())
 		}
 		o.fd, rest = n, s[i+1:]
 	}

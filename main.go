@@ -37,6 +37,10 @@ Usage:
   privsep exec [--allow RULE]... [--policy FILE]... [--open [FD=][MODES:]PATH]...
                [--user USER] [--group GROUP] [--landlock] [--keep-opener] -- CMD [ARG...]
   privsep demo [--user USER]
+  privsep serve --socket PATH [--allow RULE]... [--policy FILE]...
+                [--allow-uid UID|USER]... [--allow-gid GID|GROUP]...
+                [--socket-mode 0660] [--socket-group GROUP] [--max-clients N]
+  privsep get --socket PATH FILE...
   privsep bench [--json] [--duration D] [--rounds N] [--ref-dir DIR]
   privsep help [COMMAND]
 
@@ -45,6 +49,8 @@ Commands:
   policy check   say whether a policy allows paths, and which rule decides
   exec           open files as root, drop privileges, run a command with them
   demo           watch privilege separation work and fail safely, step by step
+  serve          serve files to other processes on a unix socket
+  get            print files, opened through a running privsep serve
   bench          measure what the opener costs on this machine
   help           show help for a command
 
@@ -99,6 +105,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return execCmd(args[1:], stdout, stderr)
 	case "demo":
 		return demoCmd(args[1:], stdout, stderr)
+	case "serve":
+		return serveCmd(args[1:], stdout, stderr)
+	case "get":
+		return getCmd(args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":

@@ -44,8 +44,14 @@ func LookupCredential(userName, groupName string) (Credential, error) {
 	return c, nil
 }
 
+// maxID is the largest valid uid or gid: (uid_t)-1 means "no change".
+const maxID = 1<<32 - 2
+
 func lookupUser(name string) (*user.User, error) {
-	if _, err := strconv.Atoi(name); err == nil {
+	if n, err := strconv.ParseInt(name, 10, 64); err == nil {
+		if n < 0 || n > maxID {
+			return nil, fmt.Errorf("user %q: id out of range (0 to %d)", name, int64(maxID))
+		}
 		u, err := user.LookupId(name)
 		if err == nil {
 			return u, nil
@@ -61,8 +67,11 @@ func lookupUser(name string) (*user.User, error) {
 }
 
 func lookupGroup(name string) (int, error) {
-	if n, err := strconv.Atoi(name); err == nil {
-		return n, nil
+	if n, err := strconv.ParseInt(name, 10, 64); err == nil {
+		if n < 0 || n > maxID {
+			return 0, fmt.Errorf("group %q: id out of range (0 to %d)", name, int64(maxID))
+		}
+		return int(n), nil
 	}
 	g, err := user.LookupGroup(name)
 	if err != nil {

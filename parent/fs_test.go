@@ -196,7 +196,7 @@ func is[T any](v any) bool {
 }
 
 func TestFSNames(t *testing.T) {
-	root, _ := fsTree(t, true, true)
+	root, _ := fsTree(t, true, false)
 	o := start(t, parent.Config{Rules: []string{root + "/"}})
 	fsys := o.FS(root)
 	// Each method, by the op its errors carry.
@@ -521,10 +521,14 @@ func TestFSDescriptors(t *testing.T) {
 		return seen
 	}
 	walk() // warm up: the runtime makes some descriptors lazily
-	before := countFDs(t, "self")
+	pid := fmt.Sprint(o.PID())
+	before, theirs := countFDs(t, "self"), settledFDs(t, pid, -1)
 	seen := walk()
 	if got := countFDs(t, "self"); got != before {
 		t.Errorf("descriptors after a full walk: %d, want %d", got, before)
+	}
+	if got := settledFDs(t, pid, theirs); got != theirs {
+		t.Errorf("opener descriptors after a full walk: %d, want %d", got, theirs)
 	}
 	want := slices.Sorted(slices.Values(append(files, bad...)))
 	if !slices.Equal(seen, want) {
