@@ -196,7 +196,7 @@ func TestEndOfStreamBeforeHello(t *testing.T) {
 	p := spawn(t, "3")
 	must(t, unix.Shutdown(p.sock, unix.SHUT_WR))
 	if got := p.exit(); got != protocol.ExitOK {
-		t.Errorf("exit status: got %d, want 0", got)
+		t.Errorf("exit status: got %d, want 0; stderr: %s", got, p.stderr.String())
 	}
 }
 

@@ -100,8 +100,8 @@ func serve(log hclog.Logger, sock int, opt Options) int {
 		return protocol.ExitUsage
 	}
 	s := &session{log: log, conn: c, end: os.Exit}
-	if code := s.handshake(); code != protocol.ExitOK {
-		return code
+	if code := s.handshake(); code != protocol.ExitOK || s.rs == nil {
+		return code // a failed handshake, or end of stream before it
 	}
 	code := s.run(opt.Workers)
 	s.rs.close()
