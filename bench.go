@@ -550,6 +550,11 @@ type cRef struct {
 }
 
 func buildCRef(src, tmp string) (*cRef, error) {
+	for _, name := range []string{"direct.c", "broker_seqpacket.c"} {
+		if _, err := os.Stat(filepath.Join(src, name)); err != nil {
+			return nil, err
+		}
+	}
 	gcc, err := exec.LookPath("gcc")
 	if err != nil {
 		return nil, errors.New("gcc is not on PATH")

@@ -115,12 +115,7 @@ func (w *worker) handle(m protocol.Msg) {
 			return
 		}
 		fd, st := w.open(o)
-		if st.Reason != protocol.ReasonOK {
-			w.reply(protocol.AppendError(w.out[:0], m.ID, st), nil)
-			return
-		}
-		w.opened = append(w.opened[:0], fd)
-		w.reply(protocol.AppendOpened(w.out[:0], m.ID), w.opened)
+		w.replyOne(m.ID, fd, st)
 	case protocol.TypeOpenBatch:
 		items, err := protocol.DecodeOpenBatch(m.Payload, w.items)
 		if err != nil {
@@ -148,17 +143,23 @@ func (w *worker) handle(m protocol.Msg) {
 			return
 		}
 		fd, st := w.listen(l)
-		if st.Reason != protocol.ReasonOK {
-			w.reply(protocol.AppendError(w.out[:0], m.ID, st), nil)
-			return
-		}
-		w.opened = append(w.opened[:0], fd)
-		w.reply(protocol.AppendOpened(w.out[:0], m.ID), w.opened)
+		w.replyOne(m.ID, fd, st)
 	case protocol.TypeHello:
 		w.protoError(m.Header, "second hello refused: the policy is fixed at start", nil)
 	default:
 		w.protoError(m.Header, "message type is not a request", nil)
 	}
+}
+
+// replyOne answers a request for one descriptor: opened with fd, or the
+// error st says.
+func (w *worker) replyOne(id uint32, fd int, st protocol.Status) {
+	if st.Reason != protocol.ReasonOK {
+		w.reply(protocol.AppendError(w.out[:0], id, st), nil)
+		return
+	}
+	w.opened = append(w.opened[:0], fd)
+	w.reply(protocol.AppendOpened(w.out[:0], id), w.opened)
 }
 
 func (w *worker) protoError(h protocol.Header, why string, err error) {

@@ -12,6 +12,10 @@ package parent_test
 //     run with an iteration count derived from b.N; their own figures are
 //     reported as c-* metrics.
 //   - IdleChildRSS: the resident size of an idle opener.
+//   - OpenBatch253, OpenBatch1000: a full message, and a batch that
+//     OpenBatch splits into several.
+//   - ChildAllocs: heap allocations in the opener per request, read from
+//     the opener's own runtime statistics (see childStats).
 //
 // Every benchmark opens the same kind of file: a small file in a fresh
 // temporary directory, allowed by an exact rule.
@@ -23,7 +27,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -119,8 +125,15 @@ func BenchmarkOpenSingle(b *testing.B) {
 
 // BenchmarkOpenBatch64: one OpenBatch of 64 requests per op; ns/fd is the
 // cost per file.
-func BenchmarkOpenBatch64(b *testing.B) {
-	const n = 64
+func BenchmarkOpenBatch64(b *testing.B) { benchBatch(b, 64) }
+
+// BenchmarkOpenBatch253: a batch that fills one message (protocol.MaxBatch).
+func BenchmarkOpenBatch253(b *testing.B) { benchBatch(b, 253) }
+
+// BenchmarkOpenBatch1000: a batch that OpenBatch splits into four messages.
+func BenchmarkOpenBatch1000(b *testing.B) { benchBatch(b, 1000) }
+
+func benchBatch(b *testing.B, n int) {
 	path := benchTarget(b)
 	o := startOpener(b, path)
 	ctx := context.Background()
@@ -147,7 +160,7 @@ func BenchmarkOpenBatch64(b *testing.B) {
 			b.Fatal(failed)
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/fd")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/fd")
 	cpu.report(b, n)
 	closeOpener(b, o)
 }
@@ -243,6 +256,198 @@ func BenchmarkIdleChildRSS(b *testing.B) {
 	}
 	b.ReportMetric(float64(rss), "rss-bytes")
 	closeOpener(b, o)
+}
+
+// childStatsEnv, in an opener started by startStatsOpener, names a
+// directory where the opener writes its heap allocation count (the Mallocs
+// of runtime.MemStats) each time it gets SIGUSR1. The opener is this test
+// binary; init starts the handler before TestMain makes it the opener.
+const childStatsEnv = "PRIVSEP_BENCH_CHILD_STATS"
+
+func init() {
+	if dir := os.Getenv(childStatsEnv); dir != "" {
+		go serveChildStats(dir)
+	}
+}
+
+// serveChildStats runs in the opener: on SIGUSR1 it writes Mallocs to
+// DIR/mallocs (through a rename, so that the reader never sees half of it).
+// What it allocates to do so comes after the reading and is the same every
+// time; childAllocs subtracts it.
+func serveChildStats(dir string) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	var ms runtime.MemStats
+	for range sig {
+		runtime.ReadMemStats(&ms)
+		tmp := filepath.Join(dir, "mallocs.tmp")
+		if os.WriteFile(tmp, strconv.AppendUint(nil, ms.Mallocs, 10), 0o644) == nil {
+			os.Rename(tmp, filepath.Join(dir, "mallocs"))
+		}
+	}
+}
+
+// statsOpener is an opener that reports its allocation count.
+type statsOpener struct {
+	*parent.Opener
+	dir string
+}
+
+// startStatsOpener starts an opener, allowing path, that serves
+// childStats: the executable is a shell script that sets childStatsEnv and
+// execs this test binary (same process, same parent, same socket).
+func startStatsOpener(b *testing.B, path string) statsOpener {
+	b.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		b.Skipf("cannot find the test binary: %v", err)
+	}
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		b.Skip("no /bin/sh to start the opener with its statistics on")
+	}
+	dir := b.TempDir()
+	if strings.ContainsRune(dir+self, '\'') {
+		b.Skip("a quote in the test binary's path or the temporary directory")
+	}
+	script := filepath.Join(dir, "opener.sh")
+	text := "#!/bin/sh\nexport " + childStatsEnv + "='" + dir + "'\nexec '" + self + "' \"$@\"\n"
+	if err := os.WriteFile(script, []byte(text), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	o, err := parent.Start(context.Background(), parent.Config{Rules: []string{path}, Executable: script})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = o.Close() })
+	return statsOpener{o, dir}
+}
+
+// mallocs asks the opener for its allocation count, with the timer stopped.
+func (o statsOpener) mallocs(b *testing.B) uint64 {
+	b.Helper()
+	b.StopTimer()
+	defer b.StartTimer()
+	out := filepath.Join(o.dir, "mallocs")
+	os.Remove(out)
+	if err := syscall.Kill(o.PID(), syscall.SIGUSR1); err != nil {
+		b.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		data, err := os.ReadFile(out)
+		if err == nil {
+			n, err := strconv.ParseUint(string(data), 10, 64)
+			if err != nil {
+				b.Fatalf("opener statistics: %v", err)
+			}
+			return n
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("the opener did not report its statistics within 5s")
+		}
+	}
+}
+
+// BenchmarkChildAllocs reports the opener's heap allocations per request
+// (child-allocs/op) after a warm-up, in its steady state: one caller, a
+// batch of 64 (also per file, child-allocs/fd) and 16 concurrent callers
+// (whose opens the parent coalesces into batches). The figure should be 0:
+// the descriptor it opens is all a request costs the opener.
+func BenchmarkChildAllocs(b *testing.B) {
+	path := benchTarget(b)
+	ctx := context.Background()
+	open1 := func(o statsOpener) error {
+		f, err := o.Open(ctx, path, os.O_RDONLY, 0)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	}
+	reqs := make([]parent.Request, 64)
+	for i := range reqs {
+		reqs[i] = parent.Request{Path: path, Flag: os.O_RDONLY}
+	}
+	batch := func(o statsOpener) error {
+		res, err := o.OpenBatch(ctx, reqs)
+		if err != nil {
+			return err
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				err = r.Err
+				continue
+			}
+			r.File.Close()
+		}
+		return err
+	}
+	// measure runs warm-up and then b.N calls of run (the loop is run's
+	// own, so that the concurrent case can share it out), and reports the
+	// opener's allocations per call, less those of the statistics
+	// themselves.
+	measure := func(b *testing.B, perOp int, run func(o statsOpener, n int) error) {
+		o := startStatsOpener(b, path)
+		if err := run(o, 200); err != nil {
+			b.Fatal(err)
+		}
+		before := o.mallocs(b)
+		b.ResetTimer()
+		if err := run(o, b.N); err != nil {
+			b.Fatal(err)
+		}
+		after := o.mallocs(b)
+		overhead := o.mallocs(b) - after
+		b.StopTimer()
+		allocs := float64(after-before) - float64(overhead)
+		b.ReportMetric(max(allocs, 0)/float64(b.N), "child-allocs/op")
+		if perOp > 1 {
+			b.ReportMetric(max(allocs, 0)/float64(b.N)/float64(perOp), "child-allocs/fd")
+		}
+		if err := o.Close(); err != nil {
+			b.Fatalf("closing the opener: %v", err)
+		}
+	}
+	b.Run("single", func(b *testing.B) {
+		measure(b, 1, func(o statsOpener, n int) error {
+			for range n {
+				if err := open1(o); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	b.Run("batch64", func(b *testing.B) {
+		measure(b, len(reqs), func(o statsOpener, n int) error {
+			for range n {
+				if err := batch(o); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	b.Run("concurrent16", func(b *testing.B) {
+		measure(b, 1, func(o statsOpener, n int) error {
+			var (
+				next     atomic.Int64
+				wg       sync.WaitGroup
+				errOnce  sync.Once
+				firstErr error
+			)
+			for range 16 {
+				wg.Go(func() {
+					for next.Add(1) <= int64(n) {
+						if err := open1(o); err != nil {
+							errOnce.Do(func() { firstErr = err })
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			return firstErr
+		})
+	})
 }
 
 // vmRSS returns the resident set size of process pid in bytes.

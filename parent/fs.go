@@ -41,22 +41,25 @@ import (
 // Every other error is an *fs.PathError with the op ("open", "stat",
 // "readdir", "readfile") and the name as given, wrapping the opener's error:
 // errors.Is(err, fs.ErrNotExist) works for a missing file, and a refusal by
-// the opener matches ErrDenied and fs.ErrPermission. The opener's policy
-// decides, not root: an FS over a directory that no rule allows fails on
-// every call with ErrDenied, and an FS whose rules allow only some files
-// beneath root serves just those.
+// the opener matches ErrDenied and fs.ErrPermission. (Errors of an open
+// File and of a directory entry's Info keep their own ops: "read",
+// "readdir", "close", "lstat".) The opener's policy decides, not root: if
+// no rule allows root itself, Open(".") and ReadDir(".") fail with
+// ErrDenied, and only the names beneath root that some rule allows are
+// served.
 //
 // Open returns, for a regular file, the *os.File the opener sent (reading,
 // seeking, ReadAt and io.WriterTo work as on any file); for a directory, an
-// fs.ReadDirFile that reads the descriptor the opener sent. The parent never
-// opens anything by path. Listing a directory reads its descriptor, and each
-// entry's Info comes from fstatat(2) on that descriptor, the single name,
-// without following symlinks; when the parent may not do even that (a
-// directory that its dropped user cannot search), Info asks the opener for
-// the entry instead, which works for regular files and directories only. As
-// with os.DirFS, Open, Stat and ReadFile follow symlinks (the opener follows
-// them within the rule's tree), and directory entries describe the symlinks
-// themselves.
+// fs.ReadDirFile that reads the descriptor the opener sent; Stat is fstat(2)
+// on the descriptor. The parent never opens anything by path. Listing a
+// directory reads its descriptor, and each entry's Info is taken then, with
+// fstatat(2) on that descriptor for the single name, without following
+// symlinks; when the parent may not do even that (a directory its dropped
+// user cannot search), Info asks the opener for the entry instead, which
+// works for regular files and directories only. As with os.DirFS, Open,
+// Stat and ReadFile follow symlinks (the opener follows them within the
+// rule's tree with openat2; its fallback for older kernels follows none),
+// and directory entries describe the symlinks themselves.
 //
 // Only what the opener may open can be opened: a symlink that leads out of
 // the rule's tree, a FIFO, socket or device appears in listings (with its

@@ -148,14 +148,8 @@ func parseListenLine(line, rest string, res Resolver) (Rule, error) {
 			}
 			r.CreateMode = uint32(m)
 		case k == "owner" && hasValue:
-			user, group, _ := strings.Cut(v, ":")
-			if r.UID, err = lookupID(user, res, true); err != nil {
+			if r.UID, r.GID, err = parseOwner(v, res); err != nil {
 				return bad("owner=%s: %v", v, err)
-			}
-			if strings.Contains(v, ":") {
-				if r.GID, err = lookupID(group, res, false); err != nil {
-					return bad("owner=%s: %v", v, err)
-				}
 			}
 		default:
 			return bad("unknown option %q (known for listen: mode=, owner=, replace)", opt)

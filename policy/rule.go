@@ -311,14 +311,8 @@ func ParseLine(s string, res Resolver) (Rule, error) {
 			if r.Modes&Create == 0 {
 				return bad("owner= applies to created files, but the rule has no c mode")
 			}
-			user, group, _ := strings.Cut(v, ":")
-			if r.UID, err = lookupID(user, res, true); err != nil {
+			if r.UID, r.GID, err = parseOwner(v, res); err != nil {
 				return bad("owner=%s: %v", v, err)
-			}
-			if strings.Contains(v, ":") {
-				if r.GID, err = lookupID(group, res, false); err != nil {
-					return bad("owner=%s: %v", v, err)
-				}
 			}
 		default:
 			return bad("unknown option %q (known: mode, owner)", k)
@@ -367,6 +361,22 @@ func splitPath(s string) (path, rest string, err error) {
 		return s, "", nil
 	}
 	return s[:i], s[i:], nil
+}
+
+// parseOwner parses the value of owner=: USER[:GROUP], names or ids. A
+// missing group is NoOwner.
+func parseOwner(v string, res Resolver) (uid, gid int, err error) {
+	user, group, hasGroup := strings.Cut(v, ":")
+	if uid, err = lookupID(user, res, true); err != nil {
+		return 0, 0, err
+	}
+	gid = NoOwner
+	if hasGroup {
+		if gid, err = lookupID(group, res, false); err != nil {
+			return 0, 0, err
+		}
+	}
+	return uid, gid, nil
 }
 
 // maxID is the largest uid or gid: (uid_t)-1 means "no change" to chown.

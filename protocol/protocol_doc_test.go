@@ -101,6 +101,8 @@ func TestProtocolDocExamples(t *testing.T) {
 		"error":          protocol.AppendError(nil, 1, protocol.ErrorReply{Errno: eNOENT, Reason: protocol.ReasonSystem}),
 		"error-denied":   protocol.AppendError(nil, 3, protocol.ErrorReply{Errno: eACCES, Reason: protocol.ReasonDenied}),
 		"error-protocol": protocol.AppendError(nil, 0, protocol.ErrorReply{Errno: ePROTO, Reason: protocol.ReasonProtocol}),
+		"hello-server":   must(protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version})),
+		"error-refused":  protocol.AppendError(nil, 0, protocol.ErrorReply{Errno: eACCES, Reason: protocol.ReasonDenied}),
 		"open-batch": must(protocol.AppendOpenBatch(nil, 4, []protocol.Open{
 			{Flags: oRDONLY, Path: []byte("/etc/hostname")},
 			{Flags: oRDONLY, Path: []byte("/srv/www/missing.html")},

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Run privsep's benchmarks once, side by side with the C reference programs,
 # and print the ratios between them. Every figure comes from the same run:
-# the machines are shared and noisy, so only ratios mean much.
+# the machines are shared and noisy, so only ratios mean much. The packages
+# are ./parent/ (the opener, its floors, the C reference, the opener's own
+# allocations) and ./policy/ (the policy check).
 #
 # Usage: scripts/bench.sh [-benchtime D] [-o FILE] [other go test flags...]
-#   -benchtime D   passed to go test (default 1s; 100x for a quick check)
+#   -benchtime D   passed to go test (default 1s; 100x for a quick check,
+#                  as CI does: it shows nothing rotted, not how fast it is)
 #   -o FILE        also keep the raw go test output in FILE
 #   anything else  passed to go test as is (e.g. -cpu 1, -bench 'Open')
 #
@@ -38,10 +41,11 @@ fi
 raw=$(mktemp "${TMPDIR:-/tmp}/privsep-bench.XXXXXX")
 trap 'rm -f "$raw"' EXIT
 
-echo "# go test -run '^\$' -bench . -benchtime $benchtime -count 1 -benchmem${extra[*]+ ${extra[*]}} ./parent/"
+pkgs=(./parent/ ./policy/)
+echo "# go test -run '^\$' -bench . -benchtime $benchtime -count 1 -benchmem${extra[*]+ ${extra[*]}} ${pkgs[*]}"
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uname -r) nproc=$(nproc) GOMAXPROCS=${GOMAXPROCS:-default} affinity=$(taskset -pc $$ 2>/dev/null | sed 's/.*: //' || echo '?') load:$(cut -d' ' -f1-3 /proc/loadavg)"
 set +e
-go test -run '^$' -bench . -benchtime "$benchtime" -count 1 -benchmem ${extra[@]+"${extra[@]}"} ./parent/ 2>&1 | tee "$raw"
+go test -run '^$' -bench . -benchtime "$benchtime" -count 1 -benchmem ${extra[@]+"${extra[@]}"} "${pkgs[@]}" 2>&1 | tee "$raw"
 status=${PIPESTATUS[0]}
 set -e
 if [ -n "$out" ]; then
@@ -79,6 +83,8 @@ END {
 	row("direct unix.Open+Close", us("DirectOpenClose", "ns/op"), "os.Open+Close " us("DirectOsOpen", "ns/op") ", C direct " us("CReference/direct", "c-ns/op") ", C getppid " us("CReference/direct", "c-getppid-ns"))
 	row("single Open+Close", us("OpenSingle", "ns/op"), "C b1 round trip " us("CReference/b1", "c-ns/op"))
 	row("batch of 64, per fd", us("OpenBatch64", "ns/fd"), "C b64 per fd " us("CReference/b64", "c-ns/fd"))
+	row("batch of 253 (one full message), per fd", us("OpenBatch253", "ns/fd"), "")
+	row("batch of 1000 (four messages), per fd", us("OpenBatch1000", "ns/fd"), "")
 	row("16 callers, aggregate per op", us("OpenConcurrent16", "ns/op"), "")
 	row("CPU per single open (parent+child)", us("OpenSingle", "cpu-ns/op"), "parent alone " us("OpenSingle", "parent-cpu-ns/op") ", C b1 " us("CReference/b1", "c-cpu-ns/op"))
 	row("CPU per op, 16 callers", us("OpenConcurrent16", "cpu-ns/op"), "parent alone " us("OpenConcurrent16", "parent-cpu-ns/op"))
@@ -96,6 +102,13 @@ END {
 	row("CPU per fd, batch-64 / C b64 CPU per fd", r("OpenBatch64", "cpu-ns/fd", "CReference/b64", "c-cpu-ns/fd"), "")
 	row("allocs per single open", have("OpenSingle", "allocs/op") ? get("OpenSingle", "allocs/op") : "n/a", have("OpenSingle", "B/op") ? get("OpenSingle", "B/op") " B/op; direct unix.Open " get("DirectOpenClose", "allocs/op") ", os.Open " get("DirectOsOpen", "allocs/op") : "")
 	row("idle child RSS", mib("IdleChildRSS", "rss-bytes"), "C forked child " mib("CReference/b1", "c-child-rss-bytes"))
+	row("child allocs per single open", have("ChildAllocs/single", "child-allocs/op") ? get("ChildAllocs/single", "child-allocs/op") : "n/a", \
+		"per fd in a batch of 64: " (have("ChildAllocs/batch64", "child-allocs/fd") ? get("ChildAllocs/batch64", "child-allocs/fd") : "n/a") \
+		"; per open, 16 callers: " (have("ChildAllocs/concurrent16", "child-allocs/op") ? get("ChildAllocs/concurrent16", "child-allocs/op") : "n/a"))
+	row("policy check, 1000 rules (mixed)", have("Check1000Rules/mixed", "ns/op") ? sprintf("%.0f ns", get("Check1000Rules/mixed", "ns/op")) : "n/a", \
+		"deep tree " (have("Check1000Rules/deep-tree", "ns/op") ? sprintf("%.0f ns", get("Check1000Rules/deep-tree", "ns/op")) : "n/a") \
+		", exact " (have("Check1000Rules/exact", "ns/op") ? sprintf("%.0f ns", get("Check1000Rules/exact", "ns/op")) : "n/a") \
+		", miss " (have("Check1000Rules/miss", "ns/op") ? sprintf("%.0f ns", get("Check1000Rules/miss", "ns/op")) : "n/a"))
 	if (!have("CReference/b1", "c-ns/op"))
 		print "(no C reference figures: gcc or the shared/bench directory is missing; see the SKIP line above)"
 }

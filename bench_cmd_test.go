@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBenchJSON runs a short privsep bench --json: one JSON object on
+// stdout with every promised figure a positive number, progress on stderr.
+// It checks that the command works, not how fast anything is.
+func TestBenchJSON(t *testing.T) {
+	r := privsep(t, nil, "bench", "--json", "--duration", "300ms", "--rounds", "1")
+	checkCode(t, r, exitOK)
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	var got map[string]any
+	if err := dec.Decode(&got); err != nil {
+		t.Fatalf("stdout is not a JSON object: %v\n%s", err, r.stdout)
+	}
+	if dec.More() {
+		t.Errorf("stdout holds more than one JSON value:\n%s", r.stdout)
+	}
+	for _, key := range []string{
+		"direct_ns_per_op", "single_ns_per_op", "concurrent16_ns_per_op", "batch64_ns_per_fd",
+		"start_ns", "bare_start_ns", "child_rss_bytes", "allocs_per_open",
+		"single_over_direct", "concurrent16_over_direct", "batch64_per_fd_over_direct", "start_over_bare_start",
+	} {
+		v, ok := got[key]
+		if !ok {
+			t.Errorf("no %q in the JSON object", key)
+			continue
+		}
+		if n, ok := v.(float64); !ok || !(n > 0) {
+			t.Errorf("%q = %v, want a positive number", key, v)
+		}
+	}
+	if _, ok := got["c_single_ns_per_op"]; ok {
+		t.Errorf("C reference figures without --ref-dir: %v", got["c_single_ns_per_op"])
+	}
+	checkStderrContains(t, r, "privsep bench: round 1/1: 1 caller", "privsep bench: idle opener RSS")
+	if strings.Contains(r.stdout, "privsep bench: round") {
+		t.Errorf("progress on stdout:\n%s", r.stdout)
+	}
+}
+
+// TestBenchTable runs a very short privsep bench and checks the table's
+// rows, with the C reference when gcc and ../shared/bench are at hand.
+func TestBenchTable(t *testing.T) {
+	args := []string{"bench", "--duration", "100ms", "--rounds", "1"}
+	ref := ""
+	if _, err := exec.LookPath("gcc"); err == nil {
+		if abs, err := filepath.Abs(filepath.Join("..", "shared", "bench")); err == nil {
+			if _, err := os.Stat(filepath.Join(abs, "broker_seqpacket.c")); err == nil {
+				ref = abs
+				args = append(args, "--ref-dir", ref)
+			}
+		}
+	}
+	r := privsep(t, nil, args...)
+	checkCode(t, r, exitOK)
+	rows := []string{
+		"direct open+close", "opener, 1 caller", "opener, 16 callers", "opener, batch of 64",
+		"start to first fd", "bare re-exec", "idle opener RSS", "allocations per open",
+		"batch of 64 per fd / direct", "start to first fd / bare re-exec",
+	}
+	if ref != "" {
+		rows = append(rows, "C opener, 1 fd per round trip", "1 caller / C opener", "16-caller rate / C opener rate")
+	} else {
+		t.Log("no gcc or ../shared/bench: the C reference rows are not checked")
+	}
+	for _, row := range rows {
+		if !strings.Contains(r.stdout, row) {
+			t.Errorf("the table has no %q row:\n%s", row, r.stdout)
+		}
+	}
+}
+
+func TestBenchUsage(t *testing.T) {
+	r := privsep(t, nil, "bench", "--help")
+	checkCode(t, r, exitOK)
+	if !strings.HasPrefix(r.stdout, "Usage: privsep bench") || !strings.Contains(r.stdout, "-json") {
+		t.Errorf("bench --help: got %q", r.stdout)
+	}
+	for _, args := range [][]string{
+		{"bench", "--rounds", "0"},
+		{"bench", "--duration", "-1s"},
+		{"bench", "extra"},
+		{"bench", "--no-such-flag"},
+	} {
+		r := privsep(t, nil, args...)
+		checkCode(t, r, exitUsage)
+		if r.stdout != "" {
+			t.Errorf("privsep %q: stdout %q, want it empty", args, r.stdout)
+		}
+	}
+	r = privsep(t, nil, "bench", "--ref-dir", t.TempDir(), "--duration", "10ms", "--rounds", "1")
+	checkCode(t, r, exitFail)
+	checkStderrContains(t, r, "--ref-dir")
+}
