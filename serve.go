@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"os/user"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -169,7 +170,7 @@ func lookupID(s, what string, byName func(string) (string, error)) (uint32, erro
 	if s == "" {
 		return 0, fmt.Errorf("empty %s", what)
 	}
-	if s[0] >= '0' && s[0] <= '9' {
+	if strings.Trim(s, "0123456789") == "" {
 		n, err := strconv.ParseUint(s, 10, 32)
 		if err != nil || n == math.MaxUint32 {
 			return 0, fmt.Errorf("%s id %q is out of range", what, s)

@@ -45,31 +45,67 @@ func newConn(fd int) (*conn, error) {
 	return &conn{fd: fd, f: f, rc: rc}, nil
 }
 
-// recv receives one message, waiting for it as long as it takes.
-func (c *conn) recv(buf, oob []byte, fds []int) (m protocol.Msg, err error) {
-	rerr := c.rc.Read(func(fd uintptr) bool {
-		m, err = protocol.Recv(int(fd), buf, oob, fds, unix.MSG_DONTWAIT)
-		return err != unix.EAGAIN
-	})
-	if rerr != nil {
-		return protocol.Msg{}, rerr
+// connIO is one worker's receive and send operations, made once so that
+// waiting through the poller allocates nothing per message: a closure
+// passed to RawConn.Read escapes, and would be a new allocation on every
+// call.
+type connIO struct {
+	c        *conn
+	buf, oob []byte
+	fds      []int
+	m        protocol.Msg
+	msg      []byte // to send
+	sfds     []int  // to send with msg
+	err      error
+	tryRecv  func(uintptr) bool
+	trySend  func(uintptr) bool
+}
+
+func newIO(c *conn, buf, oob []byte, fds []int) *connIO {
+	x := &connIO{c: c, buf: buf, oob: oob, fds: fds}
+	x.tryRecv = func(fd uintptr) bool {
+		x.m, x.err = protocol.Recv(int(fd), x.buf, x.oob, x.fds, unix.MSG_DONTWAIT)
+		return x.err != unix.EAGAIN
 	}
-	return m, err
+	x.trySend = func(fd uintptr) bool {
+		x.err = protocol.Send(int(fd), x.msg, x.sfds, unix.MSG_DONTWAIT)
+		return x.err != unix.EAGAIN
+	}
+	return x
+}
+
+// recv receives one message, waiting for it as long as it takes. The
+// message's payload and descriptors live in the io's buffers until the next
+// recv.
+func (x *connIO) recv() (protocol.Msg, error) {
+	if err := x.c.rc.Read(x.tryRecv); err != nil {
+		return protocol.Msg{}, err
+	}
+	return x.m, x.err
 }
 
 // send sends one message, waiting for room in the peer's queue.
-func (c *conn) send(msg []byte, fds []int) (err error) {
-	if c.bound != nil {
-		return c.sendBounded(msg, fds)
+func (x *connIO) send(msg []byte, fds []int) error {
+	if x.c.bound != nil {
+		return x.c.sendBounded(msg, fds)
 	}
-	werr := c.rc.Write(func(fd uintptr) bool {
-		err = protocol.Send(int(fd), msg, fds, unix.MSG_DONTWAIT)
-		return err != unix.EAGAIN
-	})
-	if werr != nil {
-		return werr
+	x.msg, x.sfds = msg, fds
+	err := x.c.rc.Write(x.trySend)
+	x.msg, x.sfds = nil, nil
+	if err != nil {
+		return err
 	}
-	return err
+	return x.err
+}
+
+// recv receives one message into the given buffers; for the handshake.
+func (c *conn) recv(buf, oob []byte, fds []int) (protocol.Msg, error) {
+	return newIO(c, buf, oob, fds).recv()
+}
+
+// send sends one message; for the handshake.
+func (c *conn) send(msg []byte, fds []int) error {
+	return newIO(c, nil, nil, nil).send(msg, fds)
 }
 
 // trySend sends without waiting; for last words before exiting.

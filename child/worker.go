@@ -29,6 +29,7 @@ type worker struct {
 	opened []int
 	cpath  [policy.MaxPath + 1]byte // NUL-terminated relative path for openat2
 
+	io      *connIO     // receives into buf, oob and fds; sends replies
 	holding atomic.Bool // this worker holds s.receiving
 	stall   *time.Timer // passes the receiving role on when a request stalls
 }
@@ -44,6 +45,7 @@ func newWorker(s *session) *worker {
 		status: make([]protocol.Status, 0, protocol.MaxBatch),
 		opened: make([]int, 0, protocol.MaxBatch),
 	}
+	w.io = newIO(s.conn, w.buf, w.oob, w.fds)
 	w.stall = time.AfterFunc(time.Hour, w.passOn)
 	w.stall.Stop()
 	return w
@@ -66,7 +68,7 @@ func (w *worker) run() int {
 			w.s.receiving.Lock()
 			w.holding.Store(true)
 		}
-		m, err := w.s.conn.recv(w.buf, w.oob, w.fds)
+		m, err := w.io.recv()
 		switch {
 		case err == io.EOF:
 			// End of stream is sticky: let the next worker see it too.
@@ -170,7 +172,7 @@ func (w *worker) protoError(h protocol.Header, why string, err error) {
 // reply sends msg with fds and then closes fds: the opener keeps nothing it
 // hands out, whether or not the send worked.
 func (w *worker) reply(msg []byte, fds []int) {
-	err := w.s.conn.send(msg, fds)
+	err := w.io.send(msg, fds)
 	protocol.CloseFDs(fds)
 	if err != nil && !errors.Is(err, unix.EPIPE) && !errors.Is(err, unix.ECONNRESET) {
 		// A parent that went away shows up as end of stream on the next

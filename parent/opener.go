@@ -49,6 +49,9 @@ type Opener struct {
 	roob      []byte
 	rfds      []int
 	rdeadline bool // a read deadline may be set on file
+	rmsg      protocol.Msg
+	rerr      error
+	tryRecv   func(uintptr) bool // made once: a closure per call would allocate
 
 	calls sync.Pool // *call
 
@@ -123,6 +126,10 @@ func newOpener(sock int, log hclog.Logger) (*Opener, error) {
 		done:    make(chan struct{}),
 	}
 	o.idle.L = &o.mu
+	o.tryRecv = func(fd uintptr) bool {
+		o.rmsg, o.rerr = protocol.Recv(int(fd), o.rbuf, o.roob, o.rfds, unix.MSG_DONTWAIT)
+		return o.rerr != unix.EAGAIN
+	}
 	o.flushTimer = time.AfterFunc(time.Hour, func() { o.flush(true) })
 	o.flushTimer.Stop()
 	o.calls.New = func() any {
@@ -149,14 +156,9 @@ func (o *Opener) recv(ctx context.Context) (protocol.Msg, error) {
 		o.rdeadline = !deadline.IsZero()
 	}
 	for {
-		var m protocol.Msg
-		var err error
-		rerr := o.rc.Read(func(fd uintptr) bool {
-			m, err = protocol.Recv(int(fd), o.rbuf, o.roob, o.rfds, unix.MSG_DONTWAIT)
-			return err != unix.EAGAIN
-		})
+		rerr := o.rc.Read(o.tryRecv)
 		if rerr == nil {
-			return m, err
+			return o.rmsg, o.rerr
 		}
 		if errors.Is(rerr, os.ErrDeadlineExceeded) {
 			if err := ctx.Err(); err != nil {
