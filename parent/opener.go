@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -66,6 +67,7 @@ type Opener struct {
 	active  int              // calls that may still touch sock
 	idle    sync.Cond        // signalled when active drops to zero
 
+	terminated atomic.Bool // err is set: wakes a reader parked on the socket
 	inFlight   int         // messages sent and not yet answered
 	queue      []*call     // single opens waiting to go out in a group
 	flushTimer *time.Timer // sends the queue when replies stop coming
@@ -165,6 +167,11 @@ func (o *Opener) recv(ctx context.Context) (protocol.Msg, error) {
 				o.rdeadline = true
 				return protocol.Msg{}, err
 			}
+			if o.terminated.Load() {
+				// terminateLocked woke us: every call has its answer.
+				o.rdeadline = true
+				return protocol.Msg{}, io.EOF
+			}
 			// A cancellation meant for an earlier reader: undo it.
 			o.file.SetReadDeadline(deadline)
 			continue
@@ -237,12 +244,23 @@ func (o *Opener) Open(ctx context.Context, path string, flag int, perm fs.FileMo
 	}
 	defer o.putCall(c)
 	if c.err != nil {
-		return nil, c.err
+		return nil, callError("open", path, c.err)
 	}
 	if len(c.fds) == 0 {
 		return nil, replyError(path, c.reply)
 	}
 	return os.NewFile(uintptr(c.fds[0]), path), nil
+}
+
+// callError reports a call that got no reply of its own: the connection's
+// end (ErrClosed or *ExitError) as it is, anything else (descriptors lost at
+// the descriptor limit) as a *fs.PathError.
+func callError(op, path string, err error) error {
+	var ee *ExitError
+	if err == ErrClosed || errors.As(err, &ee) {
+		return err
+	}
+	return &fs.PathError{Op: op, Path: path, Err: err}
 }
 
 // pathRefusal reports a path the parent refuses before asking: the opener
@@ -665,6 +683,11 @@ func (o *Opener) terminateLocked(err error) {
 		return
 	}
 	o.err = err
+	// A reader may be parked on the socket with nothing left to come (the
+	// opener exited while something it left behind holds its end): wake
+	// it, so that it returns the answer it now has.
+	o.terminated.Store(true)
+	o.file.SetReadDeadline(longAgo)
 	fail := func(c *call) {
 		if !c.abandoned && !c.done {
 			c.err, c.done = err, true

@@ -25,6 +25,9 @@ const (
 	// closeTimeout bounds how long Close waits for the opener to drain and
 	// exit before it kills it.
 	closeTimeout = 5 * time.Second
+	// logGrace bounds how long the parent reads the opener's stderr after
+	// the opener exited.
+	logGrace = 200 * time.Millisecond
 	// deathGrace bounds how long a reader that saw the connection end waits
 	// for the opener to exit before it kills it.
 	deathGrace = 2 * time.Second
@@ -173,6 +176,12 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 	}
 	go o.waitProcess(func() *os.ProcessState {
 		_ = cmd.Wait() // the state is in cmd.ProcessState whatever the error
+		if logR != nil {
+			// The opener is gone; if something it left behind still holds
+			// its stderr, stop reading after the grace period rather than
+			// keep a descriptor and a goroutine for as long as that lives.
+			time.AfterFunc(logGrace, func() { logR.Close() })
+		}
 		return cmd.ProcessState
 	}, logsDone)
 
@@ -273,7 +282,7 @@ func (o *Opener) waitProcess(wait func() *os.ProcessState, logsDone <-chan struc
 	// drain the last lines, which the error report wants.
 	select {
 	case <-logsDone:
-	case <-time.After(200 * time.Millisecond):
+	case <-time.After(logGrace):
 	}
 	o.mu.Lock()
 	cause := o.cause
