@@ -26,6 +26,7 @@ func TestBenchJSON(t *testing.T) {
 	for _, key := range []string{
 		"direct_ns_per_op", "single_ns_per_op", "concurrent16_ns_per_op", "batch64_ns_per_fd",
 		"start_ns", "bare_start_ns", "child_rss_bytes", "allocs_per_open",
+		"single_cpu_ns_per_op", "concurrent16_cpu_ns_per_op", "batch64_cpu_ns_per_fd",
 		"single_over_direct", "concurrent16_over_direct", "batch64_per_fd_over_direct", "start_over_bare_start",
 	} {
 		v, ok := got[key]

@@ -60,6 +60,19 @@ next:
 	return out
 }
 
+// await waits up to a few seconds for lines that contain every one of
+// subs (the server's stderr is read as it comes) and returns them.
+func (l *serveLog) await(subs ...string) []string {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := l.with(subs...)
+		if len(got) > 0 || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // serveProc is a running "privsep serve".
 type serveProc struct {
 	cmd    *exec.Cmd
@@ -222,7 +235,7 @@ func TestServeGet(t *testing.T) {
 		checkCode(t, r, 1)
 		checkStdout(t, r, "")
 		checkStderrLines(t, r, "privsep: dial "+sock+": the server refused this connection: this user and group may not connect (permission denied)\n")
-		if l := s.log.with("refused connection", "uid=65534", "gid=65534", "pid="); len(l) != 1 {
+		if l := s.log.await("refused connection", "uid=65534", "gid=65534", "pid="); len(l) != 1 {
 			t.Errorf("server log: got %q, want one refusal naming uid, gid and pid 65534; log:\n%s", l, s.log)
 		}
 	}
@@ -304,10 +317,10 @@ func TestServeUIDs(t *testing.T) {
 		checkStdout(t, r, "")
 		checkStderrLines(t, r, "privsep: dial "+sock+": the server refused this connection: this user and group may not connect (permission denied)\n")
 	}
-	if l := s.log.with("refused connection", "uid=65531", "gid=65531"); len(l) != 1 {
+	if l := s.log.await("refused connection", "uid=65531", "gid=65531"); len(l) != 1 {
 		t.Errorf("server log: got %q, want one refusal of uid 65531; log:\n%s", l, s.log)
 	}
-	if l := s.log.with("client connected", "uid=65534", "gid=65533", `"uid 65534"`, `"gid 65533"`); len(l) != 1 {
+	if l := s.log.await("client connected", "uid=65534", "gid=65533", `"uid 65534"`, `"gid 65533"`); len(l) != 1 {
 		t.Errorf("server log: got %q, want one connection of uid 65534 gid 65533 with both sections; log:\n%s", l, s.log)
 	}
 	if code, _ := s.stop(t); code != 0 {

@@ -717,3 +717,155 @@ func TestHostileCredentialsArrive(t *testing.T) {
 		t.Errorf("with SO_PASSCRED the receiver got no credentials")
 	}
 }
+
+// TestHostileEndOfStreamWithRequestsPending ends the stream right after a
+// burst of requests: with shutdown(SHUT_WR) the opener must answer every one
+// and then exit 0; with the socket closed (nobody left to answer) it must
+// exit 0 too, not fail on the replies it cannot send.
+func TestHostileEndOfStreamWithRequestsPending(t *testing.T) {
+	fx := newHostileFixture(t)
+	const n = 200
+	for _, closeAll := range []bool{false, true} {
+		name := "shutdown(SHUT_WR)"
+		if closeAll {
+			name = "close(2)"
+		}
+		t.Run(name, func(t *testing.T) {
+			p := fx.start(t)
+			for i := 1; i <= n; i++ {
+				p.MustSend(openMsg(uint32(i), fx.file), nil)
+			}
+			var got string
+			var code int
+			var err error
+			if closeAll {
+				unix.Close(p.Sock)
+				p.Sock = -1
+				code, got, err = p.Exit(hostile.Timeout)
+			} else {
+				must(t, unix.Shutdown(p.Sock, unix.SHUT_WR))
+				var msgs []protocol.Msg
+				code, got, msgs, err = p.Finish()
+				opened := 0
+				for _, m := range msgs {
+					if m.Type == protocol.TypeOpened {
+						opened++
+					}
+				}
+				got = fmt.Sprintf("%d of %d answered with opened, then %s", opened, n, got[strings.LastIndex(got, "then ")+5:])
+				if opened != n {
+					t.Errorf("%d of %d requests answered before end of stream", opened, n)
+				}
+			}
+			want := fmt.Sprintf("%d of %d answered with opened, then exit 0", n, n)
+			if closeAll {
+				want = "exit 0"
+			}
+			hostile.Row(t, secLoad, fmt.Sprintf("%d requests, then at once %s", n, name), want, got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code != protocol.ExitOK {
+				t.Errorf("exit status %d, want 0; stderr: %s", code, p.Stderr())
+			}
+		})
+	}
+}
+
+// TestHostileMixedPipeline keeps a window of requests in flight, good ones
+// mixed with refused and malformed ones and ones carrying descriptors, so
+// that the opener's workers meet them concurrently: every id must be
+// answered exactly once, each with the reply its kind calls for.
+func TestHostileMixedPipeline(t *testing.T) {
+	fx := newHostileFixture(t)
+	p := fx.start(t)
+	must(t, p.Probe(1, fx.file))
+	before := p.FDs(-1)
+	pipe := make([]int, 2)
+	must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
+	defer unix.Close(pipe[0])
+	defer unix.Close(pipe[1])
+	total := 20000
+	if hostile.Race {
+		total = 5000
+	}
+	const window = 64
+	type kind struct {
+		name  string
+		build func(id uint32) ([]byte, []byte)
+		want  func(id uint32) string
+	}
+	errWant := func(r protocol.Reason, e syscall.Errno) func(uint32) string {
+		return func(id uint32) string { return hostile.ReplyText(id, r, e) }
+	}
+	kinds := []kind{
+		{"granted", func(id uint32) ([]byte, []byte) { return openMsg(id, fx.file), nil },
+			func(id uint32) string { return fmt.Sprintf("opened id %d with 1 fd", id) }},
+		{"denied", func(id uint32) ([]byte, []byte) { return openMsg(id, "/etc/passwd"), nil },
+			errWant(protocol.ReasonDenied, unix.EACCES)},
+		{"missing", func(id uint32) ([]byte, []byte) { return openMsg(id, fx.dir+"/missing"), nil },
+			errWant(protocol.ReasonSystem, unix.ENOENT)},
+		{"malformed payload", func(id uint32) ([]byte, []byte) {
+			return hostile.Message(protocol.TypeOpen, id, 0, []byte{1, 2, 3}), nil
+		},
+			errWant(protocol.ReasonProtocol, unix.EPROTO)},
+		{"unknown type", func(id uint32) ([]byte, []byte) { return hostile.Message(0xee, id, 0, nil), nil },
+			errWant(protocol.ReasonProtocol, unix.EPROTO)},
+		{"descriptor attached", func(id uint32) ([]byte, []byte) {
+			return hostile.SetNFD(openMsg(id, fx.file), 1), hostile.Rights(pipe[id%2])
+		}, errWant(protocol.ReasonProtocol, unix.EPROTO)},
+		{"batch", func(id uint32) ([]byte, []byte) {
+			m, _ := protocol.AppendOpenBatch(nil, id, []protocol.Open{{Path: []byte(fx.file)}, {Path: []byte("/etc/passwd")}})
+			return m, nil
+		}, func(id uint32) string { return fmt.Sprintf("batch-reply id %d: 2 items, 1 ok, 1 fds", id) }},
+	}
+	want := make(map[uint32]string, total)
+	sent, got, wrong, dup := 0, 0, 0, 0
+	var firstWrong string
+	seen := make(map[uint32]bool, total)
+	begin := time.Now()
+	for got < total {
+		for sent < total && sent-got < window {
+			sent++
+			id := uint32(sent + 10)
+			k := kinds[sent%len(kinds)]
+			data, oob := k.build(id)
+			want[id] = k.want(id)
+			if err := p.SendRaw(data, oob, 0); err != nil {
+				t.Fatalf("request %d: %v", sent, err)
+			}
+		}
+		m, err := p.Recv(hostile.Timeout)
+		if err != nil {
+			t.Fatalf("after %d replies: %v; stderr: %s", got, err, p.Stderr())
+		}
+		got++
+		d := hostile.Describe(m)
+		protocol.CloseFDs(m.FDs)
+		if seen[m.ID] {
+			dup++
+		}
+		seen[m.ID] = true
+		if d != want[m.ID] {
+			wrong++
+			if firstWrong == "" {
+				firstWrong = fmt.Sprintf("got %s, want %s", d, want[m.ID])
+			}
+		}
+	}
+	elapsed := time.Since(begin)
+	probeErr := p.Probe(2, fx.file)
+	after := p.FDs(before)
+	hostile.Row(t, secLoad, fmt.Sprintf("%d requests pipelined %d deep, seven kinds mixed (granted, denied, missing, malformed, unknown type, descriptor attached, batch)", total, window),
+		"every id answered exactly once with the reply of its kind; serves on; fds unchanged",
+		fmt.Sprintf("%d replies in %v, %d wrong, %d duplicates; probe %s; fds %d→%d", got, elapsed.Round(time.Millisecond), wrong, dup, okText(probeErr), before, after))
+	if wrong > 0 || dup > 0 {
+		t.Errorf("%d wrong replies, %d duplicates; first wrong: %s", wrong, dup, firstWrong)
+	}
+	if probeErr != nil {
+		t.Error(probeErr)
+	}
+	if after != before {
+		t.Errorf("opener descriptors %d→%d", before, after)
+	}
+}

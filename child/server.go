@@ -139,12 +139,13 @@ type server struct {
 
 // client is one accepted connection.
 type client struct {
-	id   uint64
-	uc   *net.UnixConn // owns the descriptor; closed when the session is over
-	rc   syscall.RawConn
-	fd   int
-	peer Peer
-	log  hclog.Logger
+	id    uint64
+	uc    *net.UnixConn // owns the descriptor; closed when the session is over
+	rc    syscall.RawConn
+	fd    int
+	peer  Peer
+	log   hclog.Logger
+	stuck atomic.Bool // the client stopped reading its replies
 }
 
 func newServer(ln *net.UnixListener, cfg ServerConfig) (*server, error) {
@@ -538,24 +539,26 @@ type sendBound struct {
 // client that stops reading holds up only its own session, and only for
 // that long.
 func (c *conn) sendBounded(msg []byte, fds []int) error {
-	var err error
-	werr := c.rc.Write(func(fd uintptr) bool {
-		err = protocol.Send(int(fd), msg, fds, unix.MSG_DONTWAIT)
-		return true
-	})
-	if werr != nil || err != unix.EAGAIN {
-		if werr != nil {
-			return werr
-		}
+	// The descriptor stays open until the session's workers are done (see
+	// serve), so the first, non-blocking try needs no RawConn round trip.
+	if err := protocol.Send(c.fd, msg, fds, unix.MSG_DONTWAIT); err != unix.EAGAIN {
 		return err
 	}
+	return c.sendWaiting(msg, fds)
+}
+
+// sendWaiting waits for room in the client's queue, up to the bound.
+func (c *conn) sendWaiting(msg []byte, fds []int) error {
 	b := c.bound
 	t := time.AfterFunc(b.timeout, func() {
-		b.client.log.Warn("client does not read its replies: ending its session", "timeout", b.timeout)
+		if b.client.stuck.CompareAndSwap(false, true) { // both workers may be waiting
+			b.client.log.Warn("client does not read its replies: ending its session", "timeout", b.timeout)
+		}
 		b.client.shutdown(unix.SHUT_RDWR)
 	})
 	defer t.Stop()
-	werr = c.rc.Write(func(fd uintptr) bool {
+	var err error
+	werr := c.rc.Write(func(fd uintptr) bool {
 		err = protocol.Send(int(fd), msg, fds, unix.MSG_DONTWAIT)
 		return err != unix.EAGAIN
 	})

@@ -335,7 +335,7 @@ func TestServerMisbehavingClients(t *testing.T) {
 	file := filepath.Join(dir, "f")
 	must(t, os.WriteFile(file, []byte("good\n"), 0o644))
 	before := countFDs(t, os.Getpid())
-	s := serveTest(t, child.ServerConfig{HelloTimeout: 300 * time.Millisecond, SendTimeout: 300 * time.Millisecond}, dir+"/")
+	s := serveTest(t, child.ServerConfig{HelloTimeout: time.Second, SendTimeout: 300 * time.Millisecond}, dir+"/")
 
 	var bad sync.WaitGroup
 	// Connects and sends nothing.

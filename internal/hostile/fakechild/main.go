@@ -19,6 +19,10 @@
 //	duplicate    answers every open twice
 //	lastwords    answers an open with the error id 0 that precedes exit 3, and stays
 //	ctrunc       opened whose header says 1 descriptor, with 253 attached
+//	zerolen      answers with a zero-length message
+//	huge         answers with a 100000-byte message (more than the parent's buffer)
+//	badversion   answers with a reply whose header says version 2
+//	ignoreeof    serves correctly, but does not exit at end of stream
 //	logs         writes garbage log lines to stderr, serves, exits 1 at end of stream
 //	stderrhold   leaves a grandchild holding stderr, exits 1 on the first request
 //	sockhold     the same, the grandchild holding its end of the socket too
@@ -67,8 +71,11 @@ func main() {
 	recv := func() protocol.Msg {
 		m, err := protocol.Recv(sock, buf, oob, nil, 0)
 		if err == io.EOF {
-			if scenario == "logs" {
+			switch scenario {
+			case "logs":
 				os.Exit(1)
+			case "ignoreeof":
+				time.Sleep(time.Hour)
 			}
 			os.Exit(0)
 		}
@@ -191,7 +198,21 @@ func main() {
 			send(protocol.AppendError(nil, 0, protocol.ErrorReply{Errno: uint32(unix.EPROTO), Reason: protocol.ReasonProtocol}), nil)
 		case "ctrunc":
 			send(protocol.AppendOpened(nil, m.ID), fds(protocol.MaxFDs))
-		default: // good, logs, unsolicited
+		case "zerolen":
+			if err := unix.Sendmsg(sock, nil, nil, nil, unix.MSG_NOSIGNAL); err != nil {
+				fatal(err)
+			}
+		case "huge":
+			msg := make([]byte, 100000)
+			copy(msg, protocol.AppendOpened(nil, m.ID))
+			if err := unix.Sendmsg(sock, msg, nil, nil, unix.MSG_NOSIGNAL); err != nil {
+				fatal(err)
+			}
+		case "badversion":
+			msg := protocol.AppendOpened(nil, m.ID)
+			msg[2] = 2
+			send(msg, fds(1))
+		default: // good, logs, unsolicited, ignoreeof
 			if batch > 0 {
 				msg, err := protocol.AppendBatchReply(nil, m.ID, make([]protocol.Status, batch))
 				if err != nil {
