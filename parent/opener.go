@@ -453,13 +453,17 @@ func (o *Opener) wait(ctx context.Context, c *call) error {
 			err := o.read(ctx, c)
 			o.mu.Lock()
 			o.reading = false
+			if err != nil && !c.done {
+				// Before promoting: the role must go to a caller that
+				// stays, not back to this one.
+				c.abandoned = true
+			}
 			o.promoteLocked()
 			if c.done {
 				o.mu.Unlock()
 				return nil
 			}
 			if err != nil {
-				c.abandoned = true
 				o.mu.Unlock()
 				return err
 			}
