@@ -338,14 +338,28 @@ func (b *bencher) run(refDir string) (*benchReport, error) {
 	if err := b.warmUp(); err != nil {
 		return nil, err
 	}
+	// A machine much busier than usual makes everything slower, and the C
+	// programs run for a count of iterations rather than a time: past the
+	// budget, stop after the round in progress.
+	budget := time.Duration(float64(b.slice)*float64(b.rounds*len(figures))*1.5) + 5*time.Second
+	roundsStart := time.Now()
 	for r := 1; r <= b.rounds; r++ {
 		for _, f := range figures {
 			v, note, err := f.run(b.slice)
+			if errors.Is(err, errStalled) {
+				b.progress("round %d/%d: %-38s skipped: %v", r, b.rounds, f.name, err)
+				continue
+			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", f.name, err)
 			}
 			rep.spread[f.key] = append(rep.spread[f.key], v)
 			b.progress("round %d/%d: %-38s %s  (%s)", r, b.rounds, f.name, fmtNs(v, f.unit), note)
+		}
+		rep.Rounds = r
+		if el := time.Since(start); r < b.rounds && el+time.Since(roundsStart)/time.Duration(r) > budget {
+			b.progress("stopping after %d round(s): the machine is slower than expected (%v so far)", r, el.Round(time.Second))
+			break
 		}
 	}
 	med := func(key string) float64 { return median(rep.spread[key]) }
@@ -447,7 +461,10 @@ func timeLoop(ctx context.Context, d time.Duration, minOps int, op func() error)
 		if per <= 0 {
 			per = 1
 		}
-		chunk = max(int((d-el)/per/2), minOps-n, 1)
+		// Aim at half the time left, but look at the clock at least every
+		// millisecond's worth of calls, so that a machine that slows down
+		// suddenly does not stretch the loop far beyond d.
+		chunk = max(min(int((d-el)/per/2), int(time.Millisecond/per)), 1)
 	}
 }
 
@@ -653,6 +670,10 @@ func buildCRef(src, tmp string) (*cRef, error) {
 	return c, nil
 }
 
+// errStalled reports a C reference run that took far longer than it
+// should have; its round goes without that figure.
+var errStalled = errors.New("the program ran far longer than calibrated (a busy machine?)")
+
 // calibrate runs each program briefly to learn its time per iteration.
 func (c *cRef) calibrate(path string) error {
 	var err error
@@ -684,16 +705,21 @@ func cCPU(cpu time.Duration, n int64) float64 {
 
 func (b *bencher) cDirect(d time.Duration) (float64, string, error) {
 	n := iterations(d, b.cref.perDirect)
-	ns, _, _, err := b.cref.runProg(b.cref.direct, "c_direct", b.path, strconv.FormatInt(n, 10))
-	return ns, fmt.Sprintf("%d opens", n), err
+	ns, _, _, err := b.cref.runFor(d, b.cref.direct, "c_direct", b.path, strconv.FormatInt(n, 10))
+	if err != nil {
+		return 0, "", err
+	}
+	b.cref.perDirect = ns
+	return ns, fmt.Sprintf("%d opens", n), nil
 }
 
 func (b *bencher) cSingle(d time.Duration) (float64, string, error) {
 	n := iterations(d, b.cref.perSingle)
-	ns, rss, cpu, err := b.cref.runProg(b.cref.broker, "c_seqpacket_b1", "seq", "1", strconv.FormatInt(n, 10), b.path)
+	ns, rss, cpu, err := b.cref.runFor(d, b.cref.broker, "c_seqpacket_b1", "seq", "1", strconv.FormatInt(n, 10), b.path)
 	if err != nil {
 		return 0, "", err
 	}
+	b.cref.perSingle = ns
 	if rss > 0 {
 		b.cref.childRSS = rss
 	}
@@ -703,21 +729,38 @@ func (b *bencher) cSingle(d time.Duration) (float64, string, error) {
 
 func (b *bencher) cBatch(d time.Duration) (float64, string, error) {
 	n := iterations(d, b.cref.perBatch)
-	ns, _, cpu, err := b.cref.runProg(b.cref.broker, "c_seqpacket_b64", "seq", "64", strconv.FormatInt(n, 10), b.path)
+	ns, _, cpu, err := b.cref.runFor(d, b.cref.broker, "c_seqpacket_b64", "seq", "64", strconv.FormatInt(n, 10), b.path)
 	if err != nil {
 		return 0, "", err
 	}
+	b.cref.perBatch = ns
 	perFD := cCPU(cpu, n) / benchBatch
 	b.cpu["c_batch64"] = append(b.cpu["c_batch64"], perFD)
 	return ns / benchBatch, fmt.Sprintf("%d batches, %s CPU per fd", n, fmtNs(perFD, "ns")), nil
+}
+
+// runFor is runProg for a run sized to take about d: one that takes much
+// longer is killed and reported as errStalled.
+func (c *cRef) runFor(d time.Duration, prog, name string, args ...string) (float64, int64, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*d+time.Second)
+	defer cancel()
+	ns, rss, cpu, err := c.run(ctx, prog, name, args...)
+	if err != nil && ctx.Err() != nil {
+		return 0, 0, 0, errStalled
+	}
+	return ns, rss, cpu, err
 }
 
 // runProg runs a C reference program and returns the ns/op of its RESULT
 // line called name, the child RSS it reports on stderr, if any, and the CPU
 // time it used, with that of the children it waited for.
 func (c *cRef) runProg(prog, name string, args ...string) (float64, int64, time.Duration, error) {
+	return c.run(context.Background(), prog, name, args...)
+}
+
+func (c *cRef) run(ctx context.Context, prog, name string, args ...string) (float64, int64, time.Duration, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(prog, args...)
+	cmd := exec.CommandContext(ctx, prog, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return 0, 0, 0, fmt.Errorf("%s %s: %v\n%s", filepath.Base(prog), strings.Join(args, " "), err, stderr.Bytes())

@@ -63,7 +63,7 @@ next:
 // await waits up to a few seconds for lines that contain every one of
 // subs (the server's stderr is read as it comes) and returns them.
 func (l *serveLog) await(subs ...string) []string {
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		got := l.with(subs...)
 		if len(got) > 0 || time.Now().After(deadline) {
@@ -228,7 +228,7 @@ func TestServeGet(t *testing.T) {
 		r = privsep(t, as(65534, 65534), "get", "--socket", sock, file)
 		checkCode(t, r, 1)
 		checkStdout(t, r, "")
-		checkStderrLines(t, r, "privsep: dial "+sock+": connect: permission denied\n")
+		checkStderrLines(t, r, "privsep: dial "+sock+": connect: permission denied (the socket file's mode and group do not let this process connect)\n")
 		// ...and where it can, the server refuses it and logs who it was.
 		must(t, os.Chmod(sock, 0o666))
 		r = privsep(t, as(65534, 65534), "get", "--socket", sock, file)
@@ -240,7 +240,7 @@ func TestServeGet(t *testing.T) {
 		}
 	}
 	code, took := s.stop(t)
-	if code != 0 || took > 5*time.Second {
+	if code != 0 || took > 8*time.Second {
 		t.Errorf("after SIGTERM: exit status %d after %v, want 0 promptly", code, took)
 	}
 	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
@@ -405,17 +405,19 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 	s := startServe(t, sock, "--allow", dir+"/", "--log-level", "warn")
 
 	const clients = 30
-	var wg sync.WaitGroup
+	var wg, dialed sync.WaitGroup
 	var mu sync.Mutex
 	ok, failed := 0, 0
 	errs := make(chan error, clients)
 	for range clients {
 		wg.Add(1)
+		dialed.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			o, err := parent.Dial(ctx, sock)
+			dialed.Done()
 			if err != nil {
 				errs <- err
 				return
@@ -446,14 +448,23 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Every client connected and the opens under way.
+	dialed.Wait()
+	for deadline := time.Now().Add(cmdTimeout); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := ok
+		mu.Unlock()
+		if n >= clients || time.Now().After(deadline) {
+			break
+		}
+	}
 	code, took := s.stop(t)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Errorf("client: %v", err)
 	}
-	if code != 0 || took > 7*time.Second {
+	if code != 0 || took > 10*time.Second {
 		t.Errorf("after SIGTERM: exit status %d after %v, want 0 within the shutdown bound", code, took)
 	}
 	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {

@@ -440,6 +440,13 @@ func (srv *server) handshake(c *client, s *session) bool {
 	c.uc.SetReadDeadline(time.Now().Add(srv.cfg.HelloTimeout))
 	m, err := s.conn.recv(buf, oob, nil)
 	c.uc.SetReadDeadline(time.Time{})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The timer may fire late, on a busy machine, after the hello came:
+		// look once more before calling it a timeout.
+		if m2, err2 := protocol.Recv(c.fd, buf, oob, nil, unix.MSG_DONTWAIT); err2 != unix.EAGAIN {
+			m, err = m2, err2
+		}
+	}
 	fail := func(errno syscall.Errno, what string, args ...any) bool {
 		c.log.Warn("refused the handshake: "+what, args...)
 		msg := protocol.AppendError(buf[:0], 0, protocol.ErrorReply{Errno: uint32(errno), Reason: protocol.ReasonProtocol})

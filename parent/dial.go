@@ -45,6 +45,10 @@ func Dial(ctx context.Context, path string) (*Opener, error) {
 		if errors.As(err, &oe) && oe.Err != nil {
 			err = oe.Err // "dial unixpacket PATH:" says nothing we do not
 		}
+		if errors.Is(err, syscall.EACCES) {
+			// The kernel's gate, before the server's own.
+			err = fmt.Errorf("%w (the socket file's mode and group do not let this process connect)", err)
+		}
 		return fail(err)
 	}
 	// The Opener waits through the runtime's poller on a descriptor of its
