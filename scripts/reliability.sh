@@ -6,13 +6,15 @@
 # its verdict is the test's own --- PASS/FAIL line, and the fuzz figures are
 # the fuzzer's final "fuzz: elapsed: ..." line of each target.
 #
-# Usage: scripts/reliability.sh [-fuzztime D] [-soak N] [-o FILE] [-keep DIR]
+# Usage: scripts/reliability.sh [-fuzztime D] [-soak N] [-o FILE] [-keep DIR] [-from DIR]
 #   -fuzztime D  how long to fuzz each target, one after another, with
 #                -parallel 2 (default 2m; 0 skips fuzzing)
 #   -soak N      operations of TestSoak (default 1000000)
 #   -o FILE      where to write the report (default RELIABILITY.md at the
 #                module root; - for standard output)
 #   -keep DIR    also keep the raw go test output in DIR
+#   -from DIR    run nothing: write the report from the raw output that an
+#                earlier run kept in DIR
 #
 # The rows are also printed as they are collected. Exit status: 0 if every
 # test passed and no fuzz target failed, 1 otherwise (the report is written
@@ -25,12 +27,14 @@ fuzztime=2m
 soak=1000000
 out=
 keep=
+from=
 while [ $# -gt 0 ]; do
 	case $1 in
 	-fuzztime) fuzztime=${2:?-fuzztime needs a value}; shift 2 ;;
 	-soak) soak=${2:?-soak needs a value}; shift 2 ;;
 	-o) out=${2:?-o needs a file}; shift 2 ;;
 	-keep) keep=${2:?-keep needs a directory}; shift 2 ;;
+	-from) from=${2:?-from needs a directory}; shift 2 ;;
 	-h | -help | --help) usage; exit 0 ;;
 	*) echo "reliability.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -43,55 +47,64 @@ raw=$(mktemp -d "${TMPDIR:-/tmp}/privsep-reliability.XXXXXX")
 trap 'rm -rf "$raw"' EXIT
 failed=0
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain 2>/dev/null | grep -v '^??' || true)" ]; then
-	commit="$commit (with uncommitted changes)"
-fi
-meta="$(date -u +%Y-%m-%dT%H:%MZ), $(go version | cut -d' ' -f3-), Linux $(uname -r), $(nproc) CPUs, commit $commit"
+if [ -n "$from" ]; then
+	cp "$from"/suite.txt "$from"/fuzz.tsv "$from"/meta.txt "$raw"/
+	{ read -r meta; read -r suite_status; read -r fuzztime; read -r targets; } <"$raw/meta.txt"
+	if [ "$suite_status" -ne 0 ] || grep -q '	FAILED' "$raw/fuzz.tsv"; then
+		failed=1
+	fi
+else
+	commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+	if [ -n "$(git status --porcelain 2>/dev/null | grep -v '^??' || true)" ]; then
+		commit="$commit (with uncommitted changes)"
+	fi
+	meta="$(date -u +%Y-%m-%dT%H:%MZ), $(go version | cut -d' ' -f3-), Linux $(uname -r), $(nproc) CPUs, commit $commit"
 
-# 1. The suite and the soak, verbose.
-echo "== go test -v -run '^(TestHostile|TestFault|TestSoak)' ./child/ ./parent/ (PRIVSEP_SOAK_OPS=$soak)" >&2
-set +e
-PRIVSEP_SOAK_OPS=$soak go test -count=1 -v -timeout 60m -run '^(TestHostile|TestFault|TestSoak)' ./child/ ./parent/ >"$raw/suite.txt" 2>&1
-suite_status=$?
-set -e
-[ "$suite_status" -eq 0 ] || failed=1
-grep -a "RELIABILITY	" "$raw/suite.txt" | sed 's/^.*RELIABILITY	//' | cut -f1,3,5 | sed 's/	/ | /g' >&2 || true
+	# 1. The suite and the soak, verbose.
+	echo "== go test -v -run '^(TestHostile|TestFault|TestSoak)' ./child/ ./parent/ (PRIVSEP_SOAK_OPS=$soak)" >&2
+	set +e
+	PRIVSEP_SOAK_OPS=$soak go test -count=1 -v -timeout 60m -run '^(TestHostile|TestFault|TestSoak)' ./child/ ./parent/ >"$raw/suite.txt" 2>&1
+	suite_status=$?
+	set -e
+	[ "$suite_status" -eq 0 ] || failed=1
+	grep -a "RELIABILITY	" "$raw/suite.txt" | sed 's/^.*RELIABILITY	//' | cut -f1,3,5 | sed 's/	/ | /g' >&2 || true
 
-# 2. Fuzzing, one target after another.
-: >"$raw/fuzz.tsv"
-targets=0
-for pkg in $(go list ./...); do
-	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
-		targets=$((targets + 1))
-		if [ "$fuzztime" = 0 ]; then
-			printf '%s\t%s\tnot run\t\t\t\n' "$pkg" "$target" >>"$raw/fuzz.tsv"
-			continue
-		fi
-		echo "== fuzz $pkg $target for $fuzztime" >&2
-		log="$raw/fuzz-$target.txt"
-		set +e
-		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -parallel 2 "$pkg" >"$log" 2>&1
-		st=$?
-		set -e
-		last=$(grep -a '^fuzz: elapsed:' "$log" | tail -n 1 || true)
-		execs=$(sed -n 's/.*execs: \([0-9]*\).*/\1/p' <<<"$last")
-		newi=$(sed -n 's/.*new interesting: \([0-9]*\) (total: \([0-9]*\)).*/\1 (corpus \2)/p' <<<"$last")
-		elapsed=$(sed -n 's/^fuzz: elapsed: \([^,]*\),.*/\1/p' <<<"$last")
-		if [ "$st" -eq 0 ]; then
-			result="no crash"
-		else
-			failed=1
-			result="FAILED: $(grep -a -m1 -E 'Failing input written to|panic:|--- FAIL' "$log" | tr '\t|' '  ' || echo "status $st")"
-		fi
-		printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$pkg" "$target" "${elapsed:-?}" "${execs:-?}" "${newi:-?}" "$result" >>"$raw/fuzz.tsv"
-		echo "   $elapsed, $execs execs, new interesting $newi, $result" >&2
+	# 2. Fuzzing, one target after another.
+	: >"$raw/fuzz.tsv"
+	targets=0
+	for pkg in $(go list ./...); do
+		for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+			targets=$((targets + 1))
+			if [ "$fuzztime" = 0 ]; then
+				printf '%s\t%s\tnot run\t\t\t\n' "$pkg" "$target" >>"$raw/fuzz.tsv"
+				continue
+			fi
+			echo "== fuzz $pkg $target for $fuzztime" >&2
+			log="$raw/fuzz-$target.txt"
+			set +e
+			go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -parallel 2 "$pkg" >"$log" 2>&1
+			st=$?
+			set -e
+			last=$(grep -a '^fuzz: elapsed:' "$log" | tail -n 1 || true)
+			execs=$(sed -n 's/.*execs: \([0-9]*\).*/\1/p' <<<"$last")
+			newi=$(sed -n 's/.*new interesting: \([0-9]*\) (total: \([0-9]*\)).*/\1 (corpus \2)/p' <<<"$last")
+			elapsed=$(sed -n 's/^fuzz: elapsed: \([^,]*\),.*/\1/p' <<<"$last")
+			if [ "$st" -eq 0 ]; then
+				result="no crash"
+			else
+				failed=1
+				result="FAILED: $(grep -a -m1 -E 'Failing input written to|panic:|--- FAIL' "$log" | tr '\t|' '  ' || echo "status $st")"
+			fi
+			printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$pkg" "$target" "${elapsed:-?}" "${execs:-?}" "${newi:-?}" "$result" >>"$raw/fuzz.tsv"
+			echo "   $elapsed, $execs execs, new interesting $newi, $result" >&2
+		done
 	done
-done
 
-if [ -n "$keep" ]; then
-	mkdir -p "$keep"
-	cp "$raw"/* "$keep"/
+	printf '%s\n%s\n%s\n%s\n' "$meta" "$suite_status" "$fuzztime" "$targets" >"$raw/meta.txt"
+	if [ -n "$keep" ]; then
+		mkdir -p "$keep"
+		cp "$raw"/* "$keep"/
+	fi
 fi
 
 # 3. The report.
@@ -150,7 +163,7 @@ EOF
 	echo "Run: $meta; suite status $suite_status; fuzz time ${fuzztime} per target."
 	echo
 	awk -F'\t' '
-	function esc(s) { gsub(/\|/, "\\|", s); return s }
+	function esc(s) { gsub(/\|/, "\\|", s); gsub(/\*/, "\\*", s); gsub(/</, "\\&lt;", s); gsub(/>/, "\\&gt;", s); return s }
 	/^[ \t]*--- (PASS|FAIL|SKIP): / {
 		line = $0
 		sub(/^[ \t]*--- /, "", line)
