@@ -333,7 +333,7 @@ func TestHostileAnswered(t *testing.T) {
 		{name: "listen on a host name (tcp localhost:80)", data: listen(89, 1, 0, "localhost:80"), id: 89, reason: protocol.ReasonBadRequest, errno: unix.EINVAL},
 		{name: "listen on a unix path with a NUL", data: listen(90, 7, 0, fx.dir+"/s\x00ck"), id: 90, reason: protocol.ReasonBadRequest, errno: unix.EINVAL},
 		{name: "listen with a descriptor attached", data: hostile.SetNFD(listen(91, 1, 0, ":443"), 1), fds: pipe[:1], id: 91, reason: protocol.ReasonProtocol, errno: unix.EPROTO},
-		{name: "open with id 0", data: openMsg(0, fx.file), id: 0, check: wantOpened, want: "opened id 0 with 1 fd (PROTOCOL.md reserves id 0 but does not say the opener refuses it)"},
+		{name: "open with id 0", data: openMsg(0, fx.file), id: 0, reason: protocol.ReasonProtocol, errno: unix.EPROTO},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

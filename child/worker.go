@@ -109,6 +109,12 @@ func (w *worker) handle(m protocol.Msg) {
 		w.protoError(m.Header, "descriptors attached to a request", nil)
 		return
 	}
+	if m.ID == 0 && m.Type != protocol.TypeHello {
+		// Id 0 belongs to the handshake and to errors about the whole
+		// connection; no request may use it.
+		w.protoError(m.Header, "request with the reserved id 0", nil)
+		return
+	}
 	switch m.Type {
 	case protocol.TypeOpen:
 		o, err := protocol.DecodeOpen(m.Payload)

@@ -534,9 +534,16 @@ func (o *Opener) read(ctx context.Context, c *call) error {
 				// We are at our descriptor limit; the stream is still in
 				// step. Fail just this request, with EMFILE.
 				o.mu.Lock()
-				o.failOneLocked(m.Header, err)
+				known := o.failOneLocked(m.Header, err)
 				done := c.done
 				o.mu.Unlock()
+				if !known {
+					// A reply to nothing we asked is a violation, whatever
+					// the kernel did to its descriptors.
+					o.connFailed(fmt.Errorf("protocol: %s reply for unknown request id %d", m.Type, m.ID))
+					<-o.done
+					return nil
+				}
 				if done {
 					return nil
 				}
@@ -565,10 +572,10 @@ func (o *Opener) read(ctx context.Context, c *call) error {
 
 // failOneLocked fails the request a message answered when its descriptors
 // were lost in transit.
-func (o *Opener) failOneLocked(h protocol.Header, err error) {
+func (o *Opener) failOneLocked(h protocol.Header, err error) bool {
 	c, ok := o.pending[h.ID]
-	if !ok {
-		return
+	if !ok || h.ID == 0 {
+		return false
 	}
 	delete(o.pending, h.ID)
 	o.inFlight--
@@ -582,10 +589,11 @@ func (o *Opener) failOneLocked(h protocol.Header, err error) {
 	if c.abandoned || len(c.members) > 0 {
 		c.members = c.members[:0]
 		o.putCall(c)
-		return
+		return true
 	}
 	c.err, c.done = err, true
 	wakeUp(c)
+	return true
 }
 
 func wakeUp(c *call) {

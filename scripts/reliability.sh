@@ -147,11 +147,13 @@ held the opener's end of the socket, although `Done` was already closed; the
 opener's stderr pipe and its log forwarder outlived `Close` for as long as
 such a process held the pipe; and `Open` at the parent's descriptor limit
 returned an error that was not the `*fs.PathError` that `Open` documents.
-Noted, not treated as faults: the opener answers a request with id 0 (which
-PROTOCOL.md reserves, without saying the opener refuses it), and the parent
-takes a reply truncated by its own descriptor limit (`MSG_CTRUNC`) as
-`EMFILE` for that call even when more descriptors arrived than the header
-declares, and drops such a reply silently when no call has its id.
+Noted by the suite and changed since: the opener now refuses a request with
+the reserved id 0 (an error with id 0, reason 6), and the parent treats a
+reply truncated by its own descriptor limit whose id matches no call as the
+protocol violation any reply to nothing is. Still so, by choice: the parent
+takes a truncated reply (`MSG_CTRUNC`) as `EMFILE` for that call even when
+more descriptors arrived than the header declares, since the kernel dropped
+some and the count can no longer be trusted either way.
 
 Regenerate with `scripts/reliability.sh` (about half an hour: 2 minutes per
 fuzz target); `scripts/reliability.sh -fuzztime 0 -soak 50000 -o -` is a
