@@ -31,6 +31,7 @@ Measure what the opener costs on this machine, in one run, so that the
 figures can be compared as ratios:
 
   direct         open+close of a small file in this process: the floor
+                 (unix.Open, and os.Open, which also calls fstat)
   1 caller       Open+Close through an opener, one request at a time
   16 callers     16 goroutines sharing one opener (aggregate time per open)
   batch of 64    OpenBatch of 64 files (time per file)
@@ -76,12 +77,14 @@ const (
 // benchReport is the result of a run; the JSON keys are the interface of
 // privsep bench --json. Times are medians over the rounds, in nanoseconds.
 type benchReport struct {
-	DirectNsPerOp       float64 `json:"direct_ns_per_op"`
+	DirectNsPerOp       float64 `json:"direct_ns_per_op"`    // unix.Open+Close: the floor
+	DirectOsNsPerOp     float64 `json:"direct_os_ns_per_op"` // os.Open+Close, which returns an *os.File as the opener does
 	SingleNsPerOp       float64 `json:"single_ns_per_op"`
 	Concurrent16NsPerOp float64 `json:"concurrent16_ns_per_op"`
 	Batch64NsPerFD      float64 `json:"batch64_ns_per_fd"`
-	StartNs             float64 `json:"start_ns"`
+	StartNs             float64 `json:"start_ns"` // Start and the first Open
 	BareStartNs         float64 `json:"bare_start_ns"`
+	StartCloseNs        float64 `json:"start_close_ns"` // the same, the opener's Close included
 	ChildRSSBytes       int64   `json:"child_rss_bytes"`
 	AllocsPerOpen       float64 `json:"allocs_per_open"`
 
@@ -95,7 +98,9 @@ type benchReport struct {
 	SingleOverDirect       float64 `json:"single_over_direct"`
 	Concurrent16OverDirect float64 `json:"concurrent16_over_direct"`
 	Batch64OverDirect      float64 `json:"batch64_per_fd_over_direct"`
+	Batch64OverDirectOs    float64 `json:"batch64_per_fd_over_direct_os"`
 	StartOverBare          float64 `json:"start_over_bare_start"`
+	StartCloseOverBare     float64 `json:"start_close_over_bare_start"`
 
 	// The C reference, with --ref-dir only.
 	CDirectNsPerOp      float64 `json:"c_direct_ns_per_op,omitempty"`
@@ -203,6 +208,9 @@ type bencher struct {
 	reqs []parent.Request // a batch of 64 opens of path
 
 	cpu map[string][]float64 // CPU ns per unit, by figure, one per round
+
+	firstFD    []float64 // start to first fd of each start in a round
+	startClose []float64 // median start to first fd and Close, by round
 }
 
 // cpuNow returns the CPU time used so far by this process and the opener.
@@ -312,6 +320,7 @@ func (b *bencher) run(refDir string) (*benchReport, error) {
 	var mallocs, opens uint64 // over the 1-caller loops
 	figures := []benchFigure{
 		{"direct", "direct open+close", "ns/op", b.direct},
+		{"direct_os", "direct os.Open+Close", "ns/op", b.directOs},
 		{"c_direct", "C direct open+close", "ns/op", b.cDirect},
 		{"single", "1 caller", "ns/op", func(d time.Duration) (float64, string, error) {
 			var m0, m1 runtime.MemStats
@@ -339,6 +348,7 @@ func (b *bencher) run(refDir string) (*benchReport, error) {
 	if err := b.warmUp(); err != nil {
 		return nil, err
 	}
+	clear(b.cpu) // the warm-up's figures are not samples
 	// A machine much busier than usual makes everything slower, and the C
 	// programs run for a count of iterations rather than a time: past the
 	// budget, stop after the round in progress.
@@ -365,6 +375,7 @@ func (b *bencher) run(refDir string) (*benchReport, error) {
 	}
 	med := func(key string) float64 { return median(rep.spread[key]) }
 	rep.DirectNsPerOp = med("direct")
+	rep.DirectOsNsPerOp = med("direct_os")
 	rep.SingleNsPerOp = med("single")
 	rep.Concurrent16NsPerOp = med("concurrent16")
 	rep.Batch64NsPerFD = med("batch64")
@@ -379,7 +390,11 @@ func (b *bencher) run(refDir string) (*benchReport, error) {
 	rep.SingleOverDirect = ratio(rep.SingleNsPerOp, rep.DirectNsPerOp)
 	rep.Concurrent16OverDirect = ratio(rep.Concurrent16NsPerOp, rep.DirectNsPerOp)
 	rep.Batch64OverDirect = ratio(rep.Batch64NsPerFD, rep.DirectNsPerOp)
+	rep.Batch64OverDirectOs = ratio(rep.Batch64NsPerFD, rep.DirectOsNsPerOp)
 	rep.StartOverBare = ratio(rep.StartNs, rep.BareStartNs)
+	rep.spread["start_close"] = b.startClose
+	rep.StartCloseNs = median(b.startClose)
+	rep.StartCloseOverBare = ratio(rep.StartCloseNs, rep.BareStartNs)
 	if b.cref != nil {
 		rep.CDirectNsPerOp = med("c_direct")
 		rep.CSingleNsPerOp = med("c_single")
@@ -496,6 +511,22 @@ func (b *bencher) directOp() error {
 	return unix.Close(fd)
 }
 
+// directOsOp opens as a Go program would without an opener. os.Open costs
+// more than the system calls: it also asks fstat whether the file can use
+// the poller.
+func (b *bencher) directOsOp() error {
+	f, err := os.Open(b.path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func (b *bencher) directOs(d time.Duration) (float64, string, error) {
+	ns, n, err := timeLoop(b.ctx, d, 1, b.directOsOp)
+	return ns, fmt.Sprintf("%d opens", n), err
+}
+
 func (b *bencher) direct(d time.Duration) (float64, string, error) {
 	ns, n, err := timeLoop(b.ctx, d, 1, b.directOp)
 	return ns, fmt.Sprintf("%d opens", n), err
@@ -580,7 +611,10 @@ func (b *bencher) batch(d time.Duration) (float64, string, error) {
 }
 
 // startOp starts an opener, receives one file, and closes both.
+// It appends the time to the first descriptor to b.firstFD; the whole
+// call also includes closing the opener and waiting for it to exit.
 func (b *bencher) startOp() error {
+	t := time.Now()
 	o, err := parent.Start(b.ctx, parent.Config{Rules: []string{b.path}})
 	if err != nil {
 		return err
@@ -590,13 +624,22 @@ func (b *bencher) startOp() error {
 		o.Close()
 		return err
 	}
+	b.firstFD = append(b.firstFD, float64(time.Since(t).Nanoseconds()))
 	f.Close()
 	return o.Close()
 }
 
+// start times start to first descriptor: Start and one Open. The median
+// including Close (the opener's exit and the wait for it, as in a bare
+// re-exec) goes to the start_close figure.
 func (b *bencher) start(d time.Duration) (float64, string, error) {
-	ns, n, err := timeEach(b.ctx, d, 3, b.startOp)
-	return ns, fmt.Sprintf("median of %d starts", n), err
+	b.firstFD = b.firstFD[:0]
+	withClose, n, err := timeEach(b.ctx, d, 3, b.startOp)
+	if err != nil {
+		return 0, "", err
+	}
+	b.startClose = append(b.startClose, withClose)
+	return median(b.firstFD), fmt.Sprintf("median of %d starts; %s with Close", n, fmtNs(withClose, "ns")), nil
 }
 
 // bareStartOp re-executes this binary as parent.Start does, with only the
@@ -878,10 +921,12 @@ func (r *benchReport) table() string {
 	}
 	w("Figures\n")
 	fig("direct open+close (no opener)", "direct", "ns/op")
+	fig("direct os.Open+Close (no opener)", "direct_os", "ns/op")
 	fig("opener, 1 caller", "single", "ns/op")
 	fig("opener, 16 callers (aggregate)", "concurrent16", "ns/op")
 	fig("opener, batch of 64 (per fd)", "batch64", "ns/fd")
 	fig("start to first fd", "start", "ns")
+	fig("start to first fd, Close included", "start_close", "ns")
 	fig("bare re-exec of this binary", "bare_start", "ns")
 	fig("C direct open+close", "c_direct", "ns/op")
 	fig("C opener, 1 fd per round trip", "c_single", "ns/op")
@@ -918,7 +963,9 @@ func (r *benchReport) table() string {
 	row("1 caller / direct", r.SingleOverDirect, "", false)
 	row("16 callers per op / direct", r.Concurrent16OverDirect, "", false)
 	row("batch of 64 per fd / direct", r.Batch64OverDirect, "<= 1.5x", r.Batch64OverDirect <= 1.5)
+	row("  the same / direct os.Open", r.Batch64OverDirectOs, "", false)
 	row("start to first fd / bare re-exec", r.StartOverBare, "<= 1.25x", r.StartOverBare <= 1.25)
+	row("  the same, Close included", r.StartCloseOverBare, "", false)
 	if r.CSingleNsPerOp > 0 {
 		row("1 caller / C opener", r.SingleOverCSingle, "<= 1.15x", r.SingleOverCSingle <= 1.15)
 		row("16-caller rate / C opener rate", r.Concurrent16RateOvC, ">= 3x", r.Concurrent16RateOvC >= 3)

@@ -24,10 +24,10 @@ func TestBenchJSON(t *testing.T) {
 		t.Errorf("stdout holds more than one JSON value:\n%s", r.stdout)
 	}
 	for _, key := range []string{
-		"direct_ns_per_op", "single_ns_per_op", "concurrent16_ns_per_op", "batch64_ns_per_fd",
-		"start_ns", "bare_start_ns", "child_rss_bytes", "allocs_per_open",
+		"direct_ns_per_op", "direct_os_ns_per_op", "single_ns_per_op", "concurrent16_ns_per_op", "batch64_ns_per_fd",
+		"start_ns", "bare_start_ns", "start_close_ns", "child_rss_bytes", "allocs_per_open",
 		"single_cpu_ns_per_op", "concurrent16_cpu_ns_per_op", "batch64_cpu_ns_per_fd",
-		"single_over_direct", "concurrent16_over_direct", "batch64_per_fd_over_direct", "start_over_bare_start",
+		"single_over_direct", "concurrent16_over_direct", "batch64_per_fd_over_direct", "batch64_per_fd_over_direct_os", "start_over_bare_start", "start_close_over_bare_start",
 	} {
 		v, ok := got[key]
 		if !ok {
