@@ -61,6 +61,15 @@ func cat(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%v\n", err)
 		return exitFail
 	}
+	return printFiles(ctx, op, files, paths, stdout, stderr)
+}
+
+// printFiles copies each file to stdout through op, in order, as cat does,
+// reports each failure as "privsep: OP FILE: REASON" under the name the user
+// gave (files[i]; paths[i] is what is opened), stops at the first error
+// that leaves nothing more to print (the output or the opener failed),
+// closes op and returns the exit status: 0, or 1 if anything failed.
+func printFiles(ctx context.Context, op *parent.Opener, files, paths []string, stdout, stderr io.Writer) int {
 	status := exitOK
 	for i, p := range paths {
 		err := copyFile(ctx, op, p, stdout)

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/privsep-go/privsep/parent"
 )
@@ -47,37 +45,10 @@ func getCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%v\n", err)
 		return exitFail
 	}
-	status := exitOK
 	files := fs.Args()
-	for _, f := range files {
-		err := copyFile(ctx, op, absolute(f), stdout)
-		if err == nil {
-			continue
-		}
-		status = exitFail
-		var pe *os.PathError
-		var we *writeError
-		var ee *parent.ExitError
-		switch {
-		case errors.As(err, &we):
-			fmt.Fprintf(stderr, "privsep: write standard output: %v\n", we.err)
-		case errors.As(err, &ee):
-			fmt.Fprintf(stderr, "privsep: open %s: %v\n", f, ee)
-		case errors.As(err, &pe):
-			fmt.Fprintf(stderr, "privsep: %s %s: %v\n", pe.Op, f, pe.Err)
-			continue
-		default:
-			fmt.Fprintf(stderr, "privsep: %s: %v\n", f, err)
-			continue
-		}
-		break // no output, or no server: nothing more can be printed
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = absolute(f)
 	}
-	if err := op.Close(); err != nil {
-		var ee *parent.ExitError
-		if !errors.As(err, &ee) || status == exitOK {
-			fmt.Fprintf(stderr, "privsep: %v\n", err)
-		}
-		status = exitFail
-	}
-	return status
+	return printFiles(ctx, op, files, paths, stdout, stderr)
 }
