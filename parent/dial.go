@@ -228,21 +228,12 @@ func LoadServerPolicy(files, rules []string, listen ...string) (*policy.ScopedPo
 		}
 		s.Merge(fs)
 	}
-	for _, r := range rules {
-		rule, err := policy.ParseRule(r)
-		if err != nil {
-			return nil, err
-		}
-		rule.Source = "--allow " + r
-		s.Add(all, rule)
+	cmd, err := commandLineRules(rules, listen)
+	if err != nil {
+		return nil, err
 	}
-	for _, l := range listen {
-		rule, err := policy.ParseListen(l)
-		if err != nil {
-			return nil, err
-		}
-		rule.Source = "--allow-listen " + l
-		s.Add(all, rule)
+	for _, r := range cmd {
+		s.Add(all, r)
 	}
 	return s.Compile()
 }

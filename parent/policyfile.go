@@ -37,13 +37,26 @@ func LoadPolicy(files, rules []string, listen ...string) (*policy.Policy, error)
 		}
 		all = append(all, rs...)
 	}
+	cmd, err := commandLineRules(rules, listen)
+	if err != nil {
+		return nil, err
+	}
+	all = append(all, cmd...)
+	return policy.New(all)
+}
+
+// commandLineRules parses --allow rules ("[MODES:]PATH") and
+// --allow-listen rules ("NET:ADDR"), in that order, recording where each
+// came from.
+func commandLineRules(rules, listen []string) ([]policy.Rule, error) {
+	out := make([]policy.Rule, 0, len(rules)+len(listen))
 	for _, s := range rules {
 		r, err := policy.ParseRule(s)
 		if err != nil {
 			return nil, err
 		}
 		r.Source = "--allow " + s
-		all = append(all, r)
+		out = append(out, r)
 	}
 	for _, s := range listen {
 		r, err := policy.ParseListen(s)
@@ -51,9 +64,9 @@ func LoadPolicy(files, rules []string, listen ...string) (*policy.Policy, error)
 			return nil, err
 		}
 		r.Source = "--allow-listen " + s
-		all = append(all, r)
+		out = append(out, r)
 	}
-	return policy.New(all)
+	return out, nil
 }
 
 func readPolicyFile(name string) ([]byte, error) {

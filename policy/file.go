@@ -30,23 +30,48 @@ func (e *FileError) Unwrap() error { return e.Err }
 // has them is read with ParseScopedFile.
 func ParseFile(name string, data []byte, res Resolver) ([]Rule, error) {
 	var rules []Rule
+	err := eachLine(name, data, func(n int, line string) error {
+		if strings.HasPrefix(line, "[") {
+			return fmt.Errorf("sections are only for a server's policy (privsep serve, policy.ParseScopedFile), not here: %q", line)
+		}
+		r, err := fileRule(name, n, line, res)
+		if err != nil {
+			return err
+		}
+		rules = append(rules, r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rules, nil
+}
+
+// eachLine calls f with every line of a policy file that holds something
+// once comments and white space are gone, numbered from 1. An error from f
+// comes back as a *FileError at that line.
+func eachLine(name string, data []byte, f func(n int, line string) error) error {
 	for i, line := range strings.Split(string(data), "\n") {
-		n := i + 1
 		line = strings.TrimSpace(stripComment(strings.TrimSuffix(line, "\r")))
 		if line == "" {
 			continue
 		}
-		if strings.HasPrefix(line, "[") {
-			return nil, &FileError{name, n, fmt.Errorf("sections are only for a server's policy (privsep serve, policy.ParseScopedFile), not here: %q", line)}
+		if err := f(i+1, line); err != nil {
+			return &FileError{name, i + 1, err}
 		}
-		r, err := ParseLine(line, res)
-		if err != nil {
-			return nil, &FileError{name, n, err}
-		}
-		r.Source = fmt.Sprintf("%s:%d", name, n)
-		rules = append(rules, r)
 	}
-	return rules, nil
+	return nil
+}
+
+// fileRule parses the rule on line n of file name and records where it
+// came from.
+func fileRule(name string, n int, line string, res Resolver) (Rule, error) {
+	r, err := ParseLine(line, res)
+	if err != nil {
+		return Rule{}, err
+	}
+	r.Source = fmt.Sprintf("%s:%d", name, n)
+	return r, nil
 }
 
 // stripComment cuts a comment off line: a '#' at the start or after white

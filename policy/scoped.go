@@ -136,27 +136,25 @@ func (s *Scoped) Rules(uid, gid uint32) []Rule {
 func ParseScopedFile(name string, data []byte, res Resolver) (*Scoped, error) {
 	s := &Scoped{}
 	scope := Scope{Kind: ScopeAll}
-	for i, line := range strings.Split(string(data), "\n") {
-		n := i + 1
-		line = strings.TrimSpace(stripComment(strings.TrimSuffix(line, "\r")))
-		if line == "" {
-			continue
-		}
+	err := eachLine(name, data, func(n int, line string) error {
 		if strings.HasPrefix(line, "[") {
 			sc, err := parseSection(line, res)
 			if err != nil {
-				return nil, &FileError{name, n, err}
+				return err
 			}
 			scope = sc
 			s.Add(scope) // an empty section still names its scope
-			continue
+			return nil
 		}
-		r, err := ParseLine(line, res)
+		r, err := fileRule(name, n, line, res)
 		if err != nil {
-			return nil, &FileError{name, n, err}
+			return err
 		}
-		r.Source = fmt.Sprintf("%s:%d", name, n)
 		s.Add(scope, r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return s, nil
 }
