@@ -66,31 +66,66 @@ func newDirTable(root int, useOpenat2 bool) *dirTable {
 // open resolves the absolute, clean directory path from the root, once. A
 // directory that does not resolve is not fatal: its descriptor is -1 and
 // its errno says why, which is what requests under it then fail with. A
-// directory that lands inside a process's own /proc directory is fatal: the
-// error is an *OwnProcessError.
-func (t *dirTable) open(path string) (fd int, errno syscall.Errno, err error) {
-	if i, ok := t.opened[path]; ok {
-		return t.fds[i], t.errs[i], nil
+// directory that lands inside a process's own /proc directory is fatal, and
+// so is a procfs root that a tree rule (tree) would open beneath, since it
+// holds "self": the error is an *OwnProcessError.
+func (t *dirTable) open(path string, tree bool) (fd int, errno syscall.Errno, err error) {
+	i, ok := t.opened[path]
+	if !ok {
+		if err := t.add(path); err != nil {
+			return -1, 0, err
+		}
+		i = len(t.fds) - 1
 	}
-	fd, err = resolveDir(t.root, path, t.openat2)
+	if fd = t.fds[i]; fd >= 0 && tree {
+		if root, err := isProcRoot(fd); err != nil || root {
+			why := "is a procfs root, which holds /proc/self: a tree rule there reaches the opener's own process"
+			if err != nil {
+				why = "cannot tell whether it is a procfs root: " + err.Error()
+			}
+			return -1, 0, &OwnProcessError{Dir: path, Why: why}
+		}
+	}
+	return fd, t.errs[i], nil
+}
+
+// add resolves path and records the outcome.
+func (t *dirTable) add(path string) error {
+	fd, err := resolveDir(t.root, path, t.openat2)
 	if err == nil {
 		if why, bad, cerr := ownProcess(fd); cerr != nil || bad {
 			unix.Close(fd)
 			if cerr != nil {
 				why = "cannot tell whether it is a process's own /proc directory: " + cerr.Error()
 			}
-			return -1, 0, &OwnProcessError{Dir: path, Why: why}
+			return &OwnProcessError{Dir: path, Why: why}
 		}
 	}
 	t.opened[path] = len(t.fds)
 	if err != nil {
 		t.fds = append(t.fds, -1)
 		t.errs = append(t.errs, errnoOf(err))
-		return -1, errnoOf(err), nil
+		return nil
 	}
 	t.fds = append(t.fds, fd)
 	t.errs = append(t.errs, 0)
-	return fd, 0, nil
+	return nil
+}
+
+// isProcRoot reports whether the directory fd is the root of a procfs.
+func isProcRoot(fd int) (bool, error) {
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err != nil {
+		return false, err
+	}
+	if fs.Type != unix.PROC_SUPER_MAGIC {
+		return false, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, err
+	}
+	return st.Ino == procRootIno, nil
 }
 
 // close closes every directory the table opened (not the root, which the

@@ -51,8 +51,14 @@ type ruleset struct {
 // is (an *OwnProcessError).
 func newRuleset(log hclog.Logger, pol *policy.Policy, t *dirTable) (*ruleset, error) {
 	rs := &ruleset{pol: pol, rules: pol.Strings(), openat2: t.openat2, sockDir: make(map[string]int)}
+	trees := make(map[string]bool)
+	for _, r := range pol.Rules() {
+		if r.Tree {
+			trees[r.Path] = true
+		}
+	}
 	add := func(d string) error {
-		fd, errno, err := t.open(d)
+		fd, errno, err := t.open(d, trees[d])
 		if err != nil {
 			return err
 		}

@@ -54,11 +54,12 @@ var errInUse = unix.EADDRINUSE
 // socket is bound, not listening: until the caller calls listen(2),
 // connecting to it is refused. It returns the socket, which the caller
 // owns, and the file's identity.
-func makeSocket(sp socketSpec) (fd int, file unix.Stat_t, err error) {
+func makeSocket(sp socketSpec) (int, unix.Stat_t, error) {
+	var file unix.Stat_t
 	if sp.name == "" || sp.name == "." || sp.name == ".." || strings.IndexByte(sp.name, '/') >= 0 {
 		return -1, file, fmt.Errorf("socket file name %q is not one path component", sp.name)
 	}
-	fd, err = unix.Socket(unix.AF_UNIX, sp.typ|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(unix.AF_UNIX, sp.typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, file, os.NewSyscallError("socket", err)
 	}
