@@ -242,8 +242,11 @@ func walkInRoot(root int, path string) (int, error) {
 		if err != nil {
 			return -1, err
 		}
-		if n == 0 {
+		switch {
+		case n == 0:
 			return -1, unix.ENOENT
+		case n == len(buf):
+			return -1, unix.ENAMETOOLONG
 		}
 		target := string(buf[:n])
 		if strings.HasPrefix(target, "/") {

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -31,21 +30,14 @@ func (w *worker) listen(l protocol.Listen) (int, protocol.Status) {
 		w.s.log.Warn("denied listen", "network", l.Network, "addr", printable(l.Addr), "reason", reason.String(), "why", ref.Why)
 		return -1, protocol.Status{Errno: uint32(ref.Errno), Reason: reason}
 	}
-	var fd int
-	var errno syscall.Errno
-	var op string
+	listen := listenInet
 	if r.Network == "unix" {
-		var err error
-		if fd, op, err = w.listenUnix(r); err != nil {
-			errno = errnoOf(err)
-			w.s.log.Warn("listen failed", "network", r.Network, "addr", r.Addr, "op", op, "errno", errno.Error(), "error", err)
-			return -1, protocol.Status{Errno: uint32(errno), Reason: protocol.ReasonSystem}
-		}
-	} else {
-		fd, op, errno = listenInet(r)
+		listen = w.listenUnix
 	}
-	if errno != 0 {
-		w.s.log.Warn("listen failed", "network", r.Network, "addr", r.Addr, "op", op, "errno", errno.Error())
+	fd, op, err := listen(r)
+	if err != nil {
+		errno := errnoOf(err)
+		w.s.log.Warn("listen failed", "network", r.Network, "addr", r.Addr, "op", op, "errno", errno.Error(), "error", err)
 		return -1, protocol.Status{Errno: uint32(errno), Reason: protocol.ReasonSystem}
 	}
 	w.s.log.Info("granted listen", "network", r.Network, "addr", r.Addr, "rule", r.String())
@@ -56,7 +48,7 @@ func (w *worker) listen(l protocol.Listen) (int, protocol.Status) {
 // options Go's net package would set: SO_REUSEADDR for TCP, and
 // IPV6_V6ONLY exactly for tcp6 and udp6, so that "tcp" on an empty host is
 // one dual-stack socket.
-func listenInet(r policy.Rule) (int, string, syscall.Errno) {
+func listenInet(r policy.Rule) (int, string, error) {
 	i := strings.LastIndexByte(r.Addr, ':')
 	host, portStr := strings.Trim(r.Addr[:i], "[]"), r.Addr[i+1:]
 	port, _ := strconv.Atoi(portStr) // CheckListenAddr vetted it
@@ -81,11 +73,11 @@ func listenInet(r policy.Rule) (int, string, syscall.Errno) {
 		fd, err = unix.Socket(family, typ|unix.SOCK_CLOEXEC, 0)
 	}
 	if err != nil {
-		return -1, "socket", errnoOf(err)
+		return -1, "socket", err
 	}
-	fail := func(op string, err error) (int, string, syscall.Errno) {
+	fail := func(op string, err error) (int, string, error) {
 		unix.Close(fd)
-		return -1, op, errnoOf(err)
+		return -1, op, err
 	}
 	if typ == unix.SOCK_STREAM {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
@@ -121,7 +113,7 @@ func listenInet(r policy.Rule) (int, string, syscall.Errno) {
 			return fail("listen", err)
 		}
 	}
-	return fd, "", 0
+	return fd, "", nil
 }
 
 // listenUnix makes a unix stream listener at r.Addr, in the socket

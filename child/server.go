@@ -595,7 +595,8 @@ type Socket struct {
 // in a private directory with its mode already set (fchmod before bind(2),
 // under a zero umask) and its group, and only then moved to path in one
 // step; it listens after that. No one can connect before the file has its
-// mode and group.
+// mode and group. The listener's address is path; in a process without
+// CAP_SYS_CHROOT it is path relative to "/" (see makeSocket).
 //
 // An existing path is replaced only when it is a stale socket: a socket
 // that nobody answers on (connect(2) says ECONNREFUSED). Anything else
