@@ -418,7 +418,7 @@ func (srv *server) serve(c *client) {
 	log := c.log
 	cn := connOf(c.fd, c.rc, &sendBound{timeout: srv.cfg.SendTimeout, client: c})
 	pol := srv.cfg.Policies.For(c.peer.UID, c.peer.GID)
-	s := &session{log: log, conn: cn, rs: srv.sets[pol], end: func(int) { c.shutdown(unix.SHUT_RDWR) }}
+	s := &session{log: log, conn: cn, rs: srv.sets[pol], root: -1, end: func(int) { c.shutdown(unix.SHUT_RDWR) }}
 	if !srv.handshake(c, s) {
 		return
 	}

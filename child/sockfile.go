@@ -70,7 +70,8 @@ func makeSocket(sp socketSpec) (int, unix.Stat_t, error) {
 		}
 	}()
 	// bind(2) gives the file the socket inode's mode less the umask, and
-	// the umask is zero where bindIn binds: the file is born with mode.
+	// the umask is zero where privateDir.bind binds: the file is born with
+	// mode.
 	if err := unix.Fchmod(fd, sp.mode); err != nil {
 		return -1, file, os.NewSyscallError("fchmod", err)
 	}
@@ -115,7 +116,7 @@ type privateDir struct {
 	mirror []string // the mirrored path's components, in order
 	fds    []int    // their descriptors, in order
 	leaf   int      // the innermost directory: fd, or the last of fds
-	addr   string   // the socket's address, for bindIn
+	addr   string   // the socket directory's address with a trailing slash, for bind
 }
 
 // newPrivateDir makes a private directory in dir and mirrors dirPath in it.
