@@ -37,8 +37,17 @@ func TestWorkerSteadyStateAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &session{log: hclog.NewNullLogger(), conn: c, end: func(int) {}}
-	s.rs = newRuleset(s.log, pol, true)
-	defer s.rs.close()
+	root, err := pinRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.dirs = newDirTable(root, haveOpenat2(root))
+	s.rs, err = newRuleset(s.log, pol, s.dirs)
+	unix.Close(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.dirs.close()
 	done := make(chan int)
 	go func() { done <- s.run(1) }()
 

@@ -30,6 +30,23 @@
 // symlink. Only regular files and directories are handed out; the opener
 // never blocks opening a FIFO or a device.
 //
+// # No path from "/"
+//
+// The opener resolves one path on its own: "/", once, at start. Every rule
+// directory and every unix-socket listen rule's directory is resolved from
+// that descriptor at the handshake (RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS:
+// the policy author's symlinks are followed then, magic links never), and
+// every later system call that takes a path takes it relative to one of
+// those pinned descriptors and follows no symlink. That covers binding,
+// chmod, chown, unlink and rename too: a unix socket is bound in a private
+// directory the opener makes, with its mode fixed before bind, and renamed
+// into place (see PROTOCOL.md, "listen"). A test (nopath_test.go) fails on
+// any path-based call in the opener's packages.
+//
+// A rule directory that resolves into a process's own directory on procfs
+// (where /proc/self leads) is refused at the handshake with an
+// [*OwnProcessError]: a rule there would hand out the opener's memory.
+//
 // # Concurrency and exit status
 //
 // A fixed set of workers (DefaultWorkers) each receive, decide, open and

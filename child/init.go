@@ -48,12 +48,18 @@ func Main(fdArg string) int {
 	// measured as about half the opener's CPU per request. Workers that
 	// stall in a system call still give the slot up.
 	runtime.GOMAXPROCS(1)
-	closeLeaked(log, fd)
+	root, err := pinRoot()
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return protocol.ExitInternal
+	}
+	closeLeaked(log, root, fd)
 	if err := checkSocket(fd); err != nil {
+		unix.Close(root)
 		log.Error("bad invocation", "fd", fd, "error", err)
 		return protocol.ExitUsage
 	}
-	return serve(log, fd, Options{})
+	return serve(log, fd, root, Options{})
 }
 
 func newLogger() hclog.Logger {
@@ -76,15 +82,19 @@ func newLogger() hclog.Logger {
 // package initialiser) is close-on-exec, as Go opens everything; one without
 // the flag came in from whoever started us, and the opener must hold nothing
 // it did not ask for.
-func closeLeaked(log hclog.Logger, sock int) {
-	ents, err := os.ReadDir("/proc/self/fd")
+//
+// The list comes from /proc/self/fd, resolved from the pinned root (root,
+// which is close-on-exec and so survives this), with RESOLVE_NO_MAGICLINKS
+// where openat2 exists ("self" is an ordinary procfs link).
+func closeLeaked(log hclog.Logger, root, sock int) {
+	names, err := listOwnFDs(root)
 	if err != nil {
 		log.Warn("cannot list descriptors to close leaked ones", "error", err)
 		return
 	}
 	var closed []int
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
+	for _, name := range names {
+		fd, err := strconv.Atoi(name)
 		if err != nil || fd <= 2 || fd == sock {
 			continue
 		}
@@ -126,4 +136,24 @@ func checkSocket(fd int) error {
 		return fmt.Errorf("making descriptor %d blocking: %w", fd, err)
 	}
 	return nil
+}
+
+// listOwnFDs lists the names in /proc/self/fd, resolved from root.
+func listOwnFDs(root int) ([]string, error) {
+	const dir = "proc/self/fd"
+	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
+	fd, err := unix.Openat2(root, dir, &unix.OpenHow{Flags: uint64(flags), Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+	if err == unix.ENOSYS || err == unix.EPERM {
+		fd, err = unix.Openat(root, dir, flags, 0)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening /%s: %w", dir, err)
+	}
+	f := os.NewFile(uintptr(fd), "/"+dir)
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("reading /%s: %w", dir, err)
+	}
+	return names, nil
 }

@@ -1,10 +1,10 @@
 package child
 
 import (
+	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -30,16 +30,14 @@ func (w *worker) listen(l protocol.Listen) (int, protocol.Status) {
 		w.s.log.Warn("denied listen", "network", l.Network, "addr", printable(l.Addr), "reason", reason.String(), "why", ref.Why)
 		return -1, protocol.Status{Errno: uint32(ref.Errno), Reason: reason}
 	}
-	var fd int
-	var errno syscall.Errno
-	var op string
+	listen := listenInet
 	if r.Network == "unix" {
-		fd, op, errno = listenUnix(r)
-	} else {
-		fd, op, errno = listenInet(r)
+		listen = w.listenUnix
 	}
-	if errno != 0 {
-		w.s.log.Warn("listen failed", "network", r.Network, "addr", r.Addr, "op", op, "errno", errno.Error())
+	fd, op, err := listen(r)
+	if err != nil {
+		errno := errnoOf(err)
+		w.s.log.Warn("listen failed", "network", r.Network, "addr", r.Addr, "op", op, "errno", errno.Error(), "error", err)
 		return -1, protocol.Status{Errno: uint32(errno), Reason: protocol.ReasonSystem}
 	}
 	w.s.log.Info("granted listen", "network", r.Network, "addr", r.Addr, "rule", r.String())
@@ -50,7 +48,7 @@ func (w *worker) listen(l protocol.Listen) (int, protocol.Status) {
 // options Go's net package would set: SO_REUSEADDR for TCP, and
 // IPV6_V6ONLY exactly for tcp6 and udp6, so that "tcp" on an empty host is
 // one dual-stack socket.
-func listenInet(r policy.Rule) (int, string, syscall.Errno) {
+func listenInet(r policy.Rule) (int, string, error) {
 	i := strings.LastIndexByte(r.Addr, ':')
 	host, portStr := strings.Trim(r.Addr[:i], "[]"), r.Addr[i+1:]
 	port, _ := strconv.Atoi(portStr) // CheckListenAddr vetted it
@@ -75,11 +73,11 @@ func listenInet(r policy.Rule) (int, string, syscall.Errno) {
 		fd, err = unix.Socket(family, typ|unix.SOCK_CLOEXEC, 0)
 	}
 	if err != nil {
-		return -1, "socket", errnoOf(err)
+		return -1, "socket", err
 	}
-	fail := func(op string, err error) (int, string, syscall.Errno) {
+	fail := func(op string, err error) (int, string, error) {
 		unix.Close(fd)
-		return -1, op, errnoOf(err)
+		return -1, op, err
 	}
 	if typ == unix.SOCK_STREAM {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
@@ -115,58 +113,58 @@ func listenInet(r policy.Rule) (int, string, syscall.Errno) {
 			return fail("listen", err)
 		}
 	}
-	return fd, "", 0
+	return fd, "", nil
 }
 
-// listenUnix makes a unix stream listener at r.Addr. The socket file never
-// has more permissions than the rule's mode: the socket's own mode, set
-// before bind, bounds the file bind creates (the umask only removes
-// bits), and a chmod afterwards gives it exactly the rule's mode.
-func listenUnix(r policy.Rule) (int, string, syscall.Errno) {
+// listenUnix makes a unix stream listener at r.Addr, in the socket
+// directory pinned at the handshake (see makeSocket): the file is born with
+// the rule's mode and gets its owner before anyone can reach it, and with
+// replace only a socket is ever removed.
+func (w *worker) listenUnix(r policy.Rule) (int, string, error) {
 	mode := r.CreateMode
 	if mode == 0 {
 		mode = policy.DefaultSocketMode
 	}
-	var st unix.Stat_t
-	switch err := unix.Lstat(r.Addr, &st); {
-	case err == nil && r.Replace && st.Mode&unix.S_IFMT == unix.S_IFSOCK:
-		if err := unix.Unlink(r.Addr); err != nil {
-			return -1, "unlink", errnoOf(err)
-		}
-	case err == nil:
-		// Something is there and may not be replaced.
-		return -1, "bind", unix.EADDRINUSE
-	case err != unix.ENOENT:
-		return -1, "lstat", errnoOf(err)
+	rs := w.s.rs
+	i, ok := rs.sockDir[r.Addr]
+	if !ok { // cannot happen: newRuleset pins a directory for every unix listen rule
+		return -1, "pin", unix.EIO
 	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if rs.dirs[i] < 0 {
+		return -1, "socket directory", rs.dirErr[i]
+	}
+	dir, name := splitSocketPath(r.Addr)
+	sp := socketSpec{dir: rs.dirs[i], dirPath: dir, name: name, typ: unix.SOCK_STREAM, mode: mode, uid: r.UID, gid: r.GID}
+	if r.Replace {
+		sp.replace = replaceSocket
+	}
+	fd, _, err := makeSocket(sp)
 	if err != nil {
-		return -1, "socket", errnoOf(err)
-	}
-	fail := func(op string, err error) (int, string, syscall.Errno) {
-		unix.Close(fd)
-		return -1, op, errnoOf(err)
-	}
-	if err := unix.Fchmod(fd, mode); err != nil {
-		return fail("fchmod", err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: r.Addr}); err != nil {
-		return fail("bind", err)
-	}
-	cleanup := func(op string, err error) (int, string, syscall.Errno) {
-		unix.Unlink(r.Addr)
-		return fail(op, err)
-	}
-	if err := unix.Chmod(r.Addr, mode); err != nil {
-		return cleanup("chmod", err)
-	}
-	if r.UID != policy.NoOwner || r.GID != policy.NoOwner {
-		if err := unix.Fchownat(unix.AT_FDCWD, r.Addr, r.UID, r.GID, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return cleanup("chown", err)
-		}
+		return -1, "socket file", err
 	}
 	if err := unix.Listen(fd, listenBacklog); err != nil {
-		return cleanup("listen", err)
+		// The file stays: it is a socket nobody listens on, which a later
+		// listen with replace may replace.
+		unix.Close(fd)
+		return -1, "listen", err
 	}
-	return fd, "", 0
+	return fd, "", nil
+}
+
+// replaceSocket allows replace to remove a socket file, and nothing else.
+func replaceSocket(_ int, _ string, st *unix.Stat_t) error {
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fmt.Errorf("exists and is not a socket (mode %#o); replace removes only sockets: %w", st.Mode, errInUse)
+	}
+	return nil
+}
+
+// splitSocketPath splits a clean absolute socket path into its directory
+// and its name.
+func splitSocketPath(p string) (dir, name string) {
+	i := strings.LastIndexByte(p, '/')
+	if i == 0 {
+		return "/", p[1:]
+	}
+	return p[:i], p[i+1:]
 }

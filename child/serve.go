@@ -31,43 +31,60 @@ type Options struct {
 	Workers int
 }
 
-// ruleset is a compiled policy with its rule directories open: what
-// serving requests needs. It is immutable once made, and may be shared by
-// many sessions.
+// ruleset is a compiled policy with its directories open: what serving
+// requests needs. It is immutable once made, and may be shared by many
+// sessions. The descriptors belong to the dirTable that opened them.
 type ruleset struct {
 	pol     *policy.Policy
 	rules   []string        // pol's rules as written, for the audit log
-	dirs    []int           // O_PATH descriptors of pol.Dirs(), -1 where opening failed
+	dirs    []int           // O_PATH descriptors of pol.Dirs(), then of the socket directories; -1 where resolving failed
 	dirErr  []syscall.Errno // why a dir could not be opened
+	sockDir map[string]int  // a unix listen rule's address → index in dirs of its directory
 	openat2 bool
 }
 
-// newRuleset opens the policy's rule directories. A directory that cannot
-// be opened is not fatal: requests under its rules fail with the same
-// errno, which is what a plain open would have said.
-func newRuleset(log hclog.Logger, pol *policy.Policy, useOpenat2 bool) *ruleset {
-	rs := &ruleset{pol: pol, rules: pol.Strings(), openat2: useOpenat2 && haveOpenat2()}
-	for _, d := range pol.Dirs() {
-		fd, err := unix.Open(d, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// newRuleset opens the policy's rule directories, and the directory of
+// every unix-socket listen rule, through t: each resolved once, from the
+// pinned root. A directory that cannot be opened is not fatal: requests
+// under its rules fail with the same errno, which is what a plain open
+// would have said. One that resolves into a process's own /proc directory
+// is (an *OwnProcessError).
+func newRuleset(log hclog.Logger, pol *policy.Policy, t *dirTable) (*ruleset, error) {
+	rs := &ruleset{pol: pol, rules: pol.Strings(), openat2: t.openat2, sockDir: make(map[string]int)}
+	trees := make(map[string]bool)
+	for _, r := range pol.Rules() {
+		if r.Tree {
+			trees[r.Path] = true
+		}
+	}
+	add := func(d string) error {
+		fd, errno, err := t.open(d, trees[d])
 		if err != nil {
-			log.Warn("rule directory unavailable", "dir", d, "error", err)
-			rs.dirs = append(rs.dirs, -1)
-			rs.dirErr = append(rs.dirErr, errnoOf(err))
-			continue
+			return err
+		}
+		if errno != 0 {
+			log.Warn("rule directory unavailable", "dir", d, "error", errno.Error())
 		}
 		rs.dirs = append(rs.dirs, fd)
-		rs.dirErr = append(rs.dirErr, 0)
+		rs.dirErr = append(rs.dirErr, errno)
+		return nil
 	}
-	return rs
-}
-
-// close closes the rule directories.
-func (rs *ruleset) close() {
-	for _, fd := range rs.dirs {
-		if fd >= 0 {
-			unix.Close(fd)
+	for _, d := range pol.Dirs() {
+		if err := add(d); err != nil {
+			return nil, err
 		}
 	}
+	for _, r := range pol.Rules() {
+		if r.Network != "unix" {
+			continue
+		}
+		d, _ := splitSocketPath(r.Addr)
+		rs.sockDir[r.Addr] = len(rs.dirs)
+		if err := add(d); err != nil {
+			return nil, err
+		}
+	}
+	return rs, nil
 }
 
 // session serves one connection: the re-executed opener's one socket, or
@@ -76,6 +93,12 @@ type session struct {
 	log  hclog.Logger
 	conn *conn
 	rs   *ruleset
+
+	// root is the pinned root directory until the handshake has resolved
+	// the policy's directories from it, then -1; dirs owns those
+	// directories (nil for a server's session, whose server owns them).
+	root int
+	dirs *dirTable
 
 	// end is what a fatal error does: the opener process exits with the
 	// status; a server's session shuts its connection down.
@@ -93,18 +116,27 @@ type session struct {
 }
 
 // serve runs the handshake and the workers, and returns the exit status.
-func serve(log hclog.Logger, sock int, opt Options) int {
+// It takes ownership of root, the pinned root directory.
+func serve(log hclog.Logger, sock, root int, opt Options) int {
 	c, err := newConn(sock)
 	if err != nil {
+		unix.Close(root)
 		log.Error("bad invocation", "error", err)
 		return protocol.ExitUsage
 	}
-	s := &session{log: log, conn: c, end: os.Exit}
+	s := &session{log: log, conn: c, end: os.Exit, root: root}
+	defer func() {
+		if s.root >= 0 {
+			unix.Close(s.root)
+		}
+		if s.dirs != nil {
+			s.dirs.close()
+		}
+	}()
 	if code := s.handshake(); code != protocol.ExitOK || s.rs == nil {
 		return code // a failed handshake, or end of stream before it
 	}
 	code := s.run(opt.Workers)
-	s.rs.close()
 	if code != protocol.ExitOK {
 		return code
 	}
@@ -162,7 +194,17 @@ func (s *session) handshake() int {
 		s.fatal(protocol.ExitProtocol, "policy in hello", err, unix.EINVAL)
 		return protocol.ExitProtocol
 	}
-	s.rs = newRuleset(s.log, pol, h.Flags&protocol.HelloNoOpenat2 == 0)
+	// The directories are resolved now, once; the root is not needed
+	// after that. The table's descriptors live as long as the process.
+	s.dirs = newDirTable(s.root, h.Flags&protocol.HelloNoOpenat2 == 0 && haveOpenat2(s.root))
+	rs, err := newRuleset(s.log, pol, s.dirs)
+	unix.Close(s.root)
+	s.root = -1
+	if err != nil {
+		s.fatal(protocol.ExitProtocol, "policy in hello", err, unix.EACCES)
+		return protocol.ExitProtocol
+	}
+	s.rs = rs
 	if err := s.ready(buf); err != nil {
 		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
 			return protocol.ExitOK // the parent went away before we were ready
@@ -219,9 +261,10 @@ func errnoOf(err error) syscall.Errno {
 	return unix.EIO
 }
 
-// haveOpenat2 probes the kernel for a working openat2(2).
-func haveOpenat2() bool {
-	fd, err := unix.Openat2(unix.AT_FDCWD, "/", &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC})
+// haveOpenat2 probes the kernel for a working openat2(2), on the pinned
+// root.
+func haveOpenat2(root int) bool {
+	fd, err := unix.Openat2(root, ".", &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC})
 	if err == nil {
 		unix.Close(fd)
 		return true

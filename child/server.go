@@ -128,7 +128,8 @@ type server struct {
 	log     hclog.Logger
 	allowed func(uid, gid uint32) bool
 	sets    map[*policy.Policy]*ruleset
-	dirs    []int // every rule directory descriptor, shared by the rulesets
+	dirs    *dirTable // every rule directory descriptor, shared by the rulesets
+	fdinfo  int       // O_PATH descriptor of /proc/self/fdinfo, or -1
 	bufs    sync.Pool
 	nextID  atomic.Uint64
 
@@ -186,7 +187,9 @@ func newServer(ln *net.UnixListener, cfg ServerConfig) (*server, error) {
 	srv := &server{cfg: cfg, log: log, conns: make(map[*client]struct{}), sets: make(map[*policy.Policy]*ruleset)}
 	srv.allowed = allowFunc(cfg.AllowUIDs, cfg.AllowGIDs)
 	srv.bufs.New = func() any { b := make([]byte, protocol.MaxMessage); return &b }
-	srv.prepare()
+	if err := srv.prepare(); err != nil {
+		return nil, err
+	}
 	return srv, nil
 }
 
@@ -200,39 +203,33 @@ func allowFunc(uids, gids []uint32) func(uid, gid uint32) bool {
 	return func(uid, gid uint32) bool { return slices.Contains(u, uid) || slices.Contains(g, gid) }
 }
 
-// prepare makes a ruleset for every policy, opening each rule directory
-// once for all of them.
-func (srv *server) prepare() {
-	type dir struct {
-		fd    int
-		errno syscall.Errno
+// prepare makes a ruleset for every policy, resolving each directory once
+// for all of them from the pinned root, and pins /proc/self/fdinfo for
+// reading pids from pidfds.
+func (srv *server) prepare() error {
+	root, err := pinRoot()
+	if err != nil {
+		return fmt.Errorf("privsep: server: %w", err)
 	}
-	opened := make(map[string]dir)
-	useOpenat2 := haveOpenat2()
+	defer unix.Close(root)
+	srv.dirs = newDirTable(root, haveOpenat2(root))
 	for _, pol := range srv.cfg.Policies.Policies() {
 		if srv.sets[pol] != nil {
 			continue
 		}
-		rs := &ruleset{pol: pol, rules: pol.Strings(), openat2: useOpenat2}
-		for _, d := range pol.Dirs() {
-			e, ok := opened[d]
-			if !ok {
-				fd, err := unix.Open(d, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-				if err != nil {
-					srv.log.Warn("rule directory unavailable", "dir", d, "error", err)
-					e = dir{fd: -1, errno: errnoOf(err)}
-				} else {
-					e = dir{fd: fd}
-					srv.dirs = append(srv.dirs, fd)
-				}
-				opened[d] = e
-			}
-			rs.dirs = append(rs.dirs, e.fd)
-			rs.dirErr = append(rs.dirErr, e.errno)
+		rs, err := newRuleset(srv.log, pol, srv.dirs)
+		if err != nil {
+			srv.dirs.close()
+			return fmt.Errorf("privsep: server: %w", err)
 		}
 		srv.sets[pol] = rs
 	}
-	srv.log.Debug("policies ready", "policies", len(srv.sets), "directories", len(srv.dirs), "openat2", useOpenat2)
+	srv.fdinfo = -1
+	if fd, err := resolveDir(root, "/proc/self/fdinfo", srv.dirs.openat2); err == nil {
+		srv.fdinfo = fd
+	}
+	srv.log.Debug("policies ready", "policies", len(srv.sets), "directories", len(srv.dirs.fds), "openat2", srv.dirs.openat2)
+	return nil
 }
 
 // accept accepts connections until ln is closed.
@@ -287,7 +284,7 @@ func (srv *server) admit(uc *net.UnixConn) {
 	var credErr error
 	c.rc.Control(func(fd uintptr) {
 		c.fd = int(fd)
-		c.peer, credErr = peerOf(int(fd))
+		c.peer, credErr = peerOf(int(fd), srv.fdinfo)
 	})
 	if credErr != nil {
 		srv.log.Error("refused connection: cannot read its peer's credentials", "error", credErr)
@@ -316,7 +313,7 @@ func (srv *server) admit(uc *net.UnixConn) {
 // peerOf reads the credentials of fd's peer. With SO_PEERPIDFD the pid is
 // read from a pidfd for the process that connected, which pins it: it
 // cannot name another process that reused the number.
-func peerOf(fd int) (Peer, error) {
+func peerOf(fd, fdinfo int) (Peer, error) {
 	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
 	if err != nil {
 		return Peer{}, os.NewSyscallError("getsockopt SO_PEERCRED", err)
@@ -327,15 +324,16 @@ func peerOf(fd int) (Peer, error) {
 		return p, nil // an older kernel (before 6.5), or the peer is gone
 	}
 	defer unix.Close(pidfd)
-	if pid, ok := pidfdPID(pidfd); ok {
+	if pid, ok := pidfdPID(fdinfo, pidfd); ok {
 		p.PID, p.PIDFD = pid, true
 	}
 	return p, nil
 }
 
 // pidfdPID reads the pid a pidfd refers to: with PIDFD_GET_INFO (Linux
-// 6.13), else from its fdinfo. It fails when the process has exited.
-func pidfdPID(pidfd int) (int32, bool) {
+// 6.13), else from its fdinfo, in the pinned /proc/self/fdinfo (fdinfo; -1
+// when there was none). It fails when the process has exited.
+func pidfdPID(fdinfo, pidfd int) (int32, bool) {
 	info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_PID}
 	if err := unix.IoctlPidfdInfo(pidfd, &info); err == nil {
 		if info.Mask&unix.PIDFD_INFO_PID != 0 && info.Tgid > 0 {
@@ -345,10 +343,14 @@ func pidfdPID(pidfd int) (int32, bool) {
 	} else if err == unix.ESRCH {
 		return 0, false
 	}
-	f, err := os.Open("/proc/self/fdinfo/" + strconv.Itoa(pidfd))
+	if fdinfo < 0 {
+		return 0, false
+	}
+	fd, err := unix.Openat(fdinfo, strconv.Itoa(pidfd), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return 0, false
 	}
+	f := os.NewFile(uintptr(fd), "fdinfo")
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -416,7 +418,7 @@ func (srv *server) serve(c *client) {
 	log := c.log
 	cn := connOf(c.fd, c.rc, &sendBound{timeout: srv.cfg.SendTimeout, client: c})
 	pol := srv.cfg.Policies.For(c.peer.UID, c.peer.GID)
-	s := &session{log: log, conn: cn, rs: srv.sets[pol], end: func(int) { c.shutdown(unix.SHUT_RDWR) }}
+	s := &session{log: log, conn: cn, rs: srv.sets[pol], root: -1, end: func(int) { c.shutdown(unix.SHUT_RDWR) }}
 	if !srv.handshake(c, s) {
 		return
 	}
@@ -527,10 +529,11 @@ func (srv *server) shutdown() {
 }
 
 func (srv *server) closeDirs() {
-	for _, fd := range srv.dirs {
-		unix.Close(fd)
+	srv.dirs.close()
+	if srv.fdinfo >= 0 {
+		unix.Close(srv.fdinfo)
+		srv.fdinfo = -1
 	}
-	srv.dirs = nil
 }
 
 // sendBound bounds a reply's wait for room in a client's queue.
@@ -580,20 +583,28 @@ type Socket struct {
 	*net.UnixListener
 	Path     string
 	dev, ino uint64 // the file's identity, so that Remove removes only ours
+	dirDev   uint64 // its directory's identity, likewise
+	dirIno   uint64
 }
 
 // ListenSocket creates a listening AF_UNIX SOCK_SEQPACKET socket at path for
 // Serve, whose file has exactly mode (permission bits only) and, if gid is
-// not -1, that group. No one can connect before the file has both: the
-// socket's own mode, set before bind(2), bounds the mode bind gives the file
-// (the umask can only remove bits), the file is then given exactly mode and
-// its group through a descriptor for it (never following a symlink), and
-// only then does the socket listen; until it does, a connect(2) is refused.
+// not -1, that group. path must be absolute and clean. Its directory is
+// resolved once, from "/", never through a magic link, and everything else
+// is done relative to it without following a symlink: the socket is bound
+// in a private directory with its mode already set (fchmod before bind(2),
+// under a zero umask) and its group, and only then moved to path in one
+// step; it listens after that. No one can connect before the file has its
+// mode and group. The listener's address is path; in a process without
+// CAP_SYS_CHROOT it is path relative to "/" (see makeSocket).
 //
 // An existing path is replaced only when it is a stale socket: a socket
 // that nobody answers on (connect(2) says ECONNREFUSED). Anything else
 // there, a file of another type or a socket that a server answers on, is an
-// error, and nothing is removed.
+// error, and nothing is removed. To look, the existing file is exchanged
+// with the new socket (renameat2 RENAME_EXCHANGE) and exchanged back unless
+// it is stale, so for that moment a client of a live server at path is
+// refused.
 func ListenSocket(path string, mode os.FileMode, gid int) (*Socket, error) {
 	fail := func(err error) (*Socket, error) {
 		return nil, &os.PathError{Op: "listen", Path: path, Err: err}
@@ -601,120 +612,103 @@ func ListenSocket(path string, mode os.FileMode, gid int) (*Socket, error) {
 	if mode&^os.ModePerm != 0 {
 		return fail(fmt.Errorf("mode %v has bits other than permissions", mode))
 	}
-	if err := removeStale(path); err != nil {
+	if err := policy.CheckListenAddr("unix", path); err != nil {
 		return fail(err)
 	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	dirPath, name := splitSocketPath(path)
+	dir, err := pinSocketDir(dirPath)
 	if err != nil {
-		return fail(os.NewSyscallError("socket", err))
-	}
-	closeFD := func(err error) (*Socket, error) {
-		unix.Close(fd)
 		return fail(err)
 	}
-	if err := unix.Fchmod(fd, uint32(mode)); err != nil {
-		return closeFD(os.NewSyscallError("fchmod", err))
+	defer unix.Close(dir)
+	var dst unix.Stat_t
+	if err := unix.Fstat(dir, &dst); err != nil {
+		return fail(os.NewSyscallError("fstat", err))
 	}
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
-		return closeFD(os.NewSyscallError("bind", err))
-	}
-	unlink := func(err error) (*Socket, error) {
-		unix.Unlink(path)
-		return closeFD(err)
-	}
-	pfd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, st, err := makeSocket(socketSpec{
+		dir: dir, dirPath: dirPath, name: name, typ: unix.SOCK_SEQPACKET,
+		mode: uint32(mode), uid: -1, gid: gid, replace: replaceStale,
+	})
 	if err != nil {
-		return closeFD(os.NewSyscallError("open", err))
-	}
-	defer unix.Close(pfd)
-	var st unix.Stat_t
-	if err := unix.Fstat(pfd, &st); err != nil {
-		return unlink(os.NewSyscallError("fstat", err))
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return closeFD(errors.New("the path was replaced while the socket was being made"))
-	}
-	if err := fchmodPath(pfd, uint32(mode)); err != nil {
-		return unlink(os.NewSyscallError("chmod", err))
-	}
-	if gid != -1 {
-		if err := unix.Fchownat(pfd, "", -1, gid, unix.AT_EMPTY_PATH); err != nil {
-			return unlink(os.NewSyscallError("chown", err))
-		}
+		return fail(err)
 	}
 	if err := unix.Listen(fd, listenBacklog); err != nil {
-		return unlink(os.NewSyscallError("listen", err))
+		unix.Close(fd)
+		return fail(os.NewSyscallError("listen", err))
 	}
 	f := os.NewFile(uintptr(fd), path)
 	ln, err := net.FileListener(f)
 	f.Close()
 	if err != nil {
-		unix.Unlink(path)
 		return fail(err)
 	}
-	return &Socket{UnixListener: ln.(*net.UnixListener), Path: path, dev: st.Dev, ino: st.Ino}, nil
+	return &Socket{UnixListener: ln.(*net.UnixListener), Path: path, dev: st.Dev, ino: st.Ino, dirDev: dst.Dev, dirIno: dst.Ino}, nil
 }
 
-// fchmodPath changes the mode of the file an O_PATH descriptor refers to.
-func fchmodPath(pfd int, mode uint32) error {
-	err := unix.Fchmodat(pfd, "", mode, unix.AT_EMPTY_PATH) // fchmodat2, Linux 6.6
-	if err == unix.EOPNOTSUPP || err == unix.ENOSYS || err == unix.EINVAL {
-		err = unix.Chmod("/proc/self/fd/"+strconv.Itoa(pfd), mode)
+// pinSocketDir resolves a server socket's directory from the root, as the
+// opener resolves rule directories.
+func pinSocketDir(dirPath string) (int, error) {
+	root, err := pinRoot()
+	if err != nil {
+		return -1, err
 	}
-	return err
+	defer unix.Close(root)
+	fd, err := resolveDir(root, dirPath, haveOpenat2(root))
+	if err != nil {
+		return -1, fmt.Errorf("directory %s: %w", dirPath, err)
+	}
+	return fd, nil
 }
 
-// removeStale makes way for a new socket at path: nothing there is fine; a
-// socket nobody answers on is removed; anything else is an error.
-func removeStale(path string) error {
-	var st unix.Stat_t
-	switch err := unix.Lstat(path, &st); {
-	case err == unix.ENOENT:
-		return nil
-	case err != nil:
-		return os.NewSyscallError("lstat", err)
-	case st.Mode&unix.S_IFMT != unix.S_IFSOCK:
+// replaceStale allows replacing a stale socket, and nothing else. The
+// candidate is in the private directory pdir, as pname.
+func replaceStale(pdir int, pname string, st *unix.Stat_t) error {
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return errors.New("exists and is not a socket; refusing to replace it")
 	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
-		return os.NewSyscallError("socket", err)
-	}
-	err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
-	unix.Close(fd)
-	switch err {
-	case unix.ECONNREFUSED:
-		// Stale: its server is gone. Remove it, if it is still the socket
-		// we probed.
-		var now unix.Stat_t
-		if err := unix.Lstat(path, &now); err != nil || now.Dev != st.Dev || now.Ino != st.Ino {
-			return errors.New("changed while it was being checked")
-		}
-		if err := unix.Unlink(path); err != nil && err != unix.ENOENT {
-			return os.NewSyscallError("unlink stale socket", err)
-		}
-		return nil
-	case nil, unix.EAGAIN, unix.EPROTOTYPE:
+	errno, err := connectIn(pdir, pname, unix.SOCK_SEQPACKET)
+	switch {
+	case err != nil:
+		return fmt.Errorf("checking whether the socket is stale: %w", err)
+	case errno == unix.ECONNREFUSED:
+		return nil // stale: its server is gone
+	case errno == 0 || errno == unix.EAGAIN || errno == unix.EPROTOTYPE:
 		// Someone answers (or a listener of another socket type).
 		return errors.New("a server is listening on this socket already (in use)")
 	}
-	return fmt.Errorf("checking whether the socket is stale: %w", os.NewSyscallError("connect", err))
+	return fmt.Errorf("checking whether the socket is stale: %w", os.NewSyscallError("connect", errno))
 }
 
-// Remove removes the socket file if it is still the one ListenSocket made.
+// Remove removes the socket file if it is still the one ListenSocket made,
+// in the directory it was made in.
 func (s *Socket) Remove() error {
-	var st unix.Stat_t
-	if err := unix.Lstat(s.Path, &st); err != nil {
+	dirPath, name := splitSocketPath(s.Path)
+	dir, err := pinSocketDir(dirPath)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return &os.PathError{Op: "remove", Path: s.Path, Err: err}
+	}
+	defer unix.Close(dir)
+	var dst, st unix.Stat_t
+	if err := unix.Fstat(dir, &dst); err != nil {
+		return &os.PathError{Op: "remove", Path: s.Path, Err: os.NewSyscallError("fstat", err)}
+	}
+	if dst.Dev != s.dirDev || dst.Ino != s.dirIno {
+		return nil // not the directory it was made in
+	}
+	if err := unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		if err == unix.ENOENT {
 			return nil
 		}
-		return &os.PathError{Op: "lstat", Path: s.Path, Err: err}
+		return &os.PathError{Op: "remove", Path: s.Path, Err: os.NewSyscallError("fstatat", err)}
 	}
 	if st.Dev != s.dev || st.Ino != s.ino {
 		return nil // someone else's now
 	}
-	if err := unix.Unlink(s.Path); err != nil && err != unix.ENOENT {
-		return &os.PathError{Op: "remove", Path: s.Path, Err: err}
+	if err := unix.Unlinkat(dir, name, 0); err != nil && err != unix.ENOENT {
+		return &os.PathError{Op: "remove", Path: s.Path, Err: os.NewSyscallError("unlinkat", err)}
 	}
 	return nil
 }

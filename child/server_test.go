@@ -585,8 +585,17 @@ func TestListenSocket(t *testing.T) {
 	if st.Mode&unix.S_IFMT != unix.S_IFSOCK || st.Mode&0o7777 != 0o660 || int(st.Gid) != gid {
 		t.Errorf("socket file: got mode %#o gid %d, want a socket of mode 0660, gid %d", st.Mode, st.Gid, gid)
 	}
-	// It is a SOCK_SEQPACKET listener.
+	// It is a SOCK_SEQPACKET listener, bound under its real address
+	// although it was bound in a private directory (without
+	// CAP_SYS_CHROOT, under the path relative to "/": see makeSocket).
 	dialRaw(t, path).close()
+	wantAddr := path
+	if os.Geteuid() != 0 {
+		wantAddr = strings.TrimPrefix(path, "/")
+	}
+	if got := s.Addr().String(); got != wantAddr {
+		t.Errorf("listener address: got %q, want %q", got, wantAddr)
+	}
 
 	// A live socket is not replaced.
 	if _, err := child.ListenSocket(path, 0o600, -1); err == nil || !strings.Contains(err.Error(), "in use") {
@@ -645,5 +654,28 @@ func TestListenSocket(t *testing.T) {
 	}
 	if _, err := child.ListenSocket(filepath.Join(dir, "x"), 0o4660, -1); err == nil {
 		t.Error("mode with setuid: got nil error")
+	}
+	noPrivateDirs(t, dir)
+}
+
+// TestServeRefusesOwnProcessDir: a server's rule directory that resolves
+// into a process's own /proc directory (here through a symlink, which
+// package policy cannot see) makes Serve fail at start, naming it.
+func TestServeRefusesOwnProcessDir(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "me")
+	must(t, os.Symlink("/proc/self", link))
+	pol, err := policy.Parse([]string{link + "/"})
+	must(t, err)
+	fds := countFDs(t, os.Getpid())
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: filepath.Join(dir, "s.sock"), Net: "unixpacket"})
+	must(t, err)
+	err = child.Serve(context.Background(), ln, child.ServerConfig{Policies: policy.Unscoped(pol)})
+	var own *child.OwnProcessError
+	if !errors.As(err, &own) || own.Dir != link || !strings.Contains(err.Error(), "own directory") {
+		t.Errorf("Serve with %s/: got %v, want an *OwnProcessError naming it", link, err)
+	}
+	if got := countFDs(t, os.Getpid()); got != fds {
+		t.Errorf("descriptors: %d before the listener and Serve (which closes it), %d after", fds, got)
 	}
 }

@@ -244,7 +244,47 @@ func newRule(src string, modes Mode, path string) (Rule, error) {
 	if !isClean(r.Path) {
 		return bad("path is not clean (want %q)", cleanHint(path))
 	}
+	if why := ownProcessPath(r.Path, r.Tree); why != "" {
+		return bad("%s", why)
+	}
 	return r, nil
+}
+
+// ownProcessPath says why a rule at path (clean, absolute) would reach into
+// the process that opens it, or "" when it would not. /proc/self,
+// /proc/thread-self and /dev/fd, /dev/stdin, /dev/stdout and /dev/stderr
+// are links into the opener's own process, and /proc/<pid> is a process's
+// own directory (the opener's among them): a rule there hands out the
+// opener's memory, descriptors and credentials. A tree rule at /proc holds
+// /proc/self. The opener checks again, on what the rule's directory
+// resolves to, at its handshake: a symlink elsewhere can lead here too.
+func ownProcessPath(path string, tree bool) string {
+	const why = "%s is %s: a rule there would hand the opener's own memory, descriptors and credentials to whoever asks; name the files you need elsewhere"
+	first, rest, _ := strings.Cut(path[1:], "/")
+	second, _, _ := strings.Cut(rest, "/")
+	switch {
+	case first == "proc" && rest == "" && tree:
+		return "a tree rule at /proc holds /proc/self, the opener's own process: name the files you need (such as r:/proc/cpuinfo, r:/proc/sys/...)"
+	case first == "proc" && (second == "self" || second == "thread-self"):
+		return fmt.Sprintf(why, "/proc/"+second, "the opener's own process")
+	case first == "proc" && isDigits(second):
+		return fmt.Sprintf(why, "/proc/"+second, "a process's own directory (the opener's, for its pid)")
+	case first == "dev" && (second == "fd" || second == "stdin" || second == "stdout" || second == "stderr"):
+		return fmt.Sprintf(why, "/dev/"+second, "a link into the opener's own descriptors")
+	}
+	return ""
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // Resolver turns user and group names into ids for owner= options. Package

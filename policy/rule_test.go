@@ -618,3 +618,29 @@ func TestParseLineResolverIDRange(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnProcessRulesRefused: a rule that reaches into the opener's own
+// process (r:/proc/self/ gave a parent the root opener's memory) is refused
+// when it is parsed, with the reason; /proc's shared files stay allowed.
+func TestOwnProcessRulesRefused(t *testing.T) {
+	for _, in := range []string{
+		"r:/proc/self/", "r:/proc/self", "r:/proc/self/mem", "rw:/proc/self/fd/",
+		"r:/proc/thread-self/", "r:/proc/thread-self/status",
+		"r:/proc/1/", "r:/proc/12345/environ", "r:/proc/1/task/1/mem",
+		"r:/proc/", "rw:/dev/fd/", "r:/dev/fd/3", "r:/dev/stdin", "w:/dev/stdout", "w:/dev/stderr",
+	} {
+		_, err := policy.ParseRule(in)
+		var re *policy.RuleError
+		if !errors.As(err, &re) || !strings.Contains(re.Why, "own") {
+			t.Errorf("ParseRule(%q): got %v, want a *RuleError saying it reaches the opener's own process", in, err)
+		}
+		if _, err := policy.ParseLine(in, nil); err == nil {
+			t.Errorf("ParseLine(%q): got nil error", in)
+		}
+	}
+	for _, in := range []string{"r:/proc/cpuinfo", "r:/proc/sys/", "r:/proc/sys/kernel/hostname", "r:/proc/selfish", "r:/proc/1x/", "r:/dev/null", "r:/dev/", "r:/dev/fdx", "r:/srv/proc/self/"} {
+		if _, err := policy.ParseRule(in); err != nil {
+			t.Errorf("ParseRule(%q): %v, want it allowed", in, err)
+		}
+	}
+}
