@@ -207,6 +207,12 @@ func (w *worker) open(o protocol.Open) (int, protocol.Status) {
 		w.audit(o, protocol.ReasonSystem, s.rs.dirErr[d.Dir], "rule directory unavailable", d.Rule)
 		return -1, protocol.Status{Errno: uint32(s.rs.dirErr[d.Dir]), Reason: protocol.ReasonSystem}
 	}
+	// O_TRUNC would act in the open itself, before the link count below
+	// is known: truncate only once the file has passed that check.
+	trunc := d.Flags&unix.O_TRUNC != 0 && !d.Hardlinks
+	if trunc {
+		d.Flags &^= unix.O_TRUNC
+	}
 	fd, created, errno, escape := w.openBeneath(dirfd, d)
 	if errno == unix.ENXIO {
 		// open(2) says ENXIO for a socket file or a device with no driver:
@@ -237,6 +243,23 @@ func (w *worker) open(o protocol.Open) (int, protocol.Status) {
 		unix.Close(fd)
 		w.audit(o, protocol.ReasonFileType, unix.EACCES, "not a regular file or directory", d.Rule)
 		return -1, protocol.Status{Errno: uint32(unix.EACCES), Reason: protocol.ReasonFileType}
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink > 1 && !d.Hardlinks {
+		// Whoever can write in the rule's tree can link a file there that
+		// it could not open itself (fs.protected_hardlinks=0 lets anyone
+		// link any file), and this descriptor would carry our access to
+		// it. Only the rule can say that its tree's links are trusted.
+		unix.Close(fd)
+		w.audit(o, protocol.ReasonLinks, unix.EACCES, "multiply-linked file (st_nlink "+strconv.FormatUint(uint64(st.Nlink), 10)+"); the rule has no hardlinks=yes", d.Rule)
+		return -1, protocol.Status{Errno: uint32(unix.EACCES), Reason: protocol.ReasonLinks}
+	}
+	if trunc && st.Mode&unix.S_IFMT == unix.S_IFREG {
+		if err := unix.Ftruncate(fd, 0); err != nil {
+			unix.Close(fd)
+			errno := errnoOf(err)
+			w.audit(o, protocol.ReasonSystem, errno, "truncating (O_TRUNC) failed", d.Rule)
+			return -1, protocol.Status{Errno: uint32(errno), Reason: protocol.ReasonSystem}
+		}
 	}
 	if created && (d.UID != policy.NoOwner || d.GID != policy.NoOwner) {
 		// The rule names the owner of new files. Give it to the
