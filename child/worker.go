@@ -32,6 +32,7 @@ type worker struct {
 	io      *connIO     // receives into buf, oob and fds; sends replies
 	holding atomic.Bool // this worker holds s.receiving
 	stall   *time.Timer // passes the receiving role on when a request stalls
+	busy    bool        // counted in s.idle as serving a request
 }
 
 func newWorker(s *session) *worker {
@@ -63,12 +64,15 @@ func (w *worker) passOn() {
 // that leaves the stream untrustworthy ends the session (in the opener
 // process: exits it) from inside.
 func (w *worker) run() int {
+	defer w.idleEnd()
 	for {
+		w.idleEnd()
 		if !w.holding.Load() {
 			w.s.receiving.Lock()
 			w.holding.Store(true)
 		}
 		m, err := w.io.recv()
+		w.idleBegin()
 		switch {
 		case err == io.EOF:
 			// End of stream is sticky: let the next worker see it too.
@@ -98,6 +102,21 @@ func (w *worker) run() int {
 		w.stall.Reset(StallAfter)
 		w.handle(m)
 		w.stall.Stop() // if it fired, passOn already gave the role away
+	}
+}
+
+// idleBegin and idleEnd bracket a request for a server's idle timeout.
+func (w *worker) idleBegin() {
+	if w.s.idle != nil {
+		w.busy = true
+		w.s.idle.begin()
+	}
+}
+
+func (w *worker) idleEnd() {
+	if w.busy {
+		w.busy = false
+		w.s.idle.end()
 	}
 }
 
