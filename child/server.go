@@ -547,6 +547,8 @@ func (iw *idleWatch) watch(timeout time.Duration, idle func()) (stop func()) {
 		quiet   int // ticks in a row with nothing begun or ended
 		t       *time.Timer
 	)
+	mu.Lock() // the callback reads t under mu
+	defer mu.Unlock()
 	t = time.AfterFunc(period, func() {
 		mu.Lock()
 		defer mu.Unlock()
@@ -555,9 +557,10 @@ func (iw *idleWatch) watch(timeout time.Duration, idle func()) (stop func()) {
 		}
 		if seq := iw.seq.Load(); seq != last || iw.busy.Load() > 0 {
 			last, quiet = seq, 0
-		} else if quiet++; quiet > ticks {
-			// More than ticks whole periods since the last change: at
-			// least timeout, at most timeout + period.
+		} else if quiet++; quiet >= ticks {
+			// The last change came at or before the tick that saw it,
+			// ticks periods ago: idle for at least timeout, and less
+			// than timeout + period.
 			stopped = true
 			idle()
 			return
