@@ -21,6 +21,7 @@ import (
 const serveUsage = `Usage: privsep serve --socket PATH [--allow RULE]... [--policy FILE]...
                      [--allow-uid UID|USER]... [--allow-gid GID|GROUP]...
                      [--socket-mode 0660] [--socket-group GROUP] [--max-clients N]
+                     [--max-sessions-per-uid N] [--idle-timeout D]
                      [--log-level LEVEL] [--log-json]
 
 Serve files to unrelated processes on a unix socket (SOCK_SEQPACKET), as a
@@ -38,6 +39,12 @@ Who may connect is decided from the kernel's view of the connection
 with --allow-uid or whose primary gid is listed with --allow-gid. With
 neither, only privsep's own uid may. Anyone else gets a refusal and is
 disconnected, and the refusal is logged with its uid, gid and pid.
+
+No client can starve the others: one uid has at most --max-sessions-per-uid
+sessions at once (a connection beyond it is refused, saying which limit), a
+session with no request for --idle-timeout is closed, and a client that sends
+no hello within 10 seconds is disconnected. --max-clients bounds all sessions
+together.
 
 The socket file is created with exactly --socket-mode and --socket-group.
 PATH must not exist, or be a stale socket (one nobody answers on), which is
@@ -63,6 +70,8 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	mode := fs.String("socket-mode", "0660", "permissions of the socket file, in `OCTAL`")
 	group := fs.String("socket-group", "", "give the socket file the group `GROUP` (name or number)")
 	maxClients := fs.Int("max-clients", child.DefaultMaxClients, "serve at most `N` clients at once")
+	maxPerUID := fs.Int("max-sessions-per-uid", child.DefaultMaxSessionsPerUID, "serve at most `N` sessions of one uid at once")
+	idle := fs.Duration("idle-timeout", child.DefaultIdleTimeout, "close a session that has had no request for `D` (such as 30s or 5m)")
 	level := fs.String("log-level", "info", "log `LEVEL`: trace, debug, info, warn, error, off")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	if ok, code := parse(args); !ok {
@@ -93,6 +102,12 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	if *maxClients <= 0 {
 		return usage("--max-clients %d: want at least 1", *maxClients)
 	}
+	if *maxPerUID <= 0 {
+		return usage("--max-sessions-per-uid %d: want at least 1", *maxPerUID)
+	}
+	if *idle <= 0 {
+		return usage("--idle-timeout %v: want a positive duration, such as 5m", *idle)
+	}
 	lvl := hclog.LevelFromString(*level)
 	if lvl == hclog.NoLevel {
 		return usage("unknown log level %q", *level)
@@ -114,13 +129,16 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	if len(uids) == 0 && len(gids) == 0 {
 		who = []any{"allow_uids", []int{os.Geteuid()}}
 	}
-	log.Info("listening", append([]any{"socket", sock.Path, "mode", fmt.Sprintf("%#o", perm), "pid", os.Getpid(), "max_clients", *maxClients}, who...)...)
+	log.Info("listening", append([]any{"socket", sock.Path, "mode", fmt.Sprintf("%#o", perm), "pid", os.Getpid(), "max_clients", *maxClients,
+		"max_sessions_per_uid", *maxPerUID, "idle_timeout", *idle}, who...)...)
 	err = child.Serve(ctx, sock.UnixListener, child.ServerConfig{
-		Policies:   pols,
-		AllowUIDs:  uids,
-		AllowGIDs:  gids,
-		MaxClients: *maxClients,
-		Logger:     log,
+		Policies:          pols,
+		AllowUIDs:         uids,
+		AllowGIDs:         gids,
+		MaxClients:        *maxClients,
+		MaxSessionsPerUID: *maxPerUID,
+		IdleTimeout:       *idle,
+		Logger:            log,
 	})
 	if rerr := sock.Remove(); rerr != nil {
 		log.Warn("cannot remove the socket file", "error", rerr)

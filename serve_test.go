@@ -402,9 +402,9 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 	file := filepath.Join(dir, "f")
 	writeFile(t, file, "content\n")
 	sock := filepath.Join(dir, "s.sock")
-	s := startServe(t, sock, "--allow", dir+"/", "--log-level", "warn")
-
 	const clients = 30
+	s := startServe(t, sock, "--allow", dir+"/", "--log-level", "warn", "--max-sessions-per-uid", strconv.Itoa(clients))
+
 	var wg, dialed sync.WaitGroup
 	var mu sync.Mutex
 	ok, failed := 0, 0

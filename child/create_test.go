@@ -508,18 +508,21 @@ func openRaw(p *peer, id uint32, path string, flags int, mode uint32) (int, prot
 func TestCreateModeBitsRaw(t *testing.T) {
 	setUmask(t, 0)
 	dir := t.TempDir()
+	must(t, os.Mkdir(dir+"/w", 0o755))
 	must(t, os.Mkdir(dir+"/n", 0o755))
-	p := start(t, quoteRule("rwc", dir+"/"), quoteRule("rwc", dir+"/n/", "mode=0640"))
+	// Side by side: a narrower mode= inside the wide tree would be refused
+	// (a link in the tree could create beneath it with the wide mode).
+	p := start(t, quoteRule("rwc", dir+"/w/"), quoteRule("rwc", dir+"/n/", "mode=0640"))
 	for i, tc := range []struct {
 		name string
 		mode uint32
 		want uint32
 	}{
-		{"a", 0o4755, 0o644},
-		{"b", 0o7777, 0o666},
-		{"c", 0xffffffff, 0o666},
-		{"d", 0o2770, 0o660},
-		{"e", 0, 0},
+		{"w/a", 0o4755, 0o644},
+		{"w/b", 0o7777, 0o666},
+		{"w/c", 0xffffffff, 0o666},
+		{"w/d", 0o2770, 0o660},
+		{"w/e", 0, 0},
 		{"n/f", 0o7777, 0o640},
 		{"n/g", 0o4604, 0o600},
 	} {
@@ -535,7 +538,7 @@ func TestCreateModeBitsRaw(t *testing.T) {
 		}
 	}
 	// A mode without O_CREAT is ignored, not an error.
-	fd, e := openRaw(p, 100, dir+"/a", unix.O_RDONLY, 0o4777)
+	fd, e := openRaw(p, 100, dir+"/w/a", unix.O_RDONLY, 0o4777)
 	if fd < 0 {
 		t.Errorf("open with a mode and no O_CREAT: got %+v, want it opened", e)
 	} else {
@@ -642,14 +645,13 @@ func TestRenameExchangeRace(t *testing.T) {
 	}
 }
 
-// TestHardLinkIsNotAnEscape: a hard link inside the tree to a file outside
+// TestHardLinkNeedsOptIn: a hard link inside the tree to a file outside
 // is the same inode under a name inside the tree. Nothing on the path
 // leaves the tree, so neither openat2(RESOLVE_BENEATH) nor the walk can
-// tell it apart from any other file there: the opener opens it, and that is
-// expected. Whoever can make hard links in an allowed tree can already
-// grant access to the files they link (protected_hardlinks limits who may
-// link what).
-func TestHardLinkIsNotAnEscape(t *testing.T) {
+// tell it apart from any other file there; the link count can. The opener
+// refuses a multiply-linked file unless the rule says hardlinks=yes (see
+// links_test.go for the attack with a root-only file).
+func TestHardLinkNeedsOptIn(t *testing.T) {
 	forBoth(t, func(t *testing.T, fallback bool) {
 		root := t.TempDir()
 		tree, outside := filepath.Join(root, "tree"), filepath.Join(root, "outside")
@@ -660,6 +662,8 @@ func TestHardLinkIsNotAnEscape(t *testing.T) {
 			t.Skipf("cannot make a hard link: %v", err)
 		}
 		o := startPolicy(t, fallback, quoteRule("r", tree+"/"))
+		wantDenied(t, o, filepath.Join(tree, "hl"), os.O_RDONLY)
+		o = startPolicy(t, fallback, quoteRule("r", tree+"/", "hardlinks=yes"))
 		f := mustOpenVia(t, o, filepath.Join(tree, "hl"), os.O_RDONLY, 0)
 		if b, _ := io.ReadAll(f); string(b) != "linked" {
 			t.Errorf("read through the hard link: got %q, want %q", b, "linked")

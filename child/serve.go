@@ -113,6 +113,10 @@ type session struct {
 	// another worker, so one slow open does not hold up the rest; at most
 	// the number of workers can stall at once.
 	receiving sync.Mutex
+
+	// idle, in a server's session, counts requests for the idle timeout;
+	// nil in an opener, which serves one parent for as long as it likes.
+	idle *idleWatch
 }
 
 // serve runs the handshake and the workers, and returns the exit status.

@@ -31,11 +31,13 @@ import (
 
 // Defaults for ServerConfig.
 const (
-	DefaultMaxClients      = 256
-	DefaultWorkersPerConn  = 2
-	DefaultShutdownTimeout = 5 * time.Second
-	DefaultSendTimeout     = 10 * time.Second
-	DefaultHelloTimeout    = 10 * time.Second
+	DefaultMaxClients        = 256
+	DefaultMaxSessionsPerUID = 16
+	DefaultIdleTimeout       = 5 * time.Minute
+	DefaultWorkersPerConn    = 2
+	DefaultShutdownTimeout   = 5 * time.Second
+	DefaultSendTimeout       = 10 * time.Second
+	DefaultHelloTimeout      = 10 * time.Second
 )
 
 // ServerConfig says how Serve serves.
@@ -58,6 +60,21 @@ type ServerConfig struct {
 	// is refused with an error with id 0, reason 3 (system) and EUSERS.
 	// Zero means DefaultMaxClients.
 	MaxClients int
+
+	// MaxSessionsPerUID bounds the sessions one uid (as SO_PEERCRED says)
+	// has at once, so that one client cannot take every slot of MaxClients
+	// and starve the others, root included. A connection beyond it is
+	// refused with an error with id 0, reason 9 (limit) and EUSERS. Zero
+	// means DefaultMaxSessionsPerUID.
+	MaxSessionsPerUID int
+
+	// IdleTimeout closes a session that has had no request in progress and
+	// received none for this long (the check runs four times per timeout,
+	// so the close comes between one and one and a quarter timeouts after
+	// the last request): its read side is shut down, so it finishes like a
+	// client that left. A client that never sends its hello is closed
+	// after HelloTimeout instead. Zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
 
 	// WorkersPerConn is how many requests of one client are served at once;
 	// zero means DefaultWorkersPerConn. Each worker holds about 80 KiB of
@@ -135,6 +152,7 @@ type server struct {
 
 	mu       sync.Mutex
 	conns    map[*client]struct{}
+	perUID   map[uint32]int // sessions of each uid in conns
 	sessions sync.WaitGroup
 }
 
@@ -155,6 +173,12 @@ func newServer(ln *net.UnixListener, cfg ServerConfig) (*server, error) {
 	}
 	if cfg.MaxClients <= 0 {
 		cfg.MaxClients = DefaultMaxClients
+	}
+	if cfg.MaxSessionsPerUID <= 0 {
+		cfg.MaxSessionsPerUID = DefaultMaxSessionsPerUID
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	if cfg.WorkersPerConn <= 0 {
 		cfg.WorkersPerConn = DefaultWorkersPerConn
@@ -184,7 +208,7 @@ func newServer(ln *net.UnixListener, cfg ServerConfig) (*server, error) {
 	if typErr != nil || typ != unix.SOCK_SEQPACKET {
 		return nil, fmt.Errorf("privsep: server: the listener is not a SOCK_SEQPACKET socket (listen on \"unixpacket\")")
 	}
-	srv := &server{cfg: cfg, log: log, conns: make(map[*client]struct{}), sets: make(map[*policy.Policy]*ruleset)}
+	srv := &server{cfg: cfg, log: log, conns: make(map[*client]struct{}), perUID: make(map[uint32]int), sets: make(map[*policy.Policy]*ruleset)}
 	srv.allowed = allowFunc(cfg.AllowUIDs, cfg.AllowGIDs)
 	srv.bufs.New = func() any { b := make([]byte, protocol.MaxMessage); return &b }
 	if err := srv.prepare(); err != nil {
@@ -298,6 +322,14 @@ func (srv *server) admit(uc *net.UnixConn) {
 		return
 	}
 	srv.mu.Lock()
+	// The uid's own limit first: a client at it is told so, whether or
+	// not the server as a whole is full.
+	if n := srv.perUID[c.peer.UID]; n >= srv.cfg.MaxSessionsPerUID {
+		srv.mu.Unlock()
+		c.log.Warn("refused connection: this uid has as many sessions as one uid may", "sessions", n, "max_sessions_per_uid", srv.cfg.MaxSessionsPerUID)
+		c.refuse(protocol.ReasonLimit, unix.EUSERS)
+		return
+	}
 	if len(srv.conns) >= srv.cfg.MaxClients {
 		srv.mu.Unlock()
 		c.log.Warn("refused connection: too many clients", "max_clients", srv.cfg.MaxClients)
@@ -305,6 +337,7 @@ func (srv *server) admit(uc *net.UnixConn) {
 		return
 	}
 	srv.conns[c] = struct{}{}
+	srv.perUID[c.peer.UID]++
 	srv.sessions.Add(1)
 	srv.mu.Unlock()
 	go srv.serve(c)
@@ -412,6 +445,9 @@ func (srv *server) serve(c *client) {
 		c.uc.Close()
 		srv.mu.Lock()
 		delete(srv.conns, c)
+		if srv.perUID[c.peer.UID]--; srv.perUID[c.peer.UID] <= 0 {
+			delete(srv.perUID, c.peer.UID)
+		}
 		srv.mu.Unlock()
 		srv.sessions.Done()
 	}()
@@ -423,7 +459,13 @@ func (srv *server) serve(c *client) {
 		return
 	}
 	log.Info("client connected", "pidfd", c.peer.PIDFD, "sections", srv.cfg.Policies.Sections(c.peer.UID, c.peer.GID))
+	s.idle = &idleWatch{}
+	stopIdle := s.idle.watch(srv.cfg.IdleTimeout, func() {
+		log.Info("closing an idle session", "idle_timeout", srv.cfg.IdleTimeout)
+		c.shutdown(unix.SHUT_RD)
+	})
 	code := s.run(srv.cfg.WorkersPerConn)
+	stopIdle()
 	if code != protocol.ExitOK {
 		log.Warn("session ended on an error", "status", protocol.ExitStatusText(code), "duration", time.Since(start))
 		return
@@ -481,6 +523,58 @@ func (srv *server) handshake(c *client, s *session) bool {
 		return false
 	}
 	return true
+}
+
+// idleWatch tells an idle session from a busy one without reading a clock
+// per request: workers count requests as they begin and end, and a timer
+// that ticks four times per timeout closes the session once it has seen
+// no request begin or end, and none in progress, for more than a timeout.
+type idleWatch struct {
+	busy atomic.Int32  // requests being served
+	seq  atomic.Uint64 // bumped as each request begins and ends
+}
+
+func (iw *idleWatch) begin() { iw.busy.Add(1); iw.seq.Add(1) }
+func (iw *idleWatch) end()   { iw.seq.Add(1); iw.busy.Add(-1) }
+
+// watch starts the timer; idle is called once, from the timer, when the
+// session has been idle for timeout. The returned function stops it.
+func (iw *idleWatch) watch(timeout time.Duration, idle func()) (stop func()) {
+	const ticks = 4
+	period := max(timeout/ticks, time.Millisecond)
+	var (
+		mu      sync.Mutex
+		stopped bool
+		last    = iw.seq.Load()
+		quiet   int // ticks in a row with nothing begun or ended
+		t       *time.Timer
+	)
+	mu.Lock() // the callback reads t under mu
+	defer mu.Unlock()
+	t = time.AfterFunc(period, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		if seq := iw.seq.Load(); seq != last || iw.busy.Load() > 0 {
+			last, quiet = seq, 0
+		} else if quiet++; quiet >= ticks {
+			// The last change came at or before the tick that saw it,
+			// ticks periods ago: idle for at least timeout, and less
+			// than timeout + period.
+			stopped = true
+			idle()
+			return
+		}
+		t.Reset(period)
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
 }
 
 // shutdown ends every session: first their read sides, so that each

@@ -32,6 +32,7 @@ type worker struct {
 	io      *connIO     // receives into buf, oob and fds; sends replies
 	holding atomic.Bool // this worker holds s.receiving
 	stall   *time.Timer // passes the receiving role on when a request stalls
+	busy    bool        // counted in s.idle as serving a request
 }
 
 func newWorker(s *session) *worker {
@@ -63,12 +64,15 @@ func (w *worker) passOn() {
 // that leaves the stream untrustworthy ends the session (in the opener
 // process: exits it) from inside.
 func (w *worker) run() int {
+	defer w.idleEnd()
 	for {
+		w.idleEnd()
 		if !w.holding.Load() {
 			w.s.receiving.Lock()
 			w.holding.Store(true)
 		}
 		m, err := w.io.recv()
+		w.idleBegin()
 		switch {
 		case err == io.EOF:
 			// End of stream is sticky: let the next worker see it too.
@@ -98,6 +102,21 @@ func (w *worker) run() int {
 		w.stall.Reset(StallAfter)
 		w.handle(m)
 		w.stall.Stop() // if it fired, passOn already gave the role away
+	}
+}
+
+// idleBegin and idleEnd bracket a request for a server's idle timeout.
+func (w *worker) idleBegin() {
+	if w.s.idle != nil {
+		w.busy = true
+		w.s.idle.begin()
+	}
+}
+
+func (w *worker) idleEnd() {
+	if w.busy {
+		w.busy = false
+		w.s.idle.end()
 	}
 }
 
@@ -207,6 +226,12 @@ func (w *worker) open(o protocol.Open) (int, protocol.Status) {
 		w.audit(o, protocol.ReasonSystem, s.rs.dirErr[d.Dir], "rule directory unavailable", d.Rule)
 		return -1, protocol.Status{Errno: uint32(s.rs.dirErr[d.Dir]), Reason: protocol.ReasonSystem}
 	}
+	// O_TRUNC would act in the open itself, before the link count below
+	// is known: truncate only once the file has passed that check.
+	trunc := d.Flags&unix.O_TRUNC != 0 && !d.Hardlinks
+	if trunc {
+		d.Flags &^= unix.O_TRUNC
+	}
 	fd, created, errno, escape := w.openBeneath(dirfd, d)
 	if errno == unix.ENXIO {
 		// open(2) says ENXIO for a socket file or a device with no driver:
@@ -237,6 +262,23 @@ func (w *worker) open(o protocol.Open) (int, protocol.Status) {
 		unix.Close(fd)
 		w.audit(o, protocol.ReasonFileType, unix.EACCES, "not a regular file or directory", d.Rule)
 		return -1, protocol.Status{Errno: uint32(unix.EACCES), Reason: protocol.ReasonFileType}
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink > 1 && !d.Hardlinks {
+		// Whoever can write in the rule's tree can link a file there that
+		// it could not open itself (fs.protected_hardlinks=0 lets anyone
+		// link any file), and this descriptor would carry our access to
+		// it. Only the rule can say that its tree's links are trusted.
+		unix.Close(fd)
+		w.audit(o, protocol.ReasonLinks, unix.EACCES, "multiply-linked file (st_nlink "+strconv.FormatUint(uint64(st.Nlink), 10)+"); the rule has no hardlinks=yes", d.Rule)
+		return -1, protocol.Status{Errno: uint32(unix.EACCES), Reason: protocol.ReasonLinks}
+	}
+	if trunc && st.Mode&unix.S_IFMT == unix.S_IFREG {
+		if err := unix.Ftruncate(fd, 0); err != nil {
+			unix.Close(fd)
+			errno := errnoOf(err)
+			w.audit(o, protocol.ReasonSystem, errno, "truncating (O_TRUNC) failed", d.Rule)
+			return -1, protocol.Status{Errno: uint32(errno), Reason: protocol.ReasonSystem}
+		}
 	}
 	if created && (d.UID != policy.NoOwner || d.GID != policy.NoOwner) {
 		// The rule names the owner of new files. Give it to the

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -25,9 +27,10 @@ import (
 // call fails with an *ExitError whose ProcessState is nil and whose Cause
 // says so.
 //
-// A server that refuses this process (its uid and gid are not allowed, or it
-// has too many clients) makes Dial return a *ConnRefusedError; a refusal of
-// who we are matches ErrDenied. ctx bounds the connection and the
+// A server that refuses this process (its uid and gid are not allowed, this
+// uid has as many sessions as the server allows one uid, or it has too many
+// clients) makes Dial return a *ConnRefusedError; a refusal of who we are
+// matches ErrDenied. ctx bounds the connection and the
 // handshake; without a deadline, DefaultStartTimeout applies.
 func Dial(ctx context.Context, path string) (*Opener, error) {
 	if _, ok := ctx.Deadline(); !ok {
@@ -97,7 +100,7 @@ func (o *Opener) dialHandshake(ctx context.Context, hello []byte) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &hr):
-		return &ConnRefusedError{Reason: hr.e.Reason, Errno: syscall.Errno(hr.e.Errno)}
+		return &ConnRefusedError{Reason: hr.e.Reason, Errno: syscall.Errno(hr.e.Errno), UID: uint32(os.Geteuid())}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return fmt.Errorf("no ready message from the server: %w", err)
 	}
@@ -109,6 +112,9 @@ func (o *Opener) dialHandshake(ctx context.Context, hello []byte) error {
 type ConnRefusedError struct {
 	Reason protocol.Reason
 	Errno  syscall.Errno
+	// UID is this process's effective uid when it connected: the uid the
+	// server saw (SO_PEERCRED), which a per-uid limit counts.
+	UID uint32
 }
 
 func (e *ConnRefusedError) Error() string {
@@ -116,8 +122,10 @@ func (e *ConnRefusedError) Error() string {
 	switch {
 	case e.Reason == protocol.ReasonDenied:
 		s += "this user and group may not connect"
+	case e.Reason == protocol.ReasonLimit && e.Errno == unix.EUSERS:
+		s += "uid " + strconv.FormatUint(uint64(e.UID), 10) + " has as many sessions as the per-uid limit allows (privsep serve --max-sessions-per-uid)"
 	case e.Reason == protocol.ReasonSystem && e.Errno == unix.EUSERS:
-		s += "it is serving as many clients as it may"
+		s += "it is serving as many clients as it may (privsep serve --max-clients)"
 	case e.Reason == protocol.ReasonProtocol && e.Errno == unix.ETIMEDOUT:
 		s += "no hello in time"
 	case e.Reason == protocol.ReasonProtocol:

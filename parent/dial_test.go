@@ -191,8 +191,8 @@ func TestDialManyClients(t *testing.T) {
 	root, _ := tree(t)
 	file := filepath.Join(root, "a.txt")
 	before := openFDs(t)
-	path, stop := server(t, child.ServerConfig{}, root+"/")
 	const clients = 200
+	path, stop := server(t, child.ServerConfig{MaxSessionsPerUID: clients}, root+"/")
 	opens := 300
 	if hostile.Race {
 		opens = 100 // the race detector slows both sides several times over

@@ -38,6 +38,8 @@ func (e *RefusedError) Error() string {
 		s = "refused: resolving the path would leave its rule's directory (a symlink that is absolute or points outside, or \"..\")"
 	case protocol.ReasonFileType:
 		s = "refused: not a regular file or directory"
+	case protocol.ReasonLinks:
+		s = "refused: a regular file with more than one link (a hard link may lead out of the tree), and the rule has no hardlinks=yes"
 	case protocol.ReasonBadRequest:
 		s = "bad request"
 	case protocol.ReasonProtocol:
@@ -63,7 +65,8 @@ func (e *RefusedError) Unwrap() error { return e.Errno }
 // Is makes refusals by policy match ErrDenied and fs.ErrPermission whatever
 // errno the kernel gave (an escape is EXDEV or ELOOP).
 func (e *RefusedError) Is(target error) bool {
-	denial := e.Reason == protocol.ReasonDenied || e.Reason == protocol.ReasonEscape || e.Reason == protocol.ReasonFileType
+	denial := e.Reason == protocol.ReasonDenied || e.Reason == protocol.ReasonEscape || e.Reason == protocol.ReasonFileType ||
+		e.Reason == protocol.ReasonLinks
 	return denial && (target == ErrDenied || target == fs.ErrPermission)
 }
 

@@ -19,9 +19,10 @@ const maxPolicyFile = 16 << 20
 // LoadPolicy compiles a policy from policy files (see policy.ParseFile for
 // the language) and command-line rules ("[MODES:]PATH", see
 // policy.ParseRule), in that order. User and group names in owner= options
-// are looked up with os/user. A missing or unreadable file, a bad line or a
-// rule that repeats another is an error that names the file and line
-// (a *policy.FileError) or the rule (a *policy.RuleError).
+// are looked up with os/user. A missing or unreadable file, a bad line, a
+// rule that repeats another or a narrower rule inside a broader tree (a
+// *policy.NestingError, which names both) is an error that names the file
+// and line (a *policy.FileError) or the rule (a *policy.RuleError).
 //
 // listen rules ("NET:ADDR", see policy.ParseListen) are added last.
 func LoadPolicy(files, rules []string, listen ...string) (*policy.Policy, error) {

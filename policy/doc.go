@@ -15,8 +15,26 @@
 //
 // In policy files (ParseFile) and on the wire (ParseLine) a rule may carry
 // options: mode=OCTAL narrows the mode of created files (never beyond
-// 0666), owner=USER[:GROUP] names the owner the opener gives them. A
-// listen rule, "listen NET:ADDR", allows one listening socket.
+// 0666), owner=USER[:GROUP] names the owner the opener gives them, and
+// hardlinks=yes lets the opener hand out regular files with more than one
+// link, which it otherwise refuses (a hard link is how whoever can write
+// in a tree reaches a file outside it; Decision.Hardlinks carries the
+// option to the opener). A listen rule, "listen NET:ADDR", allows one
+// listening socket.
+//
+// # Nested rules
+//
+// When several rules match a path the most specific decides (see
+// Requests), but the opener resolves what a name leads to, and whoever can
+// write in a tree can make a name in it (a symlink, or a rename) lead to
+// the file of a narrower rule inside it. So New refuses a policy in which
+// a rule lies at or beneath a tree rule's directory while the tree grants
+// something the rule does not: a mode letter (w covers a), a wider mode=
+// or another owner= when both create, or any other option the tree has
+// and the rule lacks. The error is a *NestingError naming both rules (in
+// a *FileError at the inner rule's line when it came from a file). An
+// inner rule that grants as much or more is fine: through the tree, its
+// file gets no more than the inner rule itself gives.
 //
 // # Requests
 //

@@ -274,20 +274,25 @@ func FuzzParseFile(f *testing.F) {
 }
 
 // fuzzPolicies are the policies FuzzCheck asks; the second and third hold
-// every kind of mode and option.
+// every kind of mode and option. Rules nest only where the inner rule
+// grants at least what the tree around it does (New refuses the rest).
 var fuzzPolicies = [][]string{
 	checkRules,
 	{"r:/", "r:/home/user/", "r:/etc/passwd", "r:/a/b/c/"},
 	{
-		"ra:/",
+		"ra:/r/",
+		"r:/home/",
 		"rwc:/home/user/ mode=0640 owner=1000:1000",
 		"w:/etc/passwd",
+		"a:/a/",
 		"ac:/a/b/c/ mode=0600 owner=7",
 		"c:/c/",
-		"rw:/x",
+		"rwc:/x",
 		"rc:/x/",
 		"wc:/w/ mode=0444",
 		"a:/log",
+		"r:/h/ hardlinks=yes",
+		"rwc:/h/in/ hardlinks=yes",
 	},
 }
 

@@ -20,7 +20,9 @@ type Policy struct {
 
 // New compiles rules into a Policy. Rules must come from ParseRule or be
 // equally well formed; a rule that names the same path and kind as an
-// earlier one is an error, so that no rule is silently ignored.
+// earlier one is an error, so that no rule is silently ignored. A rule that
+// lies inside a tree rule granting more than it does is an error too (a
+// *NestingError): see checkNesting.
 func New(rules []Rule) (*Policy, error) {
 	p := &Policy{
 		rules:   append([]Rule(nil), rules...),
@@ -62,6 +64,9 @@ func New(rules []Rule) (*Policy, error) {
 			p.dirs = append(p.dirs, dir)
 		}
 		p.dirOf[i] = d
+	}
+	if err := p.checkNesting(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -114,6 +119,10 @@ type Decision struct {
 	// component, and the opener must not follow it if it is a symlink: the
 	// rule names that directory entry, not whatever it points to.
 	Exact bool
+	// Hardlinks is the rule's hardlinks=yes: the opener may hand out a
+	// regular file with more than one link. Without it the opener checks
+	// st_nlink after the open and refuses such a file.
+	Hardlinks bool
 }
 
 // Match finds the rule that decides path, without looking at flags. It
@@ -171,6 +180,7 @@ func (p *Policy) Check(path string, flags int, mode uint32) (Decision, error) {
 		return Decision{Rule: d.Rule}, err
 	}
 	d.Flags = clean
+	d.Hardlinks = r.Hardlinks
 	d.UID, d.GID = NoOwner, NoOwner
 	if n.create {
 		d.Mode = mode & r.createMode()

@@ -65,6 +65,13 @@ type Rule struct {
 	// UID and GID, when not NoOwner, are applied with fchown to every file
 	// the opener creates under this rule, before the descriptor is sent.
 	UID, GID int
+	// Hardlinks allows opening a regular file that has more than one link
+	// (st_nlink > 1), written hardlinks=yes. Without it the opener refuses
+	// one: whoever can write in the rule's tree could have placed a hard
+	// link there to a file it could not open itself, and the kernel's
+	// fs.protected_hardlinks, which would stop that, is a sysctl the opener
+	// cannot count on.
+	Hardlinks bool
 	// Network and Addr, when Network is not empty, make this a listen rule:
 	// it allows the opener to create one listening socket (a TCP or unix
 	// stream listener, or a bound UDP socket) instead of opening a path,
@@ -108,6 +115,7 @@ func (r Rule) pathString() string {
 //
 //	r:/etc/hostname
 //	rwc:/var/lib/app/ mode=0640 owner=1000:1000
+//	r:/srv/mirror/ hardlinks=yes
 //	r:"/srv/my files/"
 func (r Rule) String() string {
 	if r.IsListen() {
@@ -126,6 +134,9 @@ func (r Rule) String() string {
 		fmt.Fprintf(&b, " mode=%04o", r.CreateMode)
 	}
 	writeOwner(&b, r.UID, r.GID)
+	if r.Hardlinks {
+		b.WriteString(" hardlinks=yes")
+	}
 	return b.String()
 }
 
@@ -297,14 +308,15 @@ type Resolver interface {
 
 // ParseLine parses one rule in the policy-file language:
 //
-//	[MODES:]PATH [mode=OCTAL] [owner=USER[:GROUP]]
+//	[MODES:]PATH [mode=OCTAL] [owner=USER[:GROUP]] [hardlinks=yes|no]
 //	listen NET:ADDR [mode=OCTAL] [owner=USER[:GROUP]] [replace]
 //
 // PATH may be written in double quotes, with Go escapes, when it holds
 // spaces or other special bytes. mode= narrows the most permissive mode of
 // created files (at most 0666). owner= names the owner of created files; res
 // resolves names and may be nil, in which case only numeric ids are
-// accepted. Unknown options are errors.
+// accepted. hardlinks=yes allows opening regular files with more than one
+// link (the default, no, refuses them). Unknown options are errors.
 func ParseLine(s string, res Resolver) (Rule, error) {
 	if rest, ok := strings.CutPrefix(s, "listen"); ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
 		return parseListenLine(s, rest, res)
@@ -354,8 +366,16 @@ func ParseLine(s string, res Resolver) (Rule, error) {
 			if r.UID, r.GID, err = parseOwner(v, res); err != nil {
 				return bad("owner=%s: %v", v, err)
 			}
+		case "hardlinks":
+			switch v {
+			case "yes":
+				r.Hardlinks = true
+			case "no":
+			default:
+				return bad("hardlinks=%s: want yes or no", v)
+			}
 		default:
-			return bad("unknown option %q (known: mode, owner)", k)
+			return bad("unknown option %q (known: mode, owner, hardlinks)", k)
 		}
 	}
 	if r.CreateMode != 0 && r.Modes&Create == 0 {

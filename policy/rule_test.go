@@ -20,6 +20,11 @@ func withOpts(r policy.Rule, mode uint32, uid, gid int) policy.Rule {
 	return r
 }
 
+func withLinks(r policy.Rule) policy.Rule {
+	r.Hardlinks = true
+	return r
+}
+
 const (
 	rd = policy.Read
 	wr = policy.Write
@@ -279,6 +284,12 @@ func TestParseLineValid(t *testing.T) {
 		{"rwc:/a   mode=0600 \t owner=5  ", withOpts(rule("/a", false, rd|wr|cr), 0o600, 5, no), "rwc:/a mode=0600 owner=5"},
 		{`rwc:"/my dir/" mode=0600 owner=1:2`, withOpts(rule("/my dir", true, rd|wr|cr), 0o600, 1, 2), ""},
 		{"r:/a ", rule("/a", false, rd), "r:/a"},
+		// hardlinks=yes lets the rule open multiply-linked files; no is
+		// the default, which String leaves out.
+		{"r:/srv/mirror/ hardlinks=yes", withLinks(rule("/srv/mirror", true, rd)), ""},
+		{"r:/srv/mirror/ hardlinks=no", rule("/srv/mirror", true, rd), "r:/srv/mirror/"},
+		{"rwc:/a hardlinks=yes mode=0600", withLinks(withOpts(rule("/a", false, rd|wr|cr), 0o600, no, no)), "rwc:/a mode=0600 hardlinks=yes"},
+		{`r:"/my dir/" hardlinks=yes`, withLinks(rule("/my dir", true, rd)), ""},
 	}
 	for _, tt := range tests {
 		t.Run(shortName(tt.in), func(t *testing.T) {
@@ -409,6 +420,11 @@ func TestParseLineRefused(t *testing.T) {
 		{"rwc:/a mode=0600 mode=0600", "twice"},
 		{"rwc:/a mode=0600 mode=0640", "twice"},
 		{"rwc:/a owner=1 owner=1", "twice"},
+		{"r:/a hardlinks=yes hardlinks=yes", "twice"},
+		{"r:/a hardlinks=true", "want yes or no"},
+		{"r:/a hardlinks=Yes", "want yes or no"},
+		{"r:/a hardlinks", "key=value"},
+		{"r:/a hardlinks=", "key=value"},
 		{"rwc:/a owner=1 mode=0600 owner=2", "twice"},
 		// mode= and owner= are about created files: they need c.
 		{"rw:/a mode=0600", "no c mode"},

@@ -228,7 +228,10 @@ func scopeID(name string, res Resolver, user bool) (uint32, error) {
 // section, each uid section, each gid section and each pair of a uid and a
 // gid section. A rule that repeats another in a policy some client would
 // get (in the same section, in [all] and a section, or in a uid section and
-// a gid section) is an error, as New reports it. More than
+// a gid section) is an error, as New reports it, and so is a narrower rule
+// inside a broader tree that some client would get together (a
+// *NestingError; a tree in [all] and a narrower rule in a section is one).
+// More than
 // MaxScopeCombinations pairs of sections is an error.
 func (s *Scoped) Compile() (*ScopedPolicy, error) {
 	if len(s.uids)*len(s.gids) > MaxScopeCombinations {

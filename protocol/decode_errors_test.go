@@ -213,7 +213,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"error 7 bytes", decError, failStatus[:7], mal, "want 8"},
 		{"error 9 bytes", decError, cat(failStatus, byte(0)), mal, "want 8"},
 		{"error reserved", decError, cat(u32(2), u16(3), u16(1)), mal, "reserved"},
-		{"error reason 7", decError, cat(u32(2), u16(7), u16(0)), mal, "unknown reason 7"},
+		{"error reason 10", decError, cat(u32(2), u16(10), u16(0)), mal, "unknown reason 10"},
 		{"error reason 0xffff", decError, cat(u32(2), u16(0xffff), u16(0)), mal, "unknown reason"},
 		{"error reason ok", decError, cat(u32(2), u16(0), u16(0)), mal, "no failure"},
 		{"error errno 0", decError, cat(u32(0), u16(1), u16(0)), mal, "no failure"},
@@ -247,7 +247,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"batch-reply no statuses", decBatchReply, cat(u16(1), u16(0)), mal, "carries 0 bytes, want 8"},
 		{"batch-reply trailing byte", decBatchReply, cat(u16(1), u16(0), okStatus, byte(0)), mal, "carries 9 bytes, want 8"},
 		{"batch-reply status reserved", decBatchReply, cat(u16(2), u16(0), okStatus, u32(2), u16(3), u16(1)), mal, "item 1"},
-		{"batch-reply unknown reason", decBatchReply, cat(u16(1), u16(0), u32(2), u16(7), u16(0)), mal, "unknown reason 7"},
+		{"batch-reply unknown reason", decBatchReply, cat(u16(1), u16(0), u32(2), u16(10), u16(0)), mal, "unknown reason 10"},
 		{"batch-reply ok with errno", decBatchReply, cat(u16(2), u16(0), failStatus, u32(2), u16(0), u16(0)), mal, "item 1: reason 0 with errno 2"},
 		{"batch-reply failure without errno", decBatchReply, cat(u16(1), u16(0), u32(0), u16(1), u16(0)), mal, "item 0: reason 1 with errno 0"},
 	}

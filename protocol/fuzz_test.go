@@ -194,7 +194,7 @@ func checkError(t *testing.T, id uint32, p []byte) []byte {
 		}
 		return nil
 	}
-	if e.Errno == 0 || e.Reason == protocol.ReasonOK || e.Reason > protocol.ReasonProtocol {
+	if e.Errno == 0 || e.Reason == protocol.ReasonOK || e.Reason > protocol.ReasonLimit {
 		t.Fatalf("accepted %+v", e)
 	}
 	return reencoded(t, "error", protocol.AppendError(nil, id, e), nil, p)
@@ -254,7 +254,7 @@ func checkBatchReply(t *testing.T, id uint32, p []byte) []byte {
 	}
 	n := 0
 	for i, s := range status {
-		if s.Reason > protocol.ReasonProtocol || (s.Reason == protocol.ReasonOK) != (s.Errno == 0) {
+		if s.Reason > protocol.ReasonLimit || (s.Reason == protocol.ReasonOK) != (s.Errno == 0) {
 			t.Fatalf("item %d: accepted %+v", i, s)
 		}
 		if s.Reason == protocol.ReasonOK {

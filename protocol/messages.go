@@ -74,7 +74,9 @@ const (
 	ReasonEscape     Reason = 4 // resolution would leave the rule's tree (symlink, "..")
 	ReasonFileType   Reason = 5 // not a regular file or directory (FIFO, device, socket)
 	ReasonProtocol   Reason = 6 // the message broke the protocol
-	maxReason               = ReasonProtocol
+	ReasonLinks      Reason = 7 // a regular file with more than one link, and the rule has no hardlinks=yes
+	ReasonLimit      Reason = 9 // a limit of the server was reached (errno says which; see PROTOCOL.md)
+	maxReason               = ReasonLimit
 )
 
 func (r Reason) String() string {
@@ -93,6 +95,10 @@ func (r Reason) String() string {
 		return "not a regular file or directory"
 	case ReasonProtocol:
 		return "protocol violation"
+	case ReasonLinks:
+		return "multiply-linked file; the rule has no hardlinks=yes"
+	case ReasonLimit:
+		return "a limit was reached"
 	}
 	return fmt.Sprintf("reason(%d)", uint16(r))
 }

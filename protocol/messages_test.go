@@ -455,7 +455,8 @@ func TestStrings(t *testing.T) {
 		protocol.ReasonOK: "ok", protocol.ReasonDenied: "denied by policy", protocol.ReasonBadRequest: "bad request",
 		protocol.ReasonSystem: "system error", protocol.ReasonEscape: "path escapes the rule",
 		protocol.ReasonFileType: "not a regular file or directory", protocol.ReasonProtocol: "protocol violation",
-		7: "reason(7)", 0xffff: "reason(65535)",
+		protocol.ReasonLinks: "multiply-linked file; the rule has no hardlinks=yes", protocol.ReasonLimit: "a limit was reached",
+		10: "reason(10)", 0xffff: "reason(65535)",
 	}
 	for r, want := range reasons {
 		if got := r.String(); got != want {
@@ -494,6 +495,8 @@ func TestWireConstants(t *testing.T) {
 		{"ReasonEscape", int(protocol.ReasonEscape), 4},
 		{"ReasonFileType", int(protocol.ReasonFileType), 5},
 		{"ReasonProtocol", int(protocol.ReasonProtocol), 6},
+		{"ReasonLinks", int(protocol.ReasonLinks), 7},
+		{"ReasonLimit", int(protocol.ReasonLimit), 9},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: got %d, want %d", c.name, c.got, c.want)

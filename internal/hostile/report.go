@@ -76,6 +76,10 @@ func reasonName(r protocol.Reason) string {
 		return "file type"
 	case protocol.ReasonProtocol:
 		return "protocol"
+	case protocol.ReasonLinks:
+		return "links"
+	case protocol.ReasonLimit:
+		return "limit"
 	}
 	return r.String()
 }

@@ -1,0 +1,117 @@
+package main
+
+// privsep serve against one client that takes every session it can: the
+// per-uid limit and the idle timeout, end to end, with privsep get as the
+// other clients.
+
+import (
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/protocol"
+)
+
+// holdSession connects to sock with this thread's effective uid set to
+// uid (the raw setresuid changes this thread only; the saved uid 0 lets it
+// change back), says hello and returns the connection, which the test
+// closes at its end.
+func holdSession(t *testing.T, sock string, uid uint32) int {
+	t.Helper()
+	runtime.LockOSThread()
+	keep := uintptr(^uint(0))
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, keep, uintptr(uid), keep); e != 0 {
+		runtime.UnlockOSThread()
+		t.Fatalf("setresuid(-1, %d, -1): %v", uid, e)
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err == nil {
+		if err = unix.Connect(fd, &unix.SockaddrUnix{Name: sock}); err != nil {
+			unix.Close(fd)
+		}
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, keep, 0, keep); e != 0 {
+		t.Fatalf("setresuid back to 0: %v", e) // the thread stays locked and ends
+	}
+	runtime.UnlockOSThread()
+	if err != nil {
+		t.Fatalf("connect as uid %d: %v", uid, err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	hello, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version})
+	must(t, err)
+	must(t, protocol.Send(fd, hello, nil, 0))
+	must(t, unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 30}))
+	buf, oob := make([]byte, protocol.MaxMessage), make([]byte, protocol.OOBSize)
+	m, err := protocol.Recv(fd, buf, oob, nil, 0)
+	if err != nil || m.Type != protocol.TypeReady {
+		protocol.CloseFDs(m.FDs)
+		t.Fatalf("session as uid %d: got %s, %v; want ready", uid, m.Type, err)
+	}
+	return fd
+}
+
+// TestServeSessionLimit: uid 65534 holds its two sessions and idles;
+// privsep get as that uid is refused with the limit named, while root
+// still gets its file. Closing one session frees a slot.
+func TestServeSessionLimit(t *testing.T) {
+	t.Parallel()
+	needRoot(t, "clients with other uids")
+	dir := publicDir(t)
+	file := filepath.Join(dir, "f")
+	writeMode(t, file, "served\n", 0o644)
+	sock := filepath.Join(dir, "s.sock")
+	s := startServe(t, sock, "--allow", file, "--allow-uid", "65534", "--allow-uid", "0", "--socket-mode", "0666",
+		"--max-sessions-per-uid", "2", "--idle-timeout", "1h")
+	first := holdSession(t, sock, 65534)
+	holdSession(t, sock, 65534)
+
+	r := privsep(t, as(65534, 65534), "get", "--socket", sock, file)
+	checkCode(t, r, 1)
+	checkStdout(t, r, "")
+	checkStderrLines(t, r, "privsep: dial "+sock+": the server refused this connection: uid 65534 has as many sessions as the per-uid limit allows (privsep serve --max-sessions-per-uid) (too many users)\n")
+	if l := s.log.await("refused connection", "uid=65534", "max_sessions_per_uid=2"); len(l) != 1 {
+		t.Errorf("server log: got %q, want one refusal naming uid 65534 and the limit; log:\n%s", l, s.log)
+	}
+
+	r = privsep(t, nil, "get", "--socket", sock, file)
+	checkCode(t, r, 0)
+	checkStdout(t, r, "served\n")
+
+	unix.Close(first)
+	if l := s.log.await("client disconnected", "uid=65534"); len(l) != 1 {
+		t.Fatalf("server log: want the closed session's end; log:\n%s", s.log)
+	}
+	r = privsep(t, as(65534, 65534), "get", "--socket", sock, file)
+	checkCode(t, r, 0)
+	checkStdout(t, r, "served\n")
+}
+
+func TestServeLimitFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--max-sessions-per-uid", "0"}, "privsep serve: --max-sessions-per-uid 0: want at least 1"},
+		{[]string{"--idle-timeout", "0s"}, "privsep serve: --idle-timeout 0s: want a positive duration"},
+		{[]string{"--idle-timeout", "-1m"}, "privsep serve: --idle-timeout -1m0s: want a positive duration"},
+		{[]string{"--idle-timeout", "soon"}, "invalid value"},
+	} {
+		r := privsep(t, nil, append([]string{"serve", "--socket", dir + "/a"}, tc.args...)...)
+		checkCode(t, r, 2)
+		if !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("serve %q: stderr %q, want %q", tc.args, r.stderr, tc.want)
+		}
+	}
+	r := privsep(t, nil, "serve", "--help")
+	for _, f := range []string{"--max-sessions-per-uid N", "--idle-timeout D", "-max-sessions-per-uid N", "(default 16)", "(default 5m0s)"} {
+		if !strings.Contains(r.stdout, f) {
+			t.Errorf("serve --help does not mention %q", f)
+		}
+	}
+}
