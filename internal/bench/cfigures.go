@@ -66,25 +66,33 @@ func iterations(d time.Duration, per float64) int64 {
 	return max(n, 10)
 }
 
+// sized runs prog for about d: its iteration count, n, comes from *per,
+// the speed of the run before, which it updates. args gets n as a string.
+func (c *cRun) sized(d time.Duration, per *float64, name, prog string, args func(n string) []string) (float64, int64, CResult, error) {
+	n := iterations(d, *per)
+	ns, res, err := c.runFor(d, name, prog, args(strconv.FormatInt(n, 10))...)
+	if err != nil {
+		return 0, 0, res, err
+	}
+	*per = ns
+	return ns, n, res, nil
+}
+
 func (r *runner) cDirect(d time.Duration) (float64, string, error) {
 	c := r.cref
-	n := iterations(d, c.perDirect)
-	ns, _, err := c.runFor(d, "c_direct", c.Direct, r.path, strconv.FormatInt(n, 10))
+	ns, n, _, err := c.sized(d, &c.perDirect, "c_direct", c.Direct, func(n string) []string { return []string{r.path, n} })
 	if err != nil {
 		return 0, "", err
 	}
-	c.perDirect = ns
 	return ns, fmt.Sprintf("%d opens", n), nil
 }
 
 func (r *runner) cSingle(d time.Duration) (float64, string, error) {
 	c := r.cref
-	n := iterations(d, c.perSingle)
-	ns, res, err := c.runFor(d, "c_seqpacket_b1", c.Broker, "seq", "1", strconv.FormatInt(n, 10), r.path)
+	ns, n, res, err := c.sized(d, &c.perSingle, "c_seqpacket_b1", c.Broker, func(n string) []string { return []string{"seq", "1", n, r.path} })
 	if err != nil {
 		return 0, "", err
 	}
-	c.perSingle = ns
 	if res.ChildRSS > 0 {
 		c.childRSS = res.ChildRSS
 	}
@@ -95,12 +103,10 @@ func (r *runner) cSingle(d time.Duration) (float64, string, error) {
 
 func (r *runner) cBatch(d time.Duration) (float64, string, error) {
 	c := r.cref
-	n := iterations(d, c.perBatch)
-	ns, res, err := c.runFor(d, "c_seqpacket_b64", c.Broker, "seq", "64", strconv.FormatInt(n, 10), r.path)
+	ns, n, res, err := c.sized(d, &c.perBatch, "c_seqpacket_b64", c.Broker, func(n string) []string { return []string{"seq", "64", n, r.path} })
 	if err != nil {
 		return 0, "", err
 	}
-	c.perBatch = ns
 	perFD := res.CPUPerTrip(n) / batchSize
 	r.rep.CPU["c_batch64"] = append(r.rep.CPU["c_batch64"], perFD)
 	return ns / batchSize, fmt.Sprintf("%d batches, %s CPU per fd", n, FormatNs(perFD, "ns")), nil

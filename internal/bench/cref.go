@@ -34,7 +34,7 @@ type CRef struct {
 func BuildCRef(src, out string) (CRef, error) {
 	for _, name := range []string{"direct.c", "broker_seqpacket.c"} {
 		if _, err := os.Stat(filepath.Join(src, name)); err != nil {
-			return CRef{}, fmt.Errorf("C reference sources: %w", err)
+			return CRef{}, err // names the file and why
 		}
 	}
 	gcc, err := exec.LookPath("gcc")

@@ -60,9 +60,12 @@ type Report struct {
 	CPU    map[string][]float64 `json:"-"`
 }
 
+// median is the median of figure key over the rounds.
+func (r *Report) median(key string) float64 { return Median(r.Spread[key]) }
+
 // summarize fills the medians and ratios from Spread and CPU.
 func (r *Report) summarize() {
-	med := func(key string) float64 { return Median(r.Spread[key]) }
+	med := r.median
 	r.DirectNsPerOp = med("direct")
 	r.DirectOsNsPerOp = med("direct_os")
 	r.SingleNsPerOp = med("single")
@@ -84,7 +87,7 @@ func (r *Report) summarize() {
 
 // summarizeC fills the C reference's medians and ratios.
 func (r *Report) summarizeC(childRSS int64) {
-	med := func(key string) float64 { return Median(r.Spread[key]) }
+	med := r.median
 	r.CDirectNsPerOp = med("c_direct")
 	r.CSingleNsPerOp = med("c_single")
 	r.CBatch64NsPerFD = med("c_batch64")
