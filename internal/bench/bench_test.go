@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,15 +18,11 @@ import (
 	"github.com/privsep-go/privsep/parent"
 )
 
-// exitAtOnceEnv makes the test binary exit as soon as it starts, for
-// TestBareStart.
-const exitAtOnceEnv = "PRIVSEP_BENCH_TEST_EXIT_AT_ONCE"
-
+// TestMain makes the test binary what Run expects of a binary: the opener
+// it starts, and a program that exits at once for BareStart.
 func TestMain(m *testing.M) {
-	if os.Getenv(exitAtOnceEnv) == "1" {
-		os.Exit(0)
-	}
-	child.Init() // the test binary is also the opener the tests start
+	child.Init()
+	bench.ExitIfBareStart()
 	os.Exit(m.Run())
 }
 
@@ -253,7 +250,7 @@ func TestStartToFirstFD(t *testing.T) {
 }
 
 func TestBareStart(t *testing.T) {
-	if err := bench.BareStart(exitAtOnceEnv); err != nil {
+	if err := bench.BareStart(bench.ExitAtOnceEnv); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -275,5 +272,39 @@ func TestProcErrors(t *testing.T) {
 	}
 	if l := bench.LoadAvg(); l[0] < 0 {
 		t.Errorf("LoadAvg: %v", l)
+	}
+}
+
+func TestRunBadOptions(t *testing.T) {
+	for _, opt := range []bench.Options{{Duration: time.Second}, {Rounds: 1}, {Duration: -time.Second, Rounds: 3}} {
+		if _, err := bench.Run(context.Background(), opt); err == nil {
+			t.Errorf("Run(%+v): no error", opt)
+		}
+	}
+}
+
+// TestRun takes a very short run and checks that every figure was taken;
+// how fast anything is, it does not check.
+func TestRun(t *testing.T) {
+	var log strings.Builder
+	rep, err := bench.Run(context.Background(), bench.Options{Duration: 50 * time.Millisecond, Rounds: 1, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	for name, v := range map[string]float64{
+		"direct": rep.DirectNsPerOp, "single": rep.SingleNsPerOp, "concurrent16": rep.Concurrent16NsPerOp,
+		"batch64": rep.Batch64NsPerFD, "start": rep.StartNs, "bare start": rep.BareStartNs,
+		"start with Close": rep.StartCloseNs, "single CPU": rep.SingleCPUNsPerOp,
+		"RSS": float64(rep.ChildRSSBytes), "allocations": rep.AllocsPerOpen,
+	} {
+		if !(v > 0) {
+			t.Errorf("%s = %v, want a positive figure", name, v)
+		}
+	}
+	if rep.CSingleNsPerOp != 0 || len(rep.Spread["c_single"]) != 0 {
+		t.Errorf("C reference figures without RefDir: %v", rep.Spread["c_single"])
+	}
+	if !strings.Contains(log.String(), "privsep bench: round 1/1: 1 caller") {
+		t.Errorf("no progress line for the 1-caller figure:\n%s", log.String())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -59,6 +60,12 @@ type figure struct {
 // the report. The opener is this binary, re-executed: its main must call
 // child.Init and ExitIfBareStart. ctx interrupts the run between calls.
 func Run(ctx context.Context, opt Options) (*Report, error) {
+	if opt.Duration <= 0 || opt.Rounds < 1 {
+		return nil, fmt.Errorf("bench: a duration of %v in %d rounds: want both positive", opt.Duration, opt.Rounds)
+	}
+	if opt.Log == nil {
+		opt.Log = io.Discard
+	}
 	start := time.Now()
 	r := &runner{
 		ctx:    ctx,
@@ -126,7 +133,7 @@ func (r *runner) setUp(dir, refDir string) error {
 	r.reqs = Requests(r.path, batchSize)
 	if refDir != "" {
 		r.progress("building the C reference from %s", refDir)
-		out := dir + "/cref"
+		out := filepath.Join(dir, "cref")
 		if err := os.Mkdir(out, 0o755); err != nil {
 			return err
 		}
