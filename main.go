@@ -13,6 +13,7 @@ import (
 	"os"
 
 	"github.com/privsep-go/privsep/child"
+	"github.com/privsep-go/privsep/internal/bench"
 	"github.com/privsep-go/privsep/parent"
 	"github.com/privsep-go/privsep/policy"
 )
@@ -80,11 +81,8 @@ Options:
 
 func main() {
 	child.Init() // becomes the opener when started as one; never returns then
-	if os.Getenv(benchExitAtOnceEnv) == "1" {
-		// Internal: privsep bench times a bare re-exec of this binary that
-		// exits here (see bench.go).
-		os.Exit(0)
-	}
+	// privsep bench times a bare re-exec of this binary, which exits here.
+	bench.ExitIfBareStart()
 	if len(os.Args) > 1 && os.Args[1] == execTrampolineArg {
 		os.Exit(trampoline(os.Args[2:], os.Stderr)) // privsep exec's second half
 	}

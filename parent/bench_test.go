@@ -18,37 +18,34 @@ package parent_test
 //     the opener's own runtime statistics (see childStats).
 //
 // Every benchmark opens the same kind of file: a small file in a fresh
-// temporary directory, allowed by an exact rule.
+// temporary directory, allowed by an exact rule. The operations timed, the
+// readings of /proc and the C reference's build and output are those of
+// internal/bench, which privsep bench uses too; the loops are testing's.
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"fmt"
+	"errors"
+	"io/fs"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/privsep-go/privsep/internal/bench"
 	"github.com/privsep-go/privsep/parent"
 )
 
 // benchTarget creates a small file to open and returns its path.
 func benchTarget(b *testing.B) string {
 	b.Helper()
-	p := filepath.Join(b.TempDir(), "target")
-	if err := os.WriteFile(p, []byte("privsep benchmark target\n"), 0o644); err != nil {
+	p, err := bench.WriteTarget(b.TempDir())
+	if err != nil {
 		b.Fatal(err)
 	}
 	return p
@@ -64,11 +61,9 @@ func startOpener(b *testing.B, path string) *parent.Opener {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = o.Close() })
-	f, err := o.Open(context.Background(), path, os.O_RDONLY, 0)
-	if err != nil {
+	if err := bench.OpenClose(o, path); err != nil {
 		b.Fatal(err)
 	}
-	f.Close()
 	return o
 }
 
@@ -82,27 +77,20 @@ func closeOpener(b *testing.B, o *parent.Opener) {
 	}
 }
 
-func BenchmarkDirectOpenClose(b *testing.B) {
-	path := benchTarget(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		unix.Close(fd)
-	}
-}
+// BenchmarkDirectOpenClose: unix.Open+Close in this process, the floor.
+func BenchmarkDirectOpenClose(b *testing.B) { benchDirect(b, bench.DirectOpenClose) }
 
-func BenchmarkDirectOsOpen(b *testing.B) {
+// BenchmarkDirectOsOpen: os.Open+Close, which returns an *os.File as the
+// opener does (and adds an fstat).
+func BenchmarkDirectOsOpen(b *testing.B) { benchDirect(b, bench.DirectOsOpen) }
+
+func benchDirect(b *testing.B, openClose func(path string) error) {
 	path := benchTarget(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		f, err := os.Open(path)
-		if err != nil {
+		if err := openClose(path); err != nil {
 			b.Fatal(err)
 		}
-		f.Close()
 	}
 }
 
@@ -110,17 +98,14 @@ func BenchmarkDirectOsOpen(b *testing.B) {
 func BenchmarkOpenSingle(b *testing.B) {
 	path := benchTarget(b)
 	o := startOpener(b, path)
-	ctx := context.Background()
 	b.ReportAllocs()
-	cpu := startCPU(o.PID())
+	cpu := bench.StartCPU(o.PID())
 	for b.Loop() {
-		f, err := o.Open(ctx, path, os.O_RDONLY, 0)
-		if err != nil {
+		if err := bench.OpenClose(o, path); err != nil {
 			b.Fatal(err)
 		}
-		f.Close()
 	}
-	cpu.report(b, 1)
+	reportCPU(b, cpu, 1)
 	closeOpener(b, o)
 }
 
@@ -137,32 +122,16 @@ func BenchmarkOpenBatch1000(b *testing.B) { benchBatch(b, 1000) }
 func benchBatch(b *testing.B, n int) {
 	path := benchTarget(b)
 	o := startOpener(b, path)
-	ctx := context.Background()
-	reqs := make([]parent.Request, n)
-	for i := range reqs {
-		reqs[i] = parent.Request{Path: path, Flag: os.O_RDONLY}
-	}
+	reqs := bench.Requests(path, n)
 	b.ReportAllocs()
-	cpu := startCPU(o.PID())
+	cpu := bench.StartCPU(o.PID())
 	for b.Loop() {
-		res, err := o.OpenBatch(ctx, reqs)
-		if err != nil {
+		if err := bench.OpenBatchClose(o, reqs); err != nil {
 			b.Fatal(err)
-		}
-		var failed error
-		for i := range res {
-			if res[i].Err != nil {
-				failed = res[i].Err
-				continue
-			}
-			res[i].File.Close()
-		}
-		if failed != nil {
-			b.Fatal(failed)
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/fd")
-	cpu.report(b, n)
+	reportCPU(b, cpu, n)
 	closeOpener(b, o)
 }
 
@@ -173,34 +142,18 @@ func BenchmarkOpenConcurrent16(b *testing.B) {
 	const callers = 16
 	path := benchTarget(b)
 	o := startOpener(b, path)
-	ctx := context.Background()
-	var (
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
+	var next atomic.Int64
 	b.ReportAllocs()
-	cpu := startCPU(o.PID())
+	cpu := bench.StartCPU(o.PID())
 	b.ResetTimer()
-	for range callers {
-		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) {
-				f, err := o.Open(ctx, path, os.O_RDONLY, 0)
-				if err != nil {
-					errOnce.Do(func() { firstErr = err })
-					return
-				}
-				f.Close()
-			}
-		})
-	}
-	wg.Wait()
+	_, err := bench.Concurrently(callers,
+		func() bool { return next.Add(1) <= int64(b.N) },
+		func() error { return bench.OpenClose(o, path) })
 	b.StopTimer()
-	if firstErr != nil {
-		b.Fatal(firstErr)
+	if err != nil {
+		b.Fatal(err)
 	}
-	cpu.report(b, 1)
+	reportCPU(b, cpu, 1)
 	closeOpener(b, o)
 }
 
@@ -212,69 +165,34 @@ func BenchmarkOpenConcurrent16(b *testing.B) {
 func BenchmarkStartToFirstFD(b *testing.B) {
 	path := benchTarget(b)
 	ctx := context.Background()
-	cfg := parent.Config{Rules: []string{path}}
 	b.ReportAllocs()
-	var times, first medianTimer
+	var times, first []float64
 	for b.Loop() {
-		times.start()
-		first.start()
-		o, err := parent.Start(ctx, cfg)
+		f, whole, err := bench.StartToFirstFD(ctx, path)
 		if err != nil {
 			b.Fatal(err)
 		}
-		f, err := o.Open(ctx, path, os.O_RDONLY, 0)
-		if err != nil {
-			o.Close()
-			b.Fatal(err)
-		}
-		first.stop()
-		f.Close()
-		if err := o.Close(); err != nil {
-			b.Fatal(err)
-		}
-		times.stop()
+		first = append(first, float64(f.Nanoseconds()))
+		times = append(times, float64(whole.Nanoseconds()))
 	}
-	times.report(b, "median-ns")
-	first.report(b, "first-fd-median-ns")
-}
-
-// medianTimer times each iteration of a benchmark, for the median.
-type medianTimer struct {
-	t0    time.Time
-	times []time.Duration
-}
-
-func (m *medianTimer) start() { m.t0 = time.Now() }
-func (m *medianTimer) stop()  { m.times = append(m.times, time.Since(m.t0)) }
-
-// report reports the median as a metric of unit unit.
-func (m *medianTimer) report(b *testing.B, unit string) {
-	if len(m.times) == 0 {
-		return
-	}
-	slices.Sort(m.times)
-	mid := m.times[len(m.times)/2]
-	if len(m.times)%2 == 0 {
-		mid = (m.times[len(m.times)/2-1] + mid) / 2
-	}
-	b.ReportMetric(float64(mid.Nanoseconds()), unit)
+	b.ReportMetric(bench.Median(times), "median-ns")
+	b.ReportMetric(bench.Median(first), "first-fd-median-ns")
 }
 
 // BenchmarkBareReexec is the floor for StartToFirstFD: start this test
 // binary the way Start does (/proc/self/exe) and wait for it; TestMain makes
-// it exit before it does anything else.
+// it exit before it does anything else. median-ns is the median start.
 func BenchmarkBareReexec(b *testing.B) {
 	b.ReportAllocs()
-	var times medianTimer
+	var times []float64
 	for b.Loop() {
-		times.start()
-		cmd := &exec.Cmd{Path: "/proc/self/exe", Args: []string{"privsep-bench-reexec"}, Env: []string{exitAtOnceEnv + "=1"}}
-		if err := cmd.Run(); err != nil {
+		t := time.Now()
+		if err := bench.BareStart(exitAtOnceEnv); err != nil {
 			b.Fatal(err)
 		}
-		times.stop()
+		times = append(times, float64(time.Since(t).Nanoseconds()))
 	}
-	times.report(b, "median-ns")
+	b.ReportMetric(bench.Median(times), "median-ns")
 }
 
 // BenchmarkIdleChildRSS starts an opener, has it open one file, lets it
@@ -288,7 +206,7 @@ func BenchmarkIdleChildRSS(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var err error
-		if rss, err = vmRSS(o.PID()); err != nil {
+		if rss, err = bench.VmRSS(o.PID()); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -392,32 +310,9 @@ func (o statsOpener) mallocs(b *testing.B) uint64 {
 // the descriptor it opens is all a request costs the opener.
 func BenchmarkChildAllocs(b *testing.B) {
 	path := benchTarget(b)
-	ctx := context.Background()
-	open1 := func(o statsOpener) error {
-		f, err := o.Open(ctx, path, os.O_RDONLY, 0)
-		if err != nil {
-			return err
-		}
-		return f.Close()
-	}
-	reqs := make([]parent.Request, 64)
-	for i := range reqs {
-		reqs[i] = parent.Request{Path: path, Flag: os.O_RDONLY}
-	}
-	batch := func(o statsOpener) error {
-		res, err := o.OpenBatch(ctx, reqs)
-		if err != nil {
-			return err
-		}
-		for _, r := range res {
-			if r.Err != nil {
-				err = r.Err
-				continue
-			}
-			r.File.Close()
-		}
-		return err
-	}
+	open1 := func(o statsOpener) error { return bench.OpenClose(o.Opener, path) }
+	reqs := bench.Requests(path, 64)
+	batch := func(o statsOpener) error { return bench.OpenBatchClose(o.Opener, reqs) }
 	// measure runs warm-up and then b.N calls of run (the loop is run's
 	// own, so that the concurrent case can share it out), and reports the
 	// opener's allocations per call, less those of the statistics
@@ -466,122 +361,34 @@ func BenchmarkChildAllocs(b *testing.B) {
 	})
 	b.Run("concurrent16", func(b *testing.B) {
 		measure(b, 1, func(o statsOpener, n int) error {
-			var (
-				next     atomic.Int64
-				wg       sync.WaitGroup
-				errOnce  sync.Once
-				firstErr error
-			)
-			for range 16 {
-				wg.Go(func() {
-					for next.Add(1) <= int64(n) {
-						if err := open1(o); err != nil {
-							errOnce.Do(func() { firstErr = err })
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			return firstErr
+			var next atomic.Int64
+			_, err := bench.Concurrently(16,
+				func() bool { return next.Add(1) <= int64(n) },
+				func() error { return open1(o) })
+			return err
 		})
 	})
 }
 
-// vmRSS returns the resident set size of process pid in bytes.
-func vmRSS(pid int) (int64, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, err
-	}
-	for line := range bytes.Lines(data) {
-		if rest, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
-			f := strings.Fields(string(rest)) // "4520 kB"
-			if len(f) != 2 || f[1] != "kB" {
-				break
-			}
-			kb, err := strconv.ParseInt(f[0], 10, 64)
-			if err != nil {
-				break
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS line in /proc/%d/status", pid)
-}
-
-// cpuMeter measures the CPU time (user + system) that this process and one
-// opener use, so that the cost of a request can be compared on a busy
-// machine, where wall time mostly measures the wait for a CPU.
-type cpuMeter struct {
-	pid         int
-	self, child time.Duration
-	childOK     bool
-}
-
-func startCPU(pid int) cpuMeter {
-	m := cpuMeter{pid: pid, self: selfCPU()}
-	m.child, m.childOK = taskCPU(pid)
-	return m
-}
-
-// report reports the CPU time used since startCPU per op (cpu-ns/op) and,
-// when an op opens perOp files, per file (cpu-ns/fd): both processes
+// reportCPU reports the CPU time used since m started per op (cpu-ns/op)
+// and, when an op opens perOp files, per file (cpu-ns/fd): both processes
 // together, and the parent alone (parent-cpu-ns/op).
-func (m cpuMeter) report(b *testing.B, perOp int) {
+func reportCPU(b *testing.B, m bench.CPUMeter, perOp int) {
 	b.Helper()
 	if b.N == 0 {
 		return
 	}
-	self := selfCPU() - m.self
-	child, ok := taskCPU(m.pid)
-	if !ok || !m.childOK {
-		b.Logf("cannot read the opener's CPU time from /proc/%d/task", m.pid)
+	self, both, err := m.Used()
+	if err != nil {
+		b.Logf("no CPU figures: %v", err)
 		return
 	}
-	total := float64((self + child - m.child).Nanoseconds())
+	total := float64(both.Nanoseconds())
 	b.ReportMetric(total/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64(self.Nanoseconds())/float64(b.N), "parent-cpu-ns/op")
 	if perOp > 1 {
 		b.ReportMetric(total/float64(b.N)/float64(perOp), "cpu-ns/fd")
 	}
-}
-
-// selfCPU returns the CPU time this process has used, all threads included.
-func selfCPU() time.Duration {
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// taskCPU returns the CPU time used by the live threads of process pid, from
-// the first field of /proc/PID/task/TID/schedstat (nanoseconds on CPU).
-// Threads that have exited are missed; the opener's threads do not exit.
-func taskCPU(pid int) (time.Duration, bool) {
-	dir := "/proc/" + strconv.Itoa(pid) + "/task"
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, false
-	}
-	var sum time.Duration
-	for _, e := range ents {
-		data, err := os.ReadFile(dir + "/" + e.Name() + "/schedstat")
-		if err != nil {
-			continue // the thread just exited
-		}
-		f := strings.Fields(string(data))
-		if len(f) == 0 {
-			return 0, false
-		}
-		ns, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return 0, false
-		}
-		sum += time.Duration(ns)
-	}
-	return sum, true
 }
 
 // cRefDir locates the C reference programs: $PRIVSEP_BENCH_REF_DIR, else
@@ -599,102 +406,57 @@ func cRefDir() string {
 // The standard ns/op of these sub-benchmarks is the harness's wall time per
 // iteration, process start and the programs' warm-up included; use c-ns/op.
 func BenchmarkCReference(b *testing.B) {
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		b.Skip("gcc is not on PATH; skipping the C reference")
-	}
-	src := cRefDir()
-	for _, f := range []string{"direct.c", "broker_seqpacket.c"} {
-		if _, err := os.Stat(filepath.Join(src, f)); err != nil {
-			b.Skipf("C reference sources not found (%v); set PRIVSEP_BENCH_REF_DIR to the shared/bench directory", err)
-		}
-	}
 	// Built once per run of this function; the sub-benchmarks are the ones
 	// called again with growing b.N.
-	bin := b.TempDir()
-	for _, name := range []string{"direct", "broker_seqpacket"} {
-		out, err := exec.Command(gcc, "-O2", "-o", filepath.Join(bin, name), filepath.Join(src, name+".c")).CombinedOutput()
-		if err != nil {
-			b.Fatalf("gcc %s.c: %v\n%s", name, err, out)
-		}
+	c, err := bench.BuildCRef(cRefDir(), b.TempDir())
+	switch {
+	case errors.Is(err, bench.ErrNoCompiler):
+		b.Skip("gcc is not on PATH; skipping the C reference")
+	case errors.Is(err, fs.ErrNotExist):
+		b.Skipf("C reference sources not found (%v); set PRIVSEP_BENCH_REF_DIR to the shared/bench directory", err)
+	case err != nil:
+		b.Fatal(err)
 	}
 	path := benchTarget(b)
 
 	b.Run("direct", func(b *testing.B) {
-		res, _, _ := runCRef(b, filepath.Join(bin, "direct"), path, strconv.Itoa(b.N))
-		d, g := res["c_direct"], res["c_getppid"]
+		res := runCRef(b, c.Direct, path, strconv.Itoa(b.N))
+		d, g := res.Figures["c_direct"], res.Figures["c_getppid"]
 		if len(d) < 1 || len(g) < 1 {
-			b.Fatalf("direct printed no c_direct or c_getppid figure: %v", res)
+			b.Fatalf("direct printed no c_direct or c_getppid figure: %v", res.Figures)
 		}
 		b.ReportMetric(d[0], "c-ns/op")
 		b.ReportMetric(g[0], "c-getppid-ns")
 	})
 	for _, n := range []int{1, 64} {
 		b.Run("b"+strconv.Itoa(n), func(b *testing.B) {
-			res, rssKB, cpu := runCRef(b, filepath.Join(bin, "broker_seqpacket"), "seq", strconv.Itoa(n), strconv.Itoa(b.N), path)
-			r := res["c_seqpacket_b"+strconv.Itoa(n)]
+			res := runCRef(b, c.Broker, "seq", strconv.Itoa(n), strconv.Itoa(b.N), path)
+			r := res.Figures["c_seqpacket_b"+strconv.Itoa(n)]
 			if len(r) < 3 {
 				b.Fatalf("broker_seqpacket printed no ns/fd figure: %v", r)
 			}
 			b.ReportMetric(r[0], "c-ns/op")
 			b.ReportMetric(r[2], "c-ns/fd")
-			if rssKB > 0 {
-				b.ReportMetric(rssKB*1024, "c-child-rss-bytes")
+			if res.ChildRSS > 0 {
+				b.ReportMetric(float64(res.ChildRSS), "c-child-rss-bytes")
 			}
-			// The program does N/10+1 warm-up round trips before the timed
-			// N, and its CPU time covers them all (and its start).
-			if trips := b.N + b.N/10 + 1; cpu > 0 {
-				b.ReportMetric(float64(cpu.Nanoseconds())/float64(trips), "c-cpu-ns/op")
-				b.ReportMetric(float64(cpu.Nanoseconds())/float64(trips)/float64(n), "c-cpu-ns/fd")
+			if res.CPU > 0 {
+				b.ReportMetric(res.CPUPerTrip(int64(b.N)), "c-cpu-ns/op")
+				b.ReportMetric(res.CPUPerTrip(int64(b.N))/float64(n), "c-cpu-ns/fd")
 			}
 		})
 	}
 }
 
-// runCRef runs a C reference program and returns its RESULT lines (name ->
-// ns/op, ops/s[, ns/fd]) and the child RSS in kB it reports on stderr (0 if
-// none) and the CPU time the program and its children used. It fails the benchmark if the program fails or prints no result.
-func runCRef(b *testing.B, prog string, args ...string) (map[string][]float64, float64, time.Duration) {
+// runCRef runs a C reference program, with the timer running, and fails
+// the benchmark if it fails or prints no result.
+func runCRef(b *testing.B, prog string, args ...string) bench.CResult {
 	b.Helper()
 	b.ReportAllocs()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(prog, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		b.Fatalf("%s %s: %v\n%s", filepath.Base(prog), strings.Join(args, " "), err, stderr.Bytes())
-	}
+	res, err := bench.RunC(context.Background(), prog, args...)
 	b.StopTimer()
-	res := make(map[string][]float64)
-	sc := bufio.NewScanner(&stdout)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 4 || f[0] != "RESULT" {
-			continue
-		}
-		var v []float64
-		for _, s := range f[2:] {
-			x, err := strconv.ParseFloat(s, 64)
-			if err != nil {
-				b.Fatalf("%s: bad RESULT line %q", filepath.Base(prog), sc.Text())
-			}
-			v = append(v, x)
-		}
-		res[f[1]] = v
+	if err != nil {
+		b.Fatal(err)
 	}
-	if len(res) == 0 {
-		b.Fatalf("%s printed no RESULT line:\n%s%s", filepath.Base(prog), stdout.Bytes(), stderr.Bytes())
-	}
-	var rssKB float64
-	for line := range strings.Lines(stderr.String()) {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "RSS" {
-			rssKB, _ = strconv.ParseFloat(f[2], 64)
-		}
-	}
-	var cpu time.Duration
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		// wait4 counts the children the program waited for: the forked
-		// C opener is included.
-		cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	return res, rssKB, cpu
+	return res
 }
