@@ -1,29 +1,32 @@
+//go:build linux
+
 package parent
 
 import (
 	"errors"
 	"fmt"
-	"runtime"
-	"syscall"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // Coverage says which threads a process-wide restriction reached.
+//
+// Deprecated: SetNoNewPrivs and Landlock now reach every thread of the
+// process or return an error, in programs with and without cgo, so a
+// successful call always reports AllThreads.
 type Coverage int
 
 const (
 	// AllThreads: every thread of the process, and so everything it runs
 	// from now on.
 	AllThreads Coverage = iota + 1
-	// CallingThread: only the OS thread of the calling goroutine, which is
-	// now locked to it (runtime.LockOSThread) for good, and threads and
-	// programs it starts from now on. This happens when the kernel cannot
-	// restrict all threads at once (Landlock before ABI 8) and the program
-	// is linked with cgo, where Go cannot run a system call on every
-	// thread. It is enough for a process about to execve, and for work
-	// done on that goroutine; the rest of the process is not restricted.
+	// CallingThread is never reported any more. It meant that only the
+	// calling thread was restricted, which left a multi-threaded program
+	// open: a partial restriction is now an error.
+	//
+	// Deprecated: kept so that code naming it still compiles.
 	CallingThread
 )
 
@@ -37,31 +40,16 @@ func (c Coverage) String() string {
 	return "none"
 }
 
-// allThreads runs a system call on every thread of the process, if Go can
-// (it cannot in programs linked with cgo: ENOTSUP).
-func allThreads(trap, a1, a2, a3 uintptr) (Coverage, error) {
-	if _, _, e := syscall.AllThreadsSyscall(trap, a1, a2, a3); e != 0 {
-		return 0, e
+// SetNoNewPrivs sets PR_SET_NO_NEW_PRIVS on every thread of the process:
+// from now on execve can grant no privileges (setuid bits and file
+// capabilities are ignored), for the process and everything it runs. It
+// reaches every thread with or without cgo (see allThreadsSyscall); it
+// returns AllThreads or an error.
+func SetNoNewPrivs() (Coverage, error) {
+	if err := allThreadsSyscall(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
+		return 0, fmt.Errorf("privsep: prctl(PR_SET_NO_NEW_PRIVS) on every thread: %w", err)
 	}
 	return AllThreads, nil
-}
-
-// SetNoNewPrivs sets PR_SET_NO_NEW_PRIVS: from now on execve can grant no
-// privileges (setuid bits and file capabilities are ignored), for the
-// process and everything it runs. It is set on every thread where Go can;
-// otherwise on the calling thread, which it locks (see CallingThread).
-func SetNoNewPrivs() (Coverage, error) {
-	cov, err := allThreads(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0)
-	if err == syscall.ENOTSUP {
-		runtime.LockOSThread()
-		if err = unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err == nil {
-			cov = CallingThread
-		}
-	}
-	if err != nil {
-		return 0, fmt.Errorf("privsep: prctl(PR_SET_NO_NEW_PRIVS): %w", err)
-	}
-	return cov, nil
 }
 
 // ErrNoLandlock is matched by the error Landlock returns when the kernel has
@@ -69,143 +57,371 @@ func SetNoNewPrivs() (Coverage, error) {
 var ErrNoLandlock = errors.New("landlock is not available in this kernel")
 
 // LandlockConfig says what a Landlock restriction leaves allowed. The zero
-// value denies every filesystem access the kernel's Landlock ABI can
-// restrict: a sandboxed parent reaches files only through its opener and
-// the descriptors it already holds.
+// value denies everything Landlock can restrict: every filesystem access,
+// binding and connecting TCP sockets (ABI 4), connecting to abstract unix
+// sockets made outside the sandbox and signalling processes outside it
+// (ABI 6). A sandboxed parent then reaches files only through its opener
+// and the descriptors it already holds.
 type LandlockConfig struct {
 	// ReadOnly paths (files or directory trees) stay readable, and
-	// executable.
+	// executable. Nothing beneath them may be written, truncated, created,
+	// removed or renamed.
 	ReadOnly []string
-	// BestEffort makes a kernel without Landlock a success with ABI 0:
-	// nothing is restricted, and the caller says so if it cares. Without it
-	// such a kernel is an error matching ErrNoLandlock.
+	// ReadWrite paths (files or directory trees) keep every filesystem
+	// right: read, write, execute, truncate, device ioctls and, for trees,
+	// creating, removing and renaming beneath them.
+	ReadWrite []string
+	// BindTCP are the TCP ports that may still be bound (0 allows an
+	// ephemeral port), ConnectTCP those that may still be connected to.
+	// Every other port is refused. They need ABI 4.
+	BindTCP, ConnectTCP []uint16
+	// AnyTCP leaves TCP unrestricted: binding and connecting any port.
+	// BindTCP and ConnectTCP must then be empty.
+	AnyTCP bool
+	// AllowAbstractUnix leaves connecting (and sending datagrams) to
+	// abstract unix sockets made outside the sandbox allowed. Without it
+	// (ABI 6) they are refused: an abstract socket has no file, so no
+	// filesystem rule protects it, and a root service listening on one is
+	// otherwise reachable.
+	AllowAbstractUnix bool
+	// AllowSignals leaves signalling processes outside the sandbox
+	// allowed. Without it (ABI 6) only processes started from inside the
+	// sandbox, and the process's own threads, may be signalled, which
+	// includes that the process cannot kill an opener it started before
+	// (the opener still ends when its socket is closed).
+	AllowSignals bool
+	// AllowMissing skips a rule path that does not exist (and lists it in
+	// LandlockResult.Missing). Without it a missing path is an error: a
+	// typo would otherwise grant nothing and go unnoticed.
+	AllowMissing bool
+	// BestEffort applies whatever the kernel's Landlock ABI can, and lists
+	// in LandlockResult.NotApplied every restriction it could not. A
+	// kernel without Landlock is then a success with ABI 0 and nothing
+	// restricted. Without BestEffort, a restriction the kernel cannot
+	// apply is an error (*LandlockUnsupportedError, or ErrNoLandlock
+	// without Landlock at all). Reaching every thread is never best
+	// effort.
 	BestEffort bool
 }
 
 // LandlockResult reports what Landlock did.
 type LandlockResult struct {
-	ABI      int      // the kernel's Landlock ABI version; 0 when unavailable
-	Coverage Coverage // which threads are restricted
+	ABI int // the kernel's Landlock ABI version; 0 when unavailable
+	// Coverage is AllThreads when a ruleset was applied, 0 when nothing
+	// was (BestEffort without Landlock).
+	//
+	// Deprecated: a nil error always means every thread.
+	Coverage Coverage
+	// NotApplied names, with BestEffort, each restriction the kernel could
+	// not apply, by its kernel name ("LANDLOCK_ACCESS_FS_IOCTL_DEV",
+	// "LANDLOCK_ACCESS_NET_BIND_TCP", "LANDLOCK_SCOPE_SIGNAL", ...): what
+	// it names stays allowed.
+	NotApplied []string
+	// Missing lists, with AllowMissing, the rule paths that did not exist
+	// and were skipped.
+	Missing []string
 }
 
-// The restrict_self flag that applies a ruleset to every thread (ABI 8).
-const landlockTSYNC = unix.LANDLOCK_RESTRICT_SELF_TSYNC
+// LandlockUnsupportedError is the error Landlock returns, without
+// BestEffort, when the kernel's ABI cannot apply every restriction asked
+// for.
+type LandlockUnsupportedError struct {
+	ABI     int      // the kernel's Landlock ABI version
+	Missing []string // the restrictions it lacks, by kernel name
+}
 
-// Landlock restricts the process's own filesystem access with Landlock, on
-// top of no_new_privs, which Landlock requires and which it sets. It handles
-// every filesystem right the kernel's ABI knows, and grants back only what
-// cfg names. The restriction cannot be undone and is inherited by every
-// program the process runs.
+func (e *LandlockUnsupportedError) Error() string {
+	return fmt.Sprintf("privsep: landlock ABI %d cannot apply %s (BestEffort applies the rest)", e.ABI, strings.Join(e.Missing, ", "))
+}
+
+// Landlock restricts the process with Landlock, on top of no_new_privs,
+// which Landlock requires and which it sets. It handles every right and
+// scope the kernel's ABI knows, and grants back only what cfg names. The
+// restriction cannot be undone and is inherited by every program the
+// process runs.
 //
-// Where the kernel can restrict all threads at once (ABI 8, TSYNC) or Go can
-// run the call on every thread (no cgo), all threads are restricted;
-// otherwise only the calling thread (see CallingThread), which the result
-// reports. Opened descriptors, the opener's socket included, keep working:
-// Landlock checks opening paths, not using descriptors.
+// Every thread is restricted: by the kernel at once where it can (ABI 8,
+// TSYNC), else by running landlock_restrict_self on each thread, with or
+// without cgo (see allThreadsSyscall). A nil error means every thread.
+// Opened descriptors, the opener's socket included, keep working: Landlock
+// checks opening paths, binding and connecting, not using descriptors.
 func Landlock(cfg LandlockConfig) (LandlockResult, error) {
-	abi, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
-	if e != 0 {
-		if (e == unix.ENOSYS || e == unix.EOPNOTSUPP) && cfg.BestEffort {
-			return LandlockResult{}, nil
-		}
-		if e == unix.ENOSYS || e == unix.EOPNOTSUPP {
-			return LandlockResult{}, fmt.Errorf("privsep: %w (%v)", ErrNoLandlock, e)
-		}
-		return LandlockResult{}, fmt.Errorf("privsep: landlock ABI probe: %w", e)
+	rs, res, err := newLandlockRuleset(cfg)
+	if err != nil || rs == nil {
+		return res, err
 	}
-	res := LandlockResult{ABI: int(abi)}
-	handled := landlockFSRights(res.ABI)
-	attr := unix.LandlockRulesetAttr{Handled_access_fs: handled}
-	fd, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr), 0)
-	if e != 0 {
-		return res, fmt.Errorf("privsep: landlock_create_ruleset: %w", e)
-	}
-	ruleset := int(fd)
-	defer unix.Close(ruleset)
-
-	readExec := uint64(unix.LANDLOCK_ACCESS_FS_EXECUTE | unix.LANDLOCK_ACCESS_FS_READ_FILE | unix.LANDLOCK_ACCESS_FS_READ_DIR)
-	for _, p := range cfg.ReadOnly {
-		if err := landlockAllow(ruleset, p, readExec&handled); err != nil {
-			return res, err
-		}
-	}
-
+	defer rs.close()
 	if _, err := SetNoNewPrivs(); err != nil {
 		return res, err
 	}
-	// All threads by the kernel, then all threads by Go, then this thread.
-	_, _, e = unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(ruleset), landlockTSYNC, 0)
-	switch e {
-	case 0:
-		res.Coverage = AllThreads
-		return res, nil
-	case unix.EINVAL: // the kernel does not know TSYNC
-	default:
-		return res, fmt.Errorf("privsep: landlock_restrict_self: %w", e)
+	if err := rs.restrict(); err != nil {
+		return res, err
 	}
-	cov, err := allThreads(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(ruleset), 0, 0)
-	if err == syscall.ENOTSUP {
-		runtime.LockOSThread()
-		// no_new_privs must hold on this very thread.
-		if err = unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err == nil {
-			if _, _, e := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(ruleset), 0, 0); e != 0 {
-				err = e
-			}
-		}
-		cov = CallingThread
-	}
-	if err != nil {
-		return res, fmt.Errorf("privsep: landlock_restrict_self: %w", err)
-	}
-	res.Coverage = cov
+	res.Coverage = AllThreads
 	return res, nil
 }
 
-// landlockFSRights returns every filesystem right ABI version abi handles.
-func landlockFSRights(abi int) uint64 {
-	r := uint64(unix.LANDLOCK_ACCESS_FS_EXECUTE | unix.LANDLOCK_ACCESS_FS_WRITE_FILE |
-		unix.LANDLOCK_ACCESS_FS_READ_FILE | unix.LANDLOCK_ACCESS_FS_READ_DIR |
-		unix.LANDLOCK_ACCESS_FS_REMOVE_DIR | unix.LANDLOCK_ACCESS_FS_REMOVE_FILE |
-		unix.LANDLOCK_ACCESS_FS_MAKE_CHAR | unix.LANDLOCK_ACCESS_FS_MAKE_DIR |
-		unix.LANDLOCK_ACCESS_FS_MAKE_REG | unix.LANDLOCK_ACCESS_FS_MAKE_SOCK |
-		unix.LANDLOCK_ACCESS_FS_MAKE_FIFO | unix.LANDLOCK_ACCESS_FS_MAKE_BLOCK |
-		unix.LANDLOCK_ACCESS_FS_MAKE_SYM)
-	if abi >= 2 {
-		r |= unix.LANDLOCK_ACCESS_FS_REFER
-	}
-	if abi >= 3 {
-		r |= unix.LANDLOCK_ACCESS_FS_TRUNCATE
-	}
-	if abi >= 5 {
-		r |= unix.LANDLOCK_ACCESS_FS_IOCTL_DEV
-	}
-	return r
+// landlockRight is one right or scope Landlock can restrict.
+type landlockRight struct {
+	name string
+	kind int    // landlockFS, landlockNet or landlockScope
+	bit  uint64 // its bit in the ruleset's handled_access_fs, _net or scoped
+	abi  int    // the first ABI version that knows it
 }
 
-// landlockAllow adds a rule granting access beneath path. A missing path is
-// skipped: there is nothing to grant.
-func landlockAllow(ruleset int, path string, access uint64) error {
-	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
-	if err == unix.ENOENT {
-		return nil
+const (
+	landlockFS = iota
+	landlockNet
+	landlockScope
+)
+
+// The net-port rule type and its attribute (uapi linux/landlock.h, ABI 4),
+// which golang.org/x/sys/unix does not define.
+const landlockRuleNetPort = 2
+
+type landlockNetPortAttr struct {
+	allowedAccess uint64
+	port          uint64
+}
+
+// landlockRulesetAttr is struct landlock_ruleset_attr as of ABI 6. The
+// kernel is told its size by ABI (see rulesetAttrSize), so an older kernel
+// never sees fields it does not know.
+type landlockRulesetAttr struct {
+	handledFS, handledNet, scoped uint64
+}
+
+// rulesetAttrSize is how much of landlockRulesetAttr a kernel of ABI abi
+// reads.
+func rulesetAttrSize(abi int) uintptr {
+	switch {
+	case abi >= 6:
+		return 24
+	case abi >= 4:
+		return 16
 	}
+	return 8
+}
+
+// landlockRights lists every right and scope privsep handles, with the ABI
+// that brought it. Rights of later ABIs are not handled, and so not
+// restricted, until privsep knows them.
+func landlockRights() []landlockRight {
+	return []landlockRight{
+		{"LANDLOCK_ACCESS_FS_EXECUTE", landlockFS, unix.LANDLOCK_ACCESS_FS_EXECUTE, 1},
+		{"LANDLOCK_ACCESS_FS_WRITE_FILE", landlockFS, unix.LANDLOCK_ACCESS_FS_WRITE_FILE, 1},
+		{"LANDLOCK_ACCESS_FS_READ_FILE", landlockFS, unix.LANDLOCK_ACCESS_FS_READ_FILE, 1},
+		{"LANDLOCK_ACCESS_FS_READ_DIR", landlockFS, unix.LANDLOCK_ACCESS_FS_READ_DIR, 1},
+		{"LANDLOCK_ACCESS_FS_REMOVE_DIR", landlockFS, unix.LANDLOCK_ACCESS_FS_REMOVE_DIR, 1},
+		{"LANDLOCK_ACCESS_FS_REMOVE_FILE", landlockFS, unix.LANDLOCK_ACCESS_FS_REMOVE_FILE, 1},
+		{"LANDLOCK_ACCESS_FS_MAKE_CHAR", landlockFS, unix.LANDLOCK_ACCESS_FS_MAKE_CHAR, 1},
+		{"LANDLOCK_ACCESS_FS_MAKE_DIR", landlockFS, unix.LANDLOCK_ACCESS_FS_MAKE_DIR, 1},
+		{"LANDLOCK_ACCESS_FS_MAKE_REG", landlockFS, unix.LANDLOCK_ACCESS_FS_MAKE_REG, 1},
+		{"LANDLOCK_ACCESS_FS_MAKE_SOCK", landlockFS, unix.LANDLOCK_ACCESS_FS_MAKE_SOCK, 1},
+		{"LANDLOCK_ACCESS_FS_MAKE_FIFO", landlockFS, unix.LANDLOCK_ACCESS_FS_MAKE_FIFO, 1},
+		{"LANDLOCK_ACCESS_FS_MAKE_BLOCK", landlockFS, unix.LANDLOCK_ACCESS_FS_MAKE_BLOCK, 1},
+		{"LANDLOCK_ACCESS_FS_MAKE_SYM", landlockFS, unix.LANDLOCK_ACCESS_FS_MAKE_SYM, 1},
+		{"LANDLOCK_ACCESS_FS_REFER", landlockFS, unix.LANDLOCK_ACCESS_FS_REFER, 2},
+		{"LANDLOCK_ACCESS_FS_TRUNCATE", landlockFS, unix.LANDLOCK_ACCESS_FS_TRUNCATE, 3},
+		{"LANDLOCK_ACCESS_NET_BIND_TCP", landlockNet, unix.LANDLOCK_ACCESS_NET_BIND_TCP, 4},
+		{"LANDLOCK_ACCESS_NET_CONNECT_TCP", landlockNet, unix.LANDLOCK_ACCESS_NET_CONNECT_TCP, 4},
+		{"LANDLOCK_ACCESS_FS_IOCTL_DEV", landlockFS, unix.LANDLOCK_ACCESS_FS_IOCTL_DEV, 5},
+		{"LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET", landlockScope, unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, 6},
+		{"LANDLOCK_SCOPE_SIGNAL", landlockScope, unix.LANDLOCK_SCOPE_SIGNAL, 6},
+	}
+}
+
+// landlockPlan is what a ruleset handles on a kernel of a given ABI.
+type landlockPlan struct {
+	fs, net, scoped uint64
+	notApplied      []string // asked for, but unknown to the ABI
+}
+
+// planLandlock decides what a ruleset for cfg handles on a kernel of ABI
+// abi (0: no Landlock), and fails, unless cfg.BestEffort, when the kernel
+// lacks something cfg asks for. It makes no system call.
+func planLandlock(abi int, cfg LandlockConfig) (landlockPlan, error) {
+	var p landlockPlan
+	if cfg.AnyTCP && (len(cfg.BindTCP) > 0 || len(cfg.ConnectTCP) > 0) {
+		return p, errors.New("privsep: landlock: AnyTCP leaves every port open; BindTCP and ConnectTCP must be empty with it")
+	}
+	for _, r := range landlockRights() {
+		switch {
+		case r.kind == landlockNet && cfg.AnyTCP,
+			r.bit == unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET && r.kind == landlockScope && cfg.AllowAbstractUnix,
+			r.bit == unix.LANDLOCK_SCOPE_SIGNAL && r.kind == landlockScope && cfg.AllowSignals:
+			continue // not asked for
+		case r.abi > abi:
+			p.notApplied = append(p.notApplied, r.name)
+			continue
+		}
+		switch r.kind {
+		case landlockFS:
+			p.fs |= r.bit
+		case landlockNet:
+			p.net |= r.bit
+		case landlockScope:
+			p.scoped |= r.bit
+		}
+	}
+	if abi > 0 && len(p.notApplied) > 0 && !cfg.BestEffort {
+		return p, &LandlockUnsupportedError{ABI: abi, Missing: p.notApplied}
+	}
+	return p, nil
+}
+
+// landlockRuleset is a ruleset built and not yet applied. Its descriptor
+// is owned by it until close.
+type landlockRuleset struct {
+	fd         int
+	abi        int
+	coversRoot bool // some rule is the root directory itself
+}
+
+func (rs *landlockRuleset) close() { unix.Close(rs.fd) }
+
+// landlockABIVersion asks the kernel for its Landlock ABI version.
+func landlockABIVersion() (int, unix.Errno) {
+	abi, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
+	return int(abi), e
+}
+
+// newLandlockRuleset builds the ruleset for cfg: what the kernel handles,
+// and a rule for each path and port cfg allows. The paths are opened now,
+// with the privileges the process has now. It returns a nil ruleset and a
+// nil error when, with BestEffort, the kernel has no Landlock.
+func newLandlockRuleset(cfg LandlockConfig) (*landlockRuleset, LandlockResult, error) {
+	abi, e := landlockABIVersion()
+	if e != 0 {
+		if e != unix.ENOSYS && e != unix.EOPNOTSUPP {
+			return nil, LandlockResult{}, fmt.Errorf("privsep: landlock ABI probe: %w", e)
+		}
+		if !cfg.BestEffort {
+			return nil, LandlockResult{}, fmt.Errorf("privsep: %w (%v)", ErrNoLandlock, e)
+		}
+		p, err := planLandlock(0, cfg)
+		return nil, LandlockResult{NotApplied: p.notApplied}, err
+	}
+	res := LandlockResult{ABI: abi}
+	p, err := planLandlock(abi, cfg)
 	if err != nil {
-		return fmt.Errorf("privsep: landlock rule %s: %w", path, err)
+		return nil, res, err
+	}
+	res.NotApplied = p.notApplied
+	attr := landlockRulesetAttr{handledFS: p.fs, handledNet: p.net, scoped: p.scoped}
+	fd, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), rulesetAttrSize(abi), 0)
+	if e != 0 {
+		return nil, res, fmt.Errorf("privsep: landlock_create_ruleset: %w", e)
+	}
+	rs := &landlockRuleset{fd: int(fd), abi: abi}
+
+	var root unix.Stat_t
+	if err := unix.Stat("/", &root); err != nil {
+		rs.close()
+		return nil, res, fmt.Errorf("privsep: landlock: stat /: %w", err)
+	}
+	readExec := uint64(unix.LANDLOCK_ACCESS_FS_EXECUTE | unix.LANDLOCK_ACCESS_FS_READ_FILE | unix.LANDLOCK_ACCESS_FS_READ_DIR)
+	for _, rule := range []struct {
+		paths  []string
+		access uint64
+	}{{cfg.ReadOnly, readExec & p.fs}, {cfg.ReadWrite, p.fs}} {
+		for _, path := range rule.paths {
+			st, err := landlockAllowPath(rs.fd, path, rule.access)
+			if errors.Is(err, unix.ENOENT) && cfg.AllowMissing {
+				res.Missing = append(res.Missing, path)
+				continue
+			}
+			if err != nil {
+				rs.close()
+				return nil, res, err
+			}
+			if st.Dev == root.Dev && st.Ino == root.Ino {
+				rs.coversRoot = true
+			}
+		}
+	}
+	if dir := psxTaskDir(); dir != "" && p.fs&unix.LANDLOCK_ACCESS_FS_READ_DIR != 0 {
+		if _, err := landlockAllowPath(rs.fd, dir, unix.LANDLOCK_ACCESS_FS_READ_DIR); err != nil {
+			rs.close()
+			return nil, res, err
+		}
+	}
+	if p.net != 0 {
+		for _, port := range cfg.BindTCP {
+			if err := landlockAllowPort(rs.fd, port, unix.LANDLOCK_ACCESS_NET_BIND_TCP); err != nil {
+				rs.close()
+				return nil, res, err
+			}
+		}
+		for _, port := range cfg.ConnectTCP {
+			if err := landlockAllowPort(rs.fd, port, unix.LANDLOCK_ACCESS_NET_CONNECT_TCP); err != nil {
+				rs.close()
+				return nil, res, err
+			}
+		}
+	}
+	return rs, res, nil
+}
+
+// restrict applies the ruleset to every thread. no_new_privs must already
+// hold on every thread (or the process have CAP_SYS_ADMIN).
+func (rs *landlockRuleset) restrict() error {
+	if rs.abi >= 8 {
+		// The kernel restricts every thread at once, with one domain.
+		_, _, e := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(rs.fd), unix.LANDLOCK_RESTRICT_SELF_TSYNC, 0)
+		if e == 0 {
+			return nil
+		}
+		if e != unix.EINVAL {
+			return fmt.Errorf("privsep: landlock_restrict_self(TSYNC): %w", e)
+		}
+		// EINVAL: the flag is unknown after all; each thread, then.
+	}
+	if err := allThreadsSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(rs.fd), 0, 0); err != nil {
+		return fmt.Errorf("privsep: landlock_restrict_self on every thread: %w", err)
+	}
+	return nil
+}
+
+// landlockFileRights are the rights a rule on a file (not a directory) may
+// carry: the others concern directory entries, and the kernel refuses them
+// there.
+const landlockFileRights = unix.LANDLOCK_ACCESS_FS_EXECUTE | unix.LANDLOCK_ACCESS_FS_WRITE_FILE |
+	unix.LANDLOCK_ACCESS_FS_READ_FILE | unix.LANDLOCK_ACCESS_FS_TRUNCATE | unix.LANDLOCK_ACCESS_FS_IOCTL_DEV
+
+// landlockAllowPath adds a rule granting access beneath path, and returns
+// what path is. An error wraps the errno (ENOENT for a missing path).
+func landlockAllowPath(ruleset int, path string, access uint64) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return st, fmt.Errorf("privsep: landlock rule %s: %w", path, err)
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return fmt.Errorf("privsep: landlock rule %s: %w", path, err)
+		return st, fmt.Errorf("privsep: landlock rule %s: %w", path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		// Directory rights mean nothing on a file, and the kernel refuses
-		// them there.
-		access &^= unix.LANDLOCK_ACCESS_FS_READ_DIR
+		access &= landlockFileRights
+	}
+	if access == 0 {
+		return st, nil // nothing handled to grant back (BestEffort without filesystem rights)
 	}
 	attr := unix.LandlockPathBeneathAttr{Allowed_access: access, Parent_fd: int32(fd)}
 	if _, _, e := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(ruleset), unix.LANDLOCK_RULE_PATH_BENEATH,
 		uintptr(unsafe.Pointer(&attr)), 0, 0, 0); e != 0 {
-		return fmt.Errorf("privsep: landlock rule %s: %w", path, e)
+		return st, fmt.Errorf("privsep: landlock rule %s: %w", path, e)
+	}
+	return st, nil
+}
+
+// landlockAllowPort adds a rule granting access (bind or connect) to a TCP
+// port.
+func landlockAllowPort(ruleset int, port uint16, access uint64) error {
+	attr := landlockNetPortAttr{allowedAccess: access, port: uint64(port)}
+	if _, _, e := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(ruleset), landlockRuleNetPort,
+		uintptr(unsafe.Pointer(&attr)), 0, 0, 0); e != 0 {
+		return fmt.Errorf("privsep: landlock rule for TCP port %d: %w", port, e)
 	}
 	return nil
 }
