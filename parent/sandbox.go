@@ -73,7 +73,10 @@ type LandlockConfig struct {
 	ReadWrite []string
 	// BindTCP are the TCP ports that may still be bound (0 allows an
 	// ephemeral port), ConnectTCP those that may still be connected to.
-	// Every other port is refused. They need ABI 4.
+	// Every other port is refused. They need ABI 4. Landlock's TCP rules
+	// do not cover MPTCP sockets, so while TCP is restricted a seccomp
+	// filter makes creating one fail with EACCES (Go's net package then
+	// uses plain TCP); it is inherited by every program the process runs.
 	BindTCP, ConnectTCP []uint16
 	// AnyTCP leaves TCP unrestricted: binding and connecting any port.
 	// BindTCP and ConnectTCP must then be empty.
@@ -264,6 +267,11 @@ func planLandlock(abi int, cfg LandlockConfig) (landlockPlan, error) {
 			p.scoped |= r.bit
 		}
 	}
+	if p.net != 0 && !haveMPTCPFilter() {
+		// Landlock leaves MPTCP sockets out of its TCP rules, and privsep
+		// has no filter for them here (see mptcp_linux.go).
+		p.notApplied = append(p.notApplied, "IPPROTO_MPTCP")
+	}
 	if abi > 0 && len(p.notApplied) > 0 && !cfg.BestEffort {
 		return p, &LandlockUnsupportedError{ABI: abi, Missing: p.notApplied}
 	}
@@ -275,6 +283,7 @@ func planLandlock(abi int, cfg LandlockConfig) (landlockPlan, error) {
 type landlockRuleset struct {
 	fd         int
 	abi        int
+	tcp        bool // TCP is restricted, and so MPTCP sockets must be refused
 	coversRoot bool // some rule is the root directory itself
 }
 
@@ -313,7 +322,7 @@ func newLandlockRuleset(cfg LandlockConfig) (*landlockRuleset, LandlockResult, e
 	if e != 0 {
 		return nil, res, fmt.Errorf("privsep: landlock_create_ruleset: %w", e)
 	}
-	rs := &landlockRuleset{fd: int(fd), abi: abi}
+	rs := &landlockRuleset{fd: int(fd), abi: abi, tcp: p.net != 0}
 
 	var root unix.Stat_t
 	if err := unix.Stat("/", &root); err != nil {
@@ -366,6 +375,11 @@ func newLandlockRuleset(cfg LandlockConfig) (*landlockRuleset, LandlockResult, e
 // restrict applies the ruleset to every thread. no_new_privs must already
 // hold on every thread (or the process have CAP_SYS_ADMIN).
 func (rs *landlockRuleset) restrict() error {
+	if rs.tcp {
+		if err := refuseMPTCP(); err != nil {
+			return err
+		}
+	}
 	if rs.abi >= 8 {
 		// The kernel restricts every thread at once, with one domain.
 		_, _, e := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(rs.fd), unix.LANDLOCK_RESTRICT_SELF_TSYNC, 0)

@@ -164,6 +164,8 @@ func main() {
 		refused("connect to a TCP port not allowed", connectTCP(*connectNo), unix.EACCES)
 		allowed("connect to a TCP port allowed", connectTCP(*connectOK))
 		refused("bind a TCP port not allowed", bindTCP(*bindNo), unix.EACCES)
+		refused("bind a TCP port not allowed with net.Listen (MPTCP where it can)", bindDefault(*bindNo), unix.EACCES)
+		refused("make an MPTCP socket", mptcpSocket(), unix.EACCES)
 
 		if v, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err != nil || v != 1 {
 			note(rep.Escapes, "no_new_privs not set", fmt.Errorf("PR_GET_NO_NEW_PRIVS = %d, %v", v, err))
@@ -226,14 +228,32 @@ func connectTCP(port int) error {
 	return err
 }
 
-// bindTCP binds with plain TCP. (net.Listen would use MPTCP, which
-// Landlock's TCP rules do not cover: see LandlockConfig.BindTCP.)
+// bindTCP binds with plain TCP.
 func bindTCP(port int) error {
 	var lc net.ListenConfig
 	lc.SetMultipathTCP(false)
 	l, err := lc.Listen(context.Background(), "tcp4", fmt.Sprintf("127.0.0.1:%d", port))
 	if err == nil {
 		l.Close()
+	}
+	return err
+}
+
+// bindDefault binds as net.Listen does, with MPTCP where the kernel has it.
+func bindDefault(port int) error {
+	l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+	if err == nil {
+		l.Close()
+	}
+	return err
+}
+
+// mptcpSocket makes an MPTCP socket, which Landlock's TCP rules do not
+// cover: it must be refused.
+func mptcpSocket() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 262)
+	if err == nil {
+		unix.Close(fd)
 	}
 	return err
 }
