@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -19,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/privsep-go/privsep/internal/hostile"
 )
 
 // probeReport mirrors the report sandboxprobe prints.
@@ -27,6 +30,8 @@ type probeReport struct {
 	GoCanReach bool           `json:"go_can_reach_all_threads"`
 	Workers    int            `json:"workers"`
 	Threads    int            `json:"threads"`
+	Refusals   []string       `json:"refusals"`
+	Allowances []string       `json:"allowances"`
 	Escapes    map[string]int `json:"escapes"`
 	Failures   map[string]int `json:"failures"`
 	Examples   []string       `json:"examples"`
@@ -119,11 +124,14 @@ func acceptAndClose(ln net.Listener) {
 	}
 }
 
-// TestSandboxAllThreads performs the escape: after Sandbox (or
+// secSandbox is the reliability table section of the sandbox attacks.
+const secSandbox = "parent: escaping the sandbox from other threads (cgo and not)"
+
+// TestHostileSandboxAllThreads performs the escape: after Sandbox (or
 // SetNoNewPrivs and Landlock alone), many goroutines on threads of their
 // own, some of which existed before, try every way out. None may succeed,
 // with cgo or without.
-func TestSandboxAllThreads(t *testing.T) {
+func TestHostileSandboxAllThreads(t *testing.T) {
 	t.Parallel()
 	needRoot(t, "the probe drops to nobody and signals its processes")
 	if abi := landlockABI(); abi < 6 {
@@ -176,11 +184,21 @@ func TestSandboxAllThreads(t *testing.T) {
 				if rep.Workers != 72 || rep.Threads != rep.Workers {
 					t.Errorf("%d workers ran on %d distinct threads, want 72 on 72", rep.Workers, rep.Threads)
 				}
-				for check, n := range rep.Escapes {
-					t.Errorf("%s: %d of %d threads got out", check, n, rep.Workers)
+				if len(rep.Refusals) < 9 {
+					t.Errorf("the probe ran %d checks (%q), want at least 9", len(rep.Refusals), rep.Refusals)
 				}
-				for check, n := range rep.Failures {
-					t.Errorf("%s: refused on %d of %d threads, want allowed", check, n, rep.Workers)
+				for _, check := range rep.Refusals {
+					n := rep.Escapes[check]
+					hostile.Row(t, secSandbox, check, fmt.Sprintf("refused on all %d threads", rep.Workers),
+						fmt.Sprintf("refused on %d of %d threads", rep.Workers-n, rep.Workers))
+					if n > 0 {
+						t.Errorf("%s: %d of %d threads got out", check, n, rep.Workers)
+					}
+				}
+				for _, check := range rep.Allowances {
+					if n := rep.Failures[check]; n > 0 {
+						t.Errorf("%s: refused on %d of %d threads, want allowed", check, n, rep.Workers)
+					}
 				}
 				if t.Failed() {
 					t.Logf("examples: %q", rep.Examples)

@@ -33,7 +33,9 @@ type Report struct {
 	Cgo        bool                 `json:"cgo"`
 	GoCanReach bool                 `json:"go_can_reach_all_threads"`
 	Workers    int                  `json:"workers"`
-	Threads    int                  `json:"threads"` // distinct thread ids among the workers
+	Threads    int                  `json:"threads"`  // distinct thread ids among the workers
+	Refusals   []string             `json:"refusals"` // every check that must be refused, in order
+	Allowances []string             `json:"allowances"`
 	Escapes    map[string]int       `json:"escapes"`
 	Failures   map[string]int       `json:"failures"`
 	Examples   []string             `json:"examples"`
@@ -130,7 +132,18 @@ func main() {
 	}
 	// refused checks that err is the refusal want; nil (success) or any
 	// other error is an escape.
+	var seenMu sync.Mutex
+	seen := map[string]bool{}
+	record := func(list *[]string, check string) {
+		seenMu.Lock()
+		defer seenMu.Unlock()
+		if !seen[check] {
+			seen[check] = true
+			*list = append(*list, check)
+		}
+	}
 	refused := func(check string, err, want error) {
+		record(&rep.Refusals, check)
 		if !errors.Is(err, want) {
 			note(rep.Escapes, check, err)
 		} else if os.Getenv("SANDBOXPROBE_DEBUG") != "" {
@@ -138,6 +151,7 @@ func main() {
 		}
 	}
 	allowed := func(check string, err error) {
+		record(&rep.Allowances, check)
 		if err != nil {
 			note(rep.Failures, check, err)
 		}
@@ -167,14 +181,17 @@ func main() {
 		refused("bind a TCP port not allowed with net.Listen (MPTCP where it can)", bindDefault(*bindNo), unix.EACCES)
 		refused("make an MPTCP socket", mptcpSocket(), unix.EACCES)
 
+		record(&rep.Refusals, "run without no_new_privs")
+		record(&rep.Refusals, "run with other uids")
 		if v, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err != nil || v != 1 {
-			note(rep.Escapes, "no_new_privs not set", fmt.Errorf("PR_GET_NO_NEW_PRIVS = %d, %v", v, err))
+			note(rep.Escapes, "run without no_new_privs", fmt.Errorf("PR_GET_NO_NEW_PRIVS = %d, %v", v, err))
 		}
 		// This thread's own ids: getresuid reads the calling thread's.
 		if r, e, s := unix.Getresuid(); r != uid || e != uid || s != uid {
-			note(rep.Escapes, "uids", fmt.Errorf("%d/%d/%d, want %d", r, e, s, uid))
+			note(rep.Escapes, "run with other uids", fmt.Errorf("%d/%d/%d, want %d", r, e, s, uid))
 		}
 		if *mode == "sandbox" {
+			record(&rep.Refusals, "become root again")
 			_, _, e := unix.RawSyscall(unix.SYS_SETRESUID, 0, 0, 0)
 			if e == 0 {
 				note(rep.Escapes, "become root again", errors.New("setresuid(0, 0, 0) succeeded"))
