@@ -12,35 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SandboxConfig says what Sandbox makes of the process.
-type SandboxConfig struct {
-	// Credential is the user to become (see LookupCredential, which must
-	// run before). Nil keeps the process's ids, and skips the check that
-	// root cannot be regained.
-	Credential *Credential
-	// Landlock is what stays allowed under Landlock. Nil applies no
-	// Landlock; a zero LandlockConfig denies everything it can restrict.
-	Landlock *LandlockConfig
-	// Probe is a path outside every Landlock rule that the verification
-	// opens for reading: the open must be refused. Empty means the root
-	// directory, which must then not be a rule itself.
-	Probe string
-}
-
-// SandboxResult reports what Sandbox did.
-type SandboxResult struct {
-	Landlock LandlockResult // zero without SandboxConfig.Landlock
-	// Threads is how many threads the verification found, each with the
-	// ids and no_new_privs it checked.
-	Threads int
-}
-
-// ErrSandboxVerify is matched by the error Sandbox returns when the kernel
-// did not do what it was asked: a thread that kept other ids, a thread
-// without no_new_privs, an open outside the Landlock rules that
-// succeeded. The process must not go on as if it were sandboxed.
-var ErrSandboxVerify = errors.New("privsep: sandbox verification failed")
-
 // Sandbox applies, in this order and to every thread of the process, what
 // a sandboxed program needs, and then checks that it holds:
 //

@@ -1,5 +1,5 @@
 // Command sandboxprobe is built and run by parent's tests (see
-// sandbox_threads_test.go), once with cgo and once without. As root, it
+// sandbox_threads_linux_test.go), once with cgo and once without. As root, it
 // sandboxes itself with parent.Sandbox (or with SetNoNewPrivs and Landlock
 // alone), then tries, from threads that existed before and from many new
 // ones, to get out: open a file outside the rules, connect to an abstract

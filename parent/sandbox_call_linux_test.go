@@ -20,7 +20,7 @@ import (
 )
 
 // TestHelperSandboxCall is not a test: it plays a role of
-// sandbox_call_test.go in a re-executed test binary (see runRole).
+// sandbox_call_linux_test.go in a re-executed test binary (see runRole).
 func TestHelperSandboxCall(t *testing.T) {
 	role := os.Getenv(roleEnv)
 	if role == "" {
