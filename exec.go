@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -35,7 +36,10 @@ const (
 
 const execUsage = `Usage: privsep exec [--allow RULE]... [--allow-listen NET:ADDR]... [--policy FILE]...
                     [--listen [NAME=]NET:ADDR]... [--open [FD=][MODES:]PATH]...
-                    [--user USER] [--group GROUP] [--landlock] [--keep-opener]
+                    [--user USER] [--group GROUP] [--keep-opener]
+                    [--landlock] [--landlock-ro PATH]... [--landlock-rw PATH]...
+                    [--landlock-bind PORT]... [--landlock-connect PORT]...
+                    [--landlock-any-tcp] [--landlock-best-effort]
                     [--log-level LEVEL] -- CMD [ARG...]
 
 Start an opener with the policy, open each --open PATH through it, give up
@@ -48,8 +52,9 @@ should run as an unprivileged user:
 In order: the opener starts (with this process's privileges); each --open
 is opened through it; unless --keep-opener, the opener is closed and its
 exit status checked; privileges are dropped to USER (supplementary groups
-cleared, then gid, then uid, verified); no_new_privs is set; with
---landlock, filesystem access is restricted; the descriptors are placed at
+cleared, then gid, then uid); no_new_privs is set; with --landlock, Landlock
+is applied; all of it is verified on every thread (regaining root and an
+open outside the Landlock rules must fail); the descriptors are placed at
 their numbers with close-on-exec cleared on exactly those; CMD is exec'd.
 
 --listen [NAME=]NET:ADDR asks the opener for a listening socket (tcp, tcp4,
@@ -69,11 +74,18 @@ When the descriptors start at 3 and are contiguous, LISTEN_FDS, LISTEN_PID
 (this process's pid, which CMD keeps) and LISTEN_FDNAMES (each PATH's base
 name) are set as sd_listen_fds(3) expects.
 
---landlock restricts CMD's filesystem access with Landlock (required: an
-error if the kernel lacks it): it may read and execute beneath /usr, /bin,
-/sbin, /lib, /lib32, /lib64 and /etc/ld.so.cache (so that dynamically linked
-programs start) and CMD itself, and nothing else; everything else comes
-through the descriptors.
+--landlock restricts CMD with Landlock. Files: it may read and execute
+beneath /usr, /bin, /sbin, /lib, /lib32, /lib64 and /etc/ld.so.cache (so
+that dynamically linked programs start), CMD itself and each --landlock-ro
+PATH; read, write, create and remove beneath each --landlock-rw PATH; and
+nothing else: everything else comes through the descriptors. TCP: it may
+bind only each --landlock-bind PORT and connect only to each
+--landlock-connect PORT (sockets passed with --listen are already bound);
+--landlock-any-tcp leaves TCP open. It cannot connect to abstract unix
+sockets made outside, nor signal processes outside (even of its own
+user). A kernel that cannot apply all of this (Landlock ABI 6 is needed)
+is an error, unless --landlock-best-effort, which applies what it can.
+Each --landlock-* PATH or PORT option implies --landlock.
 
 --keep-opener leaves the opener running and passes its socket to CMD, at
 the next descriptor after the others, named by PRIVSEP_OPENER_FD (and
@@ -87,8 +99,69 @@ Exit status: 125 if privsep fails (usage, policy, a refused or failed
 Options:
 `
 
-// landlockSystemDirs stay readable and executable under --landlock.
+// landlockSystemDirs stay readable and executable under --landlock, those
+// of them that exist.
 var landlockSystemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc/ld.so.cache"}
+
+// landlockFlags are the --landlock options.
+type landlockFlags struct {
+	on                 bool
+	ro, rw             []string
+	bind, connect      []uint16
+	anyTCP, bestEffort bool
+}
+
+func (l *landlockFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&l.on, "landlock", false, "restrict CMD with Landlock: files, TCP, abstract sockets, signals")
+	path := func(dst *[]string) func(string) error {
+		return func(s string) error {
+			if !filepath.IsAbs(s) {
+				return fmt.Errorf("%q is not an absolute path", s)
+			}
+			*dst, l.on = append(*dst, s), true
+			return nil
+		}
+	}
+	port := func(dst *[]uint16) func(string) error {
+		return func(s string) error {
+			n, err := strconv.ParseUint(s, 10, 16)
+			if err != nil {
+				return fmt.Errorf("%q is not a TCP port (0 to 65535)", s)
+			}
+			*dst, l.on = append(*dst, uint16(n)), true
+			return nil
+		}
+	}
+	fs.Func("landlock-ro", "with --landlock, let CMD read and execute beneath `PATH` too; repeatable", path(&l.ro))
+	fs.Func("landlock-rw", "with --landlock, let CMD read, write, create and remove beneath `PATH`; repeatable", path(&l.rw))
+	fs.Func("landlock-bind", "with --landlock, let CMD bind TCP `PORT`; repeatable", port(&l.bind))
+	fs.Func("landlock-connect", "with --landlock, let CMD connect to TCP `PORT`; repeatable", port(&l.connect))
+	fs.BoolVar(&l.anyTCP, "landlock-any-tcp", false, "with --landlock, leave TCP unrestricted")
+	fs.BoolVar(&l.bestEffort, "landlock-best-effort", false, "with --landlock, apply what the kernel can and go on")
+}
+
+// config is the Landlock configuration for CMD at path.
+func (l *landlockFlags) config(path string) parent.LandlockConfig {
+	// CMD, and this binary, which runs once more as the trampoline.
+	var ro []string
+	for _, d := range landlockSystemDirs {
+		if _, err := os.Stat(d); err == nil {
+			ro = append(ro, d)
+		}
+	}
+	ro = append(ro, path)
+	if self, err := os.Executable(); err == nil {
+		ro = append(ro, self)
+	}
+	return parent.LandlockConfig{
+		ReadOnly:   append(ro, l.ro...),
+		ReadWrite:  l.rw,
+		BindTCP:    l.bind,
+		ConnectTCP: l.connect,
+		AnyTCP:     l.anyTCP,
+		BestEffort: l.bestEffort,
+	}
+}
 
 // maxPassedFD is the highest descriptor number a process may have.
 func maxPassedFD() int {
@@ -189,7 +262,8 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	})
 	userName := fs.String("user", "", "run CMD as `USER` (a name or uid)")
 	groupName := fs.String("group", "", "with `GROUP` (a name or gid; default USER's primary group)")
-	landlock := fs.Bool("landlock", false, "restrict CMD's filesystem access with Landlock")
+	var ll landlockFlags
+	ll.register(fs)
 	keepOpener := fs.Bool("keep-opener", false, "keep the opener running and pass its socket to CMD")
 	level := fs.String("log-level", "error", "log `LEVEL`: trace, debug, info, warn, error, off")
 	if ok, code := parse(args); !ok {
@@ -213,6 +287,9 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if *groupName != "" && *userName == "" {
 		return fail("--group needs --user")
+	}
+	if (ll.anyTCP || ll.bestEffort) && !ll.on {
+		return fail("--landlock-any-tcp and --landlock-best-effort need --landlock")
 	}
 	if err := numberFDs(listens, opens); err != nil {
 		return fail("%v", err)
@@ -247,9 +324,8 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 
-	// Everything from here to execve runs on this one thread: where the
-	// kernel or Go cannot restrict every thread, no_new_privs and Landlock
-	// hold for this thread, and execve keeps only it.
+	// Everything from here to execve runs on this one thread: the sandbox
+	// covers every thread, and execve keeps only this one.
 	runtime.LockOSThread()
 
 	cfg := parent.Config{Policy: pol, Logger: hclog.New(&hclog.LoggerOptions{Name: "privsep", Level: lvl, Output: stderr})}
@@ -287,23 +363,17 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 			return fail("the opener did not end cleanly: %v", err)
 		}
 	}
+	// One verified sequence: groups, gid, uid, no_new_privs, Landlock.
+	var sb parent.SandboxConfig
 	if *userName != "" {
-		if err := parent.DropPrivileges(cred); err != nil {
-			return fail("%v", err)
-		}
+		sb.Credential = &cred
 	}
-	if _, err := parent.SetNoNewPrivs(); err != nil {
+	if ll.on {
+		cfg := ll.config(path)
+		sb.Landlock = &cfg
+	}
+	if _, err := parent.Sandbox(sb); err != nil {
 		return fail("%v", err)
-	}
-	if *landlock {
-		// CMD, and this binary, which runs once more as the trampoline.
-		ro := append(append([]string(nil), landlockSystemDirs...), path)
-		if self, err := os.Executable(); err == nil {
-			ro = append(ro, self)
-		}
-		if _, err := parent.Landlock(parent.LandlockConfig{ReadOnly: ro}); err != nil {
-			return fail("%v", err)
-		}
 	}
 
 	env := environWithout(os.Environ(), listenFDsEnv, listenPIDEnv, listenFDNamesEnv, parent.OpenerFDEnv, parent.OpenerPIDEnv)

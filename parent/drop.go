@@ -82,8 +82,8 @@ func lookupGroup(name string) (int, error) {
 
 // DropPrivileges makes every thread of the process the user c: it sets the
 // supplementary groups, then the real, effective and saved group ids, then
-// the user ids. Go's syscall.Setgroups, Setresgid and Setresuid act on all
-// threads, unlike the raw system calls, which act on one.
+// the user ids, on every thread, in programs with and without cgo. Sandbox
+// does this and the rest of what a sandboxed program needs, in order.
 //
 // It then verifies what the kernel did: the real, effective and saved ids
 // must all be c's, the groups exactly c.Groups, and, unless c is root,
@@ -91,28 +91,41 @@ func lookupGroup(name string) (int, error) {
 // process must not go on as if the drop had worked. Call it after Start: the
 // opener keeps the privileges the process had when it started.
 func DropPrivileges(c Credential) error {
+	groups, err := setIDs(c)
+	if err != nil {
+		return err
+	}
+	return verifyDropped(c, groups)
+}
+
+// setIDs sets the supplementary groups, then the gids, then the uids, on
+// every thread, and returns the groups it set. Go's syscall.Setgroups,
+// Setresgid and Setresuid reach every thread: without cgo through
+// AllThreadsSyscall, with cgo through the C library, which signals each
+// thread to make the same call (its setxid broadcast).
+func setIDs(c Credential) ([]int, error) {
 	if c.UID < 0 || c.GID < 0 {
-		return fmt.Errorf("privsep: drop privileges: invalid uid %d or gid %d", c.UID, c.GID)
+		return nil, fmt.Errorf("privsep: drop privileges: invalid uid %d or gid %d", c.UID, c.GID)
 	}
 	groups := c.Groups
 	if groups == nil {
 		groups = []int{}
 	}
 	if err := syscall.Setgroups(groups); err != nil {
-		return fmt.Errorf("privsep: drop privileges: setgroups: %w", err)
+		return nil, fmt.Errorf("privsep: drop privileges: setgroups: %w", err)
 	}
 	if err := syscall.Setresgid(c.GID, c.GID, c.GID); err != nil {
-		return fmt.Errorf("privsep: drop privileges: setresgid(%d): %w", c.GID, err)
+		return nil, fmt.Errorf("privsep: drop privileges: setresgid(%d): %w", c.GID, err)
 	}
 	if err := syscall.Setresuid(c.UID, c.UID, c.UID); err != nil {
-		return fmt.Errorf("privsep: drop privileges: setresuid(%d): %w", c.UID, err)
+		return nil, fmt.Errorf("privsep: drop privileges: setresuid(%d): %w", c.UID, err)
 	}
-	return verifyDropped(c, groups)
+	return groups, nil
 }
 
 // ErrRegainedRoot reports that a process that dropped to a user other than
 // root could become root again: the drop did not hold.
-var ErrRegainedRoot = errors.New("privsep: privileges were dropped but setuid(0) still succeeds")
+var ErrRegainedRoot = errors.New("privsep: privileges were dropped but setresuid(0) or setresgid(0) still succeeds")
 
 func verifyDropped(c Credential, groups []int) error {
 	r, e, s := unix.Getresuid()
@@ -142,10 +155,16 @@ func verifyDropped(c Credential, groups []int) error {
 	regained := make(chan bool)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		// The raw system call: unix.Setresuid is syscall.Setresuid, which
+		// The raw system calls: unix.Setresuid is syscall.Setresuid, which
 		// would act on every thread.
-		_, _, errno := unix.RawSyscall(unix.SYS_SETRESUID, 0, 0, 0)
-		regained <- errno == 0
+		_, _, eu := unix.RawSyscall(unix.SYS_SETRESUID, 0, 0, 0)
+		// Group 0 may be the one asked for; setting the gids to what they
+		// are is always allowed.
+		eg := unix.EPERM
+		if c.GID != 0 {
+			_, _, eg = unix.RawSyscall(unix.SYS_SETRESGID, 0, 0, 0)
+		}
+		regained <- eu == 0 || eg == 0
 	}()
 	if <-regained {
 		return ErrRegainedRoot

@@ -49,17 +49,18 @@ func main() {
 		log.Fatalf("httpd: %v", err)
 	}
 
-	// From here on this process has no privileges: it cannot open the
-	// files it serves, bind ports or become root again. The opener does
-	// the opening; the listener is already bound.
+	// From here on this process has no privileges: it cannot open any
+	// file by path (Landlock), bind or connect TCP ports, or become root
+	// again, on any thread. The opener does the opening; the listener is
+	// already bound.
 	cred, err := parent.LookupCredential(*user, "")
 	if err != nil {
 		log.Fatalf("httpd: %v", err)
 	}
-	if err := parent.DropPrivileges(cred); err != nil {
-		log.Fatalf("httpd: %v", err)
-	}
-	if _, err := parent.SetNoNewPrivs(); err != nil {
+	if _, err := parent.Sandbox(parent.SandboxConfig{
+		Credential: &cred,
+		Landlock:   &parent.LandlockConfig{}, // deny everything Landlock can
+	}); err != nil {
 		log.Fatalf("httpd: %v", err)
 	}
 

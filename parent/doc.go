@@ -1,0 +1,82 @@
+// Package parent is the unprivileged side of privsep: it starts the opener
+// (package child) while the program still has its privileges, asks it for
+// files and listening sockets over a Unix socket, and gives up the
+// program's own privileges.
+//
+// # Starting and using the opener
+//
+// [Start] re-executes the program as the opener with a policy fixed for the
+// opener's life; [Opener.Open], [Opener.OpenBatch], [Opener.Listen] and
+// [Opener.FS] ask it for descriptors; [Opener.Close] ends it and reports
+// its exit status. [Dial] connects to an opener server (privsep serve),
+// [Inherited] picks up an opener passed by privsep exec --keep-opener.
+//
+// # Sandboxing the program
+//
+// Once the opener runs, the program needs none of its privileges. [Sandbox]
+// gives them up in one call, in this order and on every thread of the
+// process:
+//
+//  1. it builds the Landlock ruleset while it still may open every rule
+//     path;
+//  2. it sets the supplementary groups (none, usually), then the gids,
+//     then the uids, to those of a [Credential] (see [LookupCredential]);
+//  3. it sets no_new_privs, which Landlock requires of a process that no
+//     longer has CAP_SYS_ADMIN;
+//  4. it applies Landlock: the files and trees of [LandlockConfig] stay
+//     readable (ReadOnly) or writable (ReadWrite) and nothing else does;
+//     only the TCP ports it names may be bound or connected to (ABI 4);
+//     abstract unix sockets and processes outside the sandbox cannot be
+//     reached (ABI 6 scopes); truncating and device ioctls follow the file
+//     rights (ABI 3 and 5).
+//
+// Then it checks: every thread in /proc/self/task has the ids, the groups
+// and no_new_privs; becoming root again fails; an open outside the rules
+// fails with EACCES. A failed check is an error ([ErrSandboxVerify]), never
+// a result with a field saying "partly". The opener's socket and every
+// descriptor the program already holds keep working.
+//
+//	op, err := parent.Start(ctx, parent.Config{Rules: []string{"/etc/app/key.pem"}})
+//	...
+//	cred, err := parent.LookupCredential("app", "") // reads /etc/passwd: before the sandbox
+//	...
+//	_, err = parent.Sandbox(parent.SandboxConfig{
+//		Credential: &cred,
+//		Landlock:   &parent.LandlockConfig{}, // deny all Landlock can
+//	})
+//	if err != nil {
+//		log.Fatal(err) // partly sandboxed: do not go on
+//	}
+//
+// [DropPrivileges], [SetNoNewPrivs] and [Landlock] are the steps one by
+// one, each on every thread as well.
+//
+// # Every thread, with or without cgo
+//
+// Linux applies credentials, no_new_privs and Landlock to one thread at a
+// time, and a Go program runs goroutines on many threads. A program linked
+// with cgo, which is the default wherever a C compiler is present (os/user
+// and net pull it in), cannot use Go's syscall.AllThreadsSyscall. privsep
+// reaches every thread through kernel.org/pub/linux/libs/security/libcap/psx,
+// which is AllThreadsSyscall without cgo and, with cgo, stops every thread
+// of the Go and C runtimes to run the call on each; the ids are set with
+// Go's syscall.Setresuid and friends, which the C library broadcasts to
+// every thread under cgo. Where the kernel has Landlock's TSYNC flag (ABI
+// 8) it restricts every thread at once instead. There is no partial
+// result: a thread not reached is an error.
+//
+// Two consequences under cgo: psx lists /proc/PID/task after restricting
+// the calling thread, so a Landlock ruleset keeps listing that one
+// directory allowed (not reading what is in it). And whatever the build,
+// while TCP is restricted a seccomp filter makes creating MPTCP sockets
+// fail with EACCES, because Landlock's TCP rules do not cover them and Go's
+// net.Listen uses them; Go falls back to plain TCP.
+//
+// # Kernels without every feature
+//
+// Without [LandlockConfig.BestEffort], a kernel whose Landlock ABI cannot
+// apply a restriction asked for is an error ([*LandlockUnsupportedError],
+// or [ErrNoLandlock] without Landlock). With it, what can be applied is, and
+// [LandlockResult.NotApplied] names every restriction that was not. A rule
+// path that does not exist is an error unless [LandlockConfig.AllowMissing].
+package parent
