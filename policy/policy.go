@@ -114,6 +114,10 @@ type Decision struct {
 	// component, and the opener must not follow it if it is a symlink: the
 	// rule names that directory entry, not whatever it points to.
 	Exact bool
+	// Dirs is true when the rule allows handing out a descriptor of a
+	// directory (dirs=yes). Without it the opener refuses an open that
+	// lands on a directory, whatever the flags asked.
+	Dirs bool
 }
 
 // Match finds the rule that decides path, without looking at flags. It
@@ -171,6 +175,7 @@ func (p *Policy) Check(path string, flags int, mode uint32) (Decision, error) {
 		return Decision{Rule: d.Rule}, err
 	}
 	d.Flags = clean
+	d.Dirs = r.Dirs
 	d.UID, d.GID = NoOwner, NoOwner
 	if n.create {
 		d.Mode = mode & r.createMode()

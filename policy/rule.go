@@ -65,6 +65,17 @@ type Rule struct {
 	// UID and GID, when not NoOwner, are applied with fchown to every file
 	// the opener creates under this rule, before the descriptor is sent.
 	UID, GID int
+	// Dirs, written dirs=yes, lets the opener hand out descriptors of
+	// directories the rule covers: the tree's directories, or the one an
+	// exact rule names. Without it an open that lands on a directory is
+	// refused (the parent may still list it, see the readdir message),
+	// because a directory descriptor gives its holder more than the rule
+	// names: openat(fd, "..") and fchdir(fd) work with the holder's own
+	// credentials, so it reaches the directory's ancestors past one it could
+	// not search itself, and out of a chroot it has put itself in. Only
+	// Landlock, which the holder cannot shed, still bounds what it reaches.
+	// It needs the r mode: a directory opens for reading only.
+	Dirs bool
 	// Network and Addr, when Network is not empty, make this a listen rule:
 	// it allows the opener to create one listening socket (a TCP or unix
 	// stream listener, or a bound UDP socket) instead of opening a path,
@@ -126,6 +137,9 @@ func (r Rule) String() string {
 		fmt.Fprintf(&b, " mode=%04o", r.CreateMode)
 	}
 	writeOwner(&b, r.UID, r.GID)
+	if r.Dirs {
+		b.WriteString(" dirs=yes")
+	}
 	return b.String()
 }
 
@@ -257,14 +271,15 @@ type Resolver interface {
 
 // ParseLine parses one rule in the policy-file language:
 //
-//	[MODES:]PATH [mode=OCTAL] [owner=USER[:GROUP]]
+//	[MODES:]PATH [mode=OCTAL] [owner=USER[:GROUP]] [dirs=yes|no]
 //	listen NET:ADDR [mode=OCTAL] [owner=USER[:GROUP]] [replace]
 //
 // PATH may be written in double quotes, with Go escapes, when it holds
 // spaces or other special bytes. mode= narrows the most permissive mode of
 // created files (at most 0666). owner= names the owner of created files; res
 // resolves names and may be nil, in which case only numeric ids are
-// accepted. Unknown options are errors.
+// accepted. dirs=yes allows handing out descriptors of directories (see
+// Rule.Dirs); the default is no. Unknown options are errors.
 func ParseLine(s string, res Resolver) (Rule, error) {
 	if rest, ok := strings.CutPrefix(s, "listen"); ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
 		return parseListenLine(s, rest, res)
@@ -314,9 +329,20 @@ func ParseLine(s string, res Resolver) (Rule, error) {
 			if r.UID, r.GID, err = parseOwner(v, res); err != nil {
 				return bad("owner=%s: %v", v, err)
 			}
+		case "dirs":
+			switch v {
+			case "yes":
+				r.Dirs = true
+			case "no":
+			default:
+				return bad("dirs=%s: want yes or no", v)
+			}
 		default:
-			return bad("unknown option %q (known: mode, owner)", k)
+			return bad("unknown option %q (known: mode, owner, dirs)", k)
 		}
+	}
+	if r.Dirs && r.Modes&Read == 0 {
+		return bad("dirs=yes hands out directory descriptors, which open for reading only, but the rule has no r mode")
 	}
 	if r.CreateMode != 0 && r.Modes&Create == 0 {
 		return bad("mode= applies to created files, but the rule has no c mode")

@@ -20,6 +20,12 @@ func withOpts(r policy.Rule, mode uint32, uid, gid int) policy.Rule {
 	return r
 }
 
+// withDirs returns r with dirs=yes.
+func withDirs(r policy.Rule) policy.Rule {
+	r.Dirs = true
+	return r
+}
+
 const (
 	rd = policy.Read
 	wr = policy.Write
@@ -279,6 +285,11 @@ func TestParseLineValid(t *testing.T) {
 		{"rwc:/a   mode=0600 \t owner=5  ", withOpts(rule("/a", false, rd|wr|cr), 0o600, 5, no), "rwc:/a mode=0600 owner=5"},
 		{`rwc:"/my dir/" mode=0600 owner=1:2`, withOpts(rule("/my dir", true, rd|wr|cr), 0o600, 1, 2), ""},
 		{"r:/a ", rule("/a", false, rd), "r:/a"},
+		// dirs=yes hands out directory descriptors; dirs=no is the default.
+		{"r:/srv/www/ dirs=yes", withDirs(rule("/srv/www", true, rd)), ""},
+		{"r:/srv/www/ dirs=no", rule("/srv/www", true, rd), "r:/srv/www/"},
+		{"r:/srv/www dirs=yes", withDirs(rule("/srv/www", false, rd)), ""},
+		{"rwc:/up/ dirs=yes mode=0600 owner=1", withDirs(withOpts(rule("/up", true, rd|wr|cr), 0o600, 1, no)), "rwc:/up/ mode=0600 owner=1 dirs=yes"},
 	}
 	for _, tt := range tests {
 		t.Run(shortName(tt.in), func(t *testing.T) {
@@ -409,6 +420,13 @@ func TestParseLineRefused(t *testing.T) {
 		{"rwc:/a mode=0600 mode=0600", "twice"},
 		{"rwc:/a mode=0600 mode=0640", "twice"},
 		{"rwc:/a owner=1 owner=1", "twice"},
+		{"r:/a/ dirs=yes dirs=yes", "twice"},
+		{"r:/a/ dirs=true", "want yes or no"},
+		{"r:/a/ dirs=", "key=value"},
+		{"r:/a/ dirs", "key=value"},
+		// A directory opens for reading only.
+		{"wc:/a/ dirs=yes", "no r mode"},
+		{"a:/a dirs=yes", "no r mode"},
 		{"rwc:/a owner=1 mode=0600 owner=2", "twice"},
 		// mode= and owner= are about created files: they need c.
 		{"rw:/a mode=0600", "no c mode"},
@@ -500,6 +518,9 @@ func TestRuleStringRoundTrip(t *testing.T) {
 		withOpts(rule("/up", true, ap|cr), 0o600, no, no),
 		withOpts(rule("/up x", false, rd|ap|cr), 0o666, 0, no),
 		withOpts(rule("/", true, wr|cr), 0o4, 0, 0),
+		withDirs(rule("/", true, rd)),
+		withDirs(rule("/a b", false, rd|wr)),
+		withDirs(withOpts(rule("/up", true, rd|wr|cr), 0o640, 1000, 1000)),
 	}
 	// Every mode set ParseRule accepts, on an exact and a tree rule.
 	for _, m := range allModeSets() {

@@ -24,7 +24,11 @@ const (
 	// time (see PROTOCOL.md for what that fallback cannot prevent).
 	FeatureOpenat2 uint16 = 1 << 0
 
-	readyFeaturesKnown = FeatureOpenat2
+	// FeatureReadDir says the opener answers readdir requests, so that a
+	// parent can list a directory without holding its descriptor.
+	FeatureReadDir uint16 = 1 << 1
+
+	readyFeaturesKnown = FeatureOpenat2 | FeatureReadDir
 )
 
 // MaxRule is the longest rule string a hello may carry.
@@ -74,7 +78,11 @@ const (
 	ReasonEscape     Reason = 4 // resolution would leave the rule's tree (symlink, "..")
 	ReasonFileType   Reason = 5 // not a regular file or directory (FIFO, device, socket)
 	ReasonProtocol   Reason = 6 // the message broke the protocol
-	maxReason               = ReasonProtocol
+	// ReasonDirectory: the open landed on a directory and the deciding rule
+	// does not hand out directory descriptors (dirs=yes). The errno is
+	// EACCES.
+	ReasonDirectory Reason = 8
+	maxReason              = ReasonDirectory
 )
 
 func (r Reason) String() string {
@@ -93,6 +101,8 @@ func (r Reason) String() string {
 		return "not a regular file or directory"
 	case ReasonProtocol:
 		return "protocol violation"
+	case ReasonDirectory:
+		return "a directory, and the rule does not hand out directory descriptors (dirs=yes)"
 	}
 	return fmt.Sprintf("reason(%d)", uint16(r))
 }
