@@ -456,7 +456,7 @@ func TestStrings(t *testing.T) {
 		protocol.ReasonSystem: "system error", protocol.ReasonEscape: "path escapes the rule",
 		protocol.ReasonFileType: "not a regular file or directory", protocol.ReasonProtocol: "protocol violation",
 		protocol.ReasonDirectory: "a directory, and the rule does not hand out directory descriptors (dirs=yes)",
-		10: "reason(10)", 0xffff: "reason(65535)",
+		10:                       "reason(10)", 0xffff: "reason(65535)",
 	}
 	for r, want := range reasons {
 		if got := r.String(); got != want {
