@@ -176,7 +176,7 @@ func (s *session) handshake() int {
 
 // ready sends the ready message, using buf.
 func (s *session) ready(buf []byte) error {
-	r := protocol.Ready{PID: uint32(os.Getpid()), Version: protocol.Version}
+	r := protocol.Ready{PID: uint32(os.Getpid()), Version: protocol.Version, Features: protocol.FeatureReadDir}
 	if s.rs.openat2 {
 		r.Features |= protocol.FeatureOpenat2
 	}
