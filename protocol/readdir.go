@@ -113,8 +113,8 @@ type DirEntry struct {
 //	         entry: u8 type (a DT_ value), u8 name length (1 to 255), the
 //	         name's bytes
 //
-// With the more flag, the listing goes on from Cookie (at most 2⁶³−1) and
-// the reply carries at least one entry; without it the listing is complete
+// With the more flag, the listing goes on from Cookie (1 to 2⁶³−1) and the
+// reply carries at least one entry; without it the listing is complete
 // and Cookie is 0.
 type DirList struct {
 	Cookie uint64
@@ -148,8 +148,9 @@ func DecodeDirList(p []byte) (DirList, error) {
 	}
 	l.More = flags&DirListMore != 0
 	switch {
-	case l.More && l.Cookie > math.MaxInt64:
-		return DirList{}, malformed("dir-list cookie %#x is not a directory offset", l.Cookie)
+	case l.More && (l.Cookie == 0 || l.Cookie > math.MaxInt64):
+		// Cookie 0 would start the listing over.
+		return DirList{}, malformed("dir-list cookie %#x is not a directory offset to go on from", l.Cookie)
 	case l.More && l.Count == 0:
 		// It would have the parent ask again and again for nothing.
 		return DirList{}, malformed("dir-list says more but carries no entry")
@@ -240,8 +241,8 @@ func (d *DirListBuilder) Finish(cookie uint64, more bool) ([]byte, error) {
 	switch {
 	case more && d.n == 0:
 		return d.b[:d.start], fmt.Errorf("protocol: dir-list says more but carries no entry")
-	case more && cookie > math.MaxInt64:
-		return d.b[:d.start], fmt.Errorf("protocol: dir-list cookie %#x is not a directory offset", cookie)
+	case more && (cookie == 0 || cookie > math.MaxInt64):
+		return d.b[:d.start], fmt.Errorf("protocol: dir-list cookie %#x is not a directory offset to go on from", cookie)
 	case !more && cookie != 0:
 		return d.b[:d.start], fmt.Errorf("protocol: final dir-list with cookie %#x, want 0", cookie)
 	}

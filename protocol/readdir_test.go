@@ -43,7 +43,7 @@ func checkDirList(t *testing.T, id uint32, p []byte) []byte {
 		}
 		return nil
 	}
-	if l.More && (l.Count == 0 || l.Cookie > math.MaxInt64) || !l.More && l.Cookie != 0 {
+	if l.More && (l.Count == 0 || l.Cookie == 0 || l.Cookie > math.MaxInt64) || !l.More && l.Cookie != 0 {
 		t.Fatalf("accepted more=%v with %d entries and cookie %#x", l.More, l.Count, l.Cookie)
 	}
 	var ents []protocol.DirEntry
@@ -180,6 +180,7 @@ func TestDecodeDirListRefuses(t *testing.T) {
 		{"unknown flag", "unknown dir-list flags", hdr(0, 0, 2)},
 		{"more without entries", "no entry", hdr(5, 0, 1)},
 		{"more with a negative cookie", "not a directory offset", cat(hdr(1<<63, 1, 1), []byte{8, 1, 'a'})},
+		{"more with cookie 0", "not a directory offset", cat(hdr(0, 1, 1), []byte{8, 1, 'a'})},
 		{"final with a cookie", "want 0", cat(hdr(5, 1, 0), []byte{8, 1, 'a'})},
 		{"count beyond the entries", "entry 1", cat(hdr(0, 2, 0), []byte{8, 1, 'a'})},
 		{"trailing", "trailing", cat(hdr(0, 1, 0), []byte{8, 1, 'a', 'b'})},
