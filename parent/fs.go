@@ -49,14 +49,24 @@ import (
 // served.
 //
 // Open returns, for a regular file, the *os.File the opener sent (reading,
-// seeking, ReadAt and io.WriterTo work as on any file); for a directory, an
-// fs.ReadDirFile that reads the descriptor the opener sent; Stat is fstat(2)
-// on the descriptor. The parent never opens anything by path. Listing a
-// directory reads its descriptor, and each entry's Info is taken then, with
-// fstatat(2) on that descriptor for the single name, without following
-// symlinks; when the parent may not do even that (a directory its dropped
-// user cannot search), Info asks the opener for the entry instead, which
-// works for regular files and directories only. As with os.DirFS, Open,
+// seeking, ReadAt and io.WriterTo work as on any file); Stat is fstat(2) on
+// the descriptor. The parent never opens anything by path.
+//
+// Directories depend on the rule. By default the opener keeps a
+// directory's descriptor (it would let the parent walk ".." with its own
+// credentials; see README, "Directory descriptors"), and the FS lists the
+// directory through the opener instead (Opener.ReadDir), a reply at a time:
+// Open returns an fs.ReadDirFile that holds no descriptor, and the
+// listing gives names and types only. An entry's Info then asks the opener
+// for a regular file (an open and fstat); a directory's Info, and Stat of
+// a directory, is its type alone, with no permission bits, size 0 and the
+// zero time, as is Info of an entry the opener never opens (a symlink, a
+// FIFO). Under a rule with dirs=yes, Open returns an fs.ReadDirFile that
+// reads the descriptor the opener sent, and each entry's Info is taken
+// then, with fstatat(2) on that descriptor for the single name, without
+// following symlinks; when the parent may not do even that (a directory its
+// dropped user cannot search), Info asks the opener for the entry instead,
+// which works for regular files and directories only. As with os.DirFS, Open,
 // Stat and ReadFile follow symlinks (the opener follows them within the
 // rule's tree with openat2; its fallback for older kernels follows none),
 // and directory entries describe the symlinks themselves.

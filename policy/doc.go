@@ -8,14 +8,16 @@
 // A path rule is written [MODES:]PATH. PATH is absolute and clean. Without
 // a trailing slash it allows exactly that file; with one ("/srv/www/") it
 // allows anything beneath that directory, at any depth, and the directory
-// itself (to list it). "/" is the tree of the whole filesystem. MODES is a
+// itself (to list it; its descriptor only with dirs=yes). "/" is the tree of the whole filesystem. MODES is a
 // set of letters: r (read), w (write and truncate), a (append only: writes
 // need O_APPEND and may not truncate), c (create: O_CREAT, O_EXCL,
 // O_TMPFILE). No MODES means r; w and a together are refused.
 //
 // In policy files (ParseFile) and on the wire (ParseLine) a rule may carry
 // options: mode=OCTAL narrows the mode of created files (never beyond
-// 0666), owner=USER[:GROUP] names the owner the opener gives them. A
+// 0666), owner=USER[:GROUP] names the owner the opener gives them, and
+// dirs=yes lets the opener hand out descriptors of the directories the rule
+// covers (Decision.Dirs; see Rule.Dirs for why that is an option). A
 // listen rule, "listen NET:ADDR", allows one listening socket.
 //
 // # Requests
