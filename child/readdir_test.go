@@ -3,6 +3,7 @@ package child_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -203,10 +204,10 @@ func TestHostileDirectoryDescriptor(t *testing.T) {
 	}
 }
 
-// TestDirsYesHandsOutDirectories: with dirs=yes the descriptor comes, and
+// TestHostileDirsYesHandsOutDirectories: with dirs=yes the descriptor comes, and
 // its holder can walk ".." with its own credentials; that is exactly what
 // the option gives away, so the test pins it.
-func TestDirsYesHandsOutDirectories(t *testing.T) {
+func TestHostileDirsYesHandsOutDirectories(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the secret sits in a 0700 directory owned by root")
 	}
@@ -224,6 +225,23 @@ func TestDirsYesHandsOutDirectories(t *testing.T) {
 		}
 		unix.Close(fd)
 	}
+	// And out of a chroot: a process of its own chroots into an empty
+	// directory, then fchdirs to the descriptor and reads ../secret.
+	fd, e := p.open(8, pub, unix.O_RDONLY|unix.O_DIRECTORY)
+	if fd < 0 {
+		t.Fatalf("%s with dirs=yes: got %+v", pub, e)
+	}
+	dirFile := os.NewFile(uintptr(fd), "pub")
+	defer dirFile.Close()
+	cmd := exec.Command("/proc/self/exe", "-test.run=^TestHelperChrootEscape$", "-test.v")
+	cmd.Env = append(os.Environ(), chrootRoleEnv+"="+t.TempDir())
+	cmd.ExtraFiles = []*os.File{dirFile}
+	out, err := cmd.CombinedOutput()
+	if !strings.Contains(string(out), "escaped: the secret") {
+		t.Errorf("chroot escape with a directory descriptor: %v\n%s", err, out)
+	}
+	hostile.Row(t, secDirs, "dirs=yes: the holder chroots into an empty directory, fchdirs to the descriptor and opens ../secret (what the option gives away)",
+		"escaped: the secret", strings.TrimSpace(lastLine(string(out), "escaped")))
 	// O_PATH stays refused even here.
 	if fd, e := p.open(9, pub, unix.O_PATH|unix.O_DIRECTORY); fd >= 0 || e.Reason != protocol.ReasonBadRequest {
 		if fd >= 0 {
@@ -231,6 +249,42 @@ func TestDirsYesHandsOutDirectories(t *testing.T) {
 		}
 		t.Errorf("O_PATH under dirs=yes: got %+v, want a bad request", e)
 	}
+}
+
+// chrootRoleEnv makes TestHelperChrootEscape play its part: the jail to
+// chroot into, with the directory descriptor at fd 3.
+const chrootRoleEnv = "PRIVSEP_TEST_CHROOT_ESCAPE"
+
+// TestHelperChrootEscape is not a test on its own: TestHostileDirsYesHandsOutDirectories
+// runs it in a process of its own (chroot changes the whole process), as a
+// holder of a directory descriptor that has put itself in a chroot.
+func TestHelperChrootEscape(t *testing.T) {
+	jail := os.Getenv(chrootRoleEnv)
+	if jail == "" {
+		t.Skip("run by TestHostileDirsYesHandsOutDirectories only")
+	}
+	must(t, unix.Chroot(jail))
+	must(t, unix.Chdir("/"))
+	if _, err := os.Stat("/tmp"); err == nil {
+		t.Fatalf("the jail is not empty")
+	}
+	must(t, unix.Fchdir(3))
+	b, err := os.ReadFile("../secret")
+	if err != nil {
+		t.Fatalf("no escape: %v", err)
+	}
+	fmt.Printf("escaped: %s\n", b)
+}
+
+// lastLine returns the last line of out that holds want, or "".
+func lastLine(out, want string) string {
+	lines := strings.Split(out, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], want) {
+			return lines[i]
+		}
+	}
+	return ""
 }
 
 // TestHostileReadDir lists directories without a descriptor: what the rules
