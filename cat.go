@@ -14,6 +14,7 @@ import (
 
 	"github.com/privsep-go/privsep/parent"
 	"github.com/privsep-go/privsep/policy"
+	"github.com/privsep-go/privsep/protocol"
 )
 
 func cat(args []string, stdout, stderr io.Writer) int {
@@ -112,12 +113,18 @@ func (e *writeError) Error() string { return "write: " + e.err.Error() }
 
 func copyFile(ctx context.Context, op *parent.Opener, path string, w io.Writer) error {
 	f, err := op.Open(ctx, path, os.O_RDONLY, 0)
+	var re *parent.RefusedError
+	if errors.As(err, &re) && re.Reason == protocol.ReasonDirectory {
+		// A directory under a rule without dirs=yes: the opener keeps its
+		// descriptor, but the answer to printing it is the same.
+		return &os.PathError{Op: "read", Path: path, Err: syscall.EISDIR}
+	}
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	// A directory is a valid thing to open (a tree rule allows listing
-	// it), but not to print; say so as read(2) would.
+	// A directory is a valid thing to open under dirs=yes, but not to
+	// print; say so as read(2) would.
 	if st, err := f.Stat(); err == nil && st.IsDir() {
 		return &os.PathError{Op: "read", Path: path, Err: syscall.EISDIR}
 	}

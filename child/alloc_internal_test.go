@@ -76,3 +76,65 @@ func TestWorkerSteadyStateAllocs(t *testing.T) {
 	<-done
 	c.f.Close()
 }
+
+// TestReadDirSteadyStateAllocs: a listing, once the worker has made its
+// getdents buffer and grown its reply buffer, allocates nothing either.
+func TestReadDirSteadyStateAllocs(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"a", "b", "c"} {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pol, err := policy.Parse([]string{dir + "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, theirs, err := protocol.Socketpair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(mine)
+	c, err := newConn(theirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &session{log: hclog.NewNullLogger(), conn: c, end: func(int) {}}
+	root, err := pinRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.dirs = newDirTable(root, haveOpenat2(root))
+	s.rs, err = newRuleset(s.log, pol, s.dirs)
+	unix.Close(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.dirs.close()
+	done := make(chan int)
+	go func() { done <- s.run(1) }()
+
+	req, err := protocol.AppendReadDir(nil, 1, 0, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, oob, fds := make([]byte, protocol.MaxMessage), make([]byte, protocol.OOBSize), make([]int, 0, 4)
+	roundTrip := func() {
+		if err := protocol.Send(mine, req, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		m, err := protocol.Recv(mine, buf, oob, fds, 0)
+		if err != nil || m.Type != protocol.TypeDirList {
+			t.Fatalf("reply: %v %v", m.Type, err)
+		}
+	}
+	for i := 0; i < 100; i++ {
+		roundTrip()
+	}
+	if n := testing.AllocsPerRun(1000, roundTrip); n != 0 {
+		t.Errorf("got %v allocations per listing in the steady state, want 0", n)
+	}
+	unix.Shutdown(mine, unix.SHUT_WR)
+	<-done
+	c.f.Close()
+}

@@ -430,7 +430,7 @@ func TestReplies(t *testing.T) {
 				errno  syscall.Errno
 			}{
 				{dir + "/f", 0, protocol.ReasonOK, 0},
-				{dir, unix.O_DIRECTORY, protocol.ReasonOK, 0},
+				{dir, unix.O_DIRECTORY, protocol.ReasonDirectory, unix.EACCES},
 				{dir + "/missing", 0, protocol.ReasonSystem, unix.ENOENT},
 				{dir + "/f/x", 0, protocol.ReasonSystem, unix.ENOTDIR},
 				{dir + "/fifo", 0, protocol.ReasonFileType, unix.EACCES},

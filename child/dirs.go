@@ -386,3 +386,13 @@ func isDigits(s string) bool {
 	}
 	return true
 }
+
+// isProcfs reports whether fd is on a procfs; when fstatfs fails it says
+// yes, so that callers refusing procfs refuse what they cannot tell.
+func isProcfs(fd int) bool {
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err != nil {
+		return true
+	}
+	return fs.Type == unix.PROC_SUPER_MAGIC
+}

@@ -27,8 +27,13 @@
 // RESOLVE_NO_SYMLINKS for exact-file rules), so that a symlink, a ".." on
 // disk or a rename race cannot leave the rule's tree. Where openat2 is
 // missing it walks the path one component at a time and refuses every
-// symlink. Only regular files and directories are handed out; the opener
-// never blocks opening a FIFO or a device.
+// symlink. Only regular files are handed out, and directories under a rule
+// with dirs=yes: a directory descriptor lets its holder walk ".." with its
+// own credentials (and fchdir out of a chroot), so without the option an
+// open that lands on one is refused with ReasonDirectory, and the parent
+// lists the directory with a readdir request instead, which the opener
+// answers in bounded replies, holding no descriptor between them. The
+// opener never blocks opening a FIFO or a device.
 //
 // # No path from "/"
 //

@@ -40,6 +40,7 @@ type ruleset struct {
 	dirs    []int           // O_PATH descriptors of pol.Dirs(), then of the socket directories; -1 where resolving failed
 	dirErr  []syscall.Errno // why a dir could not be opened
 	sockDir map[string]int  // a unix listen rule's address → index in dirs of its directory
+	onProc  []bool          // dirs[i] is on procfs: requests under it may land there
 	openat2 bool
 }
 
@@ -67,6 +68,7 @@ func newRuleset(log hclog.Logger, pol *policy.Policy, t *dirTable) (*ruleset, er
 		}
 		rs.dirs = append(rs.dirs, fd)
 		rs.dirErr = append(rs.dirErr, errno)
+		rs.onProc = append(rs.onProc, fd >= 0 && isProcfs(fd))
 		return nil
 	}
 	for _, d := range pol.Dirs() {
@@ -222,7 +224,7 @@ func (s *session) handshake() int {
 
 // ready sends the ready message, using buf.
 func (s *session) ready(buf []byte) error {
-	r := protocol.Ready{PID: uint32(os.Getpid()), Version: protocol.Version}
+	r := protocol.Ready{PID: uint32(os.Getpid()), Version: protocol.Version, Features: protocol.FeatureReadDir}
 	if s.rs.openat2 {
 		r.Features |= protocol.FeatureOpenat2
 	}

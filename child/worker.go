@@ -28,6 +28,11 @@ type worker struct {
 	status []protocol.Status
 	opened []int
 	cpath  [policy.MaxPath + 1]byte // NUL-terminated relative path for openat2
+	dirent []byte                   // getdents64 buffer for readdir, made on first use
+	// plainDev is the last st_dev of an anonymous device (major 0: tmpfs,
+	// procfs, overlay...) that fstatfs showed is not procfs, so that a tree
+	// on tmpfs costs one fstatfs per worker, not one per open.
+	plainDev uint64
 
 	io      *connIO     // receives into buf, oob and fds; sends replies
 	holding atomic.Bool // this worker holds s.receiving
@@ -171,6 +176,13 @@ func (w *worker) handle(m protocol.Msg) {
 		}
 		fd, st := w.listen(l)
 		w.replyOne(m.ID, fd, st)
+	case protocol.TypeReadDir:
+		r, err := protocol.DecodeReadDir(m.Payload)
+		if err != nil {
+			w.protoError(m.Header, "malformed readdir request", err)
+			return
+		}
+		w.readDir(m.ID, r)
 	case protocol.TypeHello:
 		w.protoError(m.Header, "second hello refused: the policy is fixed at start", nil)
 	default:
@@ -208,7 +220,12 @@ func (w *worker) reply(msg []byte, fds []int) {
 
 // open decides and carries out one request. On success it returns the
 // descriptor, which the caller owns.
-func (w *worker) open(o protocol.Open) (int, protocol.Status) {
+func (w *worker) open(o protocol.Open) (int, protocol.Status) { return w.openFor(o, false) }
+
+// openFor is open; listing says the descriptor is for the opener's own
+// listing of a directory (readdir) and never leaves it, so that a directory
+// is what it wants whatever the rule's dirs= says.
+func (w *worker) openFor(o protocol.Open, listing bool) (int, protocol.Status) {
 	s := w.s
 	path := unsafeString(o.Path) // valid until the next receive into w.buf
 	d, err := s.rs.pol.Check(path, int(o.Flags), o.Mode)
@@ -263,6 +280,20 @@ func (w *worker) open(o protocol.Open) (int, protocol.Status) {
 		w.audit(o, protocol.ReasonFileType, unix.EACCES, "not a regular file or directory", d.Rule)
 		return -1, protocol.Status{Errno: uint32(unix.EACCES), Reason: protocol.ReasonFileType}
 	}
+	if w.landsOnProc(fd, &st, d.Dir) {
+		unix.Close(fd)
+		w.audit(o, protocol.ReasonEscape, unix.EACCES, "resolution landed on procfs, outside a rule whose directory is there (a process's own /proc)", d.Rule)
+		return -1, protocol.Status{Errno: uint32(unix.EACCES), Reason: protocol.ReasonEscape}
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR && !d.Dirs && !listing {
+		// A directory descriptor reaches past the rule: openat(fd, "..")
+		// and fchdir work with the holder's own credentials. Only a rule
+		// that says dirs=yes hands one out; O_PATH never gets this far
+		// (the policy refuses it), so it is no way around.
+		unix.Close(fd)
+		w.audit(o, protocol.ReasonDirectory, unix.EACCES, "a directory, and the rule does not hand out directory descriptors (dirs=yes)", d.Rule)
+		return -1, protocol.Status{Errno: uint32(unix.EACCES), Reason: protocol.ReasonDirectory}
+	}
 	if st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink > 1 && !d.Hardlinks {
 		// Whoever can write in the rule's tree can link a file there that
 		// it could not open itself (fs.protected_hardlinks=0 lets anyone
@@ -309,7 +340,11 @@ func (w *worker) open(o protocol.Open) (int, protocol.Status) {
 // policy allowed but the kernel failed (a missing file) is debug.
 func (w *worker) audit(o protocol.Open, reason protocol.Reason, errno syscall.Errno, why string, rule int) {
 	log := w.s.log
-	if reason == protocol.ReasonSystem && !log.IsDebug() {
+	// A directory refused for want of dirs=yes is what an fs.FS over the
+	// opener meets on every directory it opens before it lists it instead:
+	// routine, so debug like a failed open.
+	routine := reason == protocol.ReasonSystem || reason == protocol.ReasonDirectory
+	if routine && !log.IsDebug() {
 		return
 	}
 	args := []any{"path", printable(o.Path), "flags", policy.FlagString(int(o.Flags)),
@@ -317,7 +352,7 @@ func (w *worker) audit(o protocol.Open, reason protocol.Reason, errno syscall.Er
 	if rule >= 0 {
 		args = append(args, "rule", w.s.rs.rules[rule])
 	}
-	if reason == protocol.ReasonSystem {
+	if routine {
 		log.Debug("open failed", args...)
 		return
 	}
@@ -331,4 +366,23 @@ func printable(p []byte) string {
 		return string(p)
 	}
 	return strconv.Quote(string(p))
+}
+
+// landsOnProc reports whether fd, opened under the rule directory dir, is
+// on procfs while dir is not. A broad tree such as rw:/ reaches /proc/self
+// through names that stay beneath it ("proc/self" is an ordinary symlink,
+// not a magic one), and /proc/self/mem or /proc/self/environ are the
+// opener's own. Rules on procfs itself (r:/proc/sys/) were vetted when the
+// policy was loaded and at the handshake. Files on real block devices
+// (major != 0) are never procfs, so they cost nothing; when fstatfs fails
+// we cannot tell, and refuse.
+func (w *worker) landsOnProc(fd int, st *unix.Stat_t, dir int) bool {
+	if w.s.rs.onProc[dir] || unix.Major(uint64(st.Dev)) != 0 || uint64(st.Dev) == w.plainDev {
+		return false
+	}
+	if !isProcfs(fd) {
+		w.plainDev = uint64(st.Dev)
+		return false
+	}
+	return true
 }

@@ -13,8 +13,9 @@ import (
 
 // ErrDenied is matched (with errors.Is) by every error that reports a request
 // the opener refused on purpose: no rule allows it, resolution would leave the
-// rule's directory, or the file is not a regular file or directory. Such
-// errors also match fs.ErrPermission.
+// rule's directory, the file is not a regular file or directory, or it is a
+// directory and the rule does not hand out directory descriptors
+// (dirs=yes). Such errors also match fs.ErrPermission.
 var ErrDenied = errors.New("denied by policy")
 
 // ErrClosed is returned by calls on an Opener after Close.
@@ -40,6 +41,8 @@ func (e *RefusedError) Error() string {
 		s = "refused: not a regular file or directory"
 	case protocol.ReasonLinks:
 		s = "refused: a regular file with more than one link (a hard link may lead out of the tree), and the rule has no hardlinks=yes"
+	case protocol.ReasonDirectory:
+		s = "refused: a directory, and the rule does not hand out directory descriptors (dirs=yes)"
 	case protocol.ReasonBadRequest:
 		s = "bad request"
 	case protocol.ReasonProtocol:
@@ -66,7 +69,7 @@ func (e *RefusedError) Unwrap() error { return e.Errno }
 // errno the kernel gave (an escape is EXDEV or ELOOP).
 func (e *RefusedError) Is(target error) bool {
 	denial := e.Reason == protocol.ReasonDenied || e.Reason == protocol.ReasonEscape || e.Reason == protocol.ReasonFileType ||
-		e.Reason == protocol.ReasonLinks
+		e.Reason == protocol.ReasonLinks || e.Reason == protocol.ReasonDirectory
 	return denial && (target == ErrDenied || target == fs.ErrPermission)
 }
 

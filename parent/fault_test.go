@@ -122,7 +122,8 @@ type fakeCase struct {
 	scenario string
 	what     string
 	// call makes the call that meets the misbehaviour.
-	batch bool
+	batch   bool
+	readdir bool // the call is a ReadDir
 	// calls before the one that must fail (they must succeed).
 	okFirst int
 	// cause is a substring of the error's text that names the violation.
@@ -153,6 +154,10 @@ func TestFaultFakeChild(t *testing.T) {
 		{scenario: "zerolen", what: "a zero-length message", cause: "zero-length", status: killed},
 		{scenario: "huge", what: "a 100000-byte message (MSG_TRUNC)", cause: "MSG_TRUNC", status: killed},
 		{scenario: "badversion", what: "a reply whose header says version 2", cause: "version", status: killed},
+		{scenario: "dirlistopen", what: "an open answered by a dir-list", cause: "not a readdir", status: killed},
+		{scenario: "dirlistfd", what: "a dir-list with a descriptor attached", readdir: true, cause: "descriptors", status: killed},
+		{scenario: "dirlistbad", what: "a dir-list that says more but carries no entry", readdir: true, cause: "malformed", status: killed},
+		{scenario: "openeddir", what: "a readdir answered by opened with a descriptor", readdir: true, cause: "opened reply", status: killed},
 		{scenario: "exit-0", what: "exits 0 with a request in flight", cause: "exited before Close", status: "exit 0"},
 		{scenario: "exit-1", what: "exits 1 with a request in flight", status: "exit 1"},
 		{scenario: "sigkill", what: "kills itself with SIGKILL with a request in flight", status: killed},
@@ -183,6 +188,10 @@ func runFakeCase(t *testing.T, fc *hostile.FakeChildren, tc fakeCase) {
 	}
 	pid := o.PID()
 	call := func() error {
+		if tc.readdir {
+			_, err := o.ReadDir(ctx, "/etc/hostname")
+			return err
+		}
 		if tc.batch {
 			res, err := o.OpenBatch(ctx, []parent.Request{{Path: "/etc/hostname"}, {Path: "/etc/hostname"}})
 			for _, r := range res {

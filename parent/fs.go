@@ -49,14 +49,24 @@ import (
 // served.
 //
 // Open returns, for a regular file, the *os.File the opener sent (reading,
-// seeking, ReadAt and io.WriterTo work as on any file); for a directory, an
-// fs.ReadDirFile that reads the descriptor the opener sent; Stat is fstat(2)
-// on the descriptor. The parent never opens anything by path. Listing a
-// directory reads its descriptor, and each entry's Info is taken then, with
-// fstatat(2) on that descriptor for the single name, without following
-// symlinks; when the parent may not do even that (a directory its dropped
-// user cannot search), Info asks the opener for the entry instead, which
-// works for regular files and directories only. As with os.DirFS, Open,
+// seeking, ReadAt and io.WriterTo work as on any file); Stat is fstat(2) on
+// the descriptor. The parent never opens anything by path.
+//
+// Directories depend on the rule. By default the opener keeps a
+// directory's descriptor (it would let the parent walk ".." with its own
+// credentials; see README, "Directory descriptors"), and the FS lists the
+// directory through the opener instead (Opener.ReadDir), a reply at a time:
+// Open returns an fs.ReadDirFile that holds no descriptor, and the
+// listing gives names and types only. An entry's Info then asks the opener
+// for a regular file (an open and fstat); a directory's Info, and Stat of
+// a directory, is its type alone, with no permission bits, size 0 and the
+// zero time, as is Info of an entry the opener never opens (a symlink, a
+// FIFO). Under a rule with dirs=yes, Open returns an fs.ReadDirFile that
+// reads the descriptor the opener sent, and each entry's Info is taken
+// then, with fstatat(2) on that descriptor for the single name, without
+// following symlinks; when the parent may not do even that (a directory its
+// dropped user cannot search), Info asks the opener for the entry instead,
+// which works for regular files and directories only. As with os.DirFS, Open,
 // Stat and ReadFile follow symlinks (the opener follows them within the
 // rule's tree with openat2; its fallback for older kernels follows none),
 // and directory entries describe the symlinks themselves.
@@ -145,6 +155,11 @@ func fsError(op, name string, err error) error {
 // Open opens name for reading. See FS.
 func (f *openerFS) Open(name string) (fs.File, error) {
 	file, err := f.open("open", name, os.O_RDONLY)
+	if isDirRefusal(err) {
+		// A directory whose descriptor the rule keeps back: list it
+		// through the opener instead.
+		return &listDir{fsys: f, name: name}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +179,9 @@ func (f *openerFS) Open(name string) (fs.File, error) {
 // Stat returns the FileInfo of name, following symlinks.
 func (f *openerFS) Stat(name string) (fs.FileInfo, error) {
 	file, err := f.open("stat", name, os.O_RDONLY)
+	if isDirRefusal(err) {
+		return dirInfo(name), nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -177,12 +195,17 @@ func (f *openerFS) Stat(name string) (fs.FileInfo, error) {
 
 // ReadDir reads the directory name and returns its entries sorted by name.
 func (f *openerFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	var d fs.ReadDirFile
 	file, err := f.open("readdir", name, os.O_RDONLY|unix.O_DIRECTORY)
-	if err != nil {
+	switch {
+	case isDirRefusal(err):
+		d = &listDir{fsys: f, name: name}
+	case err != nil:
 		return nil, err
+	default:
+		defer file.Close()
+		d = &dirFile{f: file, fsys: f, name: name}
 	}
-	defer file.Close()
-	d := &dirFile{f: file, fsys: f, name: name}
 	ents, err := d.ReadDir(-1)
 	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	return ents, err
@@ -191,6 +214,10 @@ func (f *openerFS) ReadDir(name string) ([]fs.DirEntry, error) {
 // ReadFile reads the whole file name.
 func (f *openerFS) ReadFile(name string) ([]byte, error) {
 	file, err := f.open("readfile", name, os.O_RDONLY)
+	if isDirRefusal(err) {
+		// As reading it would, with or without its descriptor.
+		return nil, &fs.PathError{Op: "readfile", Path: name, Err: errIsDir}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -374,16 +401,27 @@ func (e *dirEntry) Info() (fs.FileInfo, error) {
 		// never a symlink with O_NOFOLLOW.
 		return nil, e.err
 	}
-	file, err := e.fsys.open("lstat", e.path, os.O_RDONLY|unix.O_NOFOLLOW)
+	return e.fsys.lstat(e.path)
+}
+
+// lstat asks the opener for the FileInfo of name without following a
+// symlink: it opens a regular file or a directory and fstats it; a
+// directory whose descriptor the rule keeps back (no dirs=yes) gets
+// dirInfo.
+func (f *openerFS) lstat(name string) (fs.FileInfo, error) {
+	file, err := f.open("lstat", name, os.O_RDONLY|unix.O_NOFOLLOW)
+	if isDirRefusal(err) {
+		return dirInfo(name), nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer file.Close()
 	info, err := file.Stat()
 	if err != nil {
-		return nil, fsError("lstat", e.path, err)
+		return nil, fsError("lstat", name, err)
 	}
-	return named(info, e.path), nil
+	return named(info, name), nil
 }
 
 // statInfo is an fs.FileInfo from fstatat(2), like os's: Sys returns a

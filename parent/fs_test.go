@@ -125,10 +125,11 @@ func checkPathError(t *testing.T, err error, op, name string, targets ...error) 
 // checked on their own: listed, with their own type and Info, but never
 // served.
 func TestFS(t *testing.T) {
-	for _, fallback := range []bool{false, true} {
-		t.Run(fmt.Sprintf("fallback=%v", fallback), func(t *testing.T) {
-			root, files := fsTree(t, !fallback, !fallback && !testing.Short())
-			o := start(t, parent.Config{Rules: []string{root + "/"}, DisableOpenat2: fallback})
+	for _, c := range []struct{ fallback, dirs bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		fallback := c.fallback
+		t.Run(fmt.Sprintf("fallback=%v,dirs=%v", fallback, c.dirs), func(t *testing.T) {
+			root, files := fsTree(t, !fallback, !fallback && !c.dirs && !testing.Short())
+			o := start(t, treeConfig(t, root, c.dirs, fallback))
 			fsys := o.FS(root)
 			if err := fstest.TestFS(fsys, files...); err != nil {
 				t.Fatal(err)
@@ -166,8 +167,14 @@ func TestFS(t *testing.T) {
 					t.Errorf("%s: entry type %v, want %v (its own)", name, e.Type(), lst.Mode().Type())
 				}
 				info, err := e.Info()
-				if err != nil || info.Mode() != lst.Mode() || info.Size() != lst.Size() || info.Name() != path.Base(name) {
-					t.Errorf("%s: entry Info = %v, %v; want the entry's own (%v, size %d)", name, info, err, lst.Mode(), lst.Size())
+				if c.dirs {
+					// fstatat on the directory's descriptor.
+					if err != nil || info.Mode() != lst.Mode() || info.Size() != lst.Size() || info.Name() != path.Base(name) {
+						t.Errorf("%s: entry Info = %v, %v; want the entry's own (%v, size %d)", name, info, err, lst.Mode(), lst.Size())
+					}
+				} else if err != nil || info.Mode() != lst.Mode().Type() || info.Size() != 0 || !info.ModTime().IsZero() || info.Name() != path.Base(name) {
+					// Listed by the opener: the type and nothing else.
+					t.Errorf("%s: entry Info = %v, %v; want its type (%v) alone", name, info, err, lst.Mode().Type())
 				}
 				f, err := fsys.Open(name)
 				if err == nil {
@@ -200,8 +207,14 @@ func is[T any](v any) bool {
 }
 
 func TestFSNames(t *testing.T) {
+	for _, dirs := range []bool{false, true} {
+		t.Run(fmt.Sprintf("dirs=%v", dirs), func(t *testing.T) { testFSNames(t, dirs) })
+	}
+}
+
+func testFSNames(t *testing.T, dirs bool) {
 	root, _ := fsTree(t, true, false)
-	o := start(t, parent.Config{Rules: []string{root + "/"}})
+	o := start(t, treeConfig(t, root, dirs, false))
 	fsys := o.FS(root)
 	// Each method, by the op its errors carry.
 	methods := map[string]func(name string) error{
@@ -266,11 +279,18 @@ func TestFSNames(t *testing.T) {
 	if b, err := fs.ReadFile(sub, "deeper/c.txt"); err != nil || string(b) != "gamma" {
 		t.Errorf(`Sub("sub"): ReadFile("deeper/c.txt"): %q, %v`, b, err)
 	}
-	// Entries' Info comes with a *syscall.Stat_t, as from os.
+	// Entries' Info comes with a *syscall.Stat_t, as from os, except a
+	// directory's when the rule keeps its descriptor back.
 	ents, err := fs.ReadDir(fsys, "sub")
 	must(t, err)
 	for _, e := range ents {
 		info, err := e.Info()
+		if !dirs && e.IsDir() {
+			if err != nil || info.Sys() != nil || info.Mode() != fs.ModeDir {
+				t.Errorf("sub/%s: Info() = %v, %v; want a directory and nothing more", e.Name(), info, err)
+			}
+			continue
+		}
 		must(t, err)
 		st, ok := info.Sys().(*syscall.Stat_t)
 		var want syscall.Stat_t

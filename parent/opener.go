@@ -98,6 +98,7 @@ type call struct {
 	reply     protocol.ErrorReply
 	status    []protocol.Status
 	fds       []int
+	list      []byte // a dir-list reply's payload, copied (readdir.go)
 }
 
 // newOpener takes ownership of sock, a connected SOCK_SEQPACKET socket.
@@ -639,6 +640,8 @@ func (o *Opener) dispatchLocked(m protocol.Msg) error {
 			err = fmt.Errorf("protocol: batch reply %d has %d items and %d descriptors for a request of %d items with %d successes",
 				m.ID, len(c.status), len(m.FDs), c.batch, ok)
 		}
+	case protocol.TypeDirList:
+		err = o.dirListLocked(c, m)
 	default:
 		err = fmt.Errorf("protocol: unexpected %s message with id %d", m.Type, m.ID)
 	}

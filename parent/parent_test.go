@@ -193,13 +193,17 @@ func TestOpenAndRefusals(t *testing.T) {
 			} else if got != "alpha" {
 				t.Errorf("%s/in: got %q, %v; want %q", root, got, err, "alpha")
 			}
-			// The tree rule allows listing its directory.
+			// The tree rule allows listing its directory, but keeps its
+			// descriptor back (no dirs=yes).
 			f, err := o.Open(context.Background(), root, os.O_RDONLY|syscall.O_DIRECTORY, 0)
-			if err != nil {
-				t.Fatalf("opening the rule's directory: %v", err)
+			if err == nil {
+				f.Close()
 			}
-			names, err := f.Readdirnames(-1)
-			f.Close()
+			var re *parent.RefusedError
+			if !errors.As(err, &re) || re.Reason != protocol.ReasonDirectory || !errors.Is(err, parent.ErrDenied) || !errors.Is(err, syscall.EACCES) {
+				t.Errorf("opening the rule's directory: got %v, want a refusal with ReasonDirectory and EACCES", err)
+			}
+			names, err := o.ReadDir(context.Background(), root)
 			if err != nil || len(names) != 6 {
 				t.Errorf("listing %s: got %v, %v; want 6 names", root, names, err)
 			}

@@ -8,7 +8,7 @@
 // A path rule is written [MODES:]PATH. PATH is absolute and clean. Without
 // a trailing slash it allows exactly that file; with one ("/srv/www/") it
 // allows anything beneath that directory, at any depth, and the directory
-// itself (to list it). "/" is the tree of the whole filesystem. MODES is a
+// itself (to list it; its descriptor only with dirs=yes). "/" is the tree of the whole filesystem. MODES is a
 // set of letters: r (read), w (write and truncate), a (append only: writes
 // need O_APPEND and may not truncate), c (create: O_CREAT, O_EXCL,
 // O_TMPFILE). No MODES means r; w and a together are refused.
@@ -35,6 +35,9 @@
 // a *FileError at the inner rule's line when it came from a file). An
 // inner rule that grants as much or more is fine: through the tree, its
 // file gets no more than the inner rule itself gives.
+// dirs=yes lets the opener hand out descriptors of the directories the rule
+// covers (Decision.Dirs; see Rule.Dirs for why that is an option). A
+// listen rule, "listen NET:ADDR", allows one listening socket.
 //
 // # Requests
 //

@@ -126,7 +126,7 @@ func FlagTable() []FlagBit {
 		unix.O_NONBLOCK:             "accepted",
 		unix.O_DSYNC:                "accepted",
 		kernelLargefile:             "accepted (implied on 64-bit kernels)",
-		unix.O_DIRECTORY:            "accepted",
+		unix.O_DIRECTORY:            "accepted; a directory's descriptor comes only under a rule with dirs=yes",
 		unix.O_NOFOLLOW:             "accepted",
 		unix.O_CLOEXEC:              "always set",
 		unix.O_SYNC &^ unix.O_DSYNC: "accepted (O_SYNC is this bit with O_DSYNC)",

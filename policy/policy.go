@@ -123,6 +123,10 @@ type Decision struct {
 	// regular file with more than one link. Without it the opener checks
 	// st_nlink after the open and refuses such a file.
 	Hardlinks bool
+	// Dirs is true when the rule allows handing out a descriptor of a
+	// directory (dirs=yes). Without it the opener refuses an open that
+	// lands on a directory, whatever the flags asked.
+	Dirs bool
 }
 
 // Match finds the rule that decides path, without looking at flags. It
@@ -181,6 +185,7 @@ func (p *Policy) Check(path string, flags int, mode uint32) (Decision, error) {
 	}
 	d.Flags = clean
 	d.Hardlinks = r.Hardlinks
+	d.Dirs = r.Dirs
 	d.UID, d.GID = NoOwner, NoOwner
 	if n.create {
 		d.Mode = mode & r.createMode()

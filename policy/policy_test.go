@@ -730,3 +730,32 @@ func TestCheckDoesNotAllocate(t *testing.T) {
 		})
 	})
 }
+
+// TestCheckDirs: Decision.Dirs carries the deciding rule's dirs=yes, so
+// that the opener hands out a directory's descriptor under it only; nested
+// rules decide for themselves.
+func TestCheckDirs(t *testing.T) {
+	p, err := policy.ParseLines([]string{"r:/srv/ dirs=yes", "r:/srv/private/", "r:/etc dirs=yes", "r:/var/lib"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		path string
+		want bool
+	}{
+		{"/srv", true}, {"/srv/a/b", true}, {"/srv/private", false}, {"/srv/private/x", false},
+		{"/etc", true}, {"/var/lib", false},
+	} {
+		d, err := p.Check(tt.path, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			t.Fatalf("Check(%q): %v", tt.path, err)
+		}
+		if d.Dirs != tt.want {
+			t.Errorf("Check(%q): Dirs %v, want %v", tt.path, d.Dirs, tt.want)
+		}
+	}
+	// O_PATH is never a way to a directory descriptor, dirs=yes or not.
+	if _, err := p.Check("/srv", unix.O_PATH|unix.O_DIRECTORY, 0); err == nil || err.(*policy.Refusal).Kind != policy.BadRequest {
+		t.Errorf("Check(/srv, O_PATH|O_DIRECTORY): got %v, want a bad request", err)
+	}
+}

@@ -72,6 +72,17 @@ type Rule struct {
 	// fs.protected_hardlinks, which would stop that, is a sysctl the opener
 	// cannot count on.
 	Hardlinks bool
+	// Dirs, written dirs=yes, lets the opener hand out descriptors of
+	// directories the rule covers: the tree's directories, or the one an
+	// exact rule names. Without it an open that lands on a directory is
+	// refused (the parent may still list it, see the readdir message),
+	// because a directory descriptor gives its holder more than the rule
+	// names: openat(fd, "..") and fchdir(fd) work with the holder's own
+	// credentials, so it reaches the directory's ancestors past one it could
+	// not search itself, and out of a chroot it has put itself in. Only
+	// Landlock, which the holder cannot shed, still bounds what it reaches.
+	// It needs the r mode: a directory opens for reading only.
+	Dirs bool
 	// Network and Addr, when Network is not empty, make this a listen rule:
 	// it allows the opener to create one listening socket (a TCP or unix
 	// stream listener, or a bound UDP socket) instead of opening a path,
@@ -136,6 +147,9 @@ func (r Rule) String() string {
 	writeOwner(&b, r.UID, r.GID)
 	if r.Hardlinks {
 		b.WriteString(" hardlinks=yes")
+	}
+	if r.Dirs {
+		b.WriteString(" dirs=yes")
 	}
 	return b.String()
 }
@@ -308,7 +322,7 @@ type Resolver interface {
 
 // ParseLine parses one rule in the policy-file language:
 //
-//	[MODES:]PATH [mode=OCTAL] [owner=USER[:GROUP]] [hardlinks=yes|no]
+//	[MODES:]PATH [mode=OCTAL] [owner=USER[:GROUP]] [hardlinks=yes|no] [dirs=yes|no]
 //	listen NET:ADDR [mode=OCTAL] [owner=USER[:GROUP]] [replace]
 //
 // PATH may be written in double quotes, with Go escapes, when it holds
@@ -316,7 +330,9 @@ type Resolver interface {
 // created files (at most 0666). owner= names the owner of created files; res
 // resolves names and may be nil, in which case only numeric ids are
 // accepted. hardlinks=yes allows opening regular files with more than one
-// link (the default, no, refuses them). Unknown options are errors.
+// link (the default, no, refuses them). dirs=yes allows handing out
+// descriptors of directories (see Rule.Dirs); the default is no. Unknown
+// options are errors.
 func ParseLine(s string, res Resolver) (Rule, error) {
 	if rest, ok := strings.CutPrefix(s, "listen"); ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
 		return parseListenLine(s, rest, res)
@@ -374,9 +390,20 @@ func ParseLine(s string, res Resolver) (Rule, error) {
 			default:
 				return bad("hardlinks=%s: want yes or no", v)
 			}
+		case "dirs":
+			switch v {
+			case "yes":
+				r.Dirs = true
+			case "no":
+			default:
+				return bad("dirs=%s: want yes or no", v)
+			}
 		default:
-			return bad("unknown option %q (known: mode, owner, hardlinks)", k)
+			return bad("unknown option %q (known: mode, owner, hardlinks, dirs)", k)
 		}
+	}
+	if r.Dirs && r.Modes&Read == 0 {
+		return bad("dirs=yes hands out directory descriptors, which open for reading only, but the rule has no r mode")
 	}
 	if r.CreateMode != 0 && r.Modes&Create == 0 {
 		return bad("mode= applies to created files, but the rule has no c mode")

@@ -25,6 +25,12 @@ func withLinks(r policy.Rule) policy.Rule {
 	return r
 }
 
+// withDirs returns r with dirs=yes.
+func withDirs(r policy.Rule) policy.Rule {
+	r.Dirs = true
+	return r
+}
+
 const (
 	rd = policy.Read
 	wr = policy.Write
@@ -290,6 +296,11 @@ func TestParseLineValid(t *testing.T) {
 		{"r:/srv/mirror/ hardlinks=no", rule("/srv/mirror", true, rd), "r:/srv/mirror/"},
 		{"rwc:/a hardlinks=yes mode=0600", withLinks(withOpts(rule("/a", false, rd|wr|cr), 0o600, no, no)), "rwc:/a mode=0600 hardlinks=yes"},
 		{`r:"/my dir/" hardlinks=yes`, withLinks(rule("/my dir", true, rd)), ""},
+		// dirs=yes hands out directory descriptors; dirs=no is the default.
+		{"r:/srv/www/ dirs=yes", withDirs(rule("/srv/www", true, rd)), ""},
+		{"r:/srv/www/ dirs=no", rule("/srv/www", true, rd), "r:/srv/www/"},
+		{"r:/srv/www dirs=yes", withDirs(rule("/srv/www", false, rd)), ""},
+		{"rwc:/up/ dirs=yes mode=0600 owner=1", withDirs(withOpts(rule("/up", true, rd|wr|cr), 0o600, 1, no)), "rwc:/up/ mode=0600 owner=1 dirs=yes"},
 	}
 	for _, tt := range tests {
 		t.Run(shortName(tt.in), func(t *testing.T) {
@@ -425,6 +436,13 @@ func TestParseLineRefused(t *testing.T) {
 		{"r:/a hardlinks=Yes", "want yes or no"},
 		{"r:/a hardlinks", "key=value"},
 		{"r:/a hardlinks=", "key=value"},
+		{"r:/a/ dirs=yes dirs=yes", "twice"},
+		{"r:/a/ dirs=true", "want yes or no"},
+		{"r:/a/ dirs=", "key=value"},
+		{"r:/a/ dirs", "key=value"},
+		// A directory opens for reading only.
+		{"wc:/a/ dirs=yes", "no r mode"},
+		{"a:/a dirs=yes", "no r mode"},
 		{"rwc:/a owner=1 mode=0600 owner=2", "twice"},
 		// mode= and owner= are about created files: they need c.
 		{"rw:/a mode=0600", "no c mode"},
@@ -516,6 +534,9 @@ func TestRuleStringRoundTrip(t *testing.T) {
 		withOpts(rule("/up", true, ap|cr), 0o600, no, no),
 		withOpts(rule("/up x", false, rd|ap|cr), 0o666, 0, no),
 		withOpts(rule("/", true, wr|cr), 0o4, 0, 0),
+		withDirs(rule("/", true, rd)),
+		withDirs(rule("/a b", false, rd|wr)),
+		withDirs(withOpts(rule("/up", true, rd|wr|cr), 0o640, 1000, 1000)),
 	}
 	// Every mode set ParseRule accepts, on an exact and a tree rule.
 	for _, m := range allModeSets() {

@@ -92,7 +92,7 @@ func TestParseHeaderErrors(t *testing.T) {
 }
 
 func TestParseHeaderUnknownType(t *testing.T) {
-	for _, typ := range []protocol.Type{9, 100, 255} {
+	for _, typ := range []protocol.Type{13, 100, 255} {
 		msg := message(typ, 0xabcdef01, 3, []byte("xyz"))
 		h, p, err := protocol.ParseHeader(msg)
 		if !errors.Is(err, protocol.ErrUnknownType) || !errors.Is(err, protocol.ErrMalformed) {
@@ -109,9 +109,9 @@ func TestParseHeaderUnknownType(t *testing.T) {
 	// An unknown type does not excuse any other fault: those are reported
 	// with the zero header.
 	for name, msg := range map[string][]byte{
-		"reserved":    mutate(message(9, 7, 0, nil), func(b []byte) { b[14] = 1 }),
-		"length":      mutate(message(9, 7, 0, []byte("ab")), func(b []byte) { b[8] = 1 }),
-		"descriptors": message(9, 7, protocol.MaxFDs+1, nil),
+		"reserved":    mutate(message(13, 7, 0, nil), func(b []byte) { b[14] = 1 }),
+		"length":      mutate(message(13, 7, 0, []byte("ab")), func(b []byte) { b[8] = 1 }),
+		"descriptors": message(13, 7, protocol.MaxFDs+1, nil),
 	} {
 		h, _, err := protocol.ParseHeader(msg)
 		if err == nil || errors.Is(err, protocol.ErrUnknownType) || h != (protocol.Header{}) {
@@ -195,7 +195,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"ready 9 bytes", decReady, cat(u32(1), u16(1), u16(0), byte(0)), mal, "want 8"},
 		{"ready version 0", decReady, cat(u32(1), u16(0), u16(0)), ver, "version"},
 		{"ready version 2", decReady, cat(u32(1), u16(2), u16(0)), ver, "version"},
-		{"ready unknown feature", decReady, cat(u32(1), u16(1), u16(2)), mal, "features"},
+		{"ready unknown feature", decReady, cat(u32(1), u16(1), u16(4)), mal, "features"},
 		{"ready pid 0", decReady, cat(u32(0), u16(1), u16(1)), mal, "pid 0"},
 
 		// open: u32 flags, u32 mode, path
@@ -290,6 +290,7 @@ func TestDecodeAcceptsBoundaries(t *testing.T) {
 		{"open MaxPath path", decOpen, cat(u32(0), u32(0), path(protocol.MaxPath))},
 		{"opened", decOpened, nil},
 		{"error reason 6", decError, cat(u32(71), u16(6), u16(0))},
+		{"error reason 8", decError, cat(u32(13), u16(8), u16(0))},
 		{"open-batch MaxPath path", decOpenBatch, cat(u16(1), u16(0), u32(0), u32(0), u16(protocol.MaxPath), path(protocol.MaxPath))},
 		{"batch-reply reason 6", decBatchReply, cat(u16(1), u16(0), u32(71), u16(6), u16(0))},
 		{"batch-reply 253", decBatchReply, cat(u16(protocol.MaxBatch), u16(0), repeat(0, 8*protocol.MaxBatch))},

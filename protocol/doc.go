@@ -24,6 +24,8 @@
 //
 // The package knows bytes, not files or policies: rules travel as opaque
 // strings that package policy parses, and paths as bytes that the opener
-// checks. It does no retries and keeps no state between calls; concurrency,
+// checks. It does no retries and keeps no state between calls (a listing
+// too large for one dir-list reply goes on from a cookie the next readdir
+// carries); concurrency,
 // request ids and timeouts belong to the parent and child packages.
 package protocol

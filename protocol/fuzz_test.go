@@ -17,6 +17,9 @@ import (
 //     very bytes it was decoded from.
 // Seed inputs live in testdata/fuzz/<target>/.
 
+// lastReason is the highest reason the decoders accept.
+const lastReason = protocol.ReasonLimit
+
 // checkDecodeErr checks an error returned by a payload decoder.
 func checkDecodeErr(t *testing.T, err error) {
 	t.Helper()
@@ -64,8 +67,8 @@ func FuzzParseHeader(f *testing.F) {
 				if !errors.Is(err, protocol.ErrMalformed) {
 					t.Fatalf("unknown type error %q does not match ErrMalformed", err)
 				}
-				if h.Type == 0 || (h.Type >= protocol.TypeHello && h.Type <= protocol.TypeListen) {
-					t.Fatalf("ErrUnknownType for type %d, want it only for types 9 to 255", h.Type)
+				if h.Type == 0 || (h.Type >= protocol.TypeHello && h.Type <= protocol.TypeDirList) {
+					t.Fatalf("ErrUnknownType for type %d, want it only for types 11 to 255", h.Type)
 				}
 				if p != nil {
 					t.Fatalf("ErrUnknownType came with a payload")
@@ -81,7 +84,7 @@ func FuzzParseHeader(f *testing.F) {
 			}
 			return
 		}
-		if h.Type < protocol.TypeHello || h.Type > protocol.TypeListen {
+		if h.Type < protocol.TypeHello || h.Type > protocol.TypeDirList {
 			t.Fatalf("accepted unknown type %d", h.Type)
 		}
 		checkHeader(t, h, msg)
@@ -155,7 +158,7 @@ func checkReady(t *testing.T, p []byte) []byte {
 		}
 		return nil
 	}
-	if r.PID == 0 || r.Version != protocol.Version || r.Features&^protocol.FeatureOpenat2 != 0 {
+	if r.PID == 0 || r.Version != protocol.Version || r.Features&^(protocol.FeatureOpenat2|protocol.FeatureReadDir) != 0 {
 		t.Fatalf("accepted %+v", r)
 	}
 	return reencoded(t, "ready", protocol.AppendReady(nil, r), nil, p)
@@ -194,7 +197,7 @@ func checkError(t *testing.T, id uint32, p []byte) []byte {
 		}
 		return nil
 	}
-	if e.Errno == 0 || e.Reason == protocol.ReasonOK || e.Reason > protocol.ReasonLimit {
+	if e.Errno == 0 || e.Reason == protocol.ReasonOK || e.Reason > lastReason {
 		t.Fatalf("accepted %+v", e)
 	}
 	return reencoded(t, "error", protocol.AppendError(nil, id, e), nil, p)
@@ -254,7 +257,7 @@ func checkBatchReply(t *testing.T, id uint32, p []byte) []byte {
 	}
 	n := 0
 	for i, s := range status {
-		if s.Reason > protocol.ReasonLimit || (s.Reason == protocol.ReasonOK) != (s.Errno == 0) {
+		if s.Reason > lastReason || (s.Reason == protocol.ReasonOK) != (s.Errno == 0) {
 			t.Fatalf("item %d: accepted %+v", i, s)
 		}
 		if s.Reason == protocol.ReasonOK {
@@ -318,6 +321,10 @@ func FuzzMessage(f *testing.F) {
 			if re, err = protocol.AppendListen(nil, h.ID, l.Network, string(l.Addr)); err != nil {
 				t.Fatalf("decoded listen %q %q does not encode: %v", l.Network, l.Addr, err)
 			}
+		case protocol.TypeReadDir:
+			re = checkReadDir(t, h.ID, p)
+		case protocol.TypeDirList:
+			re = checkDirList(t, h.ID, p)
 		default:
 			t.Fatalf("ParseHeader accepted type %d", h.Type)
 		}

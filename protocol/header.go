@@ -48,14 +48,16 @@ type Type uint8
 // Message types of version 1. Requests go from the parent to the opener,
 // replies from the opener to the parent.
 const (
-	TypeHello      Type = 1 // parent → opener: version, flags and policy; id 0
-	TypeReady      Type = 2 // opener → parent: pid, version, features; id 0
-	TypeOpen       Type = 3 // parent → opener: one path to open
-	TypeOpened     Type = 4 // opener → parent: success, one descriptor
-	TypeError      Type = 5 // opener → parent: errno and reason
-	TypeOpenBatch  Type = 6 // parent → opener: up to MaxBatch paths
-	TypeBatchReply Type = 7 // opener → parent: per-item status and the descriptors
-	TypeListen     Type = 8 // parent → opener: create a listening socket; answered by opened or error
+	TypeHello      Type = 1  // parent → opener: version, flags and policy; id 0
+	TypeReady      Type = 2  // opener → parent: pid, version, features; id 0
+	TypeOpen       Type = 3  // parent → opener: one path to open
+	TypeOpened     Type = 4  // opener → parent: success, one descriptor
+	TypeError      Type = 5  // opener → parent: errno and reason
+	TypeOpenBatch  Type = 6  // parent → opener: up to MaxBatch paths
+	TypeBatchReply Type = 7  // opener → parent: per-item status and the descriptors
+	TypeListen     Type = 8  // parent → opener: create a listening socket; answered by opened or error
+	TypeReadDir    Type = 9  // parent → opener: list a directory, from a cookie; answered by dir-list or error
+	TypeDirList    Type = 10 // opener → parent: directory entries and the cookie to go on from
 )
 
 func (t Type) String() string {
@@ -76,11 +78,15 @@ func (t Type) String() string {
 		return "batch-reply"
 	case TypeListen:
 		return "listen"
+	case TypeReadDir:
+		return "readdir"
+	case TypeDirList:
+		return "dir-list"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
 
-func (t Type) known() bool { return t >= TypeHello && t <= TypeListen }
+func (t Type) known() bool { return t >= TypeHello && t <= TypeDirList }
 
 // ErrMalformed is matched (with errors.Is) by every error that reports a
 // message that does not follow the wire format.

@@ -126,9 +126,10 @@ func buffers() (buf, oob []byte, fds []int) {
 type (
 	u16 uint16
 	u32 uint32
+	u64 uint64
 )
 
-// cat concatenates little-endian fields: u16, u32, byte, string and []byte.
+// cat concatenates little-endian fields: u16, u32, u64, byte, string and []byte.
 func cat(parts ...any) []byte {
 	var b []byte
 	for _, p := range parts {
@@ -137,6 +138,8 @@ func cat(parts ...any) []byte {
 			b = binary.LittleEndian.AppendUint16(b, uint16(v))
 		case u32:
 			b = binary.LittleEndian.AppendUint32(b, uint32(v))
+		case u64:
+			b = binary.LittleEndian.AppendUint64(b, uint64(v))
 		case byte:
 			b = append(b, v)
 		case string:

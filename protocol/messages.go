@@ -24,7 +24,11 @@ const (
 	// time (see PROTOCOL.md for what that fallback cannot prevent).
 	FeatureOpenat2 uint16 = 1 << 0
 
-	readyFeaturesKnown = FeatureOpenat2
+	// FeatureReadDir says the opener answers readdir requests, so that a
+	// parent can list a directory without holding its descriptor.
+	FeatureReadDir uint16 = 1 << 1
+
+	readyFeaturesKnown = FeatureOpenat2 | FeatureReadDir
 )
 
 // MaxRule is the longest rule string a hello may carry.
@@ -75,6 +79,7 @@ const (
 	ReasonFileType   Reason = 5 // not a regular file or directory (FIFO, device, socket)
 	ReasonProtocol   Reason = 6 // the message broke the protocol
 	ReasonLinks      Reason = 7 // a regular file with more than one link, and the rule has no hardlinks=yes
+	ReasonDirectory  Reason = 8 // a directory, and the rule has no dirs=yes (errno EACCES)
 	ReasonLimit      Reason = 9 // a limit of the server was reached (errno says which; see PROTOCOL.md)
 	maxReason               = ReasonLimit
 )
@@ -99,6 +104,8 @@ func (r Reason) String() string {
 		return "multiply-linked file; the rule has no hardlinks=yes"
 	case ReasonLimit:
 		return "a limit was reached"
+	case ReasonDirectory:
+		return "a directory, and the rule does not hand out directory descriptors (dirs=yes)"
 	}
 	return fmt.Sprintf("reason(%d)", uint16(r))
 }

@@ -166,7 +166,7 @@ func TestOpenedRoundTrip(t *testing.T) {
 }
 
 func TestErrorRoundTrip(t *testing.T) {
-	for r := protocol.ReasonDenied; r <= protocol.ReasonProtocol; r++ {
+	for _, r := range []protocol.Reason{1, 2, 3, 4, 5, 6, 8} {
 		for _, errno := range []uint32{2, 13, 71, 0xffffffff} {
 			e := protocol.ErrorReply{Errno: errno, Reason: r}
 			msg := protocol.AppendError(nil, 9, e)
@@ -444,7 +444,7 @@ func TestStrings(t *testing.T) {
 	types := map[protocol.Type]string{
 		0: "type(0)", protocol.TypeHello: "hello", protocol.TypeReady: "ready", protocol.TypeOpen: "open",
 		protocol.TypeOpened: "opened", protocol.TypeError: "error", protocol.TypeOpenBatch: "open-batch",
-		protocol.TypeBatchReply: "batch-reply", 8: "listen", 9: "type(9)", 255: "type(255)",
+		protocol.TypeBatchReply: "batch-reply", 8: "listen", 9: "readdir", 10: "dir-list", 11: "type(11)", 255: "type(255)",
 	}
 	for typ, want := range types {
 		if got := typ.String(); got != want {
@@ -456,7 +456,8 @@ func TestStrings(t *testing.T) {
 		protocol.ReasonSystem: "system error", protocol.ReasonEscape: "path escapes the rule",
 		protocol.ReasonFileType: "not a regular file or directory", protocol.ReasonProtocol: "protocol violation",
 		protocol.ReasonLinks: "multiply-linked file; the rule has no hardlinks=yes", protocol.ReasonLimit: "a limit was reached",
-		10: "reason(10)", 0xffff: "reason(65535)",
+		protocol.ReasonDirectory: "a directory, and the rule does not hand out directory descriptors (dirs=yes)",
+		10:                       "reason(10)", 0xffff: "reason(65535)",
 	}
 	for r, want := range reasons {
 		if got := r.String(); got != want {
@@ -497,6 +498,13 @@ func TestWireConstants(t *testing.T) {
 		{"ReasonProtocol", int(protocol.ReasonProtocol), 6},
 		{"ReasonLinks", int(protocol.ReasonLinks), 7},
 		{"ReasonLimit", int(protocol.ReasonLimit), 9},
+		{"ReasonDirectory", int(protocol.ReasonDirectory), 8},
+		{"TypeListen", int(protocol.TypeListen), 8},
+		{"TypeReadDir", int(protocol.TypeReadDir), 9},
+		{"TypeDirList", int(protocol.TypeDirList), 10},
+		{"FeatureReadDir", int(protocol.FeatureReadDir), 2},
+		{"DirListMore", int(protocol.DirListMore), 1},
+		{"MaxName", protocol.MaxName, 255},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: got %d, want %d", c.name, c.got, c.want)

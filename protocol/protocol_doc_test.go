@@ -111,7 +111,15 @@ func TestProtocolDocExamples(t *testing.T) {
 			{},
 			{Errno: eNOENT, Reason: protocol.ReasonSystem},
 		})),
-		"listen": must(protocol.AppendListen(nil, 5, "tcp", ":443")),
+		"listen":          must(protocol.AppendListen(nil, 5, "tcp", ":443")),
+		"error-directory": protocol.AppendError(nil, 2, protocol.ErrorReply{Errno: eACCES, Reason: protocol.ReasonDirectory}),
+		"readdir":         must(protocol.AppendReadDir(nil, 6, 0, "/srv/www")),
+		"dir-list": must(protocol.AppendDirList(nil, 6, 0, false, []protocol.DirEntry{
+			{Type: protocol.DirDir, Name: []byte(".")},
+			{Type: protocol.DirDir, Name: []byte("..")},
+			{Type: protocol.DirReg, Name: []byte("index.html")},
+			{Type: protocol.DirDir, Name: []byte("img")},
+		})),
 	}
 	for name, w := range want {
 		g, ok := got[name]
@@ -135,7 +143,7 @@ func TestProtocolDocExamples(t *testing.T) {
 			seen[h.Type] = true
 		}
 	}
-	for typ := protocol.TypeHello; typ <= protocol.TypeListen; typ++ {
+	for typ := protocol.TypeHello; typ <= protocol.TypeDirList; typ++ {
 		if !seen[typ] {
 			t.Errorf("PROTOCOL.md: no example of a %v message", typ)
 		}
@@ -185,10 +193,11 @@ func TestProtocolDocTables(t *testing.T) {
 		{"MaxRule", protocol.MaxRule},
 		{"MaxFDs", protocol.MaxFDs},
 		{"MaxBatch", protocol.MaxBatch},
+		{"MaxName", protocol.MaxName},
 	} {
 		rows = append(rows, fmt.Sprintf("| %s | %d |", l.name, l.v))
 	}
-	for typ := protocol.TypeHello; typ <= protocol.TypeListen; typ++ {
+	for typ := protocol.TypeHello; typ <= protocol.TypeDirList; typ++ {
 		rows = append(rows, fmt.Sprintf("| %d | %s |", typ, typ))
 	}
 	for code := protocol.ExitOK; code <= protocol.ExitProtocol; code++ {

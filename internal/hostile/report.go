@@ -57,6 +57,12 @@ func Describe(m protocol.Msg) string {
 		return fmt.Sprintf("batch-reply id %d: %d items, %d ok, %d fds", m.ID, len(st), ok, len(m.FDs))
 	case protocol.TypeReady:
 		return fmt.Sprintf("ready id %d", m.ID)
+	case protocol.TypeDirList:
+		l, err := protocol.DecodeDirList(m.Payload)
+		if err != nil {
+			return fmt.Sprintf("malformed dir-list id %d: %v", m.ID, err)
+		}
+		return fmt.Sprintf("dir-list id %d: %d entries, more %v, %d fds", m.ID, l.Count, l.More, len(m.FDs))
 	}
 	return fmt.Sprintf("%s id %d", m.Type, m.ID)
 }
@@ -80,6 +86,8 @@ func reasonName(r protocol.Reason) string {
 		return "links"
 	case protocol.ReasonLimit:
 		return "limit"
+	case protocol.ReasonDirectory:
+		return "directory"
 	}
 	return r.String()
 }

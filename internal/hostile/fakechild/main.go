@@ -22,6 +22,10 @@
 //	zerolen      answers with a zero-length message
 //	huge         answers with a 100000-byte message (more than the parent's buffer)
 //	badversion   answers with a reply whose header says version 2
+//	dirlistopen  answers an open with a (well-formed) dir-list
+//	dirlistfd    answers with a dir-list that carries a descriptor
+//	dirlistbad   answers with a dir-list that says more but carries no entry
+//	openeddir    answers a readdir with opened and a descriptor
 //	ignoreeof    serves correctly, but does not exit at end of stream
 //	logs         writes garbage log lines to stderr, serves, exits 1 at end of stream
 //	stderrhold   leaves a grandchild holding stderr, exits 1 on the first request
@@ -212,6 +216,27 @@ func main() {
 			msg := protocol.AppendOpened(nil, m.ID)
 			msg[2] = 2
 			send(msg, fds(1))
+		case "dirlistopen", "dirlistfd":
+			msg, err := protocol.AppendDirList(nil, m.ID, 0, false, []protocol.DirEntry{{Type: protocol.DirReg, Name: []byte("f")}})
+			if err != nil {
+				fatal(err)
+			}
+			if scenario == "dirlistfd" {
+				binary.LittleEndian.PutUint16(msg[12:], 1)
+				send(msg, fds(1))
+				continue
+			}
+			send(msg, nil)
+		case "dirlistbad":
+			msg, err := protocol.AppendDirList(nil, m.ID, 0, false, nil)
+			if err != nil {
+				fatal(err)
+			}
+			binary.LittleEndian.PutUint64(msg[protocol.HeaderSize:], 7)
+			binary.LittleEndian.PutUint16(msg[protocol.HeaderSize+10:], protocol.DirListMore)
+			send(msg, nil)
+		case "openeddir":
+			send(protocol.AppendOpened(nil, m.ID), fds(1))
 		default: // good, logs, unsolicited, ignoreeof
 			if batch > 0 {
 				msg, err := protocol.AppendBatchReply(nil, m.ID, make([]protocol.Status, batch))
