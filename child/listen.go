@@ -161,7 +161,7 @@ func listenUnix(r policy.Rule) (int, string, syscall.Errno) {
 		return cleanup("chmod", err)
 	}
 	if r.UID != policy.NoOwner || r.GID != policy.NoOwner {
-		if err := unix.Fchownat(unix.AT_FDCWD, r.Addr, r.UID, r.GID, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := unix.Fchownat(unix.AT_FDCWD, r.Addr, kernelID(r.UID), kernelID(r.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return cleanup("chown", err)
 		}
 	}

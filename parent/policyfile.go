@@ -106,18 +106,18 @@ func unwrapPathError(err error) error {
 // userResolver looks names up with os/user.
 type userResolver struct{}
 
-func (userResolver) LookupUser(name string) (int, error) {
+func (userResolver) LookupUser(name string) (int64, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		return 0, err
 	}
-	return strconv.Atoi(u.Uid)
+	return strconv.ParseInt(u.Uid, 10, 64)
 }
 
-func (userResolver) LookupGroup(name string) (int, error) {
+func (userResolver) LookupGroup(name string) (int64, error) {
 	g, err := user.LookupGroup(name)
 	if err != nil {
 		return 0, err
 	}
-	return strconv.Atoi(g.Gid)
+	return strconv.ParseInt(g.Gid, 10, 64)
 }
