@@ -1,3 +1,5 @@
+//go:build linux
+
 package child
 
 // kernelID is a policy uid or gid (int64, so that ids up to 2^32-2 fit on

@@ -1,3 +1,5 @@
+//go:build linux
+
 package child
 
 // Server mode: one long-running opener on a listening SOCK_SEQPACKET unix
@@ -652,7 +654,7 @@ func ListenSocket(path string, mode os.FileMode, gid int) (*Socket, error) {
 		unix.Unlink(path)
 		return fail(err)
 	}
-	return &Socket{UnixListener: ln.(*net.UnixListener), Path: path, dev: st.Dev, ino: st.Ino}, nil
+	return &Socket{UnixListener: ln.(*net.UnixListener), Path: path, dev: uint64(st.Dev), ino: uint64(st.Ino)}, nil
 }
 
 // fchmodPath changes the mode of the file an O_PATH descriptor refers to.
@@ -710,7 +712,7 @@ func (s *Socket) Remove() error {
 		}
 		return &os.PathError{Op: "lstat", Path: s.Path, Err: err}
 	}
-	if st.Dev != s.dev || st.Ino != s.ino {
+	if uint64(st.Dev) != s.dev || uint64(st.Ino) != s.ino {
 		return nil // someone else's now
 	}
 	if err := unix.Unlink(s.Path); err != nil && err != unix.ENOENT {

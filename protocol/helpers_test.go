@@ -114,7 +114,7 @@ func identity(t testing.TB, fd int) fileID {
 	if err := unix.Fstat(fd, &st); err != nil {
 		t.Fatalf("fstat(%d): %v", fd, err)
 	}
-	return fileID{st.Dev, st.Ino}
+	return fileID{uint64(st.Dev), uint64(st.Ino)} // uint32 on mips
 }
 
 // buffers returns a receive buffer, a control buffer and a descriptor slice
