@@ -273,6 +273,7 @@ func TestParseLineValid(t *testing.T) {
 		{"rwc:/a mode=04", withOpts(rule("/a", false, rd|wr|cr), 0o4, no, no), "rwc:/a mode=0004"},
 		{"rwc:/a mode=00600", withOpts(rule("/a", false, rd|wr|cr), 0o600, no, no), "rwc:/a mode=0600"},
 		{"rwc:/a owner=2147483647:2147483647", withOpts(rule("/a", false, rd|wr|cr), 0, 2147483647, 2147483647), ""},
+		{"rwc:/a owner=4294967294:4000000000", withOpts(rule("/a", false, rd|wr|cr), 0, 4294967294, 4000000000), ""}, // above 2^31: int64 on 32-bit hosts too
 		{"rwc:/a owner=007", withOpts(rule("/a", false, rd|wr|cr), 0, 7, no), "rwc:/a owner=7"},
 		// White space between the parts may be spaces or tabs, several.
 		{"rwc:/a\tmode=0600", withOpts(rule("/a", false, rd|wr|cr), 0o600, no, no), "rwc:/a mode=0600"},
