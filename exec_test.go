@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // End-to-end tests of "privsep exec": the built binary opens files through

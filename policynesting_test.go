@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // A narrower rule inside a broader tree (rwc:/app/ with r:/app/key) is

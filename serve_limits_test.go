@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // privsep serve against one client that takes every session it can: the

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // End-to-end tests of privsep serve and privsep get: the binary as a

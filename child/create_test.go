@@ -1,3 +1,5 @@
+//go:build linux
+
 package child_test
 
 // End-to-end tests of writing, appending and creating through a real

@@ -1,3 +1,5 @@
+//go:build linux
+
 package child
 
 // Directories the opener works in. The opener resolves exactly one path

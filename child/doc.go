@@ -60,4 +60,11 @@
 // ended: 0 at end of stream, 1 on an internal error, 2 on a bad invocation,
 // 3 on a protocol violation (see PROTOCOL.md). Every decision is an audit
 // event in the JSON log on stderr: denials at warn, grants at debug.
+//
+// # Platforms
+//
+// The opener runs on Linux only. On other systems the package builds with
+// the same exported API: Init does nothing (no process there is an opener)
+// and Main, Serve and ListenSocket return or report an error matching
+// errors.ErrUnsupported that names the platform.
 package child

@@ -1,3 +1,5 @@
+//go:build linux
+
 package child_test
 
 // Attacks on unix-socket listen rules and on rules that reach into the

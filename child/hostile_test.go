@@ -1,3 +1,5 @@
+//go:build linux
+
 package child_test
 
 // The hostile-input suite of the opener (issue 7, RELIABILITY.md): a raw

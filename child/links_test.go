@@ -1,3 +1,5 @@
+//go:build linux
+
 package child_test
 
 // Containment attacks on what a rule's tree holds: a hard link to a file

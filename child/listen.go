@@ -1,3 +1,5 @@
+//go:build linux
+
 package child
 
 import (
@@ -134,7 +136,7 @@ func (w *worker) listenUnix(r policy.Rule) (int, string, error) {
 		return -1, "socket directory", rs.dirErr[i]
 	}
 	dir, name := splitSocketPath(r.Addr)
-	sp := socketSpec{dir: rs.dirs[i], dirPath: dir, name: name, typ: unix.SOCK_STREAM, mode: mode, uid: r.UID, gid: r.GID}
+	sp := socketSpec{dir: rs.dirs[i], dirPath: dir, name: name, typ: unix.SOCK_STREAM, mode: mode, uid: kernelID(r.UID), gid: kernelID(r.GID)}
 	if r.Replace {
 		sp.replace = replaceSocket
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package child
 
 // Server mode: one long-running opener on a listening SOCK_SEQPACKET unix
@@ -736,7 +738,7 @@ func ListenSocket(path string, mode os.FileMode, gid int) (*Socket, error) {
 	if err != nil {
 		return fail(err)
 	}
-	return &Socket{UnixListener: ln.(*net.UnixListener), Path: path, dev: st.Dev, ino: st.Ino, dirDev: dst.Dev, dirIno: dst.Ino}, nil
+	return &Socket{UnixListener: ln.(*net.UnixListener), Path: path, dev: uint64(st.Dev), ino: uint64(st.Ino), dirDev: uint64(dst.Dev), dirIno: uint64(dst.Ino)}, nil
 }
 
 // pinSocketDir resolves a server socket's directory from the root, as the
@@ -798,7 +800,7 @@ func (s *Socket) Remove() error {
 		}
 		return &os.PathError{Op: "remove", Path: s.Path, Err: os.NewSyscallError("fstatat", err)}
 	}
-	if st.Dev != s.dev || st.Ino != s.ino {
+	if uint64(st.Dev) != s.dev || uint64(st.Ino) != s.ino {
 		return nil // someone else's now
 	}
 	if err := unix.Unlinkat(dir, name, 0); err != nil && err != unix.ENOENT {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package child_test
 
 // One client against the others (item 4 of "containment everywhere"): an

@@ -1,3 +1,5 @@
+//go:build linux
+
 package child
 
 // Unix socket files, made without a path from "/" and without following a

@@ -1,3 +1,5 @@
+//go:build linux
+
 package child
 
 // The package's unsafe code: a string view of a request buffer and a raw

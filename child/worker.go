@@ -1,3 +1,5 @@
+//go:build linux
+
 package child
 
 import (
@@ -314,7 +316,7 @@ func (w *worker) openFor(o protocol.Open, listing bool) (int, protocol.Status) {
 	if created && (d.UID != policy.NoOwner || d.GID != policy.NoOwner) {
 		// The rule names the owner of new files. Give it to the
 		// descriptor before anyone else has it: no path, so no race.
-		if err := unix.Fchown(fd, d.UID, d.GID); err != nil {
+		if err := unix.Fchown(fd, kernelID(d.UID), kernelID(d.GID)); err != nil {
 			unix.Close(fd)
 			errno := errnoOf(err)
 			w.audit(o, protocol.ReasonSystem, errno, "fchown of the new file failed", d.Rule)

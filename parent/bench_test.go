@@ -1,3 +1,5 @@
+//go:build linux
+
 package parent_test
 
 // Benchmarks of the opener against its floors, all measured in one run so

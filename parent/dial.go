@@ -1,3 +1,5 @@
+//go:build linux
+
 package parent
 
 import (
@@ -14,7 +16,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
-	"github.com/privsep-go/privsep/policy"
 	"github.com/privsep-go/privsep/protocol"
 )
 
@@ -214,34 +215,4 @@ func (o *Opener) closeConn() error {
 		return nil
 	}
 	return err
-}
-
-// LoadServerPolicy compiles a server's policy (privsep serve): policy files
-// that may scope rules to clients with sections ("[uid alice]", "[gid
-// staff]", "[all]"; see policy.ParseScopedFile), then command-line rules
-// ("[MODES:]PATH") and listen rules ("NET:ADDR") for every client. Errors
-// are as LoadPolicy's, and include a rule that repeats another in the
-// policy of any kind of client.
-func LoadServerPolicy(files, rules []string, listen ...string) (*policy.ScopedPolicy, error) {
-	var s policy.Scoped
-	all := policy.Scope{Kind: policy.ScopeAll}
-	for _, name := range files {
-		data, err := readPolicyFile(name)
-		if err != nil {
-			return nil, err
-		}
-		fs, err := policy.ParseScopedFile(name, data, userResolver{})
-		if err != nil {
-			return nil, err
-		}
-		s.Merge(fs)
-	}
-	cmd, err := commandLineRules(rules, listen)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range cmd {
-		s.Add(all, r)
-	}
-	return s.Compile()
 }

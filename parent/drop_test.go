@@ -1,3 +1,5 @@
+//go:build linux
+
 package parent_test
 
 // Tests of LookupCredential and DropPrivileges. A privilege drop cannot be
@@ -441,7 +443,9 @@ func roleBadIDs(t *testing.T) {
 	}
 	// uid_t(-1) means "leave unchanged" to setresuid: nothing happens, and
 	// only the verification can tell.
-	unchanged := 1<<32 - 1
+	// (A variable: the constant would not compile for a 32-bit int.)
+	wide := int64(1)<<32 - 1
+	unchanged := int(wide)
 	if err := parent.DropPrivileges(parent.Credential{UID: unchanged, GID: unchanged}); err == nil {
 		t.Errorf("DropPrivileges to uid and gid %d: nil, want an error from the verification", unchanged)
 	}

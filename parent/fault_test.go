@@ -1,3 +1,5 @@
+//go:build linux
+
 package parent_test
 
 // The fault suite of the parent (issue 7, RELIABILITY.md): a fake opener

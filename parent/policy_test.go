@@ -1,3 +1,5 @@
+//go:build linux
+
 package parent_test
 
 import (
@@ -209,8 +211,8 @@ func TestLoadPolicyOwnerNames(t *testing.T) {
 	if err != nil {
 		t.Skipf("no group root: %v", err)
 	}
-	id := func(s string) int {
-		n, err := strconv.Atoi(s)
+	id := func(s string) int64 {
+		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,7 +230,7 @@ func TestLoadPolicyOwnerNames(t *testing.T) {
 		t.Fatalf("LoadPolicy: %v", err)
 	}
 	rules := p.Rules()
-	for i, w := range [][2]int{
+	for i, w := range [][2]int64{
 		{id(nobody.Uid), policy.NoOwner},
 		{id(root.Uid), id(rootGroup.Gid)},
 		{id(nobody.Uid), id(nobody.Gid)},

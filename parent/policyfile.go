@@ -46,6 +46,36 @@ func LoadPolicy(files, rules []string, listen ...string) (*policy.Policy, error)
 	return policy.New(all)
 }
 
+// LoadServerPolicy compiles a server's policy (privsep serve): policy files
+// that may scope rules to clients with sections ("[uid alice]", "[gid
+// staff]", "[all]"; see policy.ParseScopedFile), then command-line rules
+// ("[MODES:]PATH") and listen rules ("NET:ADDR") for every client. Errors
+// are as LoadPolicy's, and include a rule that repeats another in the
+// policy of any kind of client.
+func LoadServerPolicy(files, rules []string, listen ...string) (*policy.ScopedPolicy, error) {
+	var s policy.Scoped
+	all := policy.Scope{Kind: policy.ScopeAll}
+	for _, name := range files {
+		data, err := readPolicyFile(name)
+		if err != nil {
+			return nil, err
+		}
+		fs, err := policy.ParseScopedFile(name, data, userResolver{})
+		if err != nil {
+			return nil, err
+		}
+		s.Merge(fs)
+	}
+	cmd, err := commandLineRules(rules, listen)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range cmd {
+		s.Add(all, r)
+	}
+	return s.Compile()
+}
+
 // commandLineRules parses --allow rules ("[MODES:]PATH") and
 // --allow-listen rules ("NET:ADDR"), in that order, recording where each
 // came from.
@@ -107,18 +137,18 @@ func unwrapPathError(err error) error {
 // userResolver looks names up with os/user.
 type userResolver struct{}
 
-func (userResolver) LookupUser(name string) (int, error) {
+func (userResolver) LookupUser(name string) (int64, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		return 0, err
 	}
-	return strconv.Atoi(u.Uid)
+	return strconv.ParseInt(u.Uid, 10, 64)
 }
 
-func (userResolver) LookupGroup(name string) (int, error) {
+func (userResolver) LookupGroup(name string) (int64, error) {
 	g, err := user.LookupGroup(name)
 	if err != nil {
 		return 0, err
 	}
-	return strconv.Atoi(g.Gid)
+	return strconv.ParseInt(g.Gid, 10, 64)
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package parent_test
 
 // Tests of SetNoNewPrivs and Landlock. Both are irreversible, so each runs

@@ -1,3 +1,5 @@
+//go:build linux
+
 package parent_test
 
 // TestSoak: many mixed operations from 16 goroutines against one opener,

@@ -4,22 +4,20 @@ import (
 	"fmt"
 	"strings"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // oTmpfileOnly is O_TMPFILE without the O_DIRECTORY bit it includes.
-const oTmpfileOnly = unix.O_TMPFILE &^ unix.O_DIRECTORY
+const oTmpfileOnly = oTmpfile &^ oDirectory
 
 // How each open(2) flag is treated. Every bit outside these sets is a bad
 // request.
 const (
 	// Passed to the kernel as asked (subject to what the rule grants).
-	flagsPassed = unix.O_ACCMODE | unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC | unix.O_APPEND |
-		unix.O_NONBLOCK | unix.O_DSYNC | unix.O_SYNC | unix.O_DIRECTORY | unix.O_NOFOLLOW |
+	flagsPassed = oAccmode | oCreat | oExcl | oTrunc | oAppend |
+		oNonblock | oDsync | oSync | oDirectory | oNofollow |
 		kernelLargefile | oTmpfileOnly
 	// Accepted and ignored: the opener always sets them.
-	flagsForced = unix.O_CLOEXEC | unix.O_NOCTTY
+	flagsForced = oCloexec | oNoctty
 )
 
 // need is what a set of flags asks of a rule.
@@ -49,27 +47,27 @@ var (
 // bits the opener never accepts and combinations that make no sense, and
 // returns the flags to pass to the kernel with O_CLOEXEC|O_NOCTTY added.
 func sanitize(flags int) (int, need, error) {
-	acc := flags & unix.O_ACCMODE
-	if acc == unix.O_ACCMODE {
+	acc := flags & oAccmode
+	if acc == oAccmode {
 		return 0, need{}, errAccessMode3
 	}
 	if flags&^(flagsPassed|flagsForced) != 0 || flags < 0 || int64(flags) > 0xffffffff {
 		return 0, need{}, errFlagRefused
 	}
 	n := need{
-		read:    acc == unix.O_RDONLY || acc == unix.O_RDWR,
-		write:   acc == unix.O_WRONLY || acc == unix.O_RDWR,
-		append:  flags&unix.O_APPEND != 0,
-		trunc:   flags&unix.O_TRUNC != 0,
+		read:    acc == oRdonly || acc == oRdwr,
+		write:   acc == oWronly || acc == oRdwr,
+		append:  flags&oAppend != 0,
+		trunc:   flags&oTrunc != 0,
 		tmpfile: flags&oTmpfileOnly != 0,
 	}
-	n.create = flags&unix.O_CREAT != 0 || n.tmpfile
+	n.create = flags&oCreat != 0 || n.tmpfile
 	switch {
 	case n.trunc && !n.write:
 		return 0, need{}, errTruncReadOnly
-	case n.tmpfile && (flags&unix.O_DIRECTORY == 0 || !n.write || flags&unix.O_CREAT != 0):
+	case n.tmpfile && (flags&oDirectory == 0 || !n.write || flags&oCreat != 0):
 		return 0, need{}, errTmpfileBad
-	case flags&unix.O_EXCL != 0 && !n.create:
+	case flags&oExcl != 0 && !n.create:
 		return 0, need{}, errExclNoCreat
 	}
 	return flags&flagsPassed | flagsForced, n, nil
@@ -116,21 +114,21 @@ type FlagBit struct {
 // bit 0 first. README.md shows it as a table.
 func FlagTable() []FlagBit {
 	notes := map[int]string{
-		unix.O_WRONLY:               "write access: the rule needs w, or a with O_APPEND",
-		unix.O_RDWR:                 "read and write access: the rule needs r, and w or a with O_APPEND",
-		unix.O_CREAT:                "the rule needs c",
-		unix.O_EXCL:                 "the rule needs c; only with O_CREAT or O_TMPFILE, else EINVAL",
-		unix.O_NOCTTY:               "always set",
-		unix.O_TRUNC:                "the rule needs w (a never truncates); with read-only access, EINVAL",
-		unix.O_APPEND:               "accepted; required for every write under an a rule",
-		unix.O_NONBLOCK:             "accepted",
-		unix.O_DSYNC:                "accepted",
-		kernelLargefile:             "accepted (implied on 64-bit kernels)",
-		unix.O_DIRECTORY:            "accepted; a directory's descriptor comes only under a rule with dirs=yes",
-		unix.O_NOFOLLOW:             "accepted",
-		unix.O_CLOEXEC:              "always set",
-		unix.O_SYNC &^ unix.O_DSYNC: "accepted (O_SYNC is this bit with O_DSYNC)",
-		oTmpfileOnly:                "O_TMPFILE (with O_DIRECTORY): the rule needs c and write access, and must be a tree rule",
+		oWronly:         "write access: the rule needs w, or a with O_APPEND",
+		oRdwr:           "read and write access: the rule needs r, and w or a with O_APPEND",
+		oCreat:          "the rule needs c",
+		oExcl:           "the rule needs c; only with O_CREAT or O_TMPFILE, else EINVAL",
+		oNoctty:         "always set",
+		oTrunc:          "the rule needs w (a never truncates); with read-only access, EINVAL",
+		oAppend:         "accepted; required for every write under an a rule",
+		oNonblock:       "accepted",
+		oDsync:          "accepted",
+		kernelLargefile: "accepted (implied on 64-bit kernels)",
+		oDirectory:      "accepted; a directory's descriptor comes only under a rule with dirs=yes",
+		oNofollow:       "accepted",
+		oCloexec:        "always set",
+		oSync &^ oDsync: "accepted (O_SYNC is this bit with O_DSYNC)",
+		oTmpfileOnly:    "O_TMPFILE (with O_DIRECTORY): the rule needs c and write access, and must be a tree rule",
 	}
 	t := make([]FlagBit, 32)
 	for b := uint(0); b < 32; b++ {
@@ -148,24 +146,24 @@ var flagNames = []struct {
 	v    int
 	name string
 }{
-	{unix.O_WRONLY, "O_WRONLY"},
-	{unix.O_RDWR, "O_RDWR"},
-	{unix.O_CREAT, "O_CREAT"},
-	{unix.O_EXCL, "O_EXCL"},
-	{unix.O_NOCTTY, "O_NOCTTY"},
-	{unix.O_TRUNC, "O_TRUNC"},
-	{unix.O_APPEND, "O_APPEND"},
-	{unix.O_NONBLOCK, "O_NONBLOCK"},
-	{unix.O_DSYNC, "O_DSYNC"},
-	{unix.O_ASYNC, "O_ASYNC"},
-	{unix.O_DIRECT, "O_DIRECT"},
+	{oWronly, "O_WRONLY"},
+	{oRdwr, "O_RDWR"},
+	{oCreat, "O_CREAT"},
+	{oExcl, "O_EXCL"},
+	{oNoctty, "O_NOCTTY"},
+	{oTrunc, "O_TRUNC"},
+	{oAppend, "O_APPEND"},
+	{oNonblock, "O_NONBLOCK"},
+	{oDsync, "O_DSYNC"},
+	{oAsync, "O_ASYNC"},
+	{oDirect, "O_DIRECT"},
 	{kernelLargefile, "O_LARGEFILE"},
-	{unix.O_DIRECTORY, "O_DIRECTORY"},
-	{unix.O_NOFOLLOW, "O_NOFOLLOW"},
-	{unix.O_NOATIME, "O_NOATIME"},
-	{unix.O_CLOEXEC, "O_CLOEXEC"},
-	{unix.O_SYNC &^ unix.O_DSYNC, "__O_SYNC"},
-	{unix.O_PATH, "O_PATH"},
+	{oDirectory, "O_DIRECTORY"},
+	{oNofollow, "O_NOFOLLOW"},
+	{oNoatime, "O_NOATIME"},
+	{oCloexec, "O_CLOEXEC"},
+	{oSync &^ oDsync, "__O_SYNC"},
+	{oPath, "O_PATH"},
 	{oTmpfileOnly, "__O_TMPFILE"},
 }
 
@@ -182,27 +180,27 @@ func bitName(v int) string {
 // "O_RDONLY|O_NONBLOCK", "O_WRONLY|O_APPEND", with unknown bits in hex.
 func FlagString(flags int) string {
 	var b strings.Builder
-	switch flags & unix.O_ACCMODE {
-	case unix.O_RDONLY:
+	switch flags & oAccmode {
+	case oRdonly:
 		b.WriteString("O_RDONLY")
-	case unix.O_WRONLY:
+	case oWronly:
 		b.WriteString("O_WRONLY")
-	case unix.O_RDWR:
+	case oRdwr:
 		b.WriteString("O_RDWR")
 	default:
 		b.WriteString("O_ACCMODE(3)")
 	}
-	rest := uint32(flags) &^ unix.O_ACCMODE
-	if rest&unix.O_TMPFILE == unix.O_TMPFILE {
+	rest := uint32(flags) &^ oAccmode
+	if rest&oTmpfile == oTmpfile {
 		b.WriteString("|O_TMPFILE")
-		rest &^= unix.O_TMPFILE
+		rest &^= oTmpfile
 	}
-	if rest&unix.O_SYNC == unix.O_SYNC {
+	if rest&oSync == oSync {
 		b.WriteString("|O_SYNC")
-		rest &^= unix.O_SYNC
+		rest &^= oSync
 	}
 	for _, f := range flagNames {
-		if f.v&unix.O_ACCMODE != 0 || f.v == 0 {
+		if f.v&oAccmode != 0 || f.v == 0 {
 			continue
 		}
 		if rest&uint32(f.v) != 0 {

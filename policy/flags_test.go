@@ -1,3 +1,5 @@
+//go:build linux
+
 package policy_test
 
 import (
@@ -17,13 +19,19 @@ import (
 // the kernel's asm-generic/fcntl.h, of what Check and SanitizeFlags decide.
 // It does not call the code under test.
 
-// kernelLargefile is the kernel's O_LARGEFILE bit: 0x8000 on amd64, where
-// Go's unix.O_LARGEFILE is 0 because the kernel implies the flag.
+// kernelLargefile is the kernel's O_LARGEFILE bit (the arch's uapi
+// fcntl.h). Go's unix.O_LARGEFILE is 0 on 64-bit architectures, because
+// the kernel implies the flag there.
 var kernelLargefile = func() int {
-	if runtime.GOARCH == "amd64" {
-		return 0x8000
+	switch runtime.GOARCH {
+	case "arm", "arm64":
+		return 0x20000
+	case "ppc64", "ppc64le":
+		return 0x10000
+	case "mips", "mipsle", "mips64", "mips64le":
+		return 0x2000
 	}
-	return unix.O_LARGEFILE
+	return 0x8000
 }()
 
 const (
@@ -197,7 +205,7 @@ func TestFlagRuleMatrix(t *testing.T) {
 			exact     bool
 			rule      int
 			mode      uint32
-			uid, gid  int
+			uid, gid  int64
 			ruleWords string
 		}{
 			{"/srv/t/d/f", false, 0, treeMode, treeUID, treeGID, treeLine},
@@ -322,7 +330,7 @@ func TestFlagCases(t *testing.T) {
 		want     verdict
 		rule     int // -1: no rule consulted
 		dmode    uint32
-		uid, gid int
+		uid, gid int64
 	}{
 		{"O_RDONLY|O_TRUNC is a bad request", "/rwc/f", rdonly | trunc, 0, badV, -1, 0, no, no},
 		{"O_RDONLY|O_TRUNC|O_CREAT is a bad request", "/rwc/f", rdonly | trunc | creat, 0o644, badV, -1, 0, no, no},
@@ -500,17 +508,20 @@ func TestSanitizeFlags(t *testing.T) {
 		{"bit31 as int32", int(int32(-1 << 31)), -1},
 	}
 	if strconv.IntSize == 64 {
+		// Variables, not constants: the constants overflow a 32-bit int
+		// even in a branch that never runs there.
+		bit32, bit62 := int64(1)<<32, int64(1)<<62
 		tests = append(tests,
 			struct {
 				name  string
 				flags int
 				want  int
-			}{"bit32", 1 << 32, -1},
+			}{"bit32", int(bit32), -1},
 			struct {
 				name  string
 				flags int
 				want  int
-			}{"bit62|O_NONBLOCK", 1<<62 | unix.O_NONBLOCK, -1},
+			}{"bit62|O_NONBLOCK", int(bit62) | unix.O_NONBLOCK, -1},
 		)
 	}
 	for _, tt := range tests {

@@ -114,7 +114,7 @@ type Decision struct {
 	// never setuid, setgid, sticky or execute). Zero when not creating.
 	Mode uint32
 	// UID and GID are the owner to give a file the open creates, or NoOwner.
-	UID, GID int
+	UID, GID int64
 	// Exact is true when an exact-file rule decided. Rel is then a single
 	// component, and the opener must not follow it if it is a symlink: the
 	// rule names that directory entry, not whatever it points to.

@@ -46,7 +46,7 @@ func (m Mode) String() string {
 const DefaultCreateMode = 0o666
 
 // NoOwner marks Rule.UID and Rule.GID as unset.
-const NoOwner = -1
+const NoOwner int64 = -1
 
 // Rule allows access to one file or to a directory tree.
 type Rule struct {
@@ -64,7 +64,8 @@ type Rule struct {
 	CreateMode uint32
 	// UID and GID, when not NoOwner, are applied with fchown to every file
 	// the opener creates under this rule, before the descriptor is sent.
-	UID, GID int
+	// They are int64 so that every id up to 2^32-2 fits on 32-bit hosts.
+	UID, GID int64
 	// Hardlinks allows opening a regular file that has more than one link
 	// (st_nlink > 1), written hardlinks=yes. Without it the opener refuses
 	// one: whoever can write in the rule's tree could have placed a hard
@@ -154,16 +155,16 @@ func (r Rule) String() string {
 	return b.String()
 }
 
-func writeOwner(b *strings.Builder, uid, gid int) {
+func writeOwner(b *strings.Builder, uid, gid int64) {
 	if uid == NoOwner && gid == NoOwner {
 		return
 	}
 	b.WriteString(" owner=")
 	if uid != NoOwner {
-		b.WriteString(strconv.Itoa(uid))
+		b.WriteString(strconv.FormatInt(uid, 10))
 	}
 	if gid != NoOwner {
-		b.WriteString(":" + strconv.Itoa(gid))
+		b.WriteString(":" + strconv.FormatInt(gid, 10))
 	}
 }
 
@@ -316,8 +317,8 @@ func isDigits(s string) bool {
 // policy makes no system calls, so callers that accept names supply one
 // (os/user does the lookup); without one only numeric ids are accepted.
 type Resolver interface {
-	LookupUser(name string) (uid int, err error)
-	LookupGroup(name string) (gid int, err error)
+	LookupUser(name string) (uid int64, err error)
+	LookupGroup(name string) (gid int64, err error)
 }
 
 // ParseLine parses one rule in the policy-file language:
@@ -452,7 +453,7 @@ func splitPath(s string) (path, rest string, err error) {
 
 // parseOwner parses the value of owner=: USER[:GROUP], names or ids. A
 // missing group is NoOwner.
-func parseOwner(v string, res Resolver) (uid, gid int, err error) {
+func parseOwner(v string, res Resolver) (uid, gid int64, err error) {
 	user, group, hasGroup := strings.Cut(v, ":")
 	if uid, err = lookupID(user, res, true); err != nil {
 		return 0, 0, err
@@ -467,17 +468,17 @@ func parseOwner(v string, res Resolver) (uid, gid int, err error) {
 }
 
 // maxID is the largest uid or gid: (uid_t)-1 means "no change" to chown.
-const maxID = 1<<32 - 2
+const maxID int64 = 1<<32 - 2
 
-func lookupID(name string, res Resolver, user bool) (int, error) {
+func lookupID(name string, res Resolver, user bool) (int64, error) {
 	if name == "" {
 		return 0, fmt.Errorf("empty name")
 	}
 	if n, err := strconv.ParseUint(name, 10, 32); err == nil {
-		if n > maxID {
+		if int64(n) > maxID {
 			return 0, fmt.Errorf("id %d is out of range (0 to %d)", n, maxID)
 		}
-		return int(n), nil
+		return int64(n), nil
 	}
 	if res == nil {
 		return 0, fmt.Errorf("%q is not a numeric id", name)

@@ -15,7 +15,7 @@ func rule(path string, tree bool, modes policy.Mode) policy.Rule {
 }
 
 // withOpts returns r with a creation mode and an owner.
-func withOpts(r policy.Rule, mode uint32, uid, gid int) policy.Rule {
+func withOpts(r policy.Rule, mode uint32, uid, gid int64) policy.Rule {
 	r.CreateMode, r.UID, r.GID = mode, uid, gid
 	return r
 }
@@ -212,18 +212,18 @@ func checkRuleError(t *testing.T, fn, in string, got policy.Rule, err error, why
 // fakeResolver resolves the names of a made-up system, so that tests do not
 // depend on /etc/passwd. A name it does not know is an error.
 type fakeResolver struct {
-	users, groups map[string]int
+	users, groups map[string]int64
 	calls         []string
 }
 
 func newFakeResolver() *fakeResolver {
 	return &fakeResolver{
-		users:  map[string]int{"alice": 1000, "bob": 1001, "root": 0, "12ab": 77},
-		groups: map[string]int{"staff": 50, "alice": 1000, "wheel": 10},
+		users:  map[string]int64{"alice": 1000, "bob": 1001, "root": 0, "12ab": 77},
+		groups: map[string]int64{"staff": 50, "alice": 1000, "wheel": 10},
 	}
 }
 
-func (f *fakeResolver) LookupUser(name string) (int, error) {
+func (f *fakeResolver) LookupUser(name string) (int64, error) {
 	f.calls = append(f.calls, "user:"+name)
 	if id, ok := f.users[name]; ok {
 		return id, nil
@@ -231,7 +231,7 @@ func (f *fakeResolver) LookupUser(name string) (int, error) {
 	return 0, fmt.Errorf("unknown user %q", name)
 }
 
-func (f *fakeResolver) LookupGroup(name string) (int, error) {
+func (f *fakeResolver) LookupGroup(name string) (int64, error) {
 	f.calls = append(f.calls, "group:"+name)
 	if id, ok := f.groups[name]; ok {
 		return id, nil
@@ -284,6 +284,7 @@ func TestParseLineValid(t *testing.T) {
 		{"rwc:/a mode=04", withOpts(rule("/a", false, rd|wr|cr), 0o4, no, no), "rwc:/a mode=0004"},
 		{"rwc:/a mode=00600", withOpts(rule("/a", false, rd|wr|cr), 0o600, no, no), "rwc:/a mode=0600"},
 		{"rwc:/a owner=2147483647:2147483647", withOpts(rule("/a", false, rd|wr|cr), 0, 2147483647, 2147483647), ""},
+		{"rwc:/a owner=4294967294:4000000000", withOpts(rule("/a", false, rd|wr|cr), 0, 4294967294, 4000000000), ""}, // above 2^31: int64 on 32-bit hosts too
 		{"rwc:/a owner=007", withOpts(rule("/a", false, rd|wr|cr), 0, 7, no), "rwc:/a owner=7"},
 		// White space between the parts may be spaces or tabs, several.
 		{"rwc:/a\tmode=0600", withOpts(rule("/a", false, rd|wr|cr), 0o600, no, no), "rwc:/a mode=0600"},
@@ -625,10 +626,10 @@ func shortName(s string) string {
 
 // rangeResolver answers every name with a fixed id, which may be one no
 // rule can hold.
-type rangeResolver struct{ id int }
+type rangeResolver struct{ id int64 }
 
-func (r rangeResolver) LookupUser(string) (int, error)  { return r.id, nil }
-func (r rangeResolver) LookupGroup(string) (int, error) { return r.id, nil }
+func (r rangeResolver) LookupUser(string) (int64, error)  { return r.id, nil }
+func (r rangeResolver) LookupGroup(string) (int64, error) { return r.id, nil }
 
 // TestParseLineResolverIDRange: an id from the resolver goes into the rule
 // only if the rule can hold it. NoOwner (-1) would silently drop the
@@ -639,7 +640,7 @@ func (r rangeResolver) LookupGroup(string) (int, error) { return r.id, nil }
 // FILE:LINE that ParseFile would have given. Either way ParseLine must
 // refuse the line itself. Ids from 2^31 to 2^32-2 are valid Linux ids.
 func TestParseLineResolverIDRange(t *testing.T) {
-	for _, id := range []int{policy.NoOwner, -2, 1<<32 - 1, 1 << 32} {
+	for _, id := range []int64{policy.NoOwner, -2, 1<<32 - 1, 1 << 32} {
 		for _, line := range []string{"rwc:/a owner=name", "rwc:/a owner=0:name"} {
 			r, err := policy.ParseLine(line, rangeResolver{id})
 			if err == nil {
@@ -648,7 +649,7 @@ func TestParseLineResolverIDRange(t *testing.T) {
 		}
 	}
 	// The ids a rule can hold are accepted.
-	for _, id := range []int{0, 65534, 1<<31 - 1, 1 << 31, 4000000000, 1<<32 - 2} {
+	for _, id := range []int64{0, 65534, 1<<31 - 1, 1 << 31, 4000000000, 1<<32 - 2} {
 		r, err := policy.ParseLine("rwc:/a owner=name:name", rangeResolver{id})
 		if err != nil || r.UID != id || r.GID != id {
 			t.Errorf("resolver answering %d: got %#v, %v", id, r, err)

@@ -208,7 +208,7 @@ func scopeID(name string, res Resolver, user bool) (uint32, error) {
 	if res == nil {
 		return 0, fmt.Errorf("%q is not a numeric %s id", name, what)
 	}
-	var id int
+	var id int64
 	var err error
 	if user {
 		id, err = res.LookupUser(name)
@@ -218,7 +218,7 @@ func scopeID(name string, res Resolver, user bool) (uint32, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%s %q: %w", what, name, err)
 	}
-	if id < 0 || int64(id) >= math.MaxUint32 {
+	if id < 0 || id >= math.MaxUint32 {
 		return 0, fmt.Errorf("%s %q has id %d, out of range", what, name, id)
 	}
 	return uint32(id), nil

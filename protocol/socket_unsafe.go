@@ -1,3 +1,5 @@
+//go:build linux
+
 package protocol
 
 // All of the package's unsafe code lives in this file: the raw sendmsg and

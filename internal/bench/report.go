@@ -1,3 +1,5 @@
+//go:build linux
+
 package bench
 
 // Report is the result of Run; the JSON keys are the interface of privsep

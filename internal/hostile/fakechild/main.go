@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command fakechild is an opener that misbehaves, for tests of package
 // parent (parent/fault_test.go). The parent starts it with the opener's fixed
 // argv and environment, so the misbehaviour is chosen by the name of the

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package bench
+
+// ExitIfBareStart does nothing where the opener cannot run: no bare start
+// is ever timed there.
+func ExitIfBareStart() {}
