@@ -110,6 +110,12 @@ func (o *Opener) registerLocked(c *call) {
 }
 
 // flush sends queued opens if there is room (or force), outside o.mu.
+//
+// A flush runs on the reader's goroutine or the timer's, not as a call of
+// its own, so it is counted in o.flushes for Close to wait for. It is
+// counted under o.mu, and only when takeGroupLocked found o.err unset:
+// Close waits only after o.err is set, so no count can start after the
+// wait has begun.
 func (o *Opener) flush(force bool) {
 	o.mu.Lock()
 	g := o.takeGroupLocked(force)
@@ -120,22 +126,26 @@ func (o *Opener) flush(force bool) {
 		// it: send a copy. It costs one allocation per group, shared by
 		// every open in it.
 		msg = append(msg, g.buf...)
+		o.flushes.Add(1)
 	}
 	o.mu.Unlock()
 	if g == nil {
 		return
 	}
-	err := protocol.Send(o.sock, msg, nil, unix.MSG_DONTWAIT)
+	err := o.conn.trySend(msg)
 	if err == unix.EAGAIN {
 		// The opener's queue is full. Waiting here could deadlock the
-		// reader, which may be the one flushing; wait elsewhere.
+		// reader, which may be the one flushing; wait elsewhere, still
+		// counted.
 		go func() {
+			defer o.flushes.Done()
 			if err := o.send(context.Background(), msg); err != nil {
 				o.sendFailed(err)
 			}
 		}()
 		return
 	}
+	o.flushes.Done()
 	if err != nil {
 		o.sendFailed(err)
 	}

@@ -76,11 +76,11 @@ func Dial(ctx context.Context, path string) (*Opener, error) {
 	}
 	hello, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version})
 	if err != nil {
-		o.file.Close()
+		o.conn.close()
 		return fail(err)
 	}
 	if err := o.dialHandshake(ctx, hello); err != nil {
-		o.file.Close()
+		o.conn.close()
 		return fail(err)
 	}
 	return o, nil
@@ -171,9 +171,9 @@ func (o *Opener) endConn() {
 	o.exitErr = err
 	o.mu.Unlock()
 	close(o.done)
-	// Control fails once the file is closed, so this never touches a
-	// descriptor number that was reused.
-	o.rc.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_RDWR) })
+	// After Close this does nothing: it never touches a descriptor number
+	// that was reused.
+	_ = o.conn.shutdown(unix.SHUT_RDWR)
 }
 
 // closeConn is Close for a connection from Dial: shut down our sending side
@@ -185,7 +185,7 @@ func (o *Opener) closeConn() error {
 	o.mu.Lock()
 	o.closed = true
 	o.mu.Unlock()
-	o.rc.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_WR) })
+	_ = o.conn.shutdown(unix.SHUT_WR)
 	idle := make(chan struct{})
 	go func() {
 		o.mu.Lock()
@@ -210,7 +210,8 @@ func (o *Opener) closeConn() error {
 	o.mu.Lock()
 	err := o.exitErr
 	o.mu.Unlock()
-	o.file.Close()
+	o.flushes.Wait() // none starts once endConn has set o.err
+	o.conn.close()
 	if err == ErrClosed {
 		return nil
 	}

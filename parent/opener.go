@@ -37,9 +37,7 @@ const cancelPoll = 10 * time.Millisecond
 // single caller therefore sends and receives on its own goroutine with no
 // hand-off at all.
 type Opener struct {
-	sock    int      // the socket; owned by file
-	file    *os.File // owns sock and its registration with the runtime's poller
-	rc      syscall.RawConn
+	conn    *sock // the socket: every use of it goes through conn
 	log     hclog.Logger
 	proc    *os.Process
 	pid     int
@@ -51,7 +49,7 @@ type Opener struct {
 	rbuf      []byte
 	roob      []byte
 	rfds      []int
-	rdeadline bool // a read deadline may be set on file
+	rdeadline bool // a read deadline may be set on conn
 	rmsg      protocol.Msg
 	rerr      error
 	tryRecv   func(uintptr) bool // made once: a closure per call would allocate
@@ -66,8 +64,9 @@ type Opener struct {
 	cause   error            // why the connection failed, if the parent saw it first
 	err     error            // set once: every later call fails with it
 	exitErr error            // what Close reports
-	active  int              // calls that may still touch sock
+	active  int              // calls in flight
 	idle    sync.Cond        // signalled when active drops to zero
+	flushes sync.WaitGroup   // flushes under way; counted under mu while err is nil
 
 	terminated atomic.Bool // err is set: wakes a reader parked on the socket
 	inFlight   int         // messages sent and not yet answered
@@ -103,26 +102,14 @@ type call struct {
 	list      []byte // a dir-list reply's payload, copied (readdir.go)
 }
 
-// newOpener takes ownership of sock, a connected SOCK_SEQPACKET socket.
-func newOpener(sock int, log hclog.Logger) (*Opener, error) {
-	// Replies are waited for through the runtime's poller: a goroutine
-	// blocked in recvmsg would hold a thread in a system call, which the
-	// runtime's monitor wakes every 20 µs to take its scheduler slot back.
-	// Sends and receives themselves are raw and non-blocking.
-	if err := unix.SetNonblock(sock, true); err != nil {
-		unix.Close(sock)
-		return nil, os.NewSyscallError("fcntl", err)
-	}
-	file := os.NewFile(uintptr(sock), "privsep-opener-socket")
-	rc, err := file.SyscallConn()
+// newOpener takes ownership of fd, a connected SOCK_SEQPACKET socket.
+func newOpener(fd int, log hclog.Logger) (*Opener, error) {
+	conn, err := newSock(fd)
 	if err != nil {
-		file.Close()
 		return nil, err
 	}
 	o := &Opener{
-		sock:    sock,
-		file:    file,
-		rc:      rc,
+		conn:    conn,
 		log:     log,
 		rbuf:    make([]byte, protocol.MaxMessage),
 		roob:    make([]byte, protocol.OOBSize),
@@ -153,15 +140,15 @@ func (o *Opener) recv(ctx context.Context) (protocol.Msg, error) {
 	var deadline time.Time
 	if ctx.Done() != nil {
 		deadline, _ = ctx.Deadline()
-		stop := context.AfterFunc(ctx, func() { o.file.SetReadDeadline(longAgo) })
+		stop := context.AfterFunc(ctx, func() { o.conn.setReadDeadline(longAgo) })
 		defer stop()
 	}
 	if o.rdeadline || !deadline.IsZero() {
-		o.file.SetReadDeadline(deadline)
+		o.conn.setReadDeadline(deadline)
 		o.rdeadline = !deadline.IsZero()
 	}
 	for {
-		rerr := o.rc.Read(o.tryRecv)
+		rerr := o.conn.read(o.tryRecv)
 		if rerr == nil {
 			return o.rmsg, o.rerr
 		}
@@ -176,7 +163,7 @@ func (o *Opener) recv(ctx context.Context) (protocol.Msg, error) {
 				return protocol.Msg{}, io.EOF
 			}
 			// A cancellation meant for an earlier reader: undo it.
-			o.file.SetReadDeadline(deadline)
+			o.conn.setReadDeadline(deadline)
 			continue
 		}
 		return protocol.Msg{}, rerr
@@ -195,12 +182,20 @@ func (o *Opener) Openat2() bool { return o.openat2 }
 // (privsep exec --keep-opener passes it to the program it execs, which
 // picks it up with Inherited). The caller must not use this Opener while
 // the other program does: requests would be matched to the wrong caller.
+// Once Close has been called, File returns an error matching ErrClosed and
+// os.ErrClosed.
 func (o *Opener) File() (*os.File, error) {
-	fd, err := unix.FcntlInt(uintptr(o.sock), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, os.NewSyscallError("fcntl", err)
+	o.mu.Lock()
+	closed := o.closed
+	o.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("privsep: opener socket: %w", errSocketClosed)
 	}
-	return os.NewFile(uintptr(fd), "privsep-opener-socket"), nil
+	f, err := o.conn.dup()
+	if err != nil {
+		return nil, fmt.Errorf("privsep: duplicating the opener socket: %w", err)
+	}
+	return f, nil
 }
 
 // Done returns a channel that is closed when the opener has exited, after
@@ -390,56 +385,10 @@ func (o *Opener) release() {
 	o.mu.Unlock()
 }
 
-// send sends one message, waiting for room in the opener's queue (it holds
-// only a few messages) without ignoring ctx.
+// send sends one message, waiting for room in the opener's queue without
+// ignoring ctx.
 func (o *Opener) send(ctx context.Context, msg []byte) error {
-	for {
-		err := protocol.Send(o.sock, msg, nil, unix.MSG_DONTWAIT)
-		if err != unix.EAGAIN {
-			return err
-		}
-		if err := o.pollWait(ctx, unix.POLLOUT); err != nil {
-			return err
-		}
-	}
-}
-
-// pollWait waits until the socket is ready for events or ctx is done.
-// Readiness includes hang-up and errors, which the next call reports.
-func (o *Opener) pollWait(ctx context.Context, events int16) error {
-	pfd := []unix.PollFd{{Fd: int32(o.sock), Events: events}}
-	for {
-		var ts *unix.Timespec
-		if ctx.Done() != nil {
-			wait := cancelPoll
-			if d, ok := ctx.Deadline(); ok {
-				if left := time.Until(d); left < wait {
-					wait = left
-				}
-			}
-			if wait <= 0 {
-				return ctx.Err()
-			}
-			t := unix.NsecToTimespec(int64(wait))
-			ts = &t
-		}
-		n, err := unix.Ppoll(pfd, ts, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return os.NewSyscallError("ppoll", err)
-		}
-		if n > 0 {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
-			return context.DeadlineExceeded
-		}
-	}
+	return o.conn.send(ctx, msg)
 }
 
 // wait waits for c's reply, reading the socket itself when nobody else is.
@@ -704,7 +653,7 @@ func (o *Opener) terminateLocked(err error) {
 	// opener exited while something it left behind holds its end): wake
 	// it, so that it returns the answer it now has.
 	o.terminated.Store(true)
-	o.file.SetReadDeadline(longAgo)
+	o.conn.setReadDeadline(longAgo)
 	fail := func(c *call) {
 		if !c.abandoned && !c.done {
 			c.err, c.done = err, true
@@ -743,7 +692,7 @@ func (o *Opener) Close() error {
 		o.mu.Lock()
 		o.closed = true
 		o.mu.Unlock()
-		_ = unix.Shutdown(o.sock, unix.SHUT_WR)
+		_ = o.conn.shutdown(unix.SHUT_WR)
 		select {
 		case <-o.done:
 		case <-time.After(closeTimeout):
@@ -756,7 +705,10 @@ func (o *Opener) Close() error {
 		}
 		err = o.exitErr
 		o.mu.Unlock()
-		o.file.Close()
+		// No flush starts once o.err is set (before o.done closed); one
+		// that started before may still be sending.
+		o.flushes.Wait()
+		o.conn.close()
 		if err == ErrClosed {
 			err = nil
 		}

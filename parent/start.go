@@ -196,7 +196,7 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 	if err := o.handshake(sctx, hello, cmd.Process.Pid); err != nil {
 		o.abort(fmt.Errorf("start: %w", err))
 		<-o.done
-		o.file.Close()
+		o.conn.close()
 		// Report the status and the opener's last words, which usually say
 		// what went wrong, with the handshake's own error as the cause.
 		ret := &ExitError{Cause: err}
@@ -300,6 +300,11 @@ func (o *Opener) waitProcess(wait func() *os.ProcessState, logsDone <-chan struc
 	o.exitErr = err
 	o.mu.Unlock()
 	close(o.done)
+	// A send waiting for room (a call's, or a flush's) would wait for
+	// ever if something the opener left behind holds its end: shutting
+	// ours down wakes it with EPIPE, so that Close, which waits for them,
+	// ends.
+	_ = o.conn.shutdown(unix.SHUT_RDWR)
 }
 
 // abort records why the connection failed and stops the opener.
