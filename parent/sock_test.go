@@ -1,3 +1,5 @@
+//go:build linux
+
 package parent
 
 // Tests of the socket's one guarded reference (sock.go), from inside the

@@ -1,3 +1,5 @@
+//go:build linux
+
 package parent_test
 
 // Faults of the socket's ownership: File after and during Close, and Close
