@@ -8,10 +8,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,7 +44,7 @@ const execUsage = `Usage: privsep exec [--allow RULE]... [--allow-listen NET:ADD
                     [--user USER] [--group GROUP] [--keep-opener]
                     [--landlock] [--landlock-ro PATH]... [--landlock-rw PATH]...
                     [--landlock-bind PORT]... [--landlock-connect PORT]...
-                    [--landlock-any-tcp] [--landlock-best-effort]
+                    [--landlock-any-tcp] [--landlock-best-effort] [--keep-fd N]...
                     [--log-level LEVEL] -- CMD [ARG...]
 
 Start an opener with the policy, open each --open PATH through it, give up
@@ -58,6 +61,20 @@ cleared, then gid, then uid); no_new_privs is set; with --landlock, Landlock
 is applied; all of it is verified on every thread (regaining root and an
 open outside the Landlock rules must fail); the descriptors are placed at
 their numbers with close-on-exec cleared on exactly those; CMD is exec'd.
+
+CMD gets descriptors 0, 1 and 2, the ones privsep placed, and nothing
+else: a descriptor privsep itself inherited without close-on-exec is not
+passed on. --keep-fd N (3 or more, repeatable) passes inherited descriptor
+N on at the same number; it must be open in privsep and must not be a
+number privsep places.
+
+With --user, HOME, USER, LOGNAME and SHELL are set to the user's home
+directory, name and login shell from the password database (SHELL from
+/etc/passwd, /bin/sh if the user has no line there; a uid with no entry
+at all gets HOME=/ and its number as USER and LOGNAME). The rest of the
+environment is passed on as it is, except LISTEN_FDS, LISTEN_PID,
+LISTEN_FDNAMES, PRIVSEP_OPENER_FD and PRIVSEP_OPENER_PID, which privsep
+sets itself or removes.
 
 --listen [NAME=]NET:ADDR asks the opener for a listening socket (tcp, tcp4,
 tcp6, udp, udp4, udp6 or unix; ADDR as Go writes it, :443 or a path) and
@@ -267,6 +284,14 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	var ll landlockFlags
 	ll.register(fs)
 	keepOpener := fs.Bool("keep-opener", false, "keep the opener running and pass its socket to CMD")
+	var keepFDs []int
+	fs.Func("keep-fd", "pass inherited descriptor `N` (3 or more) on to CMD at the same number; repeatable", func(s string) error {
+		n, err := parseKeepFD(s)
+		if err == nil {
+			keepFDs = append(keepFDs, n)
+		}
+		return err
+	})
 	level := fs.String("log-level", "error", "log `LEVEL`: trace, debug, info, warn, error, off")
 	if ok, code := parse(args); !ok {
 		if code == exitUsage {
@@ -296,6 +321,9 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	if err := numberFDs(listens, opens); err != nil {
 		return fail("%v", err)
 	}
+	if err := checkKeepFDs(keepFDs, listens, opens); err != nil {
+		return fail("%v", err)
+	}
 	if pf.empty() {
 		pf.rules = impliedRules(opens)
 		for _, l := range listens {
@@ -308,11 +336,13 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 		return exitExecFailed
 	}
 	var cred parent.Credential
+	var userEnv []string
 	if *userName != "" {
 		var err error
 		if cred, err = parent.LookupCredential(*userName, *groupName); err != nil {
 			return fail("%v", err)
 		}
+		userEnv = userEnviron(cred.UID)
 	}
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
@@ -379,10 +409,13 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	}
 
 	env := environWithout(os.Environ(), listenFDsEnv, listenPIDEnv, listenFDNamesEnv, parent.OpenerFDEnv, parent.OpenerPIDEnv)
+	if userEnv != nil {
+		env = append(environWithout(env, "HOME", "USER", "LOGNAME", "SHELL"), userEnv...)
+	}
 	srcs := files
 	if *keepOpener {
 		next := firstPassedFD
-		for _, t := range targets {
+		for _, t := range append(slices.Clone(targets), keepFDs...) {
 			if t >= next {
 				next = t + 1
 			}
@@ -407,7 +440,7 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	// trampoline, with the descriptors at numbers above every target;
 	// before its runtime opens anything, it moves them into place and
 	// execs CMD. The pid stays the same throughout.
-	tramp, err := trampolineArgs(srcs, targets, path, argv)
+	tramp, err := trampolineArgs(srcs, targets, keepFDs, path, argv)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -416,12 +449,16 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 // execTrampolineArg is argv[1] of privsep re-executing itself to place
-// descriptors and exec CMD: [privsep, ARG, SRC:DST..., --, PATH, ARGV...].
+// descriptors and exec CMD:
+// [privsep, ARG, SRC:DST..., keep:N..., --, PATH, ARGV...].
 const execTrampolineArg = "-privsep-exec-trampoline"
+
+// keepPrefix marks a trampoline argument naming a --keep-fd descriptor.
+const keepPrefix = "keep:"
 
 // trampolineArgs moves each source above every target, without
 // close-on-exec, and returns the trampoline's argv.
-func trampolineArgs(srcs []*os.File, targets []int, path string, argv []string) ([]string, error) {
+func trampolineArgs(srcs []*os.File, targets, keep []int, path string, argv []string) ([]string, error) {
 	top := firstPassedFD
 	for _, t := range targets {
 		if t >= top {
@@ -429,6 +466,9 @@ func trampolineArgs(srcs []*os.File, targets []int, path string, argv []string) 
 		}
 	}
 	args := []string{"privsep", execTrampolineArg}
+	for _, n := range keep {
+		args = append(args, keepPrefix+strconv.Itoa(n))
+	}
 	for i, f := range srcs {
 		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD, top) // no close-on-exec: it must survive one execve
 		if err != nil {
@@ -441,13 +481,25 @@ func trampolineArgs(srcs []*os.File, targets []int, path string, argv []string) 
 }
 
 // trampoline is the second half of privsep exec, run first thing in main:
-// it places the descriptors and execs CMD. Nothing in this fresh process
-// has opened a descriptor the moves could clobber (the runtime's first
-// ones are close-on-exec files it opens at start, above the targets or not
-// yet used again before execve).
+// it places the descriptors, makes sure no other descriptor above 2
+// survives execve, and execs CMD. Nothing in this fresh process has opened
+// a descriptor the moves could clobber (the runtime's first ones are
+// close-on-exec files it opens at start, above the targets or not yet used
+// again before execve).
 func trampoline(args []string, stderr io.Writer) int {
 	var moves [][2]int
+	keep := []int{0, 1, 2}
 	for len(args) > 0 && args[0] != "--" {
+		if n, ok := strings.CutPrefix(args[0], keepPrefix); ok {
+			fd, err := strconv.Atoi(n)
+			if err != nil || fd < firstPassedFD {
+				fmt.Fprintf(stderr, "privsep exec: trampoline: bad kept descriptor %q\n", args[0])
+				return exitExecFailed
+			}
+			keep = append(keep, fd)
+			args = args[1:]
+			continue
+		}
 		var src, dst int
 		if _, err := fmt.Sscanf(args[0], "%d:%d", &src, &dst); err != nil {
 			fmt.Fprintf(stderr, "privsep exec: trampoline: bad move %q\n", args[0])
@@ -466,9 +518,13 @@ func trampoline(args []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "privsep exec: placing descriptor %d: %v\n", m[1], err)
 			return exitExecFailed
 		}
+		keep = append(keep, m[1])
 	}
-	for _, m := range moves {
-		unix.CloseOnExec(m[0]) // the temporary copy goes away at execve
+	// Everything else goes at execve: what privsep inherited without
+	// close-on-exec, and the temporary copies above.
+	if err := cloexecAllBut(keep); err != nil {
+		fmt.Fprintf(stderr, "privsep exec: %v\n", err)
+		return exitExecFailed
 	}
 	err := syscall.Exec(path, argv, os.Environ())
 	fmt.Fprintf(stderr, "privsep exec: %s: %v\n", argv[0], err)
@@ -476,6 +532,122 @@ func trampoline(args []string, stderr io.Writer) int {
 		return exitCmdNotFound
 	}
 	return exitCannotRun
+}
+
+// cloexecAllBut marks every descriptor not in keep close-on-exec, so that
+// execve closes them all.
+//
+// It marks rather than closes: the trampoline is a Go program, and its
+// runtime has descriptors of its own open (its epoll, its eventfd) that
+// other threads may use until execve. Closing them under it could break
+// the runtime, or let one of its threads use a number just reused; marked,
+// they stay usable and still go at execve, with everything else.
+func cloexecAllBut(keep []int) error {
+	keep = slices.Clone(keep)
+	slices.Sort(keep)
+	lo := 0
+	for _, k := range append(keep, -1) {
+		hi := k - 1
+		if k < 0 {
+			hi = math.MaxInt32 // to the end of the table
+		}
+		if hi >= lo {
+			if err := cloexecRange(lo, hi); err != nil {
+				return err
+			}
+		}
+		if k >= lo {
+			lo = k + 1
+		}
+	}
+	return nil
+}
+
+// cloexecRange marks descriptors lo to hi close-on-exec, with close_range(2)
+// where the kernel has CLOSE_RANGE_CLOEXEC (5.11), else one by one up to
+// the highest number this process may have.
+func cloexecRange(lo, hi int) error {
+	err := unix.CloseRange(uint(lo), uint(hi), unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	if err != unix.ENOSYS && err != unix.EINVAL {
+		return fmt.Errorf("marking descriptors %d to %d close-on-exec: close_range: %w", lo, hi, err)
+	}
+	hi = min(hi, maxPassedFD())
+	for fd := lo; fd <= hi; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && err != unix.EBADF {
+			return fmt.Errorf("marking descriptor %d close-on-exec: %w", fd, err)
+		}
+	}
+	return nil
+}
+
+// parseKeepFD parses a --keep-fd number: an open descriptor from 3 up that
+// this process inherited, that is, one without close-on-exec (everything Go
+// opens has it).
+func parseKeepFD(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < firstPassedFD || n > maxPassedFD() {
+		return 0, fmt.Errorf("--keep-fd %q: not a descriptor number from %d to %d (0, 1 and 2 are always passed)", s, firstPassedFD, maxPassedFD())
+	}
+	flags, err := unix.FcntlInt(uintptr(n), unix.F_GETFD, 0)
+	if err != nil {
+		return 0, fmt.Errorf("--keep-fd %d: descriptor %d is not open", n, n)
+	}
+	if flags&unix.FD_CLOEXEC != 0 {
+		return 0, fmt.Errorf("--keep-fd %d: descriptor %d is privsep's own, not one it inherited", n, n)
+	}
+	return n, nil
+}
+
+// checkKeepFDs refuses a --keep-fd number that privsep places a descriptor
+// at, and one given twice.
+func checkKeepFDs(keep []int, listens []listenSpec, opens []openSpec) error {
+	placed := map[int]string{}
+	for _, l := range listens {
+		placed[l.fd] = "--listen " + l.network + ":" + l.addr
+	}
+	for _, o := range opens {
+		placed[o.fd] = "--open " + o.path
+	}
+	seen := map[int]bool{}
+	for _, n := range keep {
+		if what, ok := placed[n]; ok {
+			return fmt.Errorf("--keep-fd %d: descriptor %d is where %s goes", n, n, what)
+		}
+		if seen[n] {
+			return fmt.Errorf("--keep-fd %d given twice", n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
+// userEnviron returns HOME, USER, LOGNAME and SHELL for uid, from the
+// password database: os/user gives the name and home, /etc/passwd the
+// shell (os/user has no field for it). A uid with no entry gets HOME=/ and
+// its number as its name; a user with no /etc/passwd line (from NSS
+// elsewhere) gets /bin/sh.
+func userEnviron(uid int) []string {
+	id := strconv.Itoa(uid)
+	name, home, shell := id, "/", "/bin/sh"
+	if u, err := user.LookupId(id); err == nil {
+		name, home = u.Username, u.HomeDir
+		if home == "" {
+			home = "/"
+		}
+	}
+	if data, err := os.ReadFile("/etc/passwd"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Split(line, ":")
+			if len(f) == 7 && f[0] == name && f[2] == id && f[6] != "" {
+				shell = f[6]
+				break
+			}
+		}
+	}
+	return []string{"HOME=" + home, "USER=" + name, "LOGNAME=" + name, "SHELL=" + shell}
 }
 
 // namesByFD orders LISTEN_FDNAMES by descriptor number, as sd_listen_fds
