@@ -17,7 +17,7 @@ import (
 // openerPackages are the directories, relative to this one, of every
 // package whose code runs in the opener (the re-executed opener and server
 // mode). A package server mode moves to goes here.
-var openerPackages = []string{"."}
+var openerPackages = []string{".", "../internal/opener", "../internal/server"}
 
 // pathCalls are the functions, by import path, that take a path and resolve
 // it from the current directory or "/" (following symlinks, most of them).
@@ -49,10 +49,10 @@ const sockaddrUnix = "SockaddrUnix"
 // pathAllowed are the exceptions, by file and function, each with its
 // reason.
 var pathAllowed = map[string]string{
-	"dirs.go:pinRoot":             `the one absolute open: "/" itself, O_PATH, once, before the handshake; everything else is resolved from it`,
+	"dirs.go:PinRoot":             `the one absolute open: "/" itself, O_PATH, once, before the handshake; everything else is resolved from it`,
 	"sockfile.go:chrootHere":      `chroot(".") on inDir's thread, whose working directory was just set from a pinned descriptor (fchdir) and whose filesystem state is its own (CLONE_FS) and thrown away with it`,
 	"sockfile.go:privateDir.bind": `bind(2) on inDir's thread, relative to the private directory it pinned (or to the root moved there)`,
-	"sockfile.go:connectIn":       `connect(2) on inDir's thread, relative to the private directory it pinned`,
+	"sockfile.go:ConnectIn":       `connect(2) on inDir's thread, relative to the private directory it pinned`,
 }
 
 // TestNoPathCalls keeps every path the opener resolves relative to a
