@@ -226,25 +226,10 @@ func walkInRoot(root int, path string) (int, error) {
 			unix.Close(fd)
 			return -1, unix.ELOOP
 		}
-		if onProc, err := mayBeMagic(cur(), fd); err != nil || onProc {
-			unix.Close(fd)
-			if err != nil {
-				return -1, err
-			}
-			return -1, unix.ELOOP
-		}
-		n, err := unix.Readlinkat(fd, "", buf)
-		unix.Close(fd)
+		target, err := readLink(cur(), fd, buf)
 		if err != nil {
 			return -1, err
 		}
-		switch {
-		case n == 0:
-			return -1, unix.ENOENT
-		case n == len(buf):
-			return -1, unix.ENAMETOOLONG
-		}
-		target := string(buf[:n])
 		if strings.HasPrefix(target, "/") {
 			popAll()
 		}
@@ -254,6 +239,30 @@ func walkInRoot(root int, path string) (int, error) {
 		rest = target
 	}
 	return unix.Openat(cur(), ".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+}
+
+// readLink reads the symlink link (an O_PATH descriptor, which it closes),
+// found in directory dir, into buf; a procfs magic link is refused with
+// ELOOP, as RESOLVE_NO_MAGICLINKS would.
+func readLink(dir, link int, buf []byte) (string, error) {
+	defer unix.Close(link)
+	if onProc, err := mayBeMagic(dir, link); err != nil || onProc {
+		if err != nil {
+			return "", err
+		}
+		return "", unix.ELOOP
+	}
+	n, err := unix.Readlinkat(link, "", buf)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case n == 0:
+		return "", unix.ENOENT
+	case n == len(buf):
+		return "", unix.ENAMETOOLONG
+	}
+	return string(buf[:n]), nil
 }
 
 // mayBeMagic reports whether the symlink link, found in directory dir, may

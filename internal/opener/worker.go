@@ -267,6 +267,14 @@ func (w *worker) openFor(o protocol.Open, listing bool) (int, protocol.Status) {
 		w.audit(o, reason, errno, why, d.Rule)
 		return -1, protocol.Status{Errno: uint32(errno), Reason: reason}
 	}
+	return w.checkOpened(o, d, fd, created, trunc, listing)
+}
+
+// checkOpened decides whether fd, just opened for o under d, may be handed
+// out, and finishes it (O_TRUNC, the new file's owner, blocking mode). It
+// closes fd when it refuses.
+func (w *worker) checkOpened(o protocol.Open, d policy.Decision, fd int, created, trunc, listing bool) (int, protocol.Status) {
+	s := w.s
 	// Never hand out, nor block on, anything but a regular file or a
 	// directory: the descriptor was opened O_NONBLOCK so a FIFO did not
 	// hang us, and a device or socket is refused here.
