@@ -48,6 +48,8 @@ type DirTable struct {
 	errs    []syscall.Errno
 }
 
+// NewDirTable makes a table that resolves from root, which the caller
+// keeps owning, with openat2 when useOpenat2 (else the component walk).
 func NewDirTable(root int, useOpenat2 bool) *DirTable {
 	return &DirTable{root: root, openat2: useOpenat2, opened: make(map[string]int)}
 }

@@ -12,7 +12,7 @@ import (
 
 // Ruleset is a compiled policy with its directories open: what serving
 // requests needs. It is immutable once made, and may be shared by many
-// sessions. The descriptors belong to the dirTable that opened them.
+// sessions. The descriptors belong to the DirTable that opened them.
 type Ruleset struct {
 	pol     *policy.Policy
 	rules   []string        // pol's rules as written, for the audit log

@@ -60,26 +60,29 @@ type Session struct {
 // receives a request, serves it and receives the next, on its own, so the
 // steady state runs on one thread with no hand-off between goroutines,
 // like a sequential C opener. The others wait for the role on the mutex.
-// When a request takes longer than StallAfter, the stall timer (running on
-// a goroutine of its own) gives the role away for the worker, so that a
-// slow open does not hold up the rest; at most all the workers can be
-// stalled at once, and then receiving waits for the first to finish.
+// When a request takes longer than StallAfter, the worker's stall timer
+// (which runs on a goroutine of its own) gives the role away for it, so
+// that a slow open does not hold up the rest; then the worker, once done,
+// queues for the role again like any other. At most all the workers can be
+// stalled at once, and then the next request waits for the first of them.
 //
-// Invariant: the mutex is locked exactly when some worker's holding flag
-// is true, and that worker is the only one that calls recv. Whoever turns
-// holding from true to false (with a compare-and-swap: the worker itself
-// in passOn, or its stall timer) unlocks the mutex, and only that one, so
-// the mutex is never unlocked twice nor left locked by a worker that gave
-// the role up. sync.Mutex may be unlocked by a goroutine other than the one
-// that locked it, which is what lets the timer do it.
+// Invariant: whoever turns a worker's holding flag from true to false,
+// with a compare-and-swap (the worker itself in passOn, or its stall
+// timer), unlocks the mutex, and no one else does; a worker sets its flag
+// only just after it has locked the mutex. So the mutex is unlocked once
+// per lock, never twice, and never stays locked by a worker that has given
+// the role up. (sync.Mutex may be unlocked by a goroutine other than the
+// one that locked it, which is what lets the timer do it.)
 //
-// Tolerated races: the timer may fire just as the request it times
-// finishes; then the worker finds holding false and queues for the role
-// like any other (one extra hand-off, no harm). Stop after Reset may miss
-// a timer already running; its compare-and-swap then fails or gives away a
-// role the worker has already taken back, which costs the same one
-// hand-off. End of stream is sticky, so every worker that receives after
-// it sees it too and returns; each passes the role on as it leaves.
+// The role is about cost, not safety: each message is whole (SOCK_SEQPACKET)
+// and each worker receives into its own buffers, so two workers receiving
+// at once is correct, only slower. That makes these races harmless: a
+// stall timer that fires just as its request ends (Stop cannot stop a
+// callback already running) may take the role from the worker after it
+// has gone back to receiving, so for one request two workers receive;
+// and a timer that fires after the request ended just hands the role on
+// once more than needed. End of stream is sticky: every worker that
+// receives after it sees it too, passes the role on and returns.
 
 // Activity is told when each request of a session begins and ends (a
 // server's idle timeout). Begin and End are called by the session's
@@ -259,7 +262,7 @@ func errnoOf(err error) syscall.Errno {
 	return unix.EIO
 }
 
-// haveOpenat2 probes the kernel for a working openat2(2), on the pinned
+// HaveOpenat2 probes the kernel for a working openat2(2), on the pinned
 // root.
 func HaveOpenat2(root int) bool {
 	fd, err := unix.Openat2(root, ".", &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC})

@@ -37,7 +37,7 @@ type worker struct {
 	plainDev uint64
 
 	io      *connIO     // receives into buf, oob and fds; sends replies
-	holding atomic.Bool // this worker holds s.receiving
+	holding atomic.Bool // this worker holds s.receiving (see "The receiving role")
 	stall   *time.Timer // passes the receiving role on when a request stalls
 	busy    bool        // counted in s.act as serving a request
 }
@@ -112,7 +112,8 @@ func (w *worker) run() int {
 	}
 }
 
-// idleBegin and idleEnd bracket a request for a server's idle timeout.
+// idleBegin and idleEnd bracket a request for the session's Activity (a
+// server's idle timeout).
 func (w *worker) idleBegin() {
 	if w.s.act != nil {
 		w.busy = true
