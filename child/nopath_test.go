@@ -15,8 +15,10 @@ import (
 )
 
 // openerPackages are the directories, relative to this one, of every
-// package whose code runs in the opener (the re-executed opener and server
-// mode). A package server mode moves to goes here.
+// package whose code runs in the opener: this one (the process entry),
+// internal/opener (the core) and internal/server (server mode).
+// TestOpenerPackagesListed fails on a package that imports the core and is
+// missing here.
 var openerPackages = []string{".", "../internal/opener", "../internal/server"}
 
 // pathCalls are the functions, by import path, that take a path and resolve
@@ -173,4 +175,37 @@ func pathViolations(t *testing.T, file string) []pathViolation {
 		}
 	}
 	return out
+}
+
+// TestOpenerPackagesListed: every package of the module that imports the
+// opener's core holds opener code, so TestNoPathCalls must read it.
+func TestOpenerPackagesListed(t *testing.T) {
+	const core = "github.com/privsep-go/privsep/internal/opener"
+	listed := map[string]bool{}
+	for _, p := range openerPackages {
+		listed[filepath.Clean(p)] = true
+	}
+	files, err := filepath.Glob("../*/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, err := filepath.Glob("../internal/*/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append(files, more...) {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		pf, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, im := range pf.Imports {
+			dir := filepath.Dir(f)
+			if p, _ := strconv.Unquote(im.Path.Value); p == core && !listed[filepath.Clean(dir)] && dir != "../child" {
+				t.Errorf("%s imports %s but %s is not in openerPackages", f, core, dir)
+			}
+		}
+	}
 }
