@@ -52,7 +52,7 @@ func spawn(t *testing.T, argFD string) *peer {
 	p.cmd = &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       []string{protocol.OpenerArgv0, protocol.OpenerArg, argFD},
-		Env:        []string{protocol.OpenerEnv, protocol.LogLevelEnv + "=debug"},
+		Env:        []string{protocol.OpenerEnv(), protocol.LogLevelEnv + "=debug"},
 		ExtraFiles: []*os.File{theirs},
 		Stderr:     &p.stderr,
 	}
@@ -218,7 +218,7 @@ func TestBadInvocation(t *testing.T) {
 		f := os.NewFile(uintptr(fds[1]), "stream")
 		cmd := exec.Command("/proc/self/exe", protocol.OpenerArg, "3")
 		cmd.Args[0] = protocol.OpenerArgv0
-		cmd.Env = []string{protocol.OpenerEnv}
+		cmd.Env = []string{protocol.OpenerEnv()}
 		cmd.ExtraFiles = []*os.File{f}
 		err = cmd.Run()
 		f.Close()
@@ -237,7 +237,7 @@ func TestBadInvocation(t *testing.T) {
 		// Hand our end to a grandchild: start the opener from a shell that is
 		// its parent, while the socket's creator is this test process.
 		cmd := exec.Command("/bin/sh", "-c", `"$0" "$@"; exit $?`, "/proc/"+strconv.Itoa(os.Getpid())+"/exe", protocol.OpenerArg, "3")
-		cmd.Env = []string{protocol.OpenerEnv}
+		cmd.Env = []string{protocol.OpenerEnv()}
 		cmd.ExtraFiles = []*os.File{theirs}
 		err = cmd.Run()
 		theirs.Close()
@@ -534,7 +534,7 @@ func TestLeakedDescriptorIsClosed(t *testing.T) {
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       []string{protocol.OpenerArgv0, protocol.OpenerArg, "3"},
-		Env:        []string{protocol.OpenerEnv, protocol.LogLevelEnv + "=info"},
+		Env:        []string{protocol.OpenerEnv(), protocol.LogLevelEnv + "=info"},
 		ExtraFiles: []*os.File{theirs, r}, // r becomes descriptor 4
 		Stderr:     &stderr,
 	}

@@ -21,8 +21,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/privsep-go/privsep/child"
 	"github.com/privsep-go/privsep/internal/hostile"
+	"github.com/privsep-go/privsep/internal/opener"
 	"github.com/privsep-go/privsep/protocol"
 )
 
@@ -589,8 +589,8 @@ func TestHostileOpenerAtFDLimit(t *testing.T) {
 
 // TestHostileStalledPeer sends requests and reads no replies. The opener's
 // replies fill the parent's receive queue, its workers block sending
-// (child.DefaultWorkers of them, each handing the receiving role on after
-// child.StallAfter), its own receive queue fills, and the peer's sends
+// (opener.DefaultWorkers of them, each handing the receiving role on after
+// opener.StallAfter), its own receive queue fills, and the peer's sends
 // block. Nothing is lost: once the peer drains, every request is answered
 // exactly once, and the opener holds what it held before.
 func TestHostileStalledPeer(t *testing.T) {
@@ -657,11 +657,11 @@ func TestHostileStalledPeer(t *testing.T) {
 	probeErr := p.Probe(2, fx.file)
 	after := p.FDs(before)
 	hostile.Row(t, secLoad, "peer stops reading replies",
-		fmt.Sprintf("back-pressure: the peer's sends block; at most %d workers blocked (child.DefaultWorkers), each handing on after %v; no CPU spent while stalled; all answered once after the drain; fds unchanged", child.DefaultWorkers, child.StallAfter),
+		fmt.Sprintf("back-pressure: the peer's sends block; at most %d workers blocked (opener.DefaultWorkers), each handing on after %v; no CPU spent while stalled; all answered once after the drain; fds unchanged", opener.DefaultWorkers, opener.StallAfter),
 		fmt.Sprintf("%d requests accepted in %v before the peer's send blocked for good; %d workers blocked holding a descriptor; opener CPU while stalled %d ticks in 500ms; %d answered, %d duplicates, %d not opened; probe %s; fds %d→%d",
 			sent, stallAt.Round(time.Millisecond), blocked, cpu1-cpu0, len(seen), dup, bad, okText(probeErr), before, after))
-	if blocked < 1 || blocked > child.DefaultWorkers {
-		t.Errorf("%d workers blocked in send, want 1 to %d", blocked, child.DefaultWorkers)
+	if blocked < 1 || blocked > opener.DefaultWorkers {
+		t.Errorf("%d workers blocked in send, want 1 to %d", blocked, opener.DefaultWorkers)
 	}
 	if cpu1-cpu0 > 5 {
 		t.Errorf("the stalled opener used %d clock ticks in 500ms: busy waiting?", cpu1-cpu0)

@@ -264,7 +264,10 @@ func callError(op, path string, err error) error {
 // pathRefusal reports a path the parent refuses before asking: the opener
 // would refuse it the same way.
 func pathRefusal(path string, err error) error {
-	r := err.(*policy.Refusal)
+	var r policy.Refusal
+	if !errors.As(err, &r) {
+		return &fs.PathError{Op: "open", Path: path, Err: err}
+	}
 	return &fs.PathError{Op: "open", Path: path, Err: &RefusedError{Reason: protocol.ReasonBadRequest, Errno: r.Errno, Why: r.Why}}
 }
 

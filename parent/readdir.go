@@ -62,7 +62,10 @@ func (o *Opener) ReadDir(ctx context.Context, path string) ([]DirEntry, error) {
 // there is more.
 func (o *Opener) readDirPage(ctx context.Context, path string, cookie uint64, dst []DirEntry) ([]DirEntry, uint64, bool, error) {
 	if err := policy.CheckPath(path); err != nil {
-		r := err.(*policy.Refusal)
+		var r policy.Refusal
+		if !errors.As(err, &r) {
+			return dst, 0, false, &fs.PathError{Op: "readdir", Path: path, Err: err}
+		}
 		return dst, 0, false, &fs.PathError{Op: "readdir", Path: path, Err: &RefusedError{Reason: protocol.ReasonBadRequest, Errno: r.Errno, Why: r.Why}}
 	}
 	c := o.getCall()

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -83,7 +82,7 @@ type Config struct {
 // The process that calls Start should still hold the privileges the opener
 // needs: the opener inherits them. Drop them after Start returns.
 func Start(ctx context.Context, cfg Config) (*Opener, error) {
-	if os.Getenv(strings.SplitN(protocol.OpenerEnv, "=", 2)[0]) == "1" {
+	if os.Getenv(protocol.OpenerEnvKey) == protocol.OpenerEnvValue {
 		return nil, errors.New("privsep: this process was started as an opener but its program did not call child.Init at the top of main; refusing to start another")
 	}
 	pol := cfg.Policy
@@ -134,7 +133,7 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 		Path: exe,
 		// ExtraFiles[0] becomes descriptor 3 in the child.
 		Args:       []string{protocol.OpenerArgv0, protocol.OpenerArg, strconv.Itoa(3)},
-		Env:        []string{protocol.OpenerEnv, protocol.LogLevelEnv + "=" + childLevel(log.GetLevel())},
+		Env:        []string{protocol.OpenerEnv(), protocol.LogLevelEnv + "=" + childLevel(log.GetLevel())},
 		ExtraFiles: []*os.File{childEnd},
 		Stderr:     logW,
 		// Its own process group: a Ctrl-C at the terminal stops the

@@ -159,14 +159,14 @@ func parseListenLine(line, rest string, res Resolver) (Rule, error) {
 }
 
 // CheckListen decides a listen request: it returns the listen rule that
-// allows exactly network and addr, or a *Refusal. It never allocates.
+// allows exactly network and addr, or a Refusal. It never allocates.
 func (p *Policy) CheckListen(network, addr string) (Rule, error) {
 	if err := CheckListenAddr(network, addr); err != nil {
-		return Rule{}, errBadListen
+		return Rule{}, errBadListen()
 	}
 	i, ok := p.listens[listenKey{network, addr}]
 	if !ok {
-		return Rule{}, errNoListenRule
+		return Rule{}, errNoListenRule()
 	}
 	return p.rules[i], nil
 }

@@ -67,7 +67,7 @@ func Spawn(t testing.TB, logLevel string) *Peer {
 	}
 	theirs := os.NewFile(uintptr(b), "opener-end")
 	p := &Peer{t: t, Sock: a, buf: make([]byte, protocol.MaxMessage), oob: make([]byte, protocol.OOBSize)}
-	env := []string{protocol.OpenerEnv}
+	env := []string{protocol.OpenerEnv()}
 	if logLevel != "" {
 		env = append(env, protocol.LogLevelEnv+"="+logLevel)
 	}

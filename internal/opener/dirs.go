@@ -1,9 +1,9 @@
 //go:build linux
 
-package child
+package opener
 
 // Directories the opener works in. The opener resolves exactly one path
-// from outside a descriptor: "/", once, in pinRoot. Every rule directory and
+// from outside a descriptor: "/", once, in PinRoot. Every rule directory and
 // every unix-socket listen rule's directory is resolved from that root fd,
 // once, at the handshake, and every later system call that takes a path
 // takes it relative to one of those pinned descriptors (see nopath_test.go,
@@ -25,12 +25,12 @@ const maxSymlinkHops = 40
 // procRootIno is the inode number of a procfs mount's root directory.
 const procRootIno = 1
 
-// pinRoot opens the root directory, the start of every resolution.
+// PinRoot opens the root directory, the start of every resolution.
 //
 // N.B. This is the opener's one path resolved from the process's own root
 // rather than from a pinned descriptor; nopath_test.go allows exactly this
 // call.
-func pinRoot() (int, error) {
+func PinRoot() (int, error) {
 	fd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("opening the root directory: %w", err)
@@ -38,22 +38,9 @@ func pinRoot() (int, error) {
 	return fd, nil
 }
 
-// OwnProcessError reports a rule directory that resolves into a process's
-// own directory on procfs (/proc/self, /proc/<pid>, /proc/thread-self): a
-// rule there would hand out the opener's own memory, descriptors and
-// credentials. The opener refuses the whole policy.
-type OwnProcessError struct {
-	Dir string // the rule's directory as the policy names it
-	Why string
-}
-
-func (e *OwnProcessError) Error() string {
-	return fmt.Sprintf("rule directory %s: %s; refusing the policy (rules may not reach into a process's own /proc directory)", e.Dir, e.Why)
-}
-
-// dirTable opens directories from a pinned root, each distinct path once,
+// DirTable opens directories from a pinned root, each distinct path once,
 // and owns the descriptors it opens.
-type dirTable struct {
+type DirTable struct {
 	root    int
 	openat2 bool
 	opened  map[string]int // path → index in fds and errs
@@ -61,8 +48,10 @@ type dirTable struct {
 	errs    []syscall.Errno
 }
 
-func newDirTable(root int, useOpenat2 bool) *dirTable {
-	return &dirTable{root: root, openat2: useOpenat2, opened: make(map[string]int)}
+// NewDirTable makes a table that resolves from root, which the caller
+// keeps owning, with openat2 when useOpenat2 (else the component walk).
+func NewDirTable(root int, useOpenat2 bool) *DirTable {
+	return &DirTable{root: root, openat2: useOpenat2, opened: make(map[string]int)}
 }
 
 // open resolves the absolute, clean directory path from the root, once. A
@@ -71,7 +60,7 @@ func newDirTable(root int, useOpenat2 bool) *dirTable {
 // directory that lands inside a process's own /proc directory is fatal, and
 // so is a procfs root that a tree rule (tree) would open beneath, since it
 // holds "self": the error is an *OwnProcessError.
-func (t *dirTable) open(path string, tree bool) (fd int, errno syscall.Errno, err error) {
+func (t *DirTable) open(path string, tree bool) (fd int, errno syscall.Errno, err error) {
 	i, ok := t.opened[path]
 	if !ok {
 		if err := t.add(path); err != nil {
@@ -92,8 +81,8 @@ func (t *dirTable) open(path string, tree bool) (fd int, errno syscall.Errno, er
 }
 
 // add resolves path and records the outcome.
-func (t *dirTable) add(path string) error {
-	fd, err := resolveDir(t.root, path, t.openat2)
+func (t *DirTable) add(path string) error {
+	fd, err := ResolveDir(t.root, path, t.openat2)
 	if err == nil {
 		if why, bad, cerr := ownProcess(fd); cerr != nil || bad {
 			unix.Close(fd)
@@ -130,9 +119,16 @@ func isProcRoot(fd int) (bool, error) {
 	return st.Ino == procRootIno, nil
 }
 
-// close closes every directory the table opened (not the root, which the
+// Openat2 reports whether the table resolves with openat2(2), rather than
+// the component walk.
+func (t *DirTable) Openat2() bool { return t.openat2 }
+
+// Len is how many distinct directories the table has opened.
+func (t *DirTable) Len() int { return len(t.fds) }
+
+// Close closes every directory the table opened (not the root, which the
 // caller owns).
-func (t *dirTable) close() {
+func (t *DirTable) Close() {
 	for _, fd := range t.fds {
 		if fd >= 0 {
 			unix.Close(fd)
@@ -142,11 +138,11 @@ func (t *dirTable) close() {
 	t.opened = nil
 }
 
-// resolveDir opens the absolute directory path beneath root as if root were
+// ResolveDir opens the absolute directory path beneath root as if root were
 // "/" (RESOLVE_IN_ROOT): the policy author's symlinks in the path are
 // followed, now and once, but never a magic link (/proc/*/fd/*, /proc/*/cwd,
 // ...), and nothing can climb above root.
-func resolveDir(root int, path string, useOpenat2 bool) (int, error) {
+func ResolveDir(root int, path string, useOpenat2 bool) (int, error) {
 	if useOpenat2 {
 		rel := strings.TrimPrefix(path, "/")
 		if rel == "" {
@@ -164,7 +160,7 @@ func resolveDir(root int, path string, useOpenat2 bool) (int, error) {
 	return walkInRoot(root, path)
 }
 
-// walkInRoot is resolveDir without openat2: one component at a time with
+// walkInRoot is ResolveDir without openat2: one component at a time with
 // O_NOFOLLOW, keeping the directories it went through on a stack so that
 // ".." goes back to the directory it came from and never above root. It
 // follows a symlink by reading it (readlinkat on the link itself), at most
@@ -232,25 +228,10 @@ func walkInRoot(root int, path string) (int, error) {
 			unix.Close(fd)
 			return -1, unix.ELOOP
 		}
-		if onProc, err := mayBeMagic(cur(), fd); err != nil || onProc {
-			unix.Close(fd)
-			if err != nil {
-				return -1, err
-			}
-			return -1, unix.ELOOP
-		}
-		n, err := unix.Readlinkat(fd, "", buf)
-		unix.Close(fd)
+		target, err := readLink(cur(), fd, buf)
 		if err != nil {
 			return -1, err
 		}
-		switch {
-		case n == 0:
-			return -1, unix.ENOENT
-		case n == len(buf):
-			return -1, unix.ENAMETOOLONG
-		}
-		target := string(buf[:n])
 		if strings.HasPrefix(target, "/") {
 			popAll()
 		}
@@ -260,6 +241,30 @@ func walkInRoot(root int, path string) (int, error) {
 		rest = target
 	}
 	return unix.Openat(cur(), ".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+}
+
+// readLink reads the symlink link (an O_PATH descriptor, which it closes),
+// found in directory dir, into buf; a procfs magic link is refused with
+// ELOOP, as RESOLVE_NO_MAGICLINKS would.
+func readLink(dir, link int, buf []byte) (string, error) {
+	defer unix.Close(link)
+	if onProc, err := mayBeMagic(dir, link); err != nil || onProc {
+		if err != nil {
+			return "", err
+		}
+		return "", unix.ELOOP
+	}
+	n, err := unix.Readlinkat(link, "", buf)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case n == 0:
+		return "", unix.ENOENT
+	case n == len(buf):
+		return "", unix.ENAMETOOLONG
+	}
+	return string(buf[:n]), nil
 }
 
 // mayBeMagic reports whether the symlink link, found in directory dir, may

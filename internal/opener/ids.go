@@ -1,6 +1,6 @@
 //go:build linux
 
-package child
+package opener
 
 // kernelID is a policy uid or gid (int64, so that ids up to 2^32-2 fit on
 // 32-bit hosts) as the int x/sys/unix takes for a uid_t. On 32-bit hosts

@@ -1,6 +1,6 @@
 //go:build linux
 
-package child
+package opener
 
 import (
 	"fmt"
@@ -12,30 +12,30 @@ import (
 	"github.com/privsep-go/privsep/protocol"
 )
 
-// conn is the opener's end of the socket, waited on through the Go
-// runtime's poller: a worker waiting for a request parks its goroutine
-// rather than holding a thread in a blocking recvmsg, which the runtime's
-// monitor would otherwise wake up every 20 µs to take the thread's
-// scheduler slot back.
-type conn struct {
+// Conn is one session's socket, waited on through the Go runtime's poller:
+// a worker waiting for a request parks its goroutine rather than holding a
+// thread in a blocking recvmsg, which the runtime's monitor would otherwise
+// wake up every 20 µs to take the thread's scheduler slot back.
+type Conn struct {
 	fd int
-	f  *os.File // keeps the poller registration; owns fd (nil for a server's client, see connOf)
+	f  *os.File // keeps the poller registration; owns fd (nil for a connection made by ConnOf)
 	rc syscall.RawConn
 
-	// bound, for a server's client, bounds how long send waits for room in
-	// the client's queue (see sendBounded in server.go). Nil in the opener
-	// process, whose one parent is trusted to read its replies.
-	bound *sendBound
+	// sendFn, when not nil, replaces the wait for room in the peer's
+	// queue: a server bounds it, since its clients are not trusted to read
+	// their replies. Nil in the opener process, whose one parent is.
+	sendFn func(msg []byte, fds []int) error
 }
 
-// connOf wraps a server's connection to one client: fd and rc are an
-// accepted *net.UnixConn's, which keeps owning the descriptor and must stay
-// open while the conn is in use.
-func connOf(fd int, rc syscall.RawConn, bound *sendBound) *conn {
-	return &conn{fd: fd, rc: rc, bound: bound}
+// ConnOf wraps a connection someone else owns (a server's accepted
+// *net.UnixConn: fd and rc are its, and it must stay open while the Conn is
+// in use). send, when not nil, sends every message instead of the
+// unbounded wait; it takes what protocol.Send takes.
+func ConnOf(fd int, rc syscall.RawConn, send func(msg []byte, fds []int) error) *Conn {
+	return &Conn{fd: fd, rc: rc, sendFn: send}
 }
 
-func newConn(fd int) (*conn, error) {
+func newConn(fd int) (*Conn, error) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		return nil, fmt.Errorf("making descriptor %d non-blocking: %w", fd, err)
 	}
@@ -44,7 +44,7 @@ func newConn(fd int) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("descriptor %d: %w", fd, err)
 	}
-	return &conn{fd: fd, f: f, rc: rc}, nil
+	return &Conn{fd: fd, f: f, rc: rc}, nil
 }
 
 // connIO is one worker's receive and send operations, made once so that
@@ -52,7 +52,7 @@ func newConn(fd int) (*conn, error) {
 // passed to RawConn.Read escapes, and would be a new allocation on every
 // call.
 type connIO struct {
-	c        *conn
+	c        *Conn
 	buf, oob []byte
 	fds      []int
 	m        protocol.Msg
@@ -63,7 +63,7 @@ type connIO struct {
 	trySend  func(uintptr) bool
 }
 
-func newIO(c *conn, buf, oob []byte, fds []int) *connIO {
+func newIO(c *Conn, buf, oob []byte, fds []int) *connIO {
 	x := &connIO{c: c, buf: buf, oob: oob, fds: fds}
 	x.tryRecv = func(fd uintptr) bool {
 		x.m, x.err = protocol.Recv(int(fd), x.buf, x.oob, x.fds, unix.MSG_DONTWAIT)
@@ -88,8 +88,8 @@ func (x *connIO) recv() (protocol.Msg, error) {
 
 // send sends one message, waiting for room in the peer's queue.
 func (x *connIO) send(msg []byte, fds []int) error {
-	if x.c.bound != nil {
-		return x.c.sendBounded(msg, fds)
+	if x.c.sendFn != nil {
+		return x.c.sendFn(msg, fds)
 	}
 	x.msg, x.sfds = msg, fds
 	err := x.c.rc.Write(x.trySend)
@@ -101,16 +101,16 @@ func (x *connIO) send(msg []byte, fds []int) error {
 }
 
 // recv receives one message into the given buffers; for the handshake.
-func (c *conn) recv(buf, oob []byte, fds []int) (protocol.Msg, error) {
+func (c *Conn) recv(buf, oob []byte, fds []int) (protocol.Msg, error) {
 	return newIO(c, buf, oob, fds).recv()
 }
 
 // send sends one message; for the handshake.
-func (c *conn) send(msg []byte, fds []int) error {
+func (c *Conn) send(msg []byte, fds []int) error {
 	return newIO(c, nil, nil, nil).send(msg, fds)
 }
 
 // trySend sends without waiting; for last words before exiting.
-func (c *conn) trySend(msg []byte) {
+func (c *Conn) trySend(msg []byte) {
 	_ = protocol.Send(c.fd, msg, nil, unix.MSG_DONTWAIT)
 }

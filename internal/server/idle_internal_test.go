@@ -1,6 +1,6 @@
 //go:build linux
 
-package child
+package server
 
 import (
 	"testing"
@@ -16,7 +16,7 @@ func TestIdleWatchSparesRequestsInProgress(t *testing.T) {
 	const timeout = 20 * time.Millisecond
 	var iw idleWatch
 	fired := make(chan struct{})
-	iw.begin()
+	iw.Begin()
 	stop := iw.watch(timeout, func() { close(fired) })
 	defer stop()
 	select {
@@ -24,7 +24,7 @@ func TestIdleWatchSparesRequestsInProgress(t *testing.T) {
 		t.Fatal("closed while a request was in progress")
 	case <-time.After(20 * timeout):
 	}
-	iw.end()
+	iw.End()
 	select {
 	case <-fired:
 	case <-time.After(20 * time.Second):

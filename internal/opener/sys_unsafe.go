@@ -1,6 +1,6 @@
 //go:build linux
 
-package child
+package opener
 
 // The package's unsafe code: a string view of a request buffer and a raw
 // openat2 call. x/sys/unix.Openat2 copies the path into a new NUL-terminated

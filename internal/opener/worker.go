@@ -1,6 +1,6 @@
 //go:build linux
 
-package child
+package opener
 
 import (
 	"errors"
@@ -21,7 +21,7 @@ import (
 // worker serves requests one at a time with buffers allocated once, so the
 // steady state allocates nothing beyond the descriptor it opens.
 type worker struct {
-	s      *session
+	s      *Session
 	buf    []byte // the request as received
 	oob    []byte
 	out    []byte // the reply being built
@@ -37,12 +37,12 @@ type worker struct {
 	plainDev uint64
 
 	io      *connIO     // receives into buf, oob and fds; sends replies
-	holding atomic.Bool // this worker holds s.receiving
+	holding atomic.Bool // this worker holds s.receiving (see "The receiving role")
 	stall   *time.Timer // passes the receiving role on when a request stalls
-	busy    bool        // counted in s.idle as serving a request
+	busy    bool        // counted in s.act as serving a request
 }
 
-func newWorker(s *session) *worker {
+func newWorker(s *Session) *worker {
 	w := &worker{
 		s:      s,
 		buf:    make([]byte, protocol.MaxMessage),
@@ -94,7 +94,7 @@ func (w *worker) run() int {
 				reason = protocol.ReasonSystem
 			}
 			w.s.log.Warn("refused a malformed request", "id", m.ID, "type", m.Type.String(), "error", err)
-			w.reply(protocol.AppendError(w.out[:0], m.ID, protocol.ErrorReply{Errno: uint32(errnoFor(err)), Reason: reason}), nil)
+			w.reply(protocol.AppendError(w.out[:0], m.ID, protocol.ErrorReply{Errno: uint32(ErrnoFor(err)), Reason: reason}), nil)
 			continue
 		case err != nil:
 			code := protocol.ExitProtocol
@@ -102,7 +102,7 @@ func (w *worker) run() int {
 			if errors.As(err, &se) {
 				code = protocol.ExitInternal
 			}
-			w.s.fatal(code, "receiving a request", err, errnoFor(err))
+			w.s.fatal(code, "receiving a request", err, ErrnoFor(err))
 			w.passOn()
 			return code
 		}
@@ -112,18 +112,19 @@ func (w *worker) run() int {
 	}
 }
 
-// idleBegin and idleEnd bracket a request for a server's idle timeout.
+// idleBegin and idleEnd bracket a request for the session's Activity (a
+// server's idle timeout).
 func (w *worker) idleBegin() {
-	if w.s.idle != nil {
+	if w.s.act != nil {
 		w.busy = true
-		w.s.idle.begin()
+		w.s.act.Begin()
 	}
 }
 
 func (w *worker) idleEnd() {
 	if w.busy {
 		w.busy = false
-		w.s.idle.end()
+		w.s.act.End()
 	}
 }
 
@@ -232,7 +233,7 @@ func (w *worker) openFor(o protocol.Open, listing bool) (int, protocol.Status) {
 	path := unsafeString(o.Path) // valid until the next receive into w.buf
 	d, err := s.rs.pol.Check(path, int(o.Flags), o.Mode)
 	if err != nil {
-		r := err.(*policy.Refusal)
+		r := refusalOf(err)
 		reason := protocol.ReasonDenied
 		if r.Kind == policy.BadRequest {
 			reason = protocol.ReasonBadRequest
@@ -267,6 +268,14 @@ func (w *worker) openFor(o protocol.Open, listing bool) (int, protocol.Status) {
 		w.audit(o, reason, errno, why, d.Rule)
 		return -1, protocol.Status{Errno: uint32(errno), Reason: reason}
 	}
+	return w.checkOpened(o, d, fd, created, trunc, listing)
+}
+
+// checkOpened decides whether fd, just opened for o under d, may be handed
+// out, and finishes it (O_TRUNC, the new file's owner, blocking mode). It
+// closes fd when it refuses.
+func (w *worker) checkOpened(o protocol.Open, d policy.Decision, fd int, created, trunc, listing bool) (int, protocol.Status) {
+	s := w.s
 	// Never hand out, nor block on, anything but a regular file or a
 	// directory: the descriptor was opened O_NONBLOCK so a FIFO did not
 	// hang us, and a device or socket is refused here.
@@ -387,4 +396,15 @@ func (w *worker) landsOnProc(fd int, st *unix.Stat_t, dir int) bool {
 		return false
 	}
 	return true
+}
+
+// refusalOf takes a policy check's error apart. Anything but a Refusal
+// (which the policy package does not return) is a denial with EACCES, so
+// that an unexpected error still refuses.
+func refusalOf(err error) policy.Refusal {
+	var r policy.Refusal
+	if !errors.As(err, &r) {
+		return policy.Refusal{Kind: policy.Denied, Errno: unix.EACCES, Why: err.Error()}
+	}
+	return r
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package child
+package opener
 
 import (
 	"os"
@@ -14,12 +14,12 @@ import (
 // openat2 RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS resolves, symlinks (the
 // policy author's) and ".." included, and fails where it fails.
 func TestResolveDirWalkAgrees(t *testing.T) {
-	root, err := pinRoot()
+	root, err := PinRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Close(root)
-	if !haveOpenat2(root) {
+	if !HaveOpenat2(root) {
 		t.Skip("no openat2 to compare with")
 	}
 	dir := t.TempDir()
@@ -42,8 +42,8 @@ func TestResolveDirWalkAgrees(t *testing.T) {
 		dir + "/a/b/../b", dir + "/loop1", dir + "/magic", dir + "/file", dir + "/missing", "/", "/proc/self",
 		"/proc/self/cwd",
 	} {
-		fd1, err1 := resolveDir(root, p, true)
-		fd2, err2 := resolveDir(root, p, false)
+		fd1, err1 := ResolveDir(root, p, true)
+		fd2, err2 := ResolveDir(root, p, false)
 		if (err1 == nil) != (err2 == nil) || errnoOf(err1) != errnoOf(err2) {
 			t.Errorf("%s: openat2 says %v, the walk says %v", p, err1, err2)
 		}

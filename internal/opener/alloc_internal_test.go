@@ -1,6 +1,6 @@
 //go:build linux
 
-package child
+package opener
 
 import (
 	"os"
@@ -38,18 +38,18 @@ func TestWorkerSteadyStateAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &session{log: hclog.NewNullLogger(), conn: c, end: func(int) {}}
-	root, err := pinRoot()
+	s := &Session{log: hclog.NewNullLogger(), conn: c, end: func(int) {}}
+	root, err := PinRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.dirs = newDirTable(root, haveOpenat2(root))
-	s.rs, err = newRuleset(s.log, pol, s.dirs)
+	s.dirs = NewDirTable(root, HaveOpenat2(root))
+	s.rs, err = NewRuleset(s.log, pol, s.dirs)
 	unix.Close(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.dirs.close()
+	defer s.dirs.Close()
 	done := make(chan int)
 	go func() { done <- s.run(1) }()
 
@@ -101,18 +101,18 @@ func TestReadDirSteadyStateAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &session{log: hclog.NewNullLogger(), conn: c, end: func(int) {}}
-	root, err := pinRoot()
+	s := &Session{log: hclog.NewNullLogger(), conn: c, end: func(int) {}}
+	root, err := PinRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.dirs = newDirTable(root, haveOpenat2(root))
-	s.rs, err = newRuleset(s.log, pol, s.dirs)
+	s.dirs = NewDirTable(root, HaveOpenat2(root))
+	s.rs, err = NewRuleset(s.log, pol, s.dirs)
 	unix.Close(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.dirs.close()
+	defer s.dirs.Close()
 	done := make(chan int)
 	go func() { done <- s.run(1) }()
 

@@ -1,6 +1,6 @@
 //go:build linux
 
-package child
+package opener
 
 import (
 	"fmt"
@@ -14,9 +14,9 @@ import (
 	"github.com/privsep-go/privsep/protocol"
 )
 
-// listenBacklog is the backlog passed to listen(2); the kernel caps it at
+// ListenBacklog is the backlog passed to listen(2); the kernel caps it at
 // net.core.somaxconn, as it does for Go's net.Listen.
-const listenBacklog = 4096
+const ListenBacklog = 4096
 
 // listen decides and carries out one listen request. On success it returns
 // the socket, which the caller owns.
@@ -24,7 +24,7 @@ func (w *worker) listen(l protocol.Listen) (int, protocol.Status) {
 	addr := string(l.Addr)
 	r, err := w.s.rs.pol.CheckListen(l.Network, addr)
 	if err != nil {
-		ref := err.(*policy.Refusal)
+		ref := refusalOf(err)
 		reason := protocol.ReasonDenied
 		if ref.Kind == policy.BadRequest {
 			reason = protocol.ReasonBadRequest
@@ -111,7 +111,7 @@ func listenInet(r policy.Rule) (int, string, error) {
 		return fail("bind", err)
 	}
 	if typ == unix.SOCK_STREAM {
-		if err := unix.Listen(fd, listenBacklog); err != nil {
+		if err := unix.Listen(fd, ListenBacklog); err != nil {
 			return fail("listen", err)
 		}
 	}
@@ -119,7 +119,7 @@ func listenInet(r policy.Rule) (int, string, error) {
 }
 
 // listenUnix makes a unix stream listener at r.Addr, in the socket
-// directory pinned at the handshake (see makeSocket): the file is born with
+// directory pinned at the handshake (see MakeSocket): the file is born with
 // the rule's mode and gets its owner before anyone can reach it, and with
 // replace only a socket is ever removed.
 func (w *worker) listenUnix(r policy.Rule) (int, string, error) {
@@ -129,22 +129,22 @@ func (w *worker) listenUnix(r policy.Rule) (int, string, error) {
 	}
 	rs := w.s.rs
 	i, ok := rs.sockDir[r.Addr]
-	if !ok { // cannot happen: newRuleset pins a directory for every unix listen rule
+	if !ok { // cannot happen: NewRuleset pins a directory for every unix listen rule
 		return -1, "pin", unix.EIO
 	}
 	if rs.dirs[i] < 0 {
 		return -1, "socket directory", rs.dirErr[i]
 	}
-	dir, name := splitSocketPath(r.Addr)
-	sp := socketSpec{dir: rs.dirs[i], dirPath: dir, name: name, typ: unix.SOCK_STREAM, mode: mode, uid: kernelID(r.UID), gid: kernelID(r.GID)}
+	dir, name := SplitSocketPath(r.Addr)
+	sp := SocketSpec{Dir: rs.dirs[i], DirPath: dir, Name: name, Type: unix.SOCK_STREAM, Mode: mode, UID: kernelID(r.UID), GID: kernelID(r.GID)}
 	if r.Replace {
-		sp.replace = replaceSocket
+		sp.Replace = replaceSocket
 	}
-	fd, _, err := makeSocket(sp)
+	fd, _, err := MakeSocket(sp)
 	if err != nil {
 		return -1, "socket file", err
 	}
-	if err := unix.Listen(fd, listenBacklog); err != nil {
+	if err := unix.Listen(fd, ListenBacklog); err != nil {
 		// The file stays: it is a socket nobody listens on, which a later
 		// listen with replace may replace.
 		unix.Close(fd)
@@ -161,9 +161,9 @@ func replaceSocket(_ int, _ string, st *unix.Stat_t) error {
 	return nil
 }
 
-// splitSocketPath splits a clean absolute socket path into its directory
+// SplitSocketPath splits a clean absolute socket path into its directory
 // and its name.
-func splitSocketPath(p string) (dir, name string) {
+func SplitSocketPath(p string) (dir, name string) {
 	i := strings.LastIndexByte(p, '/')
 	if i == 0 {
 		return "/", p[1:]

@@ -1,6 +1,6 @@
 //go:build linux
 
-package child
+package opener
 
 // Unix socket files, made without a path from "/" and without following a
 // symlink: for listen rules and for a server's own socket.
@@ -30,38 +30,38 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// socketSpec says what socket file makeSocket makes.
-type socketSpec struct {
-	dir     int    // pinned descriptor of the directory the file goes in
-	dirPath string // that directory's absolute path, for the socket's address
-	name    string // the file's name in dir: one component
-	typ     int    // unix.SOCK_STREAM or unix.SOCK_SEQPACKET
-	mode    uint32 // the file's permission bits, exactly
-	uid     int    // owner to give the file; -1 leaves it the opener's
-	gid     int    // group to give the file; -1 leaves it the opener's
+// SocketSpec says what socket file MakeSocket makes.
+type SocketSpec struct {
+	Dir     int    // pinned descriptor of the directory the file goes in
+	DirPath string // that directory's absolute path, for the socket's address
+	Name    string // the file's name in Dir: one component
+	Type    int    // unix.SOCK_STREAM or unix.SOCK_SEQPACKET
+	Mode    uint32 // the file's permission bits, exactly
+	UID     int    // owner to give the file; -1 leaves it the opener's
+	GID     int    // group to give the file; -1 leaves it the opener's
 
-	// replace, when not nil, decides whether what is at name already may
+	// Replace, when not nil, decides whether what is at Name already may
 	// be removed: it is called with it moved into the private directory
 	// (at pdir, pname; st from fstatat without following) and returns nil
 	// to remove it, or an error to put it back and fail with. When nil,
-	// anything at name is left alone and the error is EADDRINUSE.
-	replace func(pdir int, pname string, st *unix.Stat_t) error
+	// anything at Name is left alone and the error is EADDRINUSE.
+	Replace func(pdir int, pname string, st *unix.Stat_t) error
 }
 
 // errInUse is what a name that may not be replaced fails with.
 var errInUse = unix.EADDRINUSE
 
-// makeSocket creates an AF_UNIX socket of sp.typ and publishes its file as
-// sp.name in sp.dir with exactly sp.mode and the owner sp asks for. The
+// MakeSocket creates an AF_UNIX socket of sp.Type and publishes its file as
+// sp.Name in sp.Dir with exactly sp.Mode and the owner sp asks for. The
 // socket is bound, not listening: until the caller calls listen(2),
 // connecting to it is refused. It returns the socket, which the caller
 // owns, and the file's identity.
-func makeSocket(sp socketSpec) (int, unix.Stat_t, error) {
+func MakeSocket(sp SocketSpec) (int, unix.Stat_t, error) {
 	var file unix.Stat_t
-	if sp.name == "" || sp.name == "." || sp.name == ".." || strings.IndexByte(sp.name, '/') >= 0 {
-		return -1, file, fmt.Errorf("socket file name %q is not one path component", sp.name)
+	if sp.Name == "" || sp.Name == "." || sp.Name == ".." || strings.IndexByte(sp.Name, '/') >= 0 {
+		return -1, file, fmt.Errorf("socket file name %q is not one path component", sp.Name)
 	}
-	fd, err := unix.Socket(unix.AF_UNIX, sp.typ|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(unix.AF_UNIX, sp.Type|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, file, os.NewSyscallError("socket", err)
 	}
@@ -74,27 +74,27 @@ func makeSocket(sp socketSpec) (int, unix.Stat_t, error) {
 	// bind(2) gives the file the socket inode's mode less the umask, and
 	// the umask is zero where privateDir.bind binds: the file is born with
 	// mode.
-	if err := unix.Fchmod(fd, sp.mode); err != nil {
+	if err := unix.Fchmod(fd, sp.Mode); err != nil {
 		return -1, file, os.NewSyscallError("fchmod", err)
 	}
-	p, err := newPrivateDir(sp.dir, sp.dirPath)
+	p, err := newPrivateDir(sp.Dir, sp.DirPath)
 	if err != nil {
 		return -1, file, err
 	}
 	defer p.remove()
-	if err := p.bind(fd, sp.name); err != nil {
+	if err := p.bind(fd, sp.Name); err != nil {
 		return -1, file, err
 	}
-	if err := unix.Fstatat(p.leaf, sp.name, &file, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := unix.Fstatat(p.leaf, sp.Name, &file, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return -1, file, os.NewSyscallError("fstatat", err)
 	}
-	if file.Mode&unix.S_IFMT != unix.S_IFSOCK || file.Mode&0o7777 != sp.mode {
-		return -1, file, fmt.Errorf("bind made a file of mode %#o, want a socket of mode %#o", file.Mode, sp.mode)
+	if file.Mode&unix.S_IFMT != unix.S_IFSOCK || file.Mode&0o7777 != sp.Mode {
+		return -1, file, fmt.Errorf("bind made a file of mode %#o, want a socket of mode %#o", file.Mode, sp.Mode)
 	}
-	if sp.uid != -1 || sp.gid != -1 {
+	if sp.UID != -1 || sp.GID != -1 {
 		// No one else can write in the private directory, so this name is
 		// still the socket just bound.
-		if err := unix.Fchownat(p.leaf, sp.name, sp.uid, sp.gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := unix.Fchownat(p.leaf, sp.Name, sp.UID, sp.GID, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return -1, file, os.NewSyscallError("fchownat", err)
 		}
 	}
@@ -186,14 +186,14 @@ func (p *privateDir) bind(fd int, name string) error {
 }
 
 // publish moves the socket file from the private directory to its place.
-func (p *privateDir) publish(sp socketSpec, mine *unix.Stat_t) error {
+func (p *privateDir) publish(sp SocketSpec, mine *unix.Stat_t) error {
 	for range 3 {
-		err := unix.Renameat2(p.leaf, sp.name, sp.dir, sp.name, unix.RENAME_NOREPLACE)
+		err := unix.Renameat2(p.leaf, sp.Name, sp.Dir, sp.Name, unix.RENAME_NOREPLACE)
 		if err == unix.EINVAL {
 			// A filesystem without RENAME_NOREPLACE: a hard link is as
 			// atomic, and fails the same way on an existing name.
-			if err = unix.Linkat(p.leaf, sp.name, sp.dir, sp.name, 0); err == nil {
-				unix.Unlinkat(p.leaf, sp.name, 0)
+			if err = unix.Linkat(p.leaf, sp.Name, sp.Dir, sp.Name, 0); err == nil {
+				unix.Unlinkat(p.leaf, sp.Name, 0)
 			}
 		}
 		switch {
@@ -201,41 +201,41 @@ func (p *privateDir) publish(sp socketSpec, mine *unix.Stat_t) error {
 			return nil
 		case err != unix.EEXIST:
 			return os.NewSyscallError("renameat2", err)
-		case sp.replace == nil:
-			return fmt.Errorf("%s exists and may not be replaced (no replace option): %w", sp.name, errInUse)
+		case sp.Replace == nil:
+			return fmt.Errorf("%s exists and may not be replaced (no replace option): %w", sp.Name, errInUse)
 		}
-		err = unix.Renameat2(p.leaf, sp.name, sp.dir, sp.name, unix.RENAME_EXCHANGE)
+		err = unix.Renameat2(p.leaf, sp.Name, sp.Dir, sp.Name, unix.RENAME_EXCHANGE)
 		if err == unix.ENOENT {
 			continue // it went away meanwhile: try to move in again
 		}
 		if err != nil {
-			return fmt.Errorf("replacing %s: %w", sp.name, os.NewSyscallError("renameat2 RENAME_EXCHANGE", err))
+			return fmt.Errorf("replacing %s: %w", sp.Name, os.NewSyscallError("renameat2 RENAME_EXCHANGE", err))
 		}
 		// What was there is in the private directory now.
 		var old unix.Stat_t
-		verdict := unix.Fstatat(p.leaf, sp.name, &old, unix.AT_SYMLINK_NOFOLLOW)
+		verdict := unix.Fstatat(p.leaf, sp.Name, &old, unix.AT_SYMLINK_NOFOLLOW)
 		if verdict == nil {
-			verdict = sp.replace(p.leaf, sp.name, &old)
+			verdict = sp.Replace(p.leaf, sp.Name, &old)
 		}
 		if verdict == nil {
-			if err := unix.Unlinkat(p.leaf, sp.name, 0); err != nil {
-				return fmt.Errorf("removing the replaced %s: %w", sp.name, os.NewSyscallError("unlinkat", err))
+			if err := unix.Unlinkat(p.leaf, sp.Name, 0); err != nil {
+				return fmt.Errorf("removing the replaced %s: %w", sp.Name, os.NewSyscallError("unlinkat", err))
 			}
 			return nil
 		}
-		if err := unix.Renameat2(p.leaf, sp.name, sp.dir, sp.name, unix.RENAME_EXCHANGE); err != nil {
+		if err := unix.Renameat2(p.leaf, sp.Name, sp.Dir, sp.Name, unix.RENAME_EXCHANGE); err != nil {
 			return fmt.Errorf("%w; and putting it back failed: %w", verdict, os.NewSyscallError("renameat2 RENAME_EXCHANGE", err))
 		}
 		var back unix.Stat_t
-		if unix.Fstatat(p.leaf, sp.name, &back, unix.AT_SYMLINK_NOFOLLOW) == nil && (back.Dev != mine.Dev || back.Ino != mine.Ino) {
+		if unix.Fstatat(p.leaf, sp.Name, &back, unix.AT_SYMLINK_NOFOLLOW) == nil && (back.Dev != mine.Dev || back.Ino != mine.Ino) {
 			// Someone put a third file at the name while we looked: it
 			// is theirs and stays where the exchange put it; the private
 			// directory stays too.
-			return fmt.Errorf("%w; and %s changed while it was being replaced", verdict, sp.name)
+			return fmt.Errorf("%w; and %s changed while it was being replaced", verdict, sp.Name)
 		}
 		return verdict
 	}
-	return fmt.Errorf("%s keeps appearing and disappearing: %w", sp.name, errInUse)
+	return fmt.Errorf("%s keeps appearing and disappearing: %w", sp.Name, errInUse)
 }
 
 // remove removes the private directory and what the opener left in it, and
@@ -336,9 +336,9 @@ func chrootHere() error {
 	return unix.Chroot(".")
 }
 
-// connectIn connects a new socket of type typ to the socket file name in
+// ConnectIn connects a new socket of type typ to the socket file name in
 // dir, and reports the errno connect(2) gave (0 when it connected).
-func connectIn(dir int, name string, typ int) (syscall.Errno, error) {
+func ConnectIn(dir int, name string, typ int) (syscall.Errno, error) {
 	var errno syscall.Errno
 	err := inDir(dir, false, func(bool) error {
 		fd, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
