@@ -148,10 +148,16 @@ func ResolveDir(root int, path string, useOpenat2 bool) (int, error) {
 		if rel == "" {
 			rel = "."
 		}
-		fd, err := unix.Openat2(root, rel, &unix.OpenHow{
+		how := &unix.OpenHow{
 			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-		})
+		}
+		fd, err := unix.Openat2(root, rel, how)
+		// A concurrent rename or mount anywhere makes a scoped lookup
+		// through ".." fail with EAGAIN (see rawOpenat2): retry, bounded.
+		for again := 0; err == unix.EAGAIN && again < maxOpenat2Retries; again++ {
+			fd, err = unix.Openat2(root, rel, how)
+		}
 		if err != nil {
 			return -1, err
 		}

@@ -34,17 +34,29 @@ func (w *worker) rawOpenat2(dirfd int, rel string, how *unix.OpenHow) (int, sysc
 		return -1, unix.ENAMETOOLONG
 	}
 	w.cpath[n] = 0
-	for {
+	for again := 0; ; {
 		fd, _, e := unix.Syscall6(unix.SYS_OPENAT2, uintptr(dirfd), uintptr(unsafe.Pointer(&w.cpath[0])),
 			uintptr(unsafe.Pointer(how)), unsafe.Sizeof(*how), 0, 0)
 		if e == unix.EINTR {
 			continue
 		}
-		// EAGAIN is not retried: with O_NONBLOCK it reports a conflicting
-		// file lease, which would not go away by spinning.
+		// With RESOLVE_BENEATH a ".." met on disk fails with EAGAIN when
+		// any rename or mount anywhere on the system raced the lookup
+		// (the kernel cannot prove the walk stayed beneath dirfd): try
+		// again, a bounded number of times. EAGAIN also reports a
+		// conflicting file lease under O_NONBLOCK, which retrying does not
+		// clear; the bound turns that into the EAGAIN it is.
+		if e == unix.EAGAIN && again < maxOpenat2Retries {
+			again++
+			continue
+		}
 		if e != 0 {
 			return -1, e
 		}
 		return int(fd), 0
 	}
 }
+
+// maxOpenat2Retries bounds the retries of an openat2 that a concurrent
+// rename or mount interrupted (EAGAIN).
+const maxOpenat2Retries = 64
