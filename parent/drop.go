@@ -68,6 +68,7 @@ func lookupUser(name string) (*user.User, error) {
 	return u, nil
 }
 
+
 func lookupGroup(name string) (int, error) {
 	if n, err := strconv.ParseInt(name, 10, 64); err == nil {
 		if n < 0 || n > maxID {
@@ -75,11 +76,11 @@ func lookupGroup(name string) (int, error) {
 		}
 		return int(n), nil
 	}
-	g, err := user.LookupGroup(name)
+	gid, err := userResolver{}.LookupGroup(name)
 	if err != nil {
 		return 0, fmt.Errorf("group %q: %w", name, err)
 	}
-	return strconv.Atoi(g.Gid)
+	return int(gid), nil
 }
 
 // DropPrivileges makes every thread of the process the user c: it sets the
