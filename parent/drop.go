@@ -68,7 +68,6 @@ func lookupUser(name string) (*user.User, error) {
 	return u, nil
 }
 
-
 func lookupGroup(name string) (int, error) {
 	if n, err := strconv.ParseInt(name, 10, 64); err == nil {
 		if n < 0 || n > maxID {

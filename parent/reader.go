@@ -14,6 +14,51 @@ import (
 	"github.com/privsep-go/privsep/protocol"
 )
 
+// The reading role.
+//
+// No goroutine of its own reads the socket. A caller waiting for its reply
+// that finds nobody reading takes the role (mux.reading, set and cleared
+// under mu), reads, hands each reply to its call (dispatchLocked) and, once
+// its own has come or its ctx has ended, gives the role up and wakes one
+// caller still waiting (promoteLocked), which takes it over. A lone caller
+// thus sends and receives on its own goroutine with no hand-off at all.
+//
+// The invariant: at most one goroutine holds the role; and whenever it is
+// free while a call that is neither done nor abandoned waits, that call has
+// a wake-up coming or buffered. Every path that leaves the role free with
+// such calls waiting (the reader returning, a waiter giving up on its ctx, a
+// caller whose send failed) calls promoteLocked before it releases mu, and a
+// waiter decides to sleep only after seeing, under mu, that it is not done
+// and the role is held.
+//
+// The races it tolerates, and why each is harmless:
+//
+//   - Spare wake-ups. c.wake has room for one and means only "look at your
+//     state again": a caller woken for nothing looks and sleeps again, and
+//     getCall drains one left from a call's previous life.
+//   - A wake-up to a caller that is leaving. A waiter whose ctx ends may
+//     have swallowed the wake-up meant to make it the reader; it marks
+//     itself abandoned and, if the role is free, passes it on. A reader
+//     that gives up marks its call abandoned before promoting, so that the
+//     role does not come back to it.
+//   - Two would-be readers. The one woken and a newly arrived caller may
+//     both look for the role; the first to take mu gets it, the other sees
+//     it held and sleeps.
+//   - Replies to abandoned calls. They stay in pending; whoever reads takes
+//     their replies and closes the descriptors (dispatchLocked). If nobody
+//     calls again, they wait in the socket until Close closes it, which
+//     closes them.
+//   - A cancellation meant for an earlier reader. A ctx's end wakes the
+//     reader by setting a past read deadline on the socket; a later reader
+//     that sees it while its own ctx lives undoes it and reads on (recv).
+//   - The end of the connection while the reader is parked. terminateLocked
+//     answers every call and wakes the reader with a past deadline and the
+//     terminated flag; it returns with the answer it now has.
+//
+// The reader never waits to send: a flush it makes after a reply uses a
+// non-blocking send and hands a full queue to a goroutine (coalesce.go), or
+// it could wait on an opener that is itself waiting for us to read.
+
 // longAgo is a deadline in the past: setting it wakes a blocked reader.
 var longAgo = time.Unix(1, 0)
 
