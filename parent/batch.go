@@ -105,7 +105,7 @@ func (o *Opener) batch(ctx context.Context, reqs []Request, idx []int, res []Res
 			r.Err = replyError(reqs[idx[i]].Path, st)
 			continue
 		}
-		r.File = os.NewFile(uintptr(fds[0]), reqs[idx[i]].Path)
+		r.File = os.NewFile(uintptr(fds[0]), reqs[idx[i]].Path) // takes ownership of the descriptor
 		fds = fds[1:]
 	}
 	return nil

@@ -66,7 +66,7 @@ func Dial(ctx context.Context, path string) (*Opener, error) {
 	if err := rc.Control(func(s uintptr) { fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
 		dupErr = err
 	}
-	nc.Close()
+	nc.Close() // closes nc's descriptor; fd, the duplicate, is ours
 	if dupErr != nil {
 		return fail(dupErr)
 	}

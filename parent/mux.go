@@ -75,22 +75,27 @@ type backend interface {
 	close() error
 }
 
-// call is one request in flight.
+// call is one request in flight. The caller fills in the request before
+// roundTrip and reads the answer after it; in between the call belongs to
+// the mux, under mux.mu. A call that is abandoned is never handed back:
+// whoever reads its reply closes the descriptors and returns it to the pool.
 type call struct {
-	id   uint32
-	wake chan struct{} // capacity 1: "look at your state again"
-	buf  []byte        // the encoded request
+	id   uint32        // mu: given by registerLocked
+	wake chan struct{} // capacity 1: "look at your state again"; sent to under mu
+	buf  []byte        // the encoded request; written before roundTrip, its id under mu
 
-	batch int // items sent in a batch request; 0 for a single open
+	batch int // items sent in a batch request; 0 for a single open; set before roundTrip
 
 	// A single open that may be coalesced keeps its request, so that it
-	// can go out in a group instead (see coalesce.go).
+	// can go out in a group instead (see coalesce.go). Set before
+	// roundTrip.
 	path        string
 	flags, mode uint32
-	// members are the single opens a group carries.
+	// members are the single opens a group carries (mu).
 	members []*call
 
-	// Written by the reader under o.mu, read by the caller once done.
+	// mu: written by the reader, read by the caller once done. The caller
+	// owns fds once roundTrip has returned nil; before, the mux does.
 	done      bool
 	abandoned bool // the caller gave up; the reader closes what arrives
 	err       error

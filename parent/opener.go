@@ -117,6 +117,7 @@ func (o *Opener) Open(ctx context.Context, path string, flag int, perm fs.FileMo
 	if len(c.fds) == 0 {
 		return nil, replyError(path, c.reply)
 	}
+	// The File takes ownership of the descriptor; the caller closes it.
 	return os.NewFile(uintptr(c.fds[0]), path), nil
 }
 

@@ -220,7 +220,8 @@ func (s *sock) shutdown(how int) error {
 	return nil
 }
 
-// dup returns a duplicate of the socket, close-on-exec.
+// dup returns a duplicate of the socket, close-on-exec; the caller owns
+// the File and its descriptor, the sock keeps its own.
 func (s *sock) dup() (*os.File, error) {
 	if !s.acquire() {
 		return nil, errSocketClosed
