@@ -114,7 +114,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	if lvl == hclog.NoLevel {
 		return usage("unknown log level %q", *level)
 	}
-	pols, err := parent.LoadServerPolicy(pf.files, pf.rules, pf.listens...)
+	pols, err := parent.PolicySource{Files: pf.files, Rules: pf.rules, Listen: pf.listens}.ServerPolicy()
 	if err != nil {
 		return usage("%v", err)
 	}

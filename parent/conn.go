@@ -66,14 +66,16 @@ func Dial(ctx context.Context, path string) (*Opener, error) {
 	if err := rc.Control(func(s uintptr) { fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
 		dupErr = err
 	}
-	nc.Close()
+	nc.Close() // closes nc's descriptor; fd, the duplicate, is ours
 	if dupErr != nil {
 		return fail(dupErr)
 	}
+	// newOpener owns fd from here, closing it if it fails.
 	o, err := newOpener(fd, hclog.NewNullLogger())
 	if err != nil {
 		return fail(err)
 	}
+	o.end = &connBackend{m: &o.mux, closeTimeout: DefaultCloseTimeout}
 	hello, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version})
 	if err != nil {
 		o.conn.close()
@@ -148,12 +150,23 @@ func (e *ConnRefusedError) Is(target error) bool {
 	return e.Reason == protocol.ReasonDenied && (target == ErrDenied || target == fs.ErrPermission)
 }
 
+// connBackend is the backend of a server's connection (Dial): there is no
+// process to wait for, so the connection ends when either side ends it.
+type connBackend struct {
+	m            *mux // set at creation
+	closeTimeout time.Duration
+}
+
+// failed ends the connection at once.
+func (b *connBackend) failed(bool) { b.endConn() }
+
 // endConn ends a connection that has no process behind it (Dial): every
 // pending and later call fails, with ErrClosed when Close asked for the end
 // and nothing went wrong, else with an *ExitError without a ProcessState
 // whose Cause says why; o.done closes. A blocked reader is woken by shutting
 // the socket down. Only the first call does anything.
-func (o *Opener) endConn() {
+func (b *connBackend) endConn() {
+	o := b.m
 	o.mu.Lock()
 	if o.err != nil {
 		o.mu.Unlock()
@@ -176,12 +189,13 @@ func (o *Opener) endConn() {
 	_ = o.conn.shutdown(unix.SHUT_RDWR)
 }
 
-// closeConn is Close for a connection from Dial: shut down our sending side
+// close is Close for a connection from Dial: shut down our sending side
 // (the server answers what it has, then closes), wait for the calls in
 // flight to get their replies (at most closeTimeout, then cut the
 // connection), end it and close the socket. It returns nil, or the
 // *ExitError of a connection that had failed before.
-func (o *Opener) closeConn() error {
+func (b *connBackend) close() error {
+	o := b.m
 	o.mu.Lock()
 	o.closed = true
 	o.mu.Unlock()
@@ -197,16 +211,16 @@ func (o *Opener) closeConn() error {
 	}()
 	select {
 	case <-idle:
-	case <-time.After(closeTimeout):
+	case <-time.After(b.closeTimeout):
 		o.mu.Lock()
 		if o.cause == nil {
-			o.cause = errors.New("calls still unanswered " + closeTimeout.String() + " after Close")
+			o.cause = errors.New("calls still unanswered " + b.closeTimeout.String() + " after Close")
 		}
 		o.mu.Unlock()
-		o.endConn()
+		b.endConn()
 		<-idle
 	}
-	o.endConn()
+	b.endConn()
 	o.mu.Lock()
 	err := o.exitErr
 	o.mu.Unlock()
