@@ -30,6 +30,9 @@ type testDecider struct {
 
 	brokerOnly bool
 	loader     *testDecider // nil unless brokerOnly
+	// worldReadable serves only what every user may read (the loader's
+	// files: a root-only file in /usr/lib stays root's).
+	worldReadable bool
 
 	served, continued, failed atomic.Int64
 
@@ -43,6 +46,19 @@ func newTestDeciderErr(rules []string) (*testDecider, error) {
 	if err != nil {
 		return nil, err
 	}
+	return pinned(pol)
+}
+
+// newTestDeciderLines takes rules with options (dirs=yes, hardlinks=yes).
+func newTestDeciderLines(lines []string) (*testDecider, error) {
+	pol, err := policy.ParseLines(lines)
+	if err != nil {
+		return nil, err
+	}
+	return pinned(pol)
+}
+
+func pinned(pol *policy.Policy) (*testDecider, error) {
 	d := &testDecider{pol: pol}
 	for _, dir := range pol.Dirs() {
 		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -134,6 +150,10 @@ func (d *testDecider) open(r *Request) (int, unix.Errno) {
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, unix.EACCES
+	}
+	if d.worldReadable && (st.Mode&0o004 == 0 || st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Mode&0o001 == 0) {
 		unix.Close(fd)
 		return -1, unix.EACCES
 	}

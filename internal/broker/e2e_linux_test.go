@@ -42,6 +42,7 @@ type runOpts struct {
 	cwd      string
 	execRole string // role of the exec'd program (a copy of the test binary)
 	noFilter bool
+	landlock bool
 }
 
 // runBrokered runs argv as nobody under the broker, with d serving in
@@ -61,6 +62,9 @@ func runBrokered(t testing.TB, d Decider, o runOpts, argv ...string) result {
 	cmd.Env = append(os.Environ(), roleEnv+"=trampoline", execRoleEnv+"="+o.execRole, cwdEnv+"="+o.cwd)
 	if o.noFilter {
 		cmd.Env = append(cmd.Env, noFilterEnv+"=1")
+	}
+	if o.landlock {
+		cmd.Env = append(cmd.Env, landlockEnv+"=1")
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -113,6 +117,7 @@ func runBrokered(t testing.TB, d Decider, o runOpts, argv ...string) result {
 //	  secret       0600  not in any rule
 //	  pub/         0755  (nobody may open it as a directory)
 //	    key        0600
+//	    world      0644  nobody reads it itself
 //	  priv/        0700
 //	    key        0600
 //	    other      0600
@@ -121,7 +126,7 @@ func runBrokered(t testing.TB, d Decider, o runOpts, argv ...string) result {
 //	      esc  -> ../other     (relative escape)
 //	      abs  -> base/secret  (absolute escape)
 type fixture struct {
-	base, secret, pubKey, privKey, other, tree string
+	base, secret, pubKey, privKey, other, tree, world string
 }
 
 func newFixture(t testing.TB) fixture {
@@ -140,6 +145,7 @@ func newFixture(t testing.TB) fixture {
 		privKey: filepath.Join(base, "priv", "key"),
 		other:   filepath.Join(base, "priv", "other"),
 		tree:    filepath.Join(base, "priv", "tree"),
+		world:   filepath.Join(base, "pub", "world"),
 	}
 	mk := func(p string, mode os.FileMode) {
 		if err := os.Mkdir(p, mode); err != nil {
@@ -157,6 +163,9 @@ func newFixture(t testing.TB) fixture {
 		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := os.WriteFile(f.world, []byte("world\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	if err := os.Symlink("../other", filepath.Join(f.tree, "esc")); err != nil {
 		t.Fatal(err)
@@ -443,5 +452,91 @@ for p in (sys.argv[2], sys.argv[1]):
 	want := "priv key\nerrno 38\nerrno 38\n"
 	if progOut.String() != want {
 		t.Errorf("program after supervisor death: stdout %q, stderr %q, %v; want %q", progOut.String(), progErr.String(), err, want)
+	}
+}
+
+// TestBrokerWithLandlock: under Landlock, which allows the program only
+// the system's directories, the file the opener serves is readable (the
+// opener opened it, outside the program's domain) and a world-readable
+// file the policy does not allow is not (the call continues, and
+// Landlock refuses nobody's own open).
+func TestBrokerWithLandlock(t *testing.T) {
+	needRoot(t)
+	f := newFixture(t)
+	d := newTestDecider(t, "r:"+f.privKey)
+	r := runBrokered(t, d, runOpts{}, "/bin/cat", f.world)
+	if r.code != 0 || r.stdout != "world\n" {
+		t.Fatalf("without Landlock nobody reads %s itself: exit %d, stdout %q, stderr %q", f.world, r.code, r.stdout, r.stderr)
+	}
+	r = runBrokered(t, d, runOpts{landlock: true}, "/bin/cat", f.privKey)
+	if r.code != 0 || r.stdout != "priv key\n" {
+		t.Fatalf("cat of the served file under Landlock: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = runBrokered(t, d, runOpts{landlock: true}, "/bin/cat", f.world)
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "Permission denied") {
+		t.Fatalf("cat of a file outside Landlock and the policy: exit %d, stdout %q, stderr %q; want Permission denied", r.code, r.stdout, r.stderr)
+	}
+}
+
+// loaderRules are what a broker-only decider serves beyond the policy so
+// that dynamically linked programs start: the loader's cache and the
+// library trees, read-only, world-readable files only.
+var loaderRules = []string{
+	"r:/etc/ld.so.cache",
+	"r:/usr/lib/ dirs=yes hardlinks=yes",
+	"r:/usr/lib64/ dirs=yes hardlinks=yes",
+	"r:/lib/ dirs=yes hardlinks=yes",
+	"r:/lib64/ dirs=yes hardlinks=yes",
+}
+
+func newBrokerOnlyDecider(t testing.TB, rules ...string) *testDecider {
+	t.Helper()
+	d := newTestDecider(t, rules...)
+	d.brokerOnly = true
+	var present []string
+	for _, r := range loaderRules {
+		p := strings.Fields(r)[0][2:]
+		if _, err := os.Stat(p); err == nil {
+			present = append(present, r)
+		}
+	}
+	l, err := newTestDeciderLines(present)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.worldReadable = true
+	d.loader = l
+	return d
+}
+
+// TestBrokerOnly: everything the policy does not allow is refused, even
+// a file nobody could read itself, yet cat and Python, dynamically
+// linked, still start: their loader's and interpreter's files are served
+// read-only from the loader rules. No call is continued.
+func TestBrokerOnly(t *testing.T) {
+	needRoot(t)
+	f := newFixture(t)
+	d := newBrokerOnlyDecider(t, "r:"+f.privKey)
+	r := runBrokered(t, d, runOpts{}, "/bin/cat", f.privKey)
+	if r.code != 0 || r.stdout != "priv key\n" {
+		t.Fatalf("broker-only cat of the allowed file: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = runBrokered(t, d, runOpts{}, "/bin/cat", f.world)
+	if r.code != 1 || !strings.Contains(r.stderr, "Permission denied") {
+		t.Fatalf("broker-only cat of a world-readable file the policy does not allow: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	script := `import sys, json
+print(open(sys.argv[1]).read(), end="")
+try:
+    open(sys.argv[2])
+except PermissionError as e:
+    print("denied", e.errno)
+`
+	r = runBrokered(t, d, runOpts{}, python, "-c", script, f.privKey, f.world)
+	if r.code != 0 || r.stdout != "priv key\ndenied 13\n" {
+		t.Fatalf("broker-only python: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if n := d.continued.Load(); n != 0 {
+		t.Errorf("broker-only continued %d calls, want 0", n)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/privsep-go/privsep/child"
+	"github.com/privsep-go/privsep/parent"
 )
 
 // The test binary plays every process the tests need, chosen by roleEnv
@@ -33,6 +34,7 @@ const (
 	execRoleEnv = "PRIVSEP_BROKER_TEST_EXEC_ROLE" // the role of what the trampoline execs
 	cwdEnv      = "PRIVSEP_BROKER_TEST_CWD"
 	noFilterEnv = "PRIVSEP_BROKER_TEST_NO_FILTER" // trampoline: stay root, no filter (direct figures)
+	landlockEnv = "PRIVSEP_BROKER_TEST_LANDLOCK"  // trampoline: Landlock read-only to the system dirs
 	nobody      = 65534
 )
 
@@ -85,6 +87,14 @@ func trampolineMain(argv []string) int {
 	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fail("no_new_privs: %v", err)
+	}
+	if os.Getenv(landlockEnv) == "1" {
+		// What --landlock would do: the program reaches the system's
+		// files for reading and nothing else by path.
+		cfg := parent.LandlockConfig{ReadOnly: []string{"/usr", "/lib", "/lib64", "/bin", "/etc", "/dev/null"}}
+		if _, err := parent.Landlock(cfg); err != nil {
+			return fail("landlock: %v", err)
+		}
 	}
 	lfd, err := InstallFilter()
 	if err != nil {
