@@ -16,11 +16,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// maxInFlight bounds the calls Serve decides at once. A program has at
-// most one pending call per thread; beyond this many the receiving loop
-// waits for an answer before it takes the next call, so a program with
-// thousands of threads costs the supervisor a bounded number of
-// goroutines, not one each.
+// maxInFlight bounds the calls Serve decides at once: it runs this many
+// workers. A program has at most one pending call per thread; beyond
+// this many the next waits for a worker, so a program with thousands of
+// threads costs the supervisor a bounded number of goroutines and
+// threads, not one each.
 const maxInFlight = 8
 
 // pidfdThread is PIDFD_THREAD (6.9): a pidfd for a thread that is not the
@@ -73,46 +73,78 @@ func Serve(ctx context.Context, notifyFD int, d Decider) error {
 	})
 	defer stop()
 
-	s := &server{listener: notifyFD, proc: proc, d: d}
+	s := &server{listener: notifyFD, proc: proc, d: d, wake: wake, ctx: ctx}
+	// Leader and followers: each worker takes the receive lock, waits
+	// for one call, releases the lock and answers the call itself, while
+	// the next worker waits for the following one. Handing each call to
+	// another goroutine instead costs a thread wake-up on the path of
+	// every open (it tripled the brokered open's cost), and several
+	// receivers without the lock could block in RECV for a call another
+	// one took, past cancellation.
 	var wg sync.WaitGroup
-	// The handlers use the listener; it must outlive them.
-	defer wg.Wait()
-	slots := make(chan struct{}, maxInFlight)
-	fds := []unix.PollFd{{Fd: int32(notifyFD), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}}
+	for range maxInFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.work()
+		}()
+	}
+	// The workers use the listener; it must outlive them.
+	wg.Wait()
+	return s.err
+}
+
+func (s *server) work() {
+	for {
+		s.recvMu.Lock()
+		if s.done {
+			s.recvMu.Unlock()
+			return
+		}
+		n, err := s.next()
+		if n == nil {
+			s.done, s.err = true, err
+			s.recvMu.Unlock()
+			return
+		}
+		s.recvMu.Unlock()
+		s.handle(n)
+	}
+}
+
+// next waits for the next call. It returns nil and the error Serve
+// returns when serving must end. Preconditions: s.recvMu held.
+func (s *server) next() (*seccompNotif, error) {
+	fds := []unix.PollFd{{Fd: int32(s.listener), Events: unix.POLLIN}, {Fd: int32(s.wake), Events: unix.POLLIN}}
 	for {
 		fds[0].Revents, fds[1].Revents = 0, 0
 		if _, err := unix.Poll(fds, -1); err != nil {
 			if err == unix.EINTR {
 				continue
 			}
-			return fmt.Errorf("broker: polling the seccomp listener: %w", err)
+			return nil, fmt.Errorf("broker: polling the seccomp listener: %w", err)
 		}
 		if fds[1].Revents != 0 {
-			return ctx.Err()
+			return nil, s.ctx.Err()
 		}
 		ev := fds[0].Revents
 		if ev&unix.POLLIN == 0 {
 			if ev&unix.POLLHUP != 0 {
-				return nil // no task uses the filter any more
+				return nil, nil // no task uses the filter any more
 			}
-			return fmt.Errorf("broker: seccomp listener: poll events %#x", ev)
+			return nil, fmt.Errorf("broker: seccomp listener: poll events %#x", ev)
 		}
-		// Only this loop receives, and poll said a call is waiting, so
-		// RECV does not block: it returns the call, or ENOENT when the
-		// caller went away in between.
+		// Only the lock holder receives, and poll said a call is
+		// waiting, so RECV does not block: it returns the call, or
+		// ENOENT when the caller went away in between.
 		n := new(seccompNotif)
-		if err := notifRecv(notifyFD, n); err != nil {
+		if err := notifRecv(s.listener, n); err != nil {
 			if err == unix.ENOENT || err == unix.EINTR {
 				continue
 			}
-			return fmt.Errorf("broker: receiving a seccomp notification: %w", err)
+			return nil, fmt.Errorf("broker: receiving a seccomp notification: %w", err)
 		}
-		slots <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-slots; wg.Done() }()
-			s.handle(n)
-		}()
+		return n, nil
 	}
 }
 
@@ -135,7 +167,13 @@ func openProc() (int, error) {
 type server struct {
 	listener int // owned by Serve
 	proc     int // owned by Serve
+	wake     int // owned by Serve; readable once ctx is done
+	ctx      context.Context
 	d        Decider
+
+	recvMu sync.Mutex // one receiver at a time; guards done and err
+	done   bool
+	err    error
 }
 
 // errGone means the call is no longer waiting: its thread died or a
