@@ -540,3 +540,65 @@ except PermissionError as e:
 		t.Errorf("broker-only continued %d calls, want 0", n)
 	}
 }
+
+// TestServeCancelFailsLaterCalls cancels Serve while the program runs:
+// Serve returns context.Canceled and closes the listener, and the
+// program's next open fails with ENOSYS instead of waiting for an answer
+// nobody will give.
+func TestServeCancelFailsLaterCalls(t *testing.T) {
+	needRoot(t)
+	f := newFixture(t)
+	d := newTestDecider(t, "r:"+f.privKey)
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(sp[0])
+	guard, cancelGuard := context.WithTimeout(context.Background(), hangGuard)
+	defer cancelGuard()
+	self, _ := os.Executable()
+	script := `import sys
+print(open(sys.argv[1]).read(), end="", flush=True)
+sys.stdin.readline()
+try:
+    open(sys.argv[1])
+    print("opened")
+except OSError as e:
+    print("errno", e.errno)
+`
+	cmd := exec.CommandContext(guard, self, python, "-c", script, f.privKey)
+	cmd.Env = append(os.Environ(), roleEnv+"=trampoline", execRoleEnv+"=")
+	theirs := os.NewFile(uintptr(sp[1]), "theirs")
+	cmd.ExtraFiles = []*os.File{theirs}
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	theirs.Close()
+	lfd, err := recvListener(sp[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(guard)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- Serve(ctx, lfd, d) }()
+	unix.Write(sp[0], []byte{'A'})
+	line := make([]byte, len("priv key\n"))
+	if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "priv key\n" {
+		t.Fatalf("first open: %q, %v", line, err)
+	}
+	cancel()
+	if err := <-serveErr; !errors.Is(err, context.Canceled) {
+		t.Errorf("Serve after cancel: %v, want context.Canceled", err)
+	}
+	stdin.Write([]byte("\n"))
+	rest, _ := io.ReadAll(stdout)
+	cmd.Wait()
+	if guard.Err() != nil {
+		t.Fatal("the program hung after Serve was cancelled")
+	}
+	if string(rest) != "errno 38\n" {
+		t.Errorf("open after Serve ended: %q, want errno 38 (ENOSYS)", rest)
+	}
+}

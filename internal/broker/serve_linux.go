@@ -67,11 +67,19 @@ func Serve(ctx context.Context, notifyFD int, d Decider) error {
 		return fmt.Errorf("broker: eventfd: %w", err)
 	}
 	defer unix.Close(wake)
+	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
 		var one = [8]byte{1}
 		unix.Write(wake, one[:])
 	})
-	defer stop()
+	// Before wake is closed: a write still running would otherwise land
+	// on whatever reuses its number.
+	defer func() {
+		if !stop() {
+			<-fired
+		}
+	}()
 
 	s := &server{listener: notifyFD, proc: proc, d: d, wake: wake, ctx: ctx}
 	// Leader and followers: each worker takes the receive lock, waits
