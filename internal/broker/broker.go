@@ -50,21 +50,30 @@ type Request struct {
 }
 
 // Answer is a Decider's reply to one Request. Build it with Place,
-// Fail or Continue.
+// Fail or Continue; the zero Answer fails the call with EACCES.
 type Answer struct {
+	kind  answerKind
 	fd    int
 	errno syscall.Errno
-	cont  bool
 }
+
+type answerKind uint8
+
+const (
+	answerRefuse answerKind = iota // the zero value: EACCES
+	answerPlace
+	answerFail
+	answerContinue
+)
 
 // Place answers with a descriptor: the broker installs a copy of fd in
 // the program as the call's result (with close-on-exec when the program
 // asked O_CLOEXEC) and closes fd. Serve takes ownership of fd.
-func Place(fd int) Answer { return Answer{fd: fd} }
+func Place(fd int) Answer { return Answer{kind: answerPlace, fd: fd} }
 
 // Fail answers with an error: the call returns -1 with errno set to e.
-// e must not be 0.
-func Fail(e syscall.Errno) Answer { return Answer{fd: -1, errno: e} }
+// Fail(0) fails with EACCES: a call is never made to return 0.
+func Fail(e syscall.Errno) Answer { return Answer{kind: answerFail, errno: e} }
 
 // Continue lets the kernel carry out the call itself, with the program's
 // own credentials, as if the broker were not there.
@@ -74,7 +83,7 @@ func Fail(e syscall.Errno) Answer { return Answer{fd: -1, errno: e} }
 // That is harmless only because the call then runs with the program's own
 // credentials: Continue never grants anything. Never answer Continue to
 // mean "allowed".
-func Continue() Answer { return Answer{fd: -1, cont: true} }
+func Continue() Answer { return Answer{kind: answerContinue} }
 
 // A Decider serves the requests a Serve loop receives. Decide is called
 // from several goroutines at once, one per pending call, and must not

@@ -30,6 +30,9 @@ func needRoot(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the program runs as nobody and the supervisor reads its memory")
 	}
+	if _, err := os.Stat(python); err != nil {
+		t.Skipf("needs %s for the brokered programs: %v", python, err)
+	}
 }
 
 type result struct {
@@ -600,5 +603,37 @@ except OSError as e:
 	}
 	if string(rest) != "errno 38\n" {
 		t.Errorf("open after Serve ended: %q, want errno 38 (ENOSYS)", rest)
+	}
+}
+
+// TestBrokerDeciderMistakes: a Decider's zero Answer, Fail(0) and a
+// Place of a bad descriptor fail the call (EACCES, EACCES, EBADF); none
+// makes it return 0 (the program's stdin) or hang.
+func TestBrokerDeciderMistakes(t *testing.T) {
+	needRoot(t)
+	f := newFixture(t)
+	d := DeciderFunc(func(r *Request) Answer {
+		switch filepath.Base(r.Path) {
+		case "zero":
+			return Answer{}
+		case "fail0":
+			return Fail(0)
+		case "badfd":
+			return Place(-1)
+		}
+		return Continue()
+	})
+	script := `import os, sys
+for name in ("zero", "fail0", "badfd"):
+    try:
+        fd = os.open(os.path.join(sys.argv[1], name), os.O_RDONLY)
+        print(name, "returned", fd)
+    except OSError as e:
+        print(name, "errno", e.errno)
+`
+	r := runBrokered(t, d, runOpts{}, python, "-c", script, f.base)
+	want := "zero errno 13\nfail0 errno 13\nbadfd errno 9\n"
+	if r.stdout != want {
+		t.Errorf("stdout %q, stderr %q; want %q", r.stdout, r.stderr, want)
 	}
 }

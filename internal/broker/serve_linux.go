@@ -222,33 +222,35 @@ func (s *server) handle(n *seccompNotif) {
 // reply answers the call id; it checks first that the call still waits,
 // and closes the answer's descriptor whatever happens.
 func (s *server) reply(id uint64, req *Request, a Answer) {
-	if a.fd >= 0 {
+	if a.kind == answerPlace && a.fd >= 0 {
 		defer unix.Close(a.fd)
 	}
 	if notifIDValid(s.listener, id) != nil {
 		return
 	}
-	if a.fd >= 0 {
-		_, err := notifAddfdSend(s.listener, id, a.fd, req.Flags&unix.O_CLOEXEC != 0)
+	if a.kind == answerPlace {
+		cloexec := req != nil && req.Flags&unix.O_CLOEXEC != 0
+		_, err := notifAddfdSend(s.listener, id, a.fd, cloexec)
 		if err == nil || err == unix.ENOENT {
 			return
 		}
-		// The program could not take it (EMFILE past its RLIMIT_NOFILE):
-		// the call fails as its own open would have.
+		// The program could not take it (EMFILE past its RLIMIT_NOFILE;
+		// EBADF for a Decider's bad descriptor): the call fails as its
+		// own open would have.
 		var e syscall.Errno
 		if !errors.As(err, &e) {
 			e = unix.EACCES
 		}
 		a = Fail(e)
 	}
-	resp := seccompNotifResp{ID: id}
-	switch {
-	case a.cont:
-		resp.Flags = unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE
-	case a.errno != 0:
-		resp.Error = -int32(a.errno)
-	default:
-		resp.Error = -int32(unix.EACCES) // Fail(0): refuse rather than return 0
+	resp := seccompNotifResp{ID: id, Error: -int32(unix.EACCES)}
+	switch a.kind {
+	case answerContinue:
+		resp.Error, resp.Flags = 0, unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE
+	case answerFail:
+		if a.errno != 0 {
+			resp.Error = -int32(a.errno)
+		}
 	}
 	if err := notifSend(s.listener, &resp); err != nil && err != unix.ENOENT {
 		s.report(fmt.Errorf("broker: answering %s: %w", req.describe(), err))
