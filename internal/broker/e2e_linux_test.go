@@ -46,6 +46,7 @@ type runOpts struct {
 	execRole string // role of the exec'd program (a copy of the test binary)
 	noFilter bool
 	landlock bool
+	serve    serveOpts
 }
 
 // runBrokered runs argv as nobody under the broker, with d serving in
@@ -86,7 +87,7 @@ func runBrokered(t testing.TB, d Decider, o runOpts, argv ...string) result {
 			cmd.Wait()
 			t.Fatalf("%v; trampoline stderr: %s", err, stderr.String())
 		}
-		go func() { serveErr <- Serve(ctx, lfd, d) }()
+		go func() { serveErr <- serve(ctx, lfd, d, o.serve) }()
 		if _, err := unix.Write(ours, []byte{'A'}); err != nil {
 			t.Fatal(err)
 		}
@@ -315,6 +316,12 @@ func TestBrokerExitStatusPassesThrough(t *testing.T) {
 	if r.code != 7 {
 		t.Errorf("exit status %d, want 7 (stderr %q)", r.code, r.stderr)
 	}
+	// A child of the program inherits the filter: the shell's cat is
+	// served too, and the shell's status comes through.
+	r = runBrokered(t, d, runOpts{}, "/bin/sh", "-c", `/bin/cat "$1"; exit 5`, "sh", f.privKey)
+	if r.code != 5 || r.stdout != "priv key\n" {
+		t.Errorf("sh -c 'cat; exit 5': exit %d, stdout %q, stderr %q; want 5, %q", r.code, r.stdout, r.stderr, "priv key\n")
+	}
 	r = runBrokered(t, d, runOpts{}, python, "-c", "import os; os.kill(os.getpid(), 9)")
 	if r.code != -1 {
 		t.Errorf("a program killed by a signal: exit %d, want -1 (signalled)", r.code)
@@ -366,15 +373,27 @@ func TestBrokerSixteenThreads(t *testing.T) {
 	needRoot(t)
 	f := newFixture(t)
 	d := newTestDecider(t, "r:"+f.privKey, "r:"+f.pubKey)
+	// Threads 0 and 1 mod 4 open absolute paths, 2 a path relative to
+	// the current directory, 3 relative to a directory descriptor: the
+	// last two make the supervisor find the directory of a thread that is
+	// not the thread-group leader.
 	script := `import os, sys, threading
 paths = {sys.argv[1]: b"priv key\n", sys.argv[2]: b"pub key\n"}
+dfd = os.open(os.path.dirname(sys.argv[1]), os.O_PATH | os.O_DIRECTORY)
 errors = []
 barrier = threading.Barrier(16)
 def work(i):
     barrier.wait()
     p = list(paths)[i % 2]
     for _ in range(200):
-        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+        if i % 4 == 2:
+            p = sys.argv[1]
+            fd = os.open("key", os.O_RDONLY | os.O_CLOEXEC)
+        elif i % 4 == 3:
+            p = sys.argv[1]
+            fd = os.open("key", os.O_RDONLY | os.O_CLOEXEC, dir_fd=dfd)
+        else:
+            fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
         data = os.read(fd, 100)
         os.close(fd)
         if data != paths[p]:
@@ -384,12 +403,15 @@ for t in ts: t.start()
 for t in ts: t.join()
 print("errors", len(errors))
 `
-	r := runBrokered(t, d, runOpts{}, python, "-c", script, f.privKey, f.pubKey)
-	if r.code != 0 || r.stdout != "errors 0\n" {
-		t.Fatalf("16 threads: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
-	if got := d.served.Load(); got != 16*200 {
-		t.Errorf("served %d opens, want %d", got, 16*200)
+	for _, o := range []serveOpts{{}, {noPidfdThread: true}} {
+		d.served.Store(0)
+		r := runBrokered(t, d, runOpts{cwd: filepath.Dir(f.privKey), serve: o}, python, "-c", script, f.privKey, f.pubKey)
+		if r.code != 0 || r.stdout != "errors 0\n" {
+			t.Fatalf("16 threads (%+v): exit %d, stdout %q, stderr %q", o, r.code, r.stdout, r.stderr)
+		}
+		if got := d.served.Load(); got != 16*200 {
+			t.Errorf("16 threads (%+v): served %d opens, want %d", o, got, 16*200)
+		}
 	}
 }
 

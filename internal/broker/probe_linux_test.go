@@ -240,21 +240,25 @@ func TestBrokerProbeCalls(t *testing.T) {
 	f := newFixture(t)
 	d := newTestDecider(t, "r:"+f.privKey)
 	bin := copySelf(t, f.base)
-	r := runBrokered(t, d, runOpts{execRole: "probe"}, bin, f.privKey, "priv key\n", filepath.Join(f.base, "pub"))
-	if r.code != 0 {
-		t.Fatalf("probe: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
-	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	want := 22
-	if runtime.GOARCH == "amd64" {
-		want += 2
-	}
-	if len(lines) != want {
-		t.Errorf("probe made %d checks, want %d:\n%s", len(lines), want, r.stdout)
-	}
-	for _, l := range lines {
-		if !strings.HasSuffix(l, " ok") {
-			t.Errorf("probe: %s", l)
+	// Both ways of taking a directory descriptor: a Go program's main
+	// goroutine may run on any of its threads.
+	for _, o := range []serveOpts{{}, {noPidfdThread: true}} {
+		r := runBrokered(t, d, runOpts{execRole: "probe", serve: o}, bin, f.privKey, "priv key\n", filepath.Join(f.base, "pub"))
+		if r.code != 0 {
+			t.Fatalf("probe (%+v): exit %d, stdout %q, stderr %q", o, r.code, r.stdout, r.stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		want := 22
+		if runtime.GOARCH == "amd64" {
+			want += 2
+		}
+		if len(lines) != want {
+			t.Errorf("probe (%+v) made %d checks, want %d:\n%s", o, len(lines), want, r.stdout)
+		}
+		for _, l := range lines {
+			if !strings.HasSuffix(l, " ok") {
+				t.Errorf("probe (%+v): %s", o, l)
+			}
 		}
 	}
 	if got, _ := os.ReadFile(f.privKey); string(got) != "priv key\n" {

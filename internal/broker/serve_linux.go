@@ -56,6 +56,17 @@ type ErrorReporter interface {
 // right to read the program's memory and descriptors: ptrace access
 // (CAP_SYS_PTRACE, or the same uid and Yama's ptrace_scope permitting).
 func Serve(ctx context.Context, notifyFD int, d Decider) error {
+	return serve(ctx, notifyFD, d, serveOpts{})
+}
+
+// serveOpts are the tests' knobs.
+type serveOpts struct {
+	// noPidfdThread takes directory descriptors the way a kernel before
+	// 6.9 makes Serve take them from a thread that is not the leader.
+	noPidfdThread bool
+}
+
+func serve(ctx context.Context, notifyFD int, d Decider, o serveOpts) error {
 	defer unix.Close(notifyFD)
 	proc, err := openProc()
 	if err != nil {
@@ -81,7 +92,7 @@ func Serve(ctx context.Context, notifyFD int, d Decider) error {
 		}
 	}()
 
-	s := &server{listener: notifyFD, proc: proc, d: d, wake: wake, ctx: ctx}
+	s := &server{listener: notifyFD, proc: proc, d: d, wake: wake, ctx: ctx, opts: o}
 	// Leader and followers: each worker takes the receive lock, waits
 	// for one call, releases the lock and answers the call itself, while
 	// the next worker waits for the following one. Handing each call to
@@ -178,6 +189,7 @@ type server struct {
 	wake     int // owned by Serve; readable once ctx is done
 	ctx      context.Context
 	d        Decider
+	opts     serveOpts
 
 	recvMu sync.Mutex // one receiver at a time; guards done and err
 	done   bool
@@ -351,6 +363,10 @@ func (s *server) dirOf(id uint64, tid int, dirfd int32) (int, error) {
 		return -1, s.goneOr(id, &callError{unix.EBADF, "dirfd"})
 	}
 	pidfd, err := unix.PidfdOpen(tid, pidfdThread)
+	if s.opts.noPidfdThread && err == nil {
+		unix.Close(pidfd)
+		pidfd, err = -1, unix.EINVAL
+	}
 	if err == unix.EINVAL {
 		// Before 6.9 only a thread-group leader has a pidfd; a thread
 		// shares the leader's table unless it unshared it, which procfs
