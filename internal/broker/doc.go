@@ -48,8 +48,8 @@
 //
 // When Serve returns, or the supervisor dies, the kernel fails every
 // pending and later notified call with ENOSYS: nothing hangs. To have the
-// program killed as well, run KillWhenExits in a process that outlives
-// the supervisor.
+// program killed instead, run KillWhenExits in a process that outlives
+// the supervisor and holds a copy of the listener (see KillWhenExits).
 //
 // # What it is not
 //

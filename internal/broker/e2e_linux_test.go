@@ -6,12 +6,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -419,6 +421,17 @@ print("errors", len(errors))
 // it holds a call unanswered: the pending call and every later one fail
 // with ENOSYS, and the program runs on to its end instead of hanging.
 func TestBrokerSupervisorDeathFailsPendingCalls(t *testing.T) {
+	supervisorDeath(t, false)
+}
+
+// TestBrokerSupervisorDeathKillsProgram: the same with KillWhenExits
+// watching (this test process plays the watcher): the program is killed,
+// and prints nothing after the first, served open.
+func TestBrokerSupervisorDeathKillsProgram(t *testing.T) {
+	supervisorDeath(t, true)
+}
+
+func supervisorDeath(t *testing.T, watch bool) {
 	needRoot(t)
 	f := newFixture(t)
 	block := filepath.Join(f.base, "priv", "block")
@@ -462,6 +475,36 @@ for p in (sys.argv[2], sys.argv[1]):
 	}
 	supEnd.Close()
 	progEnd.Close()
+	head := make([]byte, len("listener 123\n"))
+	if _, err := io.ReadFull(supOut, head); err != nil {
+		sup.Process.Kill()
+		prog.Process.Kill()
+		t.Fatalf("supervisor: %q, %v; stderr %s; program stderr %s", head, err, supErr.String(), progErr.String())
+	}
+	watched := make(chan error, 1)
+	if watch {
+		supFD, err := unix.PidfdOpen(sup.Process.Pid, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(supFD)
+		progFD, err := unix.PidfdOpen(prog.Process.Pid, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(progFD)
+		// The watcher holds a copy of the listener: while it does, the
+		// dead supervisor's pending call waits instead of failing, so the
+		// program is killed before it sees an ENOSYS.
+		var lfdNum int
+		fmt.Sscanf(string(head), "listener %d", &lfdNum)
+		lcopy, err := unix.PidfdGetfd(supFD, lfdNum, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(lcopy)
+		go func() { watched <- KillWhenExits(ctx, supFD, progFD) }()
+	}
 	line := make([]byte, len("blocked\n"))
 	if _, err := io.ReadFull(supOut, line); err != nil || string(line) != "blocked\n" {
 		sup.Process.Kill()
@@ -473,6 +516,16 @@ for p in (sys.argv[2], sys.argv[1]):
 	err = prog.Wait()
 	if ctx.Err() != nil {
 		t.Fatalf("the program hung after its supervisor died")
+	}
+	if watch {
+		if werr := <-watched; werr != nil {
+			t.Errorf("KillWhenExits: %v", werr)
+		}
+		ws, _ := prog.ProcessState.Sys().(syscall.WaitStatus)
+		if !ws.Signaled() || ws.Signal() != syscall.SIGKILL || progOut.String() != "priv key\n" {
+			t.Errorf("program after supervisor death: %v, stdout %q; want killed by SIGKILL after %q", err, progOut.String(), "priv key\n")
+		}
+		return
 	}
 	want := "priv key\nerrno 38\nerrno 38\n"
 	if progOut.String() != want {

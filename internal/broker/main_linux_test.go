@@ -154,6 +154,7 @@ func supervisorMain(rules []string) int {
 		fmt.Fprintln(os.Stderr, "supervisor:", err)
 		return 1
 	}
+	fmt.Printf("listener %3d\n", lfd) // for a watcher that holds a copy
 	inner := d
 	blocking := DeciderFunc(func(r *Request) Answer {
 		if len(r.Path) > 6 && r.Path[len(r.Path)-6:] == "/block" {

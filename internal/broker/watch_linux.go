@@ -18,10 +18,13 @@ import (
 // It exists because the listener closing is not enough: the kernel then
 // fails every notified call with ENOSYS, and a program that survives
 // that keeps running with a filesystem view that has lost the files the
-// supervisor served, which the issue asks never to leave behind. The
-// watcher must be a process that outlives the supervisor and that the
-// program does not see as its child (see the package doc for the
-// recipe).
+// supervisor served. The watcher must be a process that outlives the
+// supervisor and that the program does not see as its child, and it
+// should hold a copy of the listener while it watches, closing it only
+// after KillWhenExits returns: the supervisor's descriptors are closed
+// before its pidfd says it has exited, so without that copy the
+// program's pending calls fail with ENOSYS a moment before the kill, and
+// with it they wait and the program dies without seeing one.
 func KillWhenExits(ctx context.Context, supervisorPidfd, programPidfd int) error {
 	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
