@@ -40,6 +40,7 @@ func needRoot(t testing.TB) {
 type result struct {
 	stdout, stderr string
 	code           int
+	signal         syscall.Signal // what killed the program, or 0
 	serveErr       error
 }
 
@@ -101,6 +102,9 @@ func runBrokered(t testing.TB, d Decider, o runOpts, argv ...string) result {
 	case err == nil:
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			r.signal = ws.Signal()
+		}
 	default:
 		t.Fatalf("running %q: %v", argv, err)
 	}

@@ -46,6 +46,8 @@ func TestMain(m *testing.M) {
 		os.Exit(supervisorMain(os.Args[1:]))
 	case "probe":
 		os.Exit(probeMain(os.Args[1:]))
+	case "int80":
+		os.Exit(int80Main(os.Args[1:]))
 	case "swap":
 		os.Exit(swapMain(os.Args[1:]))
 	case "loop":
