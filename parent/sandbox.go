@@ -63,6 +63,8 @@ type LandlockConfig struct {
 	// do not cover MPTCP sockets, so while TCP is restricted a seccomp
 	// filter makes creating one fail with EACCES (Go's net package then
 	// uses plain TCP); it is inherited by every program the process runs.
+	// Where privsep has no such filter (see TCPRestrictable), restricting
+	// TCP is reported as not applying IPPROTO_MPTCP.
 	BindTCP, ConnectTCP []uint16
 	// AnyTCP leaves TCP unrestricted: binding and connecting any port.
 	// BindTCP and ConnectTCP must then be empty.
