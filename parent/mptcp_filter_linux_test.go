@@ -52,7 +52,8 @@ func runFilter(t *testing.T, f []unix.SockFilter, arch, nr uint32, args [6]uint3
 // IPPROTO_MPTCP is refused with EACCES, with IPPROTO_TCP allowed; another
 // call whose third argument happens to be 262 is allowed; i386
 // socketcall(SYS_SOCKET), whose protocol the filter cannot see, fails with
-// ENOSYS, its other sub-calls (recvmsg: 17) are allowed; and a call of an
+// ENOSYS, its other sub-calls (recvmsg: 17) are allowed; io_uring, which
+// makes sockets without socket(2), fails with ENOSYS; and a call of an
 // ABI the filter does not know fails with ENOSYS. The numbers are those of
 // each ABI's own table, so an arch check that mixed them up would fail
 // here (i386 41 is dup, x86-64 359 does not exist).
@@ -82,20 +83,25 @@ func TestMPTCPFilter(t *testing.T) {
 			socket(i386, 359, mptcp, eacces), socket(i386, 359, tcp, allow), socket(i386, 41, mptcp, allow),
 			{i386, 102, [6]uint32{1, 0xbffff000}, enosys},
 			{i386, 102, [6]uint32{17, 0xbffff000}, allow},
+			{x86, 425, [6]uint32{4, 0xc000}, enosys}, {x86, 426, [6]uint32{3, 1, 1}, enosys}, {x86, 427, [6]uint32{3}, enosys},
+			{x86, 0x40000000 | 425, [6]uint32{4, 0xc000}, enosys}, {i386, 425, [6]uint32{4, 0xc000}, enosys}, {i386, 426, [6]uint32{3}, enosys},
 			socket(a64, 198, tcp, enosys),
 		},
 		"arm64": {
 			socket(a64, 198, mptcp, eacces), socket(a64, 198, tcp, allow), socket(a64, 203, mptcp, allow),
 			socket(arm, 281, mptcp, eacces), socket(arm, 281, tcp, allow), socket(arm, 198, mptcp, allow),
 			socket(x86, 41, tcp, enosys),
+			{a64, 425, [6]uint32{4}, enosys}, {a64, 426, [6]uint32{3}, enosys}, {arm, 425, [6]uint32{4}, enosys},
 		},
 		"arm": {
 			socket(arm, 281, mptcp, eacces), socket(arm, 281, tcp, allow), socket(arm, 283, mptcp, allow),
 			socket(a64, 198, tcp, enosys),
+			{arm, 425, [6]uint32{4}, enosys}, {arm, 427, [6]uint32{3}, enosys},
 		},
 		"riscv64": {
 			socket(rv64, 198, mptcp, eacces), socket(rv64, 198, tcp, allow), socket(rv64, 203, mptcp, allow),
 			socket(rv32, 198, mptcp, eacces), socket(rv32, 198, tcp, allow),
+			{rv64, 425, [6]uint32{4}, enosys}, {rv32, 426, [6]uint32{3}, enosys},
 			socket(a64, 198, tcp, enosys),
 		},
 	} {

@@ -16,7 +16,9 @@ import (
 // restricted, a seccomp filter therefore makes creating an MPTCP socket
 // fail with EACCES, on every thread at once (SECCOMP_FILTER_FLAG_TSYNC, which
 // needs no help under cgo); Go then falls back to plain TCP, which Landlock
-// checks.
+// checks. The filter also refuses io_uring, which makes sockets without
+// socket(2): a ring set up before the sandbox cannot be entered after it
+// either.
 
 const ipprotoMPTCP = 262
 
@@ -28,10 +30,16 @@ const ipprotoMPTCP = 262
 // cannot read. socketcall(SYS_SOCKET) therefore fails with ENOSYS (a libc
 // with socket(2) never uses it); its other sub-calls (recvmsg, accept4,
 // ...) make no new socket of a chosen protocol and are allowed.
+//
+// ioURingNrs are io_uring_setup, _enter and _register: a ring makes
+// sockets itself (IORING_OP_SOCKET, Linux 5.19), its protocol in shared
+// memory, never passing socket(2) or the filter; it too fails with ENOSYS,
+// as on a kernel without io_uring.
 type seccompArch struct {
 	audit      uint32
 	socketNrs  []uint32
 	socketcall uint32
+	ioURingNrs []uint32
 	littleEnd  bool
 }
 
@@ -75,6 +83,9 @@ func mptcpFilter(arches []seccompArch) []unix.SockFilter {
 				allow,
 				stmt(ld, offNr), // back to the number for the next comparison
 			)
+		}
+		for _, nr := range a.ioURingNrs {
+			block = append(block, jeq(nr, 0, 1), enosys)
 		}
 		if a.socketcall != 0 {
 			block = append(block,
@@ -127,6 +138,9 @@ func mptcpArches() []seccompArch { return mptcpArchesFor(runtime.GOARCH) }
 // without BestEffort an error naming IPPROTO_MPTCP. ppc64, s390x and mips
 // have socketcall too; loong64 has the generic table but is untested.
 func mptcpArchesFor(goarch string) []seccompArch {
+	// The io_uring calls have the same numbers in every table (unified
+	// from 424 on); x32's carry its bit.
+	ioURing := func(base uint32) []uint32 { return []uint32{base | 425, base | 426, base | 427} }
 	switch goarch {
 	case "amd64":
 		// x86-64, its x32 ABI (same audit arch, numbers with bit 30 set)
@@ -134,25 +148,25 @@ func mptcpArchesFor(goarch string) []seccompArch {
 		// socketcall(2).
 		const x32 = 0x40000000
 		return []seccompArch{
-			{audit: unix.AUDIT_ARCH_X86_64, socketNrs: []uint32{41, x32 | 41}, littleEnd: true},
-			{audit: unix.AUDIT_ARCH_I386, socketNrs: []uint32{359}, socketcall: 102, littleEnd: true},
+			{audit: unix.AUDIT_ARCH_X86_64, socketNrs: []uint32{41, x32 | 41}, ioURingNrs: append(ioURing(0), ioURing(x32)...), littleEnd: true},
+			{audit: unix.AUDIT_ARCH_I386, socketNrs: []uint32{359}, socketcall: 102, ioURingNrs: ioURing(0), littleEnd: true},
 		}
 	case "arm64":
 		// arm64 and 32-bit ARM compatibility (EABI only).
 		return []seccompArch{
-			{audit: unix.AUDIT_ARCH_AARCH64, socketNrs: []uint32{198}, littleEnd: true},
-			{audit: unix.AUDIT_ARCH_ARM, socketNrs: []uint32{281}, littleEnd: true},
+			{audit: unix.AUDIT_ARCH_AARCH64, socketNrs: []uint32{198}, ioURingNrs: ioURing(0), littleEnd: true},
+			{audit: unix.AUDIT_ARCH_ARM, socketNrs: []uint32{281}, ioURingNrs: ioURing(0), littleEnd: true},
 		}
 	case "arm":
 		// EABI: the kernel offers seccomp filters only without the old ABI,
 		// the one with socketcall; Go calls socket directly.
-		return []seccompArch{{audit: unix.AUDIT_ARCH_ARM, socketNrs: []uint32{281}, littleEnd: true}}
+		return []seccompArch{{audit: unix.AUDIT_ARCH_ARM, socketNrs: []uint32{281}, ioURingNrs: ioURing(0), littleEnd: true}}
 	case "riscv64":
 		// RISC-V 64 and its 32-bit compatibility ABI (CONFIG_COMPAT), both
 		// with the generic table.
 		return []seccompArch{
-			{audit: unix.AUDIT_ARCH_RISCV64, socketNrs: []uint32{198}, littleEnd: true},
-			{audit: unix.AUDIT_ARCH_RISCV32, socketNrs: []uint32{198}, littleEnd: true},
+			{audit: unix.AUDIT_ARCH_RISCV64, socketNrs: []uint32{198}, ioURingNrs: ioURing(0), littleEnd: true},
+			{audit: unix.AUDIT_ARCH_RISCV32, socketNrs: []uint32{198}, ioURingNrs: ioURing(0), littleEnd: true},
 		}
 	}
 	return nil

@@ -245,7 +245,7 @@ func checkLandlockResult(t *testing.T, res parent.LandlockResult, abi int, probe
 // mptcpUnfiltered says that privsep cannot refuse MPTCP sockets here
 // (linux/386), so restricting TCP is an error: tests whose subject is not
 // TCP then set AnyTCP, and still test what they test.
-// TestLandlockMPTCPUnfiltered tests that case itself.
+// TestHostileLandlockMPTCP tests that case itself.
 func mptcpUnfiltered() bool { return !parent.TCPRestrictable() }
 
 // denied checks that opening path with flag fails with EACCES.
