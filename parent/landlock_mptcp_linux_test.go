@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -259,4 +261,69 @@ func uringMPTCPBind(ring *uRing) (int, error) {
 		return fd, fmt.Errorf("bind: %w", err)
 	}
 	return fd, nil
+}
+
+// TestHostileMPTCPCompat32: on amd64 a program may make system calls
+// through the i386 ABI (int 0x80), with other numbers, and with
+// socketcall(2), whose arguments a seccomp filter cannot read. A 32-bit
+// program run under the sandbox tries each way to an MPTCP socket: socket(2)
+// with IPPROTO_MPTCP is refused with EACCES (and with IPPROTO_TCP
+// allowed), socketcall(SYS_SOCKET) and io_uring fail with ENOSYS, and
+// socketcall's other sub-calls still reach the kernel.
+func TestHostileMPTCPCompat32(t *testing.T) {
+	t.Parallel()
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("the i386 ABI beside a 64-bit one is amd64's; this is %s", runtime.GOARCH)
+	}
+	if abi := needLandlock(t); abi < 4 {
+		t.Skipf("needs Landlock ABI 4 (TCP rules); the kernel has %d", abi)
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("needs the go tool to build the 32-bit program: %v", err)
+	}
+	dir := t.TempDir()
+	prog := filepath.Join(dir, "compat32")
+	cmd := exec.Command(goTool, "build", "-o", prog, "./testdata/compat32")
+	cmd.Env = append(os.Environ(), "GOARCH=386", "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build (GOARCH=386) ./testdata/compat32: %v\n%s", err, b)
+	}
+	out := runRole(t, "TestHelperSandbox", "landlock-compat32", "PRIVSEP_TEST_PROG="+prog)
+	want := map[string]string{
+		"socket-mptcp":       "EACCES",
+		"socket-tcp":         "ok",
+		"socketcall-socket":  "ENOSYS",
+		"socketcall-recvmsg": "EBADF",
+		"io_uring_setup":     "ENOSYS",
+	}
+	got := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if name, res, ok := strings.Cut(strings.TrimPrefix(l, notePrefix+"compat32 "), " "); ok && want[name] != "" {
+			got[name] = res
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		hostile.Row(t, secMPTCP, "32-bit program on amd64: "+name, want[name], got[name])
+		if got[name] != want[name] {
+			t.Errorf("32-bit program under the sandbox, %s: %q, want %q", name, got[name], want[name])
+		}
+	}
+}
+
+func roleLandlockCompat32(t *testing.T) {
+	prog := os.Getenv("PRIVSEP_TEST_PROG")
+	runtime.LockOSThread()
+	if _, err := parent.Landlock(parent.LandlockConfig{ReadOnly: []string{filepath.Dir(prog)}}); err != nil {
+		t.Fatalf("Landlock: %v", err)
+	}
+	cmd := exec.Command(prog)
+	cmd.Stdin = strings.NewReader("") // not /dev/null, which Landlock refuses
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s under Landlock: %v\n%s", prog, err, out)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fmt.Printf("%scompat32 %s\n", notePrefix, l)
+	}
 }

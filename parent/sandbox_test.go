@@ -113,6 +113,8 @@ func TestHelperSandbox(t *testing.T) {
 		roleLandlockUnavailable(t)
 	case "landlock-mptcp":
 		roleLandlockMPTCP(t)
+	case "landlock-compat32":
+		roleLandlockCompat32(t)
 	default:
 		t.Fatalf("unknown role %q", role)
 	}
