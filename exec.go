@@ -405,6 +405,12 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 		sb.Landlock = &cfg
 	}
 	if _, err := parent.Sandbox(sb); err != nil {
+		var ue *parent.LandlockUnsupportedError
+		if errors.As(err, &ue) && slices.Contains(ue.Missing, "IPPROTO_MPTCP") {
+			// The one gap no kernel upgrade closes: say which flag to choose.
+			return fail("%v: on linux/%s privsep cannot refuse MPTCP sockets, which Landlock's TCP rules do not cover; "+
+				"choose --landlock-any-tcp to leave TCP unrestricted, or --landlock-best-effort to restrict TCP and leave MPTCP open", err, runtime.GOARCH)
+		}
 		return fail("%v", err)
 	}
 

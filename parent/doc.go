@@ -114,7 +114,10 @@
 // directory allowed (not reading what is in it). And whatever the build,
 // while TCP is restricted a seccomp filter makes creating MPTCP sockets
 // fail with EACCES, because Landlock's TCP rules do not cover them and Go's
-// net.Listen uses them; Go falls back to plain TCP.
+// net.Listen uses them; Go falls back to plain TCP. linux/386 has no such
+// filter (socketcall hides its arguments from seccomp): there
+// [TCPRestrictable] is false and restricting TCP is an error naming
+// IPPROTO_MPTCP, unless BestEffort or AnyTCP.
 //
 // # Kernels without every feature
 //

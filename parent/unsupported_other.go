@@ -197,6 +197,9 @@ var ErrRegainedRoot = errors.New("privsep: privileges were dropped but setuid(0)
 // SetNoNewPrivs fails with an error matching errors.ErrUnsupported.
 func SetNoNewPrivs() (Coverage, error) { return 0, errUnsupported("set no_new_privs") }
 
+// TCPRestrictable is false: there is no Landlock here.
+func TCPRestrictable() bool { return false }
+
 // Landlock fails with an error matching errors.ErrUnsupported, also with
 // BestEffort: a restriction that cannot be made is never a success.
 func Landlock(cfg LandlockConfig) (LandlockResult, error) {
