@@ -308,10 +308,7 @@ func TestRequestViolationsAreAnswered(t *testing.T) {
 	p.expectError(9, protocol.ReasonProtocol, unix.EPROTO)
 
 	// Descriptors attached to an open request are closed, and it is refused.
-	pipe := make([]int, 2)
-	testutil.Must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
-	defer unix.Close(pipe[0])
-	defer unix.Close(pipe[1])
+	pipe := testutil.Pipe(t)
 	req, err := protocol.AppendOpenPath(nil, 10, 0, 0, "/etc/hostname")
 	testutil.Must(t, err)
 	req[12] = 2 // the header's descriptor count

@@ -68,10 +68,7 @@ func TestHostileStreamViolations(t *testing.T) {
 	open := openMsg(5, fx.file)
 	clone := func() []byte { return append([]byte(nil), open...) }
 	withVersion := func(v byte) []byte { b := clone(); b[2] = v; return b }
-	pipe := make([]int, 2)
-	testutil.Must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
-	defer unix.Close(pipe[0])
-	defer unix.Close(pipe[1])
+	pipe := testutil.Pipe(t)
 	full := make([]byte, protocol.MaxMessage)
 	copy(full, open)
 	hostile.SetLen(full, 0xffffffff)
@@ -122,10 +119,7 @@ func TestHostileHandshake(t *testing.T) {
 	rule := []byte(fx.dir + "/")
 	hello := func(payload []byte) []byte { return hostile.Message(protocol.TypeHello, 0, 0, payload) }
 	good := hostile.HelloPayload(1, 0, 1, 0, rule)
-	pipe := make([]int, 2)
-	testutil.Must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
-	defer unix.Close(pipe[0])
-	defer unix.Close(pipe[1])
+	pipe := testutil.Pipe(t)
 	batch, err := protocol.AppendOpenBatch(nil, 1, []protocol.Open{{Path: []byte(fx.file)}})
 	testutil.Must(t, err)
 
@@ -209,10 +203,7 @@ type answeredCase struct {
 // serving with the descriptors it had.
 func TestHostileAnswered(t *testing.T) {
 	fx := newHostileFixture(t)
-	pipe := make([]int, 2)
-	testutil.Must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
-	defer unix.Close(pipe[0])
-	defer unix.Close(pipe[1])
+	pipe := testutil.Pipe(t)
 	many := make([]int, protocol.MaxFDs)
 	for i := range many {
 		many[i] = pipe[i%2]
@@ -424,10 +415,7 @@ func TestHostileDescriptorFlood(t *testing.T) {
 	}
 	testutil.Must(t, p.Probe(1, fx.file))
 	before := p.FDs(-1)
-	pipe := make([]int, 2)
-	testutil.Must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
-	defer unix.Close(pipe[0])
-	defer unix.Close(pipe[1])
+	pipe := testutil.Pipe(t)
 
 	// Pipelined: keep a window of requests in flight.
 	total := int(limit) + 64
@@ -545,10 +533,7 @@ func TestHostileOpenerAtFDLimit(t *testing.T) {
 		t.Errorf("open at the limit: got %s, want %s", got, want)
 	}
 
-	pipe := make([]int, 2)
-	testutil.Must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
-	defer unix.Close(pipe[0])
-	defer unix.Close(pipe[1])
+	pipe := testutil.Pipe(t)
 	p.MustSendRaw(hostile.SetNFD(openMsg(3, fx.file), 2), hostile.Rights(pipe...))
 	got, err = hostile.CheckError(p.Reply(), 3, protocol.ReasonSystem, unix.EMFILE)
 	hostile.Row(t, secLoad, "descriptors attached to a request at the opener's limit (MSG_CTRUNC)",
@@ -781,10 +766,7 @@ func TestHostileMixedPipeline(t *testing.T) {
 	p := fx.start(t)
 	testutil.Must(t, p.Probe(1, fx.file))
 	before := p.FDs(-1)
-	pipe := make([]int, 2)
-	testutil.Must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
-	defer unix.Close(pipe[0])
-	defer unix.Close(pipe[1])
+	pipe := testutil.Pipe(t)
 	total := 20000
 	if hostile.Race {
 		total = 5000

@@ -129,9 +129,7 @@ func readFD(t *testing.T, fd int) string {
 }
 
 func TestServerServes(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "f")
-	testutil.Must(t, os.WriteFile(file, []byte("served\n"), 0o644))
+	file := testutil.TempFile(t, "served\n")
 	s := serveTest(t, child.ServerConfig{}, file)
 
 	p := dialRaw(t, s.path)
@@ -439,9 +437,7 @@ func putID(msg []byte, id uint32) {
 // TestServerShutdown: once its context is done, Serve answers what it
 // received, ends every session and returns nil.
 func TestServerShutdown(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "f")
-	testutil.Must(t, os.WriteFile(file, []byte("x"), 0o644))
+	file := testutil.TempFile(t, "x")
 	s := serveTest(t, child.ServerConfig{}, file)
 	idle := dialRaw(t, s.path)
 	idle.hello()

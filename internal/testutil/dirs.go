@@ -60,3 +60,12 @@ func WorldTraversable(dir string) error {
 		}
 	}
 }
+
+// TempFile writes data to a file of mode 0644 in a fresh t.TempDir and
+// returns its path.
+func TempFile(t testing.TB, data string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "f")
+	Must(t, os.WriteFile(f, []byte(data), 0o644))
+	return f
+}

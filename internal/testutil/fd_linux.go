@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ProcDir is /proc/self for pid 0, else /proc/PID.
@@ -92,4 +94,17 @@ func FDList(pid int) string {
 		fmt.Fprintf(&b, "%s->%s ", e.Name(), l)
 	}
 	return b.String()
+}
+
+// Pipe returns the two ends of a close-on-exec pipe, closed when the test
+// ends: descriptors for a test to attach to a message.
+func Pipe(t testing.TB) []int {
+	t.Helper()
+	p := make([]int, 2)
+	Must(t, unix.Pipe2(p, unix.O_CLOEXEC))
+	t.Cleanup(func() {
+		unix.Close(p[0])
+		unix.Close(p[1])
+	})
+	return p
 }
