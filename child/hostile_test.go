@@ -56,6 +56,15 @@ func (f hostileFixture) start(t *testing.T) *hostile.Peer {
 	return hostile.Start(t, f.dir+"/")
 }
 
+// startServing starts an opener, checks that it serves (request id 1) and
+// returns it with the count of descriptors it holds once serving.
+func (f hostileFixture) startServing(t *testing.T) (*hostile.Peer, int) {
+	t.Helper()
+	p := f.start(t)
+	testutil.Must(t, p.Probe(1, f.file))
+	return p, p.FDs(-1)
+}
+
 func openMsg(id uint32, path string) []byte {
 	return hostile.Message(protocol.TypeOpen, id, 0, hostile.OpenPayload(0, 0, []byte(path)))
 }
@@ -510,10 +519,8 @@ func okText(err error) string {
 // the opener serves as before.
 func TestHostileOpenerAtFDLimit(t *testing.T) {
 	fx := newHostileFixture(t)
-	p := fx.start(t)
+	p, before := fx.startServing(t)
 	pid := p.PID()
-	testutil.Must(t, p.Probe(1, fx.file))
-	before := p.FDs(-1)
 	var old unix.Rlimit
 	testutil.Must(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old))
 	free, err := hostile.LowestFreeFD(pid)
@@ -578,10 +585,8 @@ func TestHostileOpenerAtFDLimit(t *testing.T) {
 // exactly once, and the opener holds what it held before.
 func TestHostileStalledPeer(t *testing.T) {
 	fx := newHostileFixture(t)
-	p := fx.start(t)
+	p, before := fx.startServing(t)
 	pid := p.PID()
-	testutil.Must(t, p.Probe(1, fx.file))
-	before := p.FDs(-1)
 
 	sent := 0
 	begin := time.Now()
@@ -763,9 +768,7 @@ func TestHostileEndOfStreamWithRequestsPending(t *testing.T) {
 // answered exactly once, each with the reply its kind calls for.
 func TestHostileMixedPipeline(t *testing.T) {
 	fx := newHostileFixture(t)
-	p := fx.start(t)
-	testutil.Must(t, p.Probe(1, fx.file))
-	before := p.FDs(-1)
+	p, before := fx.startServing(t)
 	pipe := testutil.Pipe(t)
 	total := 20000
 	if hostile.Race {
