@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/privsep-go/privsep/internal/hostile"
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
 // TestHostileRenameStorm: openat2 with RESOLVE_BENEATH fails a lookup that
@@ -22,14 +23,14 @@ import (
 // every request through an in-tree "../" symlink fail; the opener retries.
 func TestHostileRenameStorm(t *testing.T) {
 	root := t.TempDir()
-	must(t, os.MkdirAll(filepath.Join(root, "a", "b"), 0o755))
-	must(t, os.WriteFile(filepath.Join(root, "a", "f"), []byte("x"), 0o644))
-	must(t, os.Symlink("../f", filepath.Join(root, "a", "b", "up")))
+	testutil.Must(t, os.MkdirAll(filepath.Join(root, "a", "b"), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "a", "f"), []byte("x"), 0o644))
+	testutil.Must(t, os.Symlink("../f", filepath.Join(root, "a", "b", "up")))
 	p := startWith(t, false, root+"/")
 	self0, opener0 := p.fdCounts()
 
 	storm := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(storm, "x"), nil, 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(storm, "x"), nil, 0o644))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var renames atomic.Int64
@@ -38,7 +39,7 @@ func TestHostileRenameStorm(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			a, b := filepath.Join(storm, fmt.Sprint("x", i)), filepath.Join(storm, fmt.Sprint("y", i))
-			must(t, os.WriteFile(a, nil, 0o644))
+			testutil.Must(t, os.WriteFile(a, nil, 0o644))
 			for {
 				select {
 				case <-stop:

@@ -25,15 +25,7 @@ const DefaultSocketMode = 0o660
 func (r Rule) listenString() string {
 	var b strings.Builder
 	b.WriteString("listen ")
-	a := r.Network + ":" + r.Addr
-	if needsQuote(a) {
-		a = strconv.Quote(a)
-	}
-	b.WriteString(a)
-	if r.CreateMode != 0 {
-		fmt.Fprintf(&b, " mode=%04o", r.CreateMode)
-	}
-	writeOwner(&b, r.UID, r.GID)
+	r.writeTarget(&b, r.Network+":"+r.Addr)
 	if r.Replace {
 		b.WriteString(" replace")
 	}

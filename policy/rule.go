@@ -136,16 +136,7 @@ func (r Rule) String() string {
 	var b strings.Builder
 	b.WriteString(r.Modes.String())
 	b.WriteByte(':')
-	p := r.pathString()
-	if needsQuote(p) {
-		b.WriteString(strconv.Quote(p))
-	} else {
-		b.WriteString(p)
-	}
-	if r.CreateMode != 0 {
-		fmt.Fprintf(&b, " mode=%04o", r.CreateMode)
-	}
-	writeOwner(&b, r.UID, r.GID)
+	r.writeTarget(&b, r.pathString())
 	if r.Hardlinks {
 		b.WriteString(" hardlinks=yes")
 	}
@@ -153,6 +144,20 @@ func (r Rule) String() string {
 		b.WriteString(" dirs=yes")
 	}
 	return b.String()
+}
+
+// writeTarget writes what a rule applies to, the path or network:address
+// (quoted when it has spaces, quotes or unprintable bytes), then the options
+// every kind of rule may have: the creation mode and the owner.
+func (r Rule) writeTarget(b *strings.Builder, target string) {
+	if needsQuote(target) {
+		target = strconv.Quote(target)
+	}
+	b.WriteString(target)
+	if r.CreateMode != 0 {
+		fmt.Fprintf(b, " mode=%04o", r.CreateMode)
+	}
+	writeOwner(b, r.UID, r.GID)
 }
 
 func writeOwner(b *strings.Builder, uid, gid int64) {

@@ -3,7 +3,6 @@
 package hostile
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/protocol"
 )
 
@@ -32,29 +32,12 @@ type Peer struct {
 	t      testing.TB
 	Sock   int // the parent's end of the socket pair
 	Cmd    *exec.Cmd
-	stderr syncBuffer
+	stderr testutil.LogBuffer
 	buf    []byte
 	oob    []byte
 
 	waitOnce sync.Once
 	waitErr  error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Spawn starts an opener on a fresh socket pair without sending anything.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/privsep-go/privsep/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,20 +24,14 @@ func TestResolveDirWalkAgrees(t *testing.T) {
 		t.Skip("no openat2 to compare with")
 	}
 	dir := t.TempDir()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(os.MkdirAll(filepath.Join(dir, "a/b"), 0o755))
-	must(os.Symlink("a/b", filepath.Join(dir, "rel")))
-	must(os.Symlink(filepath.Join(dir, "a"), filepath.Join(dir, "abs")))
-	must(os.Symlink("../../../../../../../../../../..", filepath.Join(dir, "up")))
-	must(os.Symlink("loop2", filepath.Join(dir, "loop1")))
-	must(os.Symlink("loop1", filepath.Join(dir, "loop2")))
-	must(os.Symlink("/proc/self/cwd", filepath.Join(dir, "magic")))
-	must(os.WriteFile(filepath.Join(dir, "file"), nil, 0o644))
+	testutil.Must(t, os.MkdirAll(filepath.Join(dir, "a/b"), 0o755))
+	testutil.Must(t, os.Symlink("a/b", filepath.Join(dir, "rel")))
+	testutil.Must(t, os.Symlink(filepath.Join(dir, "a"), filepath.Join(dir, "abs")))
+	testutil.Must(t, os.Symlink("../../../../../../../../../../..", filepath.Join(dir, "up")))
+	testutil.Must(t, os.Symlink("loop2", filepath.Join(dir, "loop1")))
+	testutil.Must(t, os.Symlink("loop1", filepath.Join(dir, "loop2")))
+	testutil.Must(t, os.Symlink("/proc/self/cwd", filepath.Join(dir, "magic")))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "file"), nil, 0o644))
 	for _, p := range []string{
 		dir, dir + "/a/b", dir + "/rel", dir + "/abs/b", dir + "/up", dir + "/up" + dir + "/rel",
 		dir + "/a/b/../b", dir + "/loop1", dir + "/magic", dir + "/file", dir + "/missing", "/", "/proc/self",
@@ -49,8 +44,8 @@ func TestResolveDirWalkAgrees(t *testing.T) {
 		}
 		if err1 == nil && err2 == nil {
 			var st1, st2 unix.Stat_t
-			must(unix.Fstat(fd1, &st1))
-			must(unix.Fstat(fd2, &st2))
+			testutil.Must(t, unix.Fstat(fd1, &st1))
+			testutil.Must(t, unix.Fstat(fd2, &st2))
 			if st1.Dev != st2.Dev || st1.Ino != st2.Ino {
 				t.Errorf("%s: openat2 and the walk resolve to different directories", p)
 			}
