@@ -76,7 +76,7 @@ func TestWorkerSteadyStateAllocs(t *testing.T) {
 	}
 	unix.Shutdown(mine, unix.SHUT_WR)
 	<-done
-	c.f.Close()
+	c.close()
 }
 
 // TestReadDirSteadyStateAllocs: a listing, once the worker has made its
@@ -138,5 +138,5 @@ func TestReadDirSteadyStateAllocs(t *testing.T) {
 	}
 	unix.Shutdown(mine, unix.SHUT_WR)
 	<-done
-	c.f.Close()
+	c.close()
 }

@@ -47,6 +47,13 @@ type Session struct {
 
 	// receiving is the receiving role; see "The receiving role" below.
 	receiving sync.Mutex
+	// workers are the session's workers, for the watchdog, which runs
+	// every StallAfter while requests are being served (armed says so)
+	// and passes the role on from a worker whose request has not ended
+	// since its last look.
+	workers []*worker
+	watch   *time.Timer
+	armed   atomic.Bool
 
 	// act, in a server's session, is told when each request begins and
 	// ends, for the idle timeout; nil in an opener, which serves one
@@ -60,15 +67,19 @@ type Session struct {
 // receives a request, serves it and receives the next, on its own, so the
 // steady state runs on one thread with no hand-off between goroutines,
 // like a sequential C opener. The others wait for the role on the mutex.
-// When a request takes longer than StallAfter, the worker's stall timer
-// (which runs on a goroutine of its own) gives the role away for it, so
-// that a slow open does not hold up the rest; then the worker, once done,
-// queues for the role again like any other. At most all the workers can be
+// When a request takes longer than StallAfter, the session's watchdog
+// (a timer, which runs on a goroutine of its own) gives the role away for
+// it, so that a slow open does not hold up the rest; then the worker, once
+// done, queues for the role again like any other. The watchdog looks every
+// StallAfter while requests are being served, so a stall is seen after
+// one to two StallAfter; it is armed by the first request after an idle
+// look, and disarms itself when it finds none, so that an idle session
+// costs no wake-ups and a busy one no timer call per request (arming a
+// timer can wake another thread, which costs more than the open). At most all the workers can be
 // stalled at once, and then the next request waits for the first of them.
 //
 // Invariant: whoever turns a worker's holding flag from true to false,
-// with a compare-and-swap (the worker itself in passOn, or its stall
-// timer), unlocks the mutex, and no one else does; a worker sets its flag
+// with a compare-and-swap (the worker itself in passOn, or the watchdog), unlocks the mutex, and no one else does; a worker sets its flag
 // only just after it has locked the mutex. So the mutex is unlocked once
 // per lock, never twice, and never stays locked by a worker that has given
 // the role up. (sync.Mutex may be unlocked by a goroutine other than the
@@ -77,11 +88,9 @@ type Session struct {
 // The role is about cost, not safety: each message is whole (SOCK_SEQPACKET)
 // and each worker receives into its own buffers, so two workers receiving
 // at once is correct, only slower. That makes these races harmless: a
-// stall timer that fires just as its request ends (Stop cannot stop a
-// callback already running) may take the role from the worker after it
-// has gone back to receiving, so for one request two workers receive;
-// and a timer that fires after the request ended just hands the role on
-// once more than needed. End of stream is sticky: every worker that
+// watchdog that looks just as a request ends (it read the odd count before
+// the worker ended the request) may take the role from the worker after it
+// has gone back to receiving, so for one request two workers receive. End of stream is sticky: every worker that
 // receives after it sees it too, passes the role on and returns.
 
 // Activity is told when each request of a session begins and ends (a
@@ -151,18 +160,63 @@ func (s *Session) run(n int) int {
 	if n <= 0 {
 		n = DefaultWorkers
 	}
+	s.workers = make([]*worker, n)
+	for i := range s.workers {
+		s.workers[i] = newWorker(s)
+	}
+	s.watch = time.AfterFunc(time.Hour, s.look)
+	s.watch.Stop()
 	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
+	for _, w := range s.workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			newWorker(s).run()
+			w.run()
 		}()
 	}
 	// Every worker sees the end of stream (it is sticky), so all of them
 	// return.
 	wg.Wait()
+	s.watch.Stop()
 	return int(s.code.Load())
+}
+
+// arm starts the watchdog if it is not running; a worker calls it as it
+// begins a request.
+func (s *Session) arm() {
+	if !s.armed.Load() && s.armed.CompareAndSwap(false, true) {
+		s.watch.Reset(StallAfter)
+	}
+}
+
+// look is the watchdog: it passes the role on from a worker still serving
+// the request it served at the last look, and runs again after StallAfter
+// while any request is being served.
+func (s *Session) look() {
+	busy := false
+	for _, w := range s.workers {
+		q := w.seq.Load()
+		if q&1 == 1 {
+			busy = true
+			if q == w.seen {
+				w.passOn()
+			}
+		}
+		w.seen = q
+	}
+	if busy {
+		s.watch.Reset(StallAfter)
+		return
+	}
+	s.armed.Store(false)
+	// A request that began after its worker was looked at found the
+	// watchdog still armed and did not arm it: look for one again.
+	for _, w := range s.workers {
+		if w.seq.Load()&1 == 1 {
+			s.arm()
+			return
+		}
+	}
 }
 
 // handshake reads the hello, compiles the policy, opens the rule

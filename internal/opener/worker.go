@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"sync/atomic"
 	"syscall"
-	"time"
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
@@ -38,8 +37,12 @@ type worker struct {
 
 	io      *connIO     // receives into buf, oob and fds; sends replies
 	holding atomic.Bool // this worker holds s.receiving (see "The receiving role")
-	stall   *time.Timer // passes the receiving role on when a request stalls
-	busy    bool        // counted in s.act as serving a request
+	// seq counts the requests begun and ended: odd while one is served.
+	// The session's watchdog reads it; seen is the watchdog's own copy
+	// from its last look (only the watchdog touches seen).
+	seq  atomic.Uint32
+	seen uint32
+	busy bool // counted in s.act as serving a request
 }
 
 func newWorker(s *Session) *worker {
@@ -54,8 +57,6 @@ func newWorker(s *Session) *worker {
 		opened: make([]int, 0, protocol.MaxBatch),
 	}
 	w.io = newIO(s.conn, w.buf, w.oob, w.fds)
-	w.stall = time.AfterFunc(time.Hour, w.passOn)
-	w.stall.Stop()
 	return w
 }
 
@@ -106,9 +107,10 @@ func (w *worker) run() int {
 			w.passOn()
 			return code
 		}
-		w.stall.Reset(StallAfter)
+		w.seq.Add(1) // odd: serving
+		w.s.arm()
 		w.handle(m)
-		w.stall.Stop() // if it fired, passOn already gave the role away
+		w.seq.Add(1) // if the watchdog saw a stall, it gave the role away
 	}
 }
 
