@@ -83,6 +83,8 @@ type connIO struct {
 	err      error
 	tryRecv  func(uintptr) bool
 	trySend  func(uintptr) bool
+	tryPeek  func(uintptr) bool
+	peek     []byte
 }
 
 func newIO(c *Conn, buf, oob []byte, fds []int) *connIO {
@@ -91,11 +93,27 @@ func newIO(c *Conn, buf, oob []byte, fds []int) *connIO {
 		x.m, x.err = protocol.Recv(int(fd), x.buf, x.oob, x.fds, unix.MSG_DONTWAIT)
 		return x.err != unix.EAGAIN
 	}
+	x.tryPeek = func(fd uintptr) bool {
+		// Whatever recvmsg says but "nothing yet" (a message, end of
+		// stream, an error) is for the receive that follows to report.
+		err := protocol.Peek(int(fd), x.peek)
+		return err != unix.EAGAIN
+	}
 	x.trySend = func(fd uintptr) bool {
 		x.err = protocol.Send(int(fd), x.msg, x.sfds, unix.MSG_DONTWAIT)
 		return x.err != unix.EAGAIN
 	}
 	return x
+}
+
+// wait waits, through the poller, until a message (or end of stream) can
+// be received, without taking it: a server's worker waits holding no
+// buffers.
+func (x *connIO) wait() error {
+	if x.peek == nil {
+		x.peek = make([]byte, protocol.HeaderSize)
+	}
+	return x.c.rc.Read(x.tryPeek)
 }
 
 // recv receives one message, waiting for it as long as it takes. The

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -51,14 +52,21 @@ type Session struct {
 	// every StallAfter while requests are being served (armed says so)
 	// and passes the role on from a worker whose request has not ended
 	// since its last look.
-	workers []*worker
+	workers []*worker // started so far; at most cap(workers); appended by spawn only
 	watch   *time.Timer
 	armed   atomic.Bool
+	spawnMu sync.Mutex // guards ended, and the appends to workers against run's end
+	ended   bool       // run's first worker returned: spawn no more
+	wg      sync.WaitGroup
 
 	// act, in a server's session, is told when each request begins and
 	// ends, for the idle timeout; nil in an opener, which serves one
 	// parent for as long as it likes.
 	act Activity
+
+	// pool, when not nil, lends the workers their buffers for one request
+	// at a time (a server's sessions).
+	pool *BufferPool
 }
 
 // The receiving role (Session.receiving, worker.holding, worker.stall).
@@ -109,6 +117,11 @@ func NewSession(log hclog.Logger, conn *Conn, rs *Ruleset, end func(code int), a
 	return &Session{log: log, conn: conn, rs: rs, root: -1, end: end, act: act}
 }
 
+// ShareBuffers makes the session's workers take their buffers from p for
+// each request and give them back after it, instead of holding their own;
+// call it before Run.
+func (s *Session) ShareBuffers(p *BufferPool) { s.pool = p }
+
 // Recv receives one message into buf and oob, taking no descriptors; for a
 // handshake the caller runs.
 func (s *Session) Recv(buf, oob []byte) (protocol.Msg, error) { return s.conn.recv(buf, oob, nil) }
@@ -147,6 +160,10 @@ func ServeProcess(log hclog.Logger, sock, root int) int {
 	if code := s.handshake(); code != protocol.ExitOK || s.rs == nil {
 		return code // a failed handshake, or end of stream before it
 	}
+	// The handshake's buffers and the policy's parse are garbage now; an
+	// idle opener should not keep the heap they grew. Off the first
+	// request's path: the second scheduler slot runs it.
+	go debug.FreeOSMemory()
 	code := s.run(DefaultWorkers)
 	if code != protocol.ExitOK {
 		return code
@@ -160,25 +177,40 @@ func (s *Session) run(n int) int {
 	if n <= 0 {
 		n = DefaultWorkers
 	}
-	s.workers = make([]*worker, n)
-	for i := range s.workers {
-		s.workers[i] = newWorker(s)
-	}
+	// The first worker runs on this goroutine; the others are started by
+	// the watchdog, one per stall, up to n: until a request stalls, which
+	// most sessions never see, one goroutine serves.
+	first := newWorker(s)
+	s.workers = append(make([]*worker, 0, n), first)
 	s.watch = time.AfterFunc(time.Hour, s.look)
 	s.watch.Stop()
-	var wg sync.WaitGroup
-	for _, w := range s.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.run()
-		}()
-	}
+	first.run()
+	s.spawnMu.Lock()
+	s.ended = true // no more workers: every Add below happened before Wait
+	s.spawnMu.Unlock()
 	// Every worker sees the end of stream (it is sticky), so all of them
 	// return.
-	wg.Wait()
+	s.wg.Wait()
 	s.watch.Stop()
 	return int(s.code.Load())
+}
+
+// spawn starts another worker, if the session has fewer than it may; the
+// watchdog calls it when it passes the role on from a stalled worker, so
+// that someone receives the next request.
+func (s *Session) spawn() {
+	s.spawnMu.Lock()
+	defer s.spawnMu.Unlock()
+	if s.ended || len(s.workers) == cap(s.workers) {
+		return
+	}
+	w := newWorker(s)
+	s.workers = append(s.workers, w)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		w.run()
+	}()
 }
 
 // arm starts the watchdog if it is not running; a worker calls it as it
@@ -190,19 +222,21 @@ func (s *Session) arm() {
 }
 
 // look is the watchdog: it passes the role on from a worker still serving
-// the request it served at the last look, and runs again after StallAfter
+// the request it served at the last look, and still at the same open of
+// it, and runs again after StallAfter
 // while any request is being served.
 func (s *Session) look() {
 	busy := false
 	for _, w := range s.workers {
-		q := w.seq.Load()
+		q, d := w.seq.Load(), w.done.Load()
 		if q&1 == 1 {
 			busy = true
-			if q == w.seen {
+			if q == w.seen && d == w.seenDone && w.holding.Load() {
 				w.passOn()
+				s.spawn()
 			}
 		}
-		w.seen = q
+		w.seen, w.seenDone = q, d
 	}
 	if busy {
 		s.watch.Reset(StallAfter)
