@@ -55,7 +55,7 @@ type Session struct {
 	workers []*worker // started so far; at most cap(workers); appended by spawn only
 	watch   *time.Timer
 	armed   atomic.Bool
-	spawnMu sync.Mutex // guards ended, and the appends to workers against run's end
+	spawnMu sync.Mutex // serializes looks; guards ended, workers and the workers' seen counts
 	ended   bool       // run's first worker returned: spawn no more
 	wg      sync.WaitGroup
 
@@ -198,9 +198,8 @@ func (s *Session) run(n int) int {
 // spawn starts another worker, if the session has fewer than it may; the
 // watchdog calls it when it passes the role on from a stalled worker, so
 // that someone receives the next request.
+// The caller holds spawnMu.
 func (s *Session) spawn() {
-	s.spawnMu.Lock()
-	defer s.spawnMu.Unlock()
 	if s.ended || len(s.workers) == cap(s.workers) {
 		return
 	}
@@ -226,12 +225,18 @@ func (s *Session) arm() {
 // it, and runs again after StallAfter
 // while any request is being served.
 func (s *Session) look() {
+	// Looks are serialized (two can overlap when a worker arms the
+	// watchdog just as a look ends), and spawn appends to workers.
+	s.spawnMu.Lock()
+	defer s.spawnMu.Unlock()
 	busy := false
 	for _, w := range s.workers {
+		// Only a worker serving while it holds the role needs watching:
+		// one that gave the role up has nothing more to give.
 		q, d := w.seq.Load(), w.done.Load()
-		if q&1 == 1 {
+		if q&1 == 1 && w.holding.Load() {
 			busy = true
-			if q == w.seen && d == w.seenDone && w.holding.Load() {
+			if q == w.seen && d == w.seenDone {
 				w.passOn()
 				s.spawn()
 			}
@@ -246,7 +251,7 @@ func (s *Session) look() {
 	// A request that began after its worker was looked at found the
 	// watchdog still armed and did not arm it: look for one again.
 	for _, w := range s.workers {
-		if w.seq.Load()&1 == 1 {
+		if w.seq.Load()&1 == 1 && w.holding.Load() {
 			s.arm()
 			return
 		}
