@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -160,10 +159,6 @@ func ServeProcess(log hclog.Logger, sock, root int) int {
 	if code := s.handshake(); code != protocol.ExitOK || s.rs == nil {
 		return code // a failed handshake, or end of stream before it
 	}
-	// The handshake's buffers and the policy's parse are garbage now; an
-	// idle opener should not keep the heap they grew. Off the first
-	// request's path: the second scheduler slot runs it.
-	go debug.FreeOSMemory()
 	code := s.run(DefaultWorkers)
 	if code != protocol.ExitOK {
 		return code
