@@ -68,37 +68,42 @@ type Session struct {
 	pool *BufferPool
 }
 
-// The receiving role (Session.receiving, worker.holding, worker.stall).
+// The receiving role (Session.receiving, worker.holding, Session.look).
 //
 // Of a session's workers, one at a time holds the receiving role: it
 // receives a request, serves it and receives the next, on its own, so the
 // steady state runs on one thread with no hand-off between goroutines,
 // like a sequential C opener. The others wait for the role on the mutex.
-// When a request takes longer than StallAfter, the session's watchdog
-// (a timer, which runs on a goroutine of its own) gives the role away for
-// it, so that a slow open does not hold up the rest; then the worker, once
-// done, queues for the role again like any other. The watchdog looks every
-// StallAfter while requests are being served, so a stall is seen after
-// one to two StallAfter; it is armed by the first request after an idle
-// look, and disarms itself when it finds none, so that an idle session
+// When a request takes longer than StallAfter, the session's watchdog (a
+// timer, which runs on a goroutine of its own) gives the role away for it,
+// and starts another worker if the session has fewer than it may, so that
+// a slow open does not hold up the rest; then the worker, once done,
+// queues for the role again like any other. The watchdog looks every
+// StallAfter while a role holder is serving a request, so a stall is seen
+// after one to two StallAfter; the first request after an idle look arms
+// it, and it disarms itself when it finds none, so that an idle session
 // costs no wake-ups and a busy one no timer call per request (arming a
-// timer can wake another thread, which costs more than the open). At most all the workers can be
-// stalled at once, and then the next request waits for the first of them.
+// timer can wake another thread, which costs more than the open). At most
+// all the workers can be stalled at once, and then the next request waits
+// for the first of them.
 //
 // Invariant: whoever turns a worker's holding flag from true to false,
-// with a compare-and-swap (the worker itself in passOn, or the watchdog), unlocks the mutex, and no one else does; a worker sets its flag
-// only just after it has locked the mutex. So the mutex is unlocked once
-// per lock, never twice, and never stays locked by a worker that has given
-// the role up. (sync.Mutex may be unlocked by a goroutine other than the
-// one that locked it, which is what lets the timer do it.)
+// with a compare-and-swap (the worker itself in passOn, or the watchdog),
+// unlocks the mutex, and no one else does; a worker sets its flag only
+// just after it has locked the mutex. So the mutex is unlocked once per
+// lock, never twice, and never stays locked by a worker that has given the
+// role up. (sync.Mutex may be unlocked by a goroutine other than the one
+// that locked it, which is what lets the watchdog do it.)
 //
-// The role is about cost, not safety: each message is whole (SOCK_SEQPACKET)
-// and each worker receives into its own buffers, so two workers receiving
-// at once is correct, only slower. That makes these races harmless: a
-// watchdog that looks just as a request ends (it read the odd count before
-// the worker ended the request) may take the role from the worker after it
-// has gone back to receiving, so for one request two workers receive. End of stream is sticky: every worker that
-// receives after it sees it too, passes the role on and returns.
+// The role is about cost, not safety: each message is whole
+// (SOCK_SEQPACKET) and each worker receives into its own buffers, so two
+// workers receiving at once is correct, only slower. That makes this race
+// harmless: a watchdog that looks just as a request ends (it read the odd
+// count before the worker ended the request) may take the role from the
+// worker after it has gone back to receiving, so for one request two
+// workers receive (and one more worker may be started). End of stream is
+// sticky: every worker that receives after it sees it too, passes the
+// role on and returns.
 
 // Activity is told when each request of a session begins and ends (a
 // server's idle timeout). Begin and End are called by the session's
