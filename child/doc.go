@@ -61,12 +61,12 @@
 //
 // # Concurrency and exit status
 //
-// A fixed set of workers (eight; a server's session has
+// Up to a fixed number of workers (eight; a server's session has
 // ServerConfig.WorkersPerConn) serves each connection. One of them at a
 // time holds the receiving role and receives, decides, opens and replies
 // request after request; when a request stalls (an open on a hung mount)
-// the role passes to another worker, so one slow open does not stall the
-// others, and no goroutine is started per request (internal/opener, "The
+// the role passes to another worker, started then if need be, so one slow
+// open does not stall the others, and no goroutine is started per request (internal/opener, "The
 // receiving role", states the invariant). The exit status says how the
 // opener ended: 0 at end of stream, 1 on an internal error, 2 on a bad
 // invocation, 3 on a protocol violation (see PROTOCOL.md). Every decision

@@ -49,7 +49,7 @@ func Main(fdArg string) int {
 	// internal/opener); a second scheduler slot would only keep a second
 	// thread spinning for work, measured as about half the opener's CPU per
 	// request. Workers that stall in a system call still give the slot up.
-	runtime.GOMAXPROCS(1)
+	runtime.GOMAXPROCS(2)
 	root, err := opener.PinRoot()
 	if err != nil {
 		log.Error("cannot start", "error", err)

@@ -179,3 +179,17 @@ func closeAll(fds []int) {
 		unix.Close(fd)
 	}
 }
+
+// Peek reports whether a message (or end of stream) is waiting on fd,
+// without taking it and without waiting: it returns unix.EAGAIN (bare) when
+// none is, nil when one is, and recvmsg's other errors as they are. buf
+// (at least one byte) receives the start of the message. Descriptors the
+// message carries stay in it, for the Recv that takes it.
+func Peek(fd int, buf []byte) error {
+	for {
+		_, _, _, err := recvmsg(fd, buf, nil, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}

@@ -9,7 +9,21 @@
 #   -benchtime D   passed to go test (default 1s; 100x for a quick check,
 #                  as CI does: it shows nothing rotted, not how fast it is)
 #   -o FILE        also keep the raw go test output in FILE
+#   -syscalls N    count system calls over N operations (default 20000)
+#   -no-syscalls   skip the system call count
+#   -only-syscalls only count system calls (no timed run)
 #   anything else  passed to go test as is (e.g. -cpu 1, -bench 'Open')
+#
+# System calls are counted with strace -f -c (both processes: the
+# benchmark and the opener it starts, every thread) on OpenSingle,
+# OpenBatch64 and OpenConcurrent16, each run twice from a test binary built
+# once: with -benchtime Nx and with -benchtime 1x. The difference, divided
+# by N-1 (and by 64 for the batch, per fd), is the count per operation
+# without the process's start, the opener's start and the harness; it is
+# printed per system call. strace slows every call down, which changes how
+# often the schedulers sleep and spin, so the counts are of the calls an
+# operation makes, not of a timing. Without strace on PATH this part is
+# skipped with a message (apt-get install strace).
 #
 # Needs bash, awk and go; gcc and ../shared/bench (beside the module root,
 # or $PRIVSEP_BENCH_REF_DIR) for the C reference, which is skipped without
@@ -20,12 +34,17 @@ usage() { sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; }
 
 benchtime=1s
 out=
+syscalls=20000
+only_syscalls=
 extra=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	-benchtime) benchtime=${2:?-benchtime needs a value}; shift 2 ;;
 	-benchtime=*) benchtime=${1#*=}; shift ;;
 	-o) out=${2:?-o needs a file}; shift 2 ;;
+	-syscalls) syscalls=${2:?-syscalls needs a count}; shift 2 ;;
+	-no-syscalls) syscalls=0; shift ;;
+	-only-syscalls) only_syscalls=1; shift ;;
 	-h | -help | --help) usage; exit 0 ;;
 	*) extra+=("$1"); shift ;;
 	esac
@@ -39,8 +58,10 @@ if [ -z "${PRIVSEP_BENCH_REF_DIR:-}" ] && [ -d "$root/../shared/bench" ]; then
 fi
 
 raw=$(mktemp "${TMPDIR:-/tmp}/privsep-bench.XXXXXX")
-trap 'rm -f "$raw"' EXIT
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/privsep-bench-strace.XXXXXX")
+trap 'rm -rf "$raw" "$scratch"' EXIT
 
+timed_run() {
 pkgs=(./parent/ ./policy/)
 echo "# go test -run '^\$' -bench . -benchtime $benchtime -count 1 -benchmem${extra[*]+ ${extra[*]}} ${pkgs[*]}"
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uname -r) nproc=$(nproc) GOMAXPROCS=${GOMAXPROCS:-default} affinity=$(taskset -pc $$ 2>/dev/null | sed 's/.*: //' || echo '?') load:$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -113,3 +134,82 @@ END {
 		print "(no C reference figures: gcc or the shared/bench directory is missing; see the SKIP line above)"
 }
 ' "$raw"
+}
+
+if [ -z "$only_syscalls" ]; then
+	timed_run
+fi
+
+# count_syscalls BENCH N PER: strace -f -c of one benchmark run with N
+# iterations and with 1, and the difference per operation (divided by
+# (N-1)*PER), by system call.
+count_syscalls() {
+	local name=$1 n=$2 per=$3 k
+	for k in 1 "$n"; do
+		(cd "$root/parent" && strace -f -c -o "$scratch/$name.$k" "$scratch/parent.test" \
+			-test.run '^$' -test.bench "^Benchmark$name\$" -test.benchtime "${k}x" >"$scratch/$name.$k.out" 2>&1) || {
+			echo "bench.sh: strace of $name failed:" >&2
+			cat "$scratch/$name.$k.out" >&2
+			return 1
+		}
+	done
+	awk -v name="$name" -v div="$(((n - 1) * per))" '
+	# strace -c: % time, seconds, usecs/call, calls, [errors,] syscall
+	FNR == 1 { f++ }
+	/^-/ || /^%/ || /total$/ || NF < 5 { next }
+	{
+		sc = $NF; calls = $4; errs = (NF >= 6) ? $5 : 0
+		c[sc] += (f == 2 ? calls : -calls); e[sc] += (f == 2 ? errs : -errs)
+	}
+	END {
+		t = 0; line = ""
+		for (sc in c) { if (c[sc] / div >= 0.05) list[sc] = c[sc] / div; t += c[sc] }
+		n = 0
+		for (sc in list) keys[++n] = sc
+		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (list[keys[j]] > list[keys[i]]) { x = keys[i]; keys[i] = keys[j]; keys[j] = x }
+		for (i = 1; i <= n; i++) {
+			sc = keys[i]
+			line = line sprintf(" %s %.2f", sc, list[sc])
+			if (e[sc] / div >= 0.05) line = line sprintf(" (%.2f failed)", e[sc] / div)
+		}
+		printf "%-18s %6.2f  =%s\n", name, t / div, line
+	}' "$scratch/$name.1" "$scratch/$name.$n"
+}
+
+echo
+if [ "$syscalls" -le 1 ]; then
+	echo "System calls: skipped (-no-syscalls)"
+elif ! command -v strace >/dev/null 2>&1; then
+	echo "System calls: skipped: strace is not on PATH (apt-get install strace)"
+else
+	echo "System calls per operation (strace -f -c, both processes, all threads; (count at ${syscalls}x - count at 1x) / $((syscalls - 1)))"
+	echo "# affinity=$(taskset -pc $$ 2>/dev/null | sed 's/.*: //' || echo '?')"
+	go test -c -o "$scratch/parent.test" ./parent/
+	count_syscalls OpenSingle "$syscalls" 1
+	count_syscalls OpenBatch64 "$((syscalls / 64 + 2))" 64
+	count_syscalls OpenConcurrent16 "$syscalls" 1
+	if [ -n "${PRIVSEP_BENCH_REF_DIR:-}" ] && command -v gcc >/dev/null 2>&1; then
+		gcc -O2 -o "$scratch/broker" "$PRIVSEP_BENCH_REF_DIR/broker_seqpacket.c"
+		count_c() { # NAME BATCH N
+			local k
+			for k in 1 "$3"; do
+				strace -f -c -o "$scratch/$1.$k" "$scratch/broker" seq "$2" "$k" "$root/go.mod" >/dev/null 2>&1
+			done
+			# The program runs ITERATIONS/10+1 warm-up requests first.
+			awk -v name="$1" -v div="$((($3 + $3 / 10 + 1 - 2) * $2))" '
+			FNR == 1 { f++ }
+			/^-/ || /^%/ || /total$/ || NF < 5 { next }
+			{ c[$NF] += (f == 2 ? $4 : -$4) }
+			END {
+				t = 0; line = ""
+				for (sc in c) { t += c[sc]; if (c[sc] / div >= 0.05) line = line sprintf(" %s %.2f", sc, c[sc] / div) }
+				printf "%-18s %6.2f  =%s\n", name, t / div, line
+			}' "$scratch/$1.1" "$scratch/$1.$3"
+		}
+		count_c C-b1 1 "$syscalls"
+		count_c C-b64 64 "$((syscalls / 64 + 2))"
+	else
+		echo "(no C reference count: gcc or PRIVSEP_BENCH_REF_DIR missing)"
+	fi
+	echo "(OpenSingle, OpenConcurrent16 and C-b1 per open; OpenBatch64 and C-b64 per fd, in requests of 64)"
+fi

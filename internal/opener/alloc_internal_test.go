@@ -3,8 +3,10 @@
 package opener
 
 import (
+	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -76,7 +78,7 @@ func TestWorkerSteadyStateAllocs(t *testing.T) {
 	}
 	unix.Shutdown(mine, unix.SHUT_WR)
 	<-done
-	c.f.Close()
+	c.close()
 }
 
 // TestReadDirSteadyStateAllocs: a listing, once the worker has made its
@@ -138,5 +140,89 @@ func TestReadDirSteadyStateAllocs(t *testing.T) {
 	}
 	unix.Shutdown(mine, unix.SHUT_WR)
 	<-done
-	c.f.Close()
+	c.close()
+}
+
+// TestPooledSessionSteadyStateAllocs: a server's session, whose workers
+// wait through the poller and borrow their buffers from a pool for each
+// request, allocates nothing per request either, and the pool makes only
+// the sets that are in use at once.
+func TestPooledSessionSteadyStateAllocs(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Parse([]string{dir + "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, theirs, err := protocol.Socketpair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(mine)
+	f := os.NewFile(uintptr(theirs), "server-end")
+	fc, err := net.FileConn(f) // dups the descriptor, non-blocking, on the poller
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	uc := fc.(*net.UnixConn)
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd int
+	rc.Control(func(x uintptr) { fd = int(x) })
+	root, err := PinRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := NewDirTable(root, HaveOpenat2(root))
+	defer dirs.Close()
+	rs, err := NewRuleset(hclog.NewNullLogger(), pol, dirs)
+	unix.Close(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := 0
+	pool := &BufferPool{p: sync.Pool{New: func() any { made++; return newBufSet() }}}
+	s := NewSession(hclog.NewNullLogger(), ConnOf(fd, rc, nil), rs, func(int) {}, nil)
+	s.ShareBuffers(pool)
+	if raceEnabled {
+		t.Skip("the race detector's sync.Pool drops buffer sets on purpose")
+	}
+	done := make(chan int)
+	go func() { done <- s.Run(2) }()
+
+	req, err := protocol.AppendOpenPath(nil, 1, unix.O_RDONLY, 0, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, oob, fds := make([]byte, protocol.MaxMessage), make([]byte, protocol.OOBSize), make([]int, 0, 4)
+	roundTrip := func() {
+		if err := protocol.Send(mine, req, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		m, err := protocol.Recv(mine, buf, oob, fds, 0)
+		if err != nil || m.Type != protocol.TypeOpened {
+			t.Fatalf("reply: %v %v", m.Type, err)
+		}
+		protocol.CloseFDs(m.FDs)
+	}
+	for i := 0; i < 100; i++ {
+		roundTrip()
+	}
+	if n := testing.AllocsPerRun(1000, roundTrip); n != 0 {
+		t.Errorf("got %v allocations per request in the steady state, want 0", n)
+	}
+	unix.Shutdown(mine, unix.SHUT_WR)
+	<-done
+	// One request at a time needs one set; a collection may empty the
+	// pool (sync.Pool) and cost one more now and then.
+	if made > 3 {
+		t.Errorf("the pool made %d buffer sets for requests served one at a time", made)
+	}
 }

@@ -47,42 +47,63 @@ type Session struct {
 
 	// receiving is the receiving role; see "The receiving role" below.
 	receiving sync.Mutex
+	// workers are the session's workers, for the watchdog, which runs
+	// every StallAfter while requests are being served (armed says so)
+	// and passes the role on from a worker whose request has not ended
+	// since its last look.
+	workers []*worker // started so far; at most cap(workers); appended by spawn only
+	watch   *time.Timer
+	armed   atomic.Bool
+	spawnMu sync.Mutex // serializes looks; guards ended, workers and the workers' seen counts
+	ended   bool       // run's first worker returned: spawn no more
+	wg      sync.WaitGroup
 
 	// act, in a server's session, is told when each request begins and
 	// ends, for the idle timeout; nil in an opener, which serves one
 	// parent for as long as it likes.
 	act Activity
+
+	// pool, when not nil, lends the workers their buffers for one request
+	// at a time (a server's sessions).
+	pool *BufferPool
 }
 
-// The receiving role (Session.receiving, worker.holding, worker.stall).
+// The receiving role (Session.receiving, worker.holding, Session.look).
 //
 // Of a session's workers, one at a time holds the receiving role: it
 // receives a request, serves it and receives the next, on its own, so the
 // steady state runs on one thread with no hand-off between goroutines,
 // like a sequential C opener. The others wait for the role on the mutex.
-// When a request takes longer than StallAfter, the worker's stall timer
-// (which runs on a goroutine of its own) gives the role away for it, so
-// that a slow open does not hold up the rest; then the worker, once done,
-// queues for the role again like any other. At most all the workers can be
-// stalled at once, and then the next request waits for the first of them.
+// When a request takes longer than StallAfter, the session's watchdog (a
+// timer, which runs on a goroutine of its own) gives the role away for it,
+// and starts another worker if the session has fewer than it may, so that
+// a slow open does not hold up the rest; then the worker, once done,
+// queues for the role again like any other. The watchdog looks every
+// StallAfter while a role holder is serving a request, so a stall is seen
+// after one to two StallAfter; the first request after an idle look arms
+// it, and it disarms itself when it finds none, so that an idle session
+// costs no wake-ups and a busy one no timer call per request (arming a
+// timer can wake another thread, which costs more than the open). At most
+// all the workers can be stalled at once, and then the next request waits
+// for the first of them.
 //
 // Invariant: whoever turns a worker's holding flag from true to false,
-// with a compare-and-swap (the worker itself in passOn, or its stall
-// timer), unlocks the mutex, and no one else does; a worker sets its flag
-// only just after it has locked the mutex. So the mutex is unlocked once
-// per lock, never twice, and never stays locked by a worker that has given
-// the role up. (sync.Mutex may be unlocked by a goroutine other than the
-// one that locked it, which is what lets the timer do it.)
+// with a compare-and-swap (the worker itself in passOn, or the watchdog),
+// unlocks the mutex, and no one else does; a worker sets its flag only
+// just after it has locked the mutex. So the mutex is unlocked once per
+// lock, never twice, and never stays locked by a worker that has given the
+// role up. (sync.Mutex may be unlocked by a goroutine other than the one
+// that locked it, which is what lets the watchdog do it.)
 //
-// The role is about cost, not safety: each message is whole (SOCK_SEQPACKET)
-// and each worker receives into its own buffers, so two workers receiving
-// at once is correct, only slower. That makes these races harmless: a
-// stall timer that fires just as its request ends (Stop cannot stop a
-// callback already running) may take the role from the worker after it
-// has gone back to receiving, so for one request two workers receive;
-// and a timer that fires after the request ended just hands the role on
-// once more than needed. End of stream is sticky: every worker that
-// receives after it sees it too, passes the role on and returns.
+// The role is about cost, not safety: each message is whole
+// (SOCK_SEQPACKET) and each worker receives into its own buffers, so two
+// workers receiving at once is correct, only slower. That makes this race
+// harmless: a watchdog that looks just as a request ends (it read the odd
+// count before the worker ended the request) may take the role from the
+// worker after it has gone back to receiving, so for one request two
+// workers receive (and one more worker may be started). End of stream is
+// sticky: every worker that receives after it sees it too, passes the
+// role on and returns.
 
 // Activity is told when each request of a session begins and ends (a
 // server's idle timeout). Begin and End are called by the session's
@@ -99,6 +120,11 @@ type Activity interface {
 func NewSession(log hclog.Logger, conn *Conn, rs *Ruleset, end func(code int), act Activity) *Session {
 	return &Session{log: log, conn: conn, rs: rs, root: -1, end: end, act: act}
 }
+
+// ShareBuffers makes the session's workers take their buffers from p for
+// each request and give them back after it, instead of holding their own;
+// call it before Run.
+func (s *Session) ShareBuffers(p *BufferPool) { s.pool = p }
 
 // Recv receives one message into buf and oob, taking no descriptors; for a
 // handshake the caller runs.
@@ -151,18 +177,85 @@ func (s *Session) run(n int) int {
 	if n <= 0 {
 		n = DefaultWorkers
 	}
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			newWorker(s).run()
-		}()
-	}
+	// The first worker runs on this goroutine; the others are started by
+	// the watchdog, one per stall, up to n: until a request stalls, which
+	// most sessions never see, one goroutine serves.
+	first := newWorker(s)
+	s.workers = append(make([]*worker, 0, n), first)
+	s.watch = time.AfterFunc(time.Hour, s.look)
+	s.watch.Stop()
+	first.run()
+	s.spawnMu.Lock()
+	s.ended = true // no more workers: every Add below happened before Wait
+	s.spawnMu.Unlock()
 	// Every worker sees the end of stream (it is sticky), so all of them
 	// return.
-	wg.Wait()
+	s.wg.Wait()
+	s.watch.Stop()
 	return int(s.code.Load())
+}
+
+// spawn starts another worker, if the session has fewer than it may; the
+// watchdog calls it when it passes the role on from a stalled worker, so
+// that someone receives the next request.
+// The caller holds spawnMu.
+func (s *Session) spawn() {
+	if s.ended || len(s.workers) == cap(s.workers) {
+		return
+	}
+	w := newWorker(s)
+	s.workers = append(s.workers, w)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		w.run()
+	}()
+}
+
+// arm starts the watchdog if it is not running; a worker calls it as it
+// begins a request.
+func (s *Session) arm() {
+	if !s.armed.Load() && s.armed.CompareAndSwap(false, true) {
+		s.watch.Reset(StallAfter)
+	}
+}
+
+// look is the watchdog: it passes the role on from a worker still serving
+// the request it served at the last look, and still at the same open of
+// it, and runs again after StallAfter
+// while any request is being served.
+func (s *Session) look() {
+	// Looks are serialized (two can overlap when a worker arms the
+	// watchdog just as a look ends), and spawn appends to workers.
+	s.spawnMu.Lock()
+	defer s.spawnMu.Unlock()
+	busy := false
+	for _, w := range s.workers {
+		// Only a worker serving while it holds the role needs watching:
+		// one that gave the role up has nothing more to give.
+		q, d := w.seq.Load(), w.done.Load()
+		if q&1 == 1 && w.holding.Load() {
+			busy = true
+			if q == w.seen && d == w.seenDone {
+				w.passOn()
+				s.spawn()
+			}
+		}
+		w.seen, w.seenDone = q, d
+	}
+	if busy {
+		s.watch.Reset(StallAfter)
+		return
+	}
+	s.armed.Store(false)
+	// A request that began after its worker was looked at found the
+	// watchdog still armed and did not arm it: look for one again.
+	for _, w := range s.workers {
+		if w.seq.Load()&1 == 1 && w.holding.Load() {
+			s.arm()
+			return
+		}
+	}
 }
 
 // handshake reads the hello, compiles the policy, opens the rule

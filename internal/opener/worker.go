@@ -6,10 +6,11 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
@@ -18,19 +19,12 @@ import (
 	"github.com/privsep-go/privsep/protocol"
 )
 
-// worker serves requests one at a time with buffers allocated once, so the
-// steady state allocates nothing beyond the descriptor it opens.
+// worker serves requests one at a time with buffers allocated once (or
+// taken from its session's pool), so the steady state allocates nothing
+// beyond the descriptor it opens.
 type worker struct {
-	s      *Session
-	buf    []byte // the request as received
-	oob    []byte
-	out    []byte // the reply being built
-	fds    []int  // descriptors that arrived with the request (always closed)
-	items  []protocol.Open
-	status []protocol.Status
-	opened []int
-	cpath  [policy.MaxPath + 1]byte // NUL-terminated relative path for openat2
-	dirent []byte                   // getdents64 buffer for readdir, made on first use
+	s       *Session
+	*bufSet // nil until the first receive; in a pooled session, while idle
 	// plainDev is the last st_dev of an anonymous device (major 0: tmpfs,
 	// procfs, overlay...) that fstatfs showed is not procfs, so that a tree
 	// on tmpfs costs one fstatfs per worker, not one per open.
@@ -38,13 +32,35 @@ type worker struct {
 
 	io      *connIO     // receives into buf, oob and fds; sends replies
 	holding atomic.Bool // this worker holds s.receiving (see "The receiving role")
-	stall   *time.Timer // passes the receiving role on when a request stalls
-	busy    bool        // counted in s.act as serving a request
+	// seq counts the requests begun and ended: odd while one is served.
+	// The session's watchdog reads it; seen is the watchdog's own copy
+	// from its last look (only the watchdog touches seen).
+	seq  atomic.Uint32
+	seen uint32
+	// done counts the opens of a batch as they end, so that a long batch
+	// that keeps making progress is not taken for a stalled one.
+	done     atomic.Uint32
+	seenDone uint32
+	busy     bool // counted in s.act as serving a request
+	work     int  // opens since the worker last yielded
 }
 
-func newWorker(s *Session) *worker {
-	w := &worker{
-		s:      s,
+// bufSet is what a worker needs to serve one request: about 80 KiB, most
+// of it the receive buffer.
+type bufSet struct {
+	buf    []byte // the request as received
+	oob    []byte
+	out    []byte // the reply being built
+	fds    []int  // descriptors that arrived with the request (always closed)
+	items  []protocol.Open
+	status []protocol.Status
+	opened []int
+	cpath  *[policy.MaxPath + 1]byte // NUL-terminated relative path for openat2
+	dirent []byte                    // getdents64 buffer for readdir, made on first use
+}
+
+func newBufSet() *bufSet {
+	return &bufSet{
 		buf:    make([]byte, protocol.MaxMessage),
 		oob:    make([]byte, protocol.OOBSize),
 		out:    make([]byte, 0, protocol.HeaderSize+4+8*protocol.MaxBatch),
@@ -52,11 +68,42 @@ func newWorker(s *Session) *worker {
 		items:  make([]protocol.Open, 0, protocol.MaxBatch),
 		status: make([]protocol.Status, 0, protocol.MaxBatch),
 		opened: make([]int, 0, protocol.MaxBatch),
+		cpath:  new([policy.MaxPath + 1]byte),
 	}
-	w.io = newIO(s.conn, w.buf, w.oob, w.fds)
-	w.stall = time.AfterFunc(time.Hour, w.passOn)
-	w.stall.Stop()
-	return w
+}
+
+// BufferPool holds the buffers of a server's workers between requests, so
+// that an idle session holds none: thousands of idle clients would
+// otherwise hold 80 KiB each.
+type BufferPool struct{ p sync.Pool }
+
+// NewBufferPool makes an empty pool.
+func NewBufferPool() *BufferPool {
+	return &BufferPool{p: sync.Pool{New: func() any { return newBufSet() }}}
+}
+
+func newWorker(s *Session) *worker { return &worker{s: s, io: newIO(s.conn, nil, nil, nil)} }
+
+// take gives the worker its buffers: its own, made on its first receive
+// (most of an opener's workers only ever wait for a stall, and need none),
+// or, in a pooled session, a set from the pool.
+func (w *worker) take() {
+	if w.s.pool != nil {
+		w.bufSet = w.s.pool.p.Get().(*bufSet)
+	} else {
+		w.bufSet = newBufSet()
+	}
+	w.io.buf, w.io.oob, w.io.fds = w.buf, w.oob, w.fds
+}
+
+// release gives a pooled session's buffers back once a request is served.
+func (w *worker) release() {
+	if w.s.pool == nil || w.bufSet == nil {
+		return
+	}
+	w.s.pool.p.Put(w.bufSet)
+	w.bufSet = nil
+	w.io.buf, w.io.oob, w.io.fds = nil, nil, nil
 }
 
 // passOn gives up the receiving role, if this worker still holds it, so
@@ -71,12 +118,25 @@ func (w *worker) passOn() {
 // that leaves the stream untrustworthy ends the session (in the opener
 // process: exits it) from inside.
 func (w *worker) run() int {
+	defer w.release()
 	defer w.idleEnd()
 	for {
 		w.idleEnd()
 		if !w.holding.Load() {
 			w.s.receiving.Lock()
 			w.holding.Store(true)
+		}
+		if w.s.pool != nil {
+			// Hold no buffers while waiting: only once a request is there.
+			w.release()
+			if err := w.io.wait(); err != nil {
+				w.s.fatal(protocol.ExitInternal, "waiting for a request", err, 0)
+				w.passOn()
+				return protocol.ExitInternal
+			}
+		}
+		if w.bufSet == nil {
+			w.take()
 		}
 		m, err := w.io.recv()
 		w.idleBegin()
@@ -106,11 +166,25 @@ func (w *worker) run() int {
 			w.passOn()
 			return code
 		}
-		w.stall.Reset(StallAfter)
+		w.seq.Add(1) // odd: serving
+		w.s.arm()
+		w.work++
 		w.handle(m)
-		w.stall.Stop() // if it fired, passOn already gave the role away
+		w.seq.Add(1) // if the watchdog saw a stall, it gave the role away
+		if w.work >= yieldEvery {
+			w.work = 0
+			// A receiver that never yields looks to the runtime's monitor
+			// like a goroutine running for 10 ms: it preempts it, takes
+			// its scheduler slot back at the next system call and ticks
+			// every 20 µs for a while after. Yielding now and then, where
+			// no other goroutine wants the slot, costs far less.
+			runtime.Gosched()
+		}
 	}
 }
+
+// yieldEvery is how many opens a worker does between yields.
+const yieldEvery = 16
 
 // idleBegin and idleEnd bracket a request for the session's Activity (a
 // server's idle timeout).
@@ -158,8 +232,10 @@ func (w *worker) handle(m protocol.Msg) {
 			return
 		}
 		w.status, w.opened = w.status[:0], w.opened[:0]
+		w.work += len(items)
 		for _, it := range items {
 			fd, st := w.open(it)
+			w.done.Add(1)
 			if st.Reason == protocol.ReasonOK {
 				w.opened = append(w.opened, fd)
 			}

@@ -204,6 +204,7 @@ func (srv *server) serve(c *client) {
 	pol := srv.cfg.Policies.For(c.peer.UID, c.peer.GID)
 	idle := &idleWatch{}
 	s := opener.NewSession(log, cn, srv.sets[pol], func(int) { c.shutdown(unix.SHUT_RDWR) }, idle)
+	s.ShareBuffers(srv.workBufs)
 	if !srv.handshake(c, s) {
 		return
 	}

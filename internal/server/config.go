@@ -57,8 +57,10 @@ type Config struct {
 	IdleTimeout time.Duration
 
 	// WorkersPerConn is how many requests of one client are served at once;
-	// zero means DefaultWorkersPerConn. Each worker holds about 80 KiB of
-	// buffers while its session lasts.
+	// zero means DefaultWorkersPerConn. The first serves every request until
+	// one stalls; the others are started as requests stall. A worker
+	// borrows about 80 KiB of buffers from a pool the server's sessions
+	// share for each request, so an idle session holds none.
 	WorkersPerConn int
 
 	// Logger receives the server's log: one line per connection, accepted or

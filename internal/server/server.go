@@ -52,7 +52,10 @@ type server struct {
 	dirs    *opener.DirTable // every rule directory descriptor, shared by the rulesets
 	fdinfo  int              // O_PATH descriptor of /proc/self/fdinfo, or -1
 	bufs    sync.Pool
-	nextID  atomic.Uint64
+	// workBufs lends the sessions' workers their buffers for one request
+	// at a time, so that an idle session holds none.
+	workBufs *opener.BufferPool
+	nextID   atomic.Uint64
 
 	mu       sync.Mutex
 	conns    map[*client]struct{}
@@ -101,7 +104,7 @@ func newServer(ln *net.UnixListener, cfg Config) (*server, error) {
 	if typErr != nil || typ != unix.SOCK_SEQPACKET {
 		return nil, fmt.Errorf("privsep: server: the listener is not a SOCK_SEQPACKET socket (listen on \"unixpacket\")")
 	}
-	srv := &server{cfg: cfg, log: log, conns: make(map[*client]struct{}), perUID: make(map[uint32]int), sets: make(map[*policy.Policy]*opener.Ruleset)}
+	srv := &server{cfg: cfg, log: log, conns: make(map[*client]struct{}), perUID: make(map[uint32]int), sets: make(map[*policy.Policy]*opener.Ruleset), workBufs: opener.NewBufferPool()}
 	srv.allowed = allowFunc(cfg.AllowUIDs, cfg.AllowGIDs)
 	srv.bufs.New = func() any { b := make([]byte, protocol.MaxMessage); return &b }
 	if err := srv.prepare(); err != nil {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package opener
+
+const raceEnabled = false
