@@ -1,0 +1,35 @@
+//go:build linux
+
+package parent
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The Landlock system calls that take a pointer to a structure: the only
+// unsafe code of the Landlock implementation (landlock_linux.go). Each
+// returns the errno, 0 on success; the structure need live only for the
+// call.
+
+// landlockCreateRuleset is landlock_create_ruleset(2) with the first size
+// bytes of attr (the size the kernel's ABI knows).
+func landlockCreateRuleset(attr *landlockRulesetAttr, size uintptr) (int, unix.Errno) {
+	fd, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(attr)), size, 0)
+	return int(fd), e
+}
+
+// landlockAddPathRule is landlock_add_rule(2) of a LANDLOCK_RULE_PATH_BENEATH.
+func landlockAddPathRule(ruleset int, attr *unix.LandlockPathBeneathAttr) unix.Errno {
+	_, _, e := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(ruleset), unix.LANDLOCK_RULE_PATH_BENEATH,
+		uintptr(unsafe.Pointer(attr)), 0, 0, 0)
+	return e
+}
+
+// landlockAddPortRule is landlock_add_rule(2) of a LANDLOCK_RULE_NET_PORT.
+func landlockAddPortRule(ruleset int, attr *landlockNetPortAttr) unix.Errno {
+	_, _, e := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(ruleset), landlockRuleNetPort,
+		uintptr(unsafe.Pointer(attr)), 0, 0, 0)
+	return e
+}
