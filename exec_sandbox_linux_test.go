@@ -11,12 +11,16 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/parent"
 )
 
 // scopeRoleEnv makes this test binary, as CMD, try each escape its
@@ -99,6 +103,11 @@ func TestExecLandlockScopes(t *testing.T) {
 	}
 	_, allowedPort, _ := net.SplitHostPort(addrs[0])
 
+	const sandboxed = "abstract EPERM\nsignal EPERM\ntcp-allowed ok\ntcp-refused EACCES\n"
+	strict := sandboxed
+	if !parent.TCPRestrictable() {
+		strict = "" // refused, see TestExecLandlockMPTCP; best effort applies the rest
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -106,8 +115,9 @@ func TestExecLandlockScopes(t *testing.T) {
 	}{
 		{"without --landlock", nil,
 			"abstract ok\nsignal ok\ntcp-allowed ok\ntcp-refused ok\n"},
-		{"with --landlock", []string{"--landlock", "--landlock-connect", allowedPort},
-			"abstract EPERM\nsignal EPERM\ntcp-allowed ok\ntcp-refused EACCES\n"},
+		{"with --landlock", []string{"--landlock", "--landlock-connect", allowedPort}, strict},
+		// Where MPTCP sockets cannot be refused, everything else still is.
+		{"with --landlock-best-effort", []string{"--landlock", "--landlock-best-effort", "--landlock-connect", allowedPort}, sandboxed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// A fresh victim each time: without --landlock it is killed.
@@ -120,6 +130,11 @@ func TestExecLandlockScopes(t *testing.T) {
 			args := append([]string{"exec", "--user", "nobody"}, tc.args...)
 			args = append(args, "--", prog, name, strconv.Itoa(victim.Process.Pid), addrs[0], addrs[1])
 			r := privsep(t, setups(inDir(f.dir), withEnv(scopeRoleEnv+"=1")), args...)
+			if tc.want == "" {
+				checkCode(t, r, exitExecFailed)
+				checkStderrContains(t, r, "IPPROTO_MPTCP")
+				return
+			}
 			checkCode(t, r, 0)
 			if r.stdout != tc.want {
 				t.Errorf("CMD %s: got\n%s\nwant\n%s(stderr %q)", tc.name, r.stdout, tc.want, strings.TrimSpace(r.stderr))
@@ -135,5 +150,49 @@ func acceptAll(ln net.Listener) {
 			return
 		}
 		c.Close()
+	}
+}
+
+// landlockAnyTCPHere is what tests of exec --landlock whose subject is not
+// TCP add: nothing where privsep can restrict TCP completely, else
+// --landlock-any-tcp, without which --landlock is refused there (see
+// TestExecLandlockMPTCP).
+func landlockAnyTCPHere() []string {
+	if parent.TCPRestrictable() {
+		return nil
+	}
+	return []string{"--landlock-any-tcp"}
+}
+
+// TestExecLandlockMPTCP: where privsep cannot refuse MPTCP sockets
+// (linux/386), which Landlock's TCP rules do not cover, --landlock alone
+// fails before CMD runs, with a message that names the gap and the two
+// ways on; each of them runs CMD. Elsewhere --landlock alone runs it.
+func TestExecLandlockMPTCP(t *testing.T) {
+	t.Parallel()
+	if abi := landlockABI(); abi < 4 {
+		t.Skipf("needs Landlock ABI 4 (TCP rules); the kernel has %d", abi)
+	}
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "ran")
+	run := []string{"--landlock-rw", dir, "--", "sh", "-c", "echo ran > " + marker}
+	r := privsep(t, inDir(dir), append([]string{"exec", "--landlock"}, run...)...)
+	if parent.TCPRestrictable() {
+		checkCode(t, r, 0)
+	} else {
+		checkCode(t, r, exitExecFailed)
+		for _, want := range []string{"IPPROTO_MPTCP", "linux/" + runtime.GOARCH, "--landlock-any-tcp", "--landlock-best-effort"} {
+			checkStderrContains(t, r, want)
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Errorf("CMD ran although --landlock was refused")
+		}
+		for _, flag := range []string{"--landlock-any-tcp", "--landlock-best-effort"} {
+			r := privsep(t, inDir(dir), append([]string{"exec", "--landlock", flag}, run...)...)
+			checkCode(t, r, 0)
+		}
+	}
+	if b, err := os.ReadFile(marker); err != nil || string(b) != "ran\n" {
+		t.Errorf("CMD under --landlock wrote %q, %v; want it to have run", b, err)
 	}
 }

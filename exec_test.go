@@ -575,7 +575,7 @@ func TestExecLandlock(t *testing.T) {
 			if slices.Contains(tc.args, "--user") && os.Geteuid() != 0 {
 				t.Skip("needs root: dropping to nobody")
 			}
-			r := privsep(t, inDir(f.dir), append([]string{"exec"}, tc.args...)...)
+			r := privsep(t, inDir(f.dir), append(append([]string{"exec"}, landlockAnyTCPHere()...), tc.args...)...)
 			checkCode(t, r, tc.code)
 			checkStdout(t, r, tc.stdout)
 			checkStderrContains(t, r, tc.stderr)
@@ -670,7 +670,8 @@ func TestExecKeepOpener(t *testing.T) {
 		if landlockABI() <= 0 {
 			t.Skip("needs Landlock")
 		}
-		args := []string{"exec", "--keep-opener", "--landlock", "--allow", f.secret, "--user", "nobody", "--", prog, f.secret}
+		args := append([]string{"exec", "--keep-opener", "--landlock"}, landlockAnyTCPHere()...)
+		args = append(args, "--allow", f.secret, "--user", "nobody", "--", prog, f.secret)
 		r := privsep(t, setups(inDir(f.dir), role), args...)
 		checkCode(t, r, 0)
 		if want := fmt.Sprintf("read %s: %q <nil>", f.secret, secretData); !strings.Contains(r.stdout, want) {

@@ -100,17 +100,19 @@ func tryServe(t *testing.T, sock string, args ...string) (*serveProc, error) {
 	t.Helper()
 	s := &serveProc{sock: sock, log: &serveLog{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(binary, append([]string{"serve", "--socket", sock}, args...)...)
-	stderr, err := s.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The server's stderr goes through a copying goroutine that Wait
+	// bounds (WaitDelay): a process that inherited the pipe's write end
+	// (any child forked concurrently by another test, before its execve)
+	// must not keep this test waiting for end of file once the server is
+	// gone.
+	stderr, logw := io.Pipe()
+	s.cmd.Stderr = logw
+	s.cmd.WaitDelay = 5 * time.Second
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	ready := make(chan struct{})
-	read := make(chan struct{})
 	go func() {
-		defer close(read)
 		sc := bufio.NewScanner(stderr)
 		once := sync.Once{}
 		for sc.Scan() {
@@ -119,10 +121,11 @@ func tryServe(t *testing.T, sock string, args ...string) (*serveProc, error) {
 				once.Do(func() { close(ready) })
 			}
 		}
+		io.Copy(io.Discard, stderr)
 	}()
 	go func() {
-		<-read
 		s.cmd.Wait()
+		logw.Close()
 		s.code = s.cmd.ProcessState.ExitCode()
 		close(s.exited)
 	}()

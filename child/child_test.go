@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/privsep-go/privsep/child"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/protocol"
 )
 
@@ -52,7 +53,7 @@ func spawn(t *testing.T, argFD string) *peer {
 	p.cmd = &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       []string{protocol.OpenerArgv0, protocol.OpenerArg, argFD},
-		Env:        []string{protocol.OpenerEnv, protocol.LogLevelEnv + "=debug"},
+		Env:        []string{protocol.OpenerEnv(), protocol.LogLevelEnv + "=debug"},
 		ExtraFiles: []*os.File{theirs},
 		Stderr:     &p.stderr,
 	}
@@ -105,7 +106,7 @@ func (p *peer) sendRaw(b []byte) {
 
 func (p *peer) recv() protocol.Msg {
 	p.t.Helper()
-	must(p.t, unix.SetsockoptTimeval(p.sock, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10}))
+	testutil.Must(p.t, unix.SetsockoptTimeval(p.sock, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10}))
 	m, err := protocol.Recv(p.sock, p.buf, p.oob, nil, 0)
 	if err != nil {
 		p.t.Fatalf("recv: %v (opener stderr: %s)", err, p.stderr.String())
@@ -132,10 +133,18 @@ func (p *peer) expectError(id uint32, reason protocol.Reason, errno syscall.Errn
 func (p *peer) open(id uint32, path string, flags int) (int, protocol.ErrorReply) {
 	p.t.Helper()
 	msg, err := protocol.AppendOpenPath(nil, id, uint32(flags), 0, path)
-	must(p.t, err)
+	testutil.Must(p.t, err)
+	return p.ask(id, msg)
+}
+
+// ask sends msg, a request that answers with one descriptor, and returns
+// the descriptor or the error reply.
+func (p *peer) ask(id uint32, msg []byte) (int, protocol.ErrorReply) {
+	p.t.Helper()
 	p.send(msg, nil)
 	m := p.recv()
 	if m.ID != id {
+		protocol.CloseFDs(m.FDs)
 		p.t.Fatalf("reply id: got %d, want %d", m.ID, id)
 	}
 	switch m.Type {
@@ -143,7 +152,7 @@ func (p *peer) open(id uint32, path string, flags int) (int, protocol.ErrorReply
 		return m.FDs[0], protocol.ErrorReply{}
 	case protocol.TypeError:
 		e, err := protocol.DecodeError(m.Payload)
-		must(p.t, err)
+		testutil.Must(p.t, err)
 		return -1, e
 	}
 	p.t.Fatalf("reply type %s", m.Type)
@@ -163,32 +172,9 @@ func (p *peer) exit() int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-func countFDs(t *testing.T, pid int) int {
-	t.Helper()
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(dir)
-	must(t, err)
-	n := 0
-	for _, e := range ents {
-		l, err := os.Readlink(dir + "/" + e.Name())
-		if err != nil || l == "anon_inode:[eventpoll]" || l == "anon_inode:[eventfd]" || strings.HasPrefix(l, "/sys/fs/cgroup/") {
-			continue // gone, or the Go runtime's own
-		}
-		n++
-	}
-	return n
-}
-
 func TestEndOfStreamExitsZero(t *testing.T) {
 	p := start(t, "/etc/hostname")
-	must(t, unix.Shutdown(p.sock, unix.SHUT_WR))
+	testutil.Must(t, unix.Shutdown(p.sock, unix.SHUT_WR))
 	if got := p.exit(); got != protocol.ExitOK {
 		t.Errorf("exit status: got %d, want 0", got)
 	}
@@ -196,7 +182,7 @@ func TestEndOfStreamExitsZero(t *testing.T) {
 
 func TestEndOfStreamBeforeHello(t *testing.T) {
 	p := spawn(t, "3")
-	must(t, unix.Shutdown(p.sock, unix.SHUT_WR))
+	testutil.Must(t, unix.Shutdown(p.sock, unix.SHUT_WR))
 	if got := p.exit(); got != protocol.ExitOK {
 		t.Errorf("exit status: got %d, want 0; stderr: %s", got, p.stderr.String())
 	}
@@ -213,12 +199,12 @@ func TestBadInvocation(t *testing.T) {
 	}
 	t.Run("not a seqpacket socket", func(t *testing.T) {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		must(t, err)
+		testutil.Must(t, err)
 		defer unix.Close(fds[0])
 		f := os.NewFile(uintptr(fds[1]), "stream")
 		cmd := exec.Command("/proc/self/exe", protocol.OpenerArg, "3")
 		cmd.Args[0] = protocol.OpenerArgv0
-		cmd.Env = []string{protocol.OpenerEnv}
+		cmd.Env = []string{protocol.OpenerEnv()}
 		cmd.ExtraFiles = []*os.File{f}
 		err = cmd.Run()
 		f.Close()
@@ -231,13 +217,13 @@ func TestBadInvocation(t *testing.T) {
 		// The socket pair is made by a helper process, so SO_PEERCRED names
 		// that process, not the opener's parent.
 		a, b, err := protocol.Socketpair()
-		must(t, err)
+		testutil.Must(t, err)
 		defer unix.Close(a)
 		theirs := os.NewFile(uintptr(b), "end")
 		// Hand our end to a grandchild: start the opener from a shell that is
 		// its parent, while the socket's creator is this test process.
 		cmd := exec.Command("/bin/sh", "-c", `"$0" "$@"; exit $?`, "/proc/"+strconv.Itoa(os.Getpid())+"/exe", protocol.OpenerArg, "3")
-		cmd.Env = []string{protocol.OpenerEnv}
+		cmd.Env = []string{protocol.OpenerEnv()}
 		cmd.ExtraFiles = []*os.File{theirs}
 		err = cmd.Run()
 		theirs.Close()
@@ -251,11 +237,11 @@ func TestBadInvocation(t *testing.T) {
 func TestHandshakeViolations(t *testing.T) {
 	hello := func(rules ...string) []byte {
 		msg, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version, Rules: rules})
-		must(t, err)
+		testutil.Must(t, err)
 		return msg
 	}
 	open, err := protocol.AppendOpenPath(nil, 1, 0, 0, "/etc/hostname")
-	must(t, err)
+	testutil.Must(t, err)
 	badVersion := hello("/etc/hostname")
 	binary.LittleEndian.PutUint16(badVersion[protocol.HeaderSize:], 2)
 	for _, tc := range []struct {
@@ -290,10 +276,10 @@ func TestRequestViolationsAreAnswered(t *testing.T) {
 	}
 	unix.Close(fd)
 	// The opener closes its copy just after sending; let that happen.
-	before := countFDs(t, pid)
+	before := testutil.FDs(t, pid)
 	for i := 0; i < 100; i++ {
 		time.Sleep(10 * time.Millisecond)
-		n := countFDs(t, pid)
+		n := testutil.FDs(t, pid)
 		if n == before {
 			break
 		}
@@ -302,7 +288,7 @@ func TestRequestViolationsAreAnswered(t *testing.T) {
 
 	// A second hello: the policy is fixed.
 	msg, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version, Rules: []string{"/"}})
-	must(t, err)
+	testutil.Must(t, err)
 	p.send(msg, nil)
 	p.expectError(0, protocol.ReasonProtocol, unix.EPROTO)
 	if _, e := p.open(2, "/etc/passwd", 0); e.Reason != protocol.ReasonDenied {
@@ -322,19 +308,16 @@ func TestRequestViolationsAreAnswered(t *testing.T) {
 	p.expectError(9, protocol.ReasonProtocol, unix.EPROTO)
 
 	// Descriptors attached to an open request are closed, and it is refused.
-	pipe := make([]int, 2)
-	must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
-	defer unix.Close(pipe[0])
-	defer unix.Close(pipe[1])
+	pipe := testutil.Pipe(t)
 	req, err := protocol.AppendOpenPath(nil, 10, 0, 0, "/etc/hostname")
-	must(t, err)
+	testutil.Must(t, err)
 	req[12] = 2 // the header's descriptor count
 	p.send(req, pipe)
 	p.expectError(10, protocol.ReasonProtocol, unix.EPROTO)
 
 	// A malformed payload: an empty path.
 	req, err = protocol.AppendOpenPath(nil, 11, 0, 0, "x")
-	must(t, err)
+	testutil.Must(t, err)
 	req = req[:len(req)-1]
 	binary.LittleEndian.PutUint32(req[8:], uint32(len(req)-protocol.HeaderSize))
 	p.sendRaw(req)
@@ -342,7 +325,7 @@ func TestRequestViolationsAreAnswered(t *testing.T) {
 
 	// A path one byte over the limit.
 	req, err = protocol.AppendOpenPath(nil, 14, 0, 0, "/x")
-	must(t, err)
+	testutil.Must(t, err)
 	req = append(req[:protocol.HeaderSize+8], "/"+strings.Repeat("a", protocol.MaxPath)...)
 	binary.LittleEndian.PutUint32(req[8:], uint32(len(req)-protocol.HeaderSize))
 	p.sendRaw(req)
@@ -350,7 +333,7 @@ func TestRequestViolationsAreAnswered(t *testing.T) {
 
 	// A descriptor count that disagrees with what is attached.
 	req, err = protocol.AppendOpenPath(nil, 12, 0, 0, "/etc/hostname")
-	must(t, err)
+	testutil.Must(t, err)
 	p.send(req, pipe[:1])
 	p.expectError(12, protocol.ReasonProtocol, unix.EPROTO)
 
@@ -361,13 +344,13 @@ func TestRequestViolationsAreAnswered(t *testing.T) {
 	}
 	unix.Close(fd)
 	deadline := time.Now().Add(time.Second)
-	for countFDs(t, pid) != before && time.Now().Before(deadline) {
+	for testutil.FDs(t, pid) != before && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := countFDs(t, pid); got != before {
+	if got := testutil.FDs(t, pid); got != before {
 		t.Errorf("opener descriptors: got %d, want %d", got, before)
 	}
-	must(t, unix.Shutdown(p.sock, unix.SHUT_WR))
+	testutil.Must(t, unix.Shutdown(p.sock, unix.SHUT_WR))
 	if got := p.exit(); got != protocol.ExitOK {
 		t.Errorf("exit status: got %d, want 0", got)
 	}
@@ -375,7 +358,7 @@ func TestRequestViolationsAreAnswered(t *testing.T) {
 
 func TestStreamViolationsExit(t *testing.T) {
 	open, err := protocol.AppendOpenPath(nil, 5, 0, 0, "/etc/hostname")
-	must(t, err)
+	testutil.Must(t, err)
 	badMagic := append([]byte(nil), open...)
 	badMagic[0] = 'X'
 	reserved := append([]byte(nil), open...)
@@ -405,10 +388,10 @@ func TestStreamViolationsExit(t *testing.T) {
 
 func TestReplies(t *testing.T) {
 	dir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644))
-	must(t, unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644))
-	must(t, os.Symlink("/etc/hostname", filepath.Join(dir, "link")))
-	must(t, os.Symlink("f", filepath.Join(dir, "exactlink")))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644))
+	testutil.Must(t, unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644))
+	testutil.Must(t, os.Symlink("/etc/hostname", filepath.Join(dir, "link")))
+	testutil.Must(t, os.Symlink("f", filepath.Join(dir, "exactlink")))
 	for _, noOpenat2 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fallback=%v", noOpenat2), func(t *testing.T) {
 			p := spawn(t, "3")
@@ -418,10 +401,10 @@ func TestReplies(t *testing.T) {
 			}
 			msg, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version, Flags: flags,
 				Rules: []string{dir + "/", filepath.Join(dir, "exactlink"), "/nonexistent-dir/x"}})
-			must(t, err)
+			testutil.Must(t, err)
 			p.send(msg, nil)
 			r, err := protocol.DecodeReady(p.recv().Payload)
-			must(t, err)
+			testutil.Must(t, err)
 			if got, want := r.Features&protocol.FeatureOpenat2 != 0, !noOpenat2; got != want {
 				t.Fatalf("openat2 feature: got %v, want %v", got, want)
 			}
@@ -464,7 +447,7 @@ func TestReplies(t *testing.T) {
 			if syscall.Errno(e.Errno) != want {
 				t.Errorf("escaping symlink: got errno %v, want %v", syscall.Errno(e.Errno), want)
 			}
-			must(t, unix.Shutdown(p.sock, unix.SHUT_WR))
+			testutil.Must(t, unix.Shutdown(p.sock, unix.SHUT_WR))
 			if got := p.exit(); got != 0 {
 				t.Errorf("exit status: got %d, want 0", got)
 			}
@@ -474,7 +457,7 @@ func TestReplies(t *testing.T) {
 
 func TestBatchReply(t *testing.T) {
 	dir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644))
 	p := start(t, dir+"/")
 	items := make([]protocol.Open, protocol.MaxBatch)
 	for i := range items {
@@ -484,7 +467,7 @@ func TestBatchReply(t *testing.T) {
 		}
 	}
 	msg, err := protocol.AppendOpenBatch(nil, 42, items)
-	must(t, err)
+	testutil.Must(t, err)
 	p.send(msg, nil)
 	m := p.recv()
 	defer protocol.CloseFDs(m.FDs)
@@ -492,7 +475,7 @@ func TestBatchReply(t *testing.T) {
 		t.Fatalf("got %s id %d, want batch-reply 42", m.Type, m.ID)
 	}
 	st, ok, err := protocol.DecodeBatchReply(m.Payload, nil)
-	must(t, err)
+	testutil.Must(t, err)
 	if len(st) != protocol.MaxBatch || ok != len(m.FDs) || ok != protocol.MaxBatch-protocol.MaxBatch/3 {
 		t.Fatalf("got %d statuses, %d ok, %d descriptors", len(st), ok, len(m.FDs))
 	}
@@ -524,26 +507,26 @@ func TestLeakedDescriptorIsClosed(t *testing.T) {
 	// before the opener serves: the opener holds nothing it did not ask
 	// for.
 	a, b, err := protocol.Socketpair()
-	must(t, err)
+	testutil.Must(t, err)
 	defer unix.Close(a)
 	r, w, err := os.Pipe()
-	must(t, err)
+	testutil.Must(t, err)
 	defer w.Close()
 	theirs := os.NewFile(uintptr(b), "end")
 	var stderr bytes.Buffer
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       []string{protocol.OpenerArgv0, protocol.OpenerArg, "3"},
-		Env:        []string{protocol.OpenerEnv, protocol.LogLevelEnv + "=info"},
+		Env:        []string{protocol.OpenerEnv(), protocol.LogLevelEnv + "=info"},
 		ExtraFiles: []*os.File{theirs, r}, // r becomes descriptor 4
 		Stderr:     &stderr,
 	}
-	must(t, cmd.Start())
+	testutil.Must(t, cmd.Start())
 	theirs.Close()
 	r.Close()
 	msg, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version, Rules: []string{"/etc/hostname"}})
-	must(t, err)
-	must(t, protocol.Send(a, msg, nil, 0))
+	testutil.Must(t, err)
+	testutil.Must(t, protocol.Send(a, msg, nil, 0))
 	buf, oob := make([]byte, protocol.MaxMessage), make([]byte, protocol.OOBSize)
 	if _, err := protocol.Recv(a, buf, oob, nil, 0); err != nil {
 		t.Fatal(err)
@@ -553,8 +536,8 @@ func TestLeakedDescriptorIsClosed(t *testing.T) {
 	if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/4", cmd.Process.Pid)); strings.HasPrefix(l, "pipe:") {
 		t.Errorf("descriptor 4 is still the inherited pipe (%s) in the opener", l)
 	}
-	must(t, unix.Shutdown(a, unix.SHUT_WR))
-	must(t, cmd.Wait())
+	testutil.Must(t, unix.Shutdown(a, unix.SHUT_WR))
+	testutil.Must(t, cmd.Wait())
 	if !strings.Contains(stderr.String(), "closed descriptors inherited across exec") {
 		t.Errorf("no log line about the closed descriptor: %s", stderr.String())
 	}

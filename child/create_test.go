@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 	"github.com/privsep-go/privsep/policy"
 	"github.com/privsep-go/privsep/protocol"
@@ -198,14 +199,14 @@ func newCreateFixture(t *testing.T) *createFixture {
 	t.Helper()
 	root := t.TempDir()
 	for _, d := range []string{"c", "r", "a", "ac", "w", "n", "o", "e"} {
-		must(t, os.Mkdir(filepath.Join(root, d), 0o755))
+		testutil.Must(t, os.Mkdir(filepath.Join(root, d), 0o755))
 	}
-	must(t, os.WriteFile(filepath.Join(root, "r", "f"), []byte("read me"), 0o644))
-	must(t, os.WriteFile(filepath.Join(root, "a", "log"), []byte("one\n"), 0o644))
-	must(t, os.WriteFile(filepath.Join(root, "ac", "log"), []byte("one\n"), 0o644))
-	must(t, os.WriteFile(filepath.Join(root, "w", "f"), []byte("0123456789"), 0o644))
-	must(t, os.WriteFile(filepath.Join(root, "w", "g"), []byte("0123456789"), 0o644))
-	must(t, os.WriteFile(filepath.Join(root, "o", "existing"), []byte("mine"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "r", "f"), []byte("read me"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "a", "log"), []byte("one\n"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "ac", "log"), []byte("one\n"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "w", "f"), []byte("0123456789"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "w", "g"), []byte("0123456789"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "o", "existing"), []byte("mine"), 0o644))
 	return &createFixture{root: root, lines: []string{
 		quoteRule("rwc", root+"/c/"),
 		quoteRule("r", root+"/r/"),
@@ -257,7 +258,7 @@ func TestCreateAndWrite(t *testing.T) {
 				t.Errorf("second O_EXCL create: got %v, want EEXIST", err)
 			}
 			// In a subdirectory that exists.
-			must(t, os.Mkdir(fx.p("c/sub"), 0o755))
+			testutil.Must(t, os.Mkdir(fx.p("c/sub"), 0o755))
 			mustOpenVia(t, o, fx.p("c/sub/deep"), os.O_RDWR|os.O_CREATE, 0o600)
 			if st := statOf(t, fx.p("c/sub/deep")); st.Mode&0o7777 != 0o600 {
 				t.Errorf("c/sub/deep: got mode %#o, want 0600", st.Mode&0o7777)
@@ -330,7 +331,7 @@ func TestCreateAndWrite(t *testing.T) {
 			// that; only the file's own append-only attribute (chattr +a)
 			// could. Logged, not asserted, as a documented limit.
 			path := fx.p("a/log2")
-			must(t, os.WriteFile(path, []byte("keep\n"), 0o644))
+			testutil.Must(t, os.WriteFile(path, []byte("keep\n"), 0o644))
 			f := mustOpenVia(t, o, path, os.O_WRONLY|os.O_APPEND, 0)
 			if _, err := unix.FcntlInt(f.Fd(), unix.F_SETFL, 0); err != nil {
 				t.Logf("F_SETFL refused: %v", err)
@@ -379,9 +380,7 @@ func TestCreateAndWrite(t *testing.T) {
 		})
 
 		t.Run("owner applied to created files only", func(t *testing.T) {
-			if os.Geteuid() != 0 {
-				t.Skip("needs root to give files away")
-			}
+			testutil.NeedRoot(t, "giving files away")
 			mustOpenVia(t, o, fx.p("o/excl"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 			if st := statOf(t, fx.p("o/excl")); st.Uid != 65534 || st.Gid != 65534 {
 				t.Errorf("o/excl: got owner %d:%d, want 65534:65534", st.Uid, st.Gid)
@@ -486,23 +485,8 @@ func TestCreateUmask(t *testing.T) {
 func openRaw(p *peer, id uint32, path string, flags int, mode uint32) (int, protocol.ErrorReply) {
 	p.t.Helper()
 	msg, err := protocol.AppendOpenPath(nil, id, uint32(flags), mode, path)
-	must(p.t, err)
-	p.send(msg, nil)
-	m := p.recv()
-	if m.ID != id {
-		protocol.CloseFDs(m.FDs)
-		p.t.Fatalf("reply id: got %d, want %d", m.ID, id)
-	}
-	switch m.Type {
-	case protocol.TypeOpened:
-		return m.FDs[0], protocol.ErrorReply{}
-	case protocol.TypeError:
-		e, err := protocol.DecodeError(m.Payload)
-		must(p.t, err)
-		return -1, e
-	}
-	p.t.Fatalf("reply type %s", m.Type)
-	return -1, protocol.ErrorReply{}
+	testutil.Must(p.t, err)
+	return p.ask(id, msg)
 }
 
 // TestCreateModeBitsRaw sends creation modes the parent package would
@@ -510,8 +494,8 @@ func openRaw(p *peer, id uint32, path string, flags int, mode uint32) (int, prot
 func TestCreateModeBitsRaw(t *testing.T) {
 	setUmask(t, 0)
 	dir := t.TempDir()
-	must(t, os.Mkdir(dir+"/w", 0o755))
-	must(t, os.Mkdir(dir+"/n", 0o755))
+	testutil.Must(t, os.Mkdir(dir+"/w", 0o755))
+	testutil.Must(t, os.Mkdir(dir+"/n", 0o755))
 	// Side by side: a narrower mode= inside the wide tree would be refused
 	// (a link in the tree could create beneath it with the wide mode).
 	p := start(t, quoteRule("rwc", dir+"/w/"), quoteRule("rwc", dir+"/n/", "mode=0640"))
@@ -568,15 +552,15 @@ func TestRenameExchangeRace(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
 			tree, outside := filepath.Join(root, "tree"), filepath.Join(root, "outside")
-			must(t, os.MkdirAll(filepath.Join(tree, "dir"), 0o755))
-			must(t, os.MkdirAll(outside, 0o755))
-			must(t, os.WriteFile(filepath.Join(tree, "dir", "secret"), []byte(inside), 0o644))
-			must(t, os.WriteFile(filepath.Join(outside, "secret"), []byte(outsideData), 0o644))
+			testutil.Must(t, os.MkdirAll(filepath.Join(tree, "dir"), 0o755))
+			testutil.Must(t, os.MkdirAll(outside, 0o755))
+			testutil.Must(t, os.WriteFile(filepath.Join(tree, "dir", "secret"), []byte(inside), 0o644))
+			testutil.Must(t, os.WriteFile(filepath.Join(outside, "secret"), []byte(outsideData), 0o644))
 			target := outside
 			if tc.relative {
 				target = "../outside"
 			}
-			must(t, os.Symlink(target, filepath.Join(tree, "swap")))
+			testutil.Must(t, os.Symlink(target, filepath.Join(tree, "swap")))
 			o := startPolicy(t, tc.fallback, quoteRule("r", tree+"/"))
 
 			stop := make(chan struct{})
@@ -657,9 +641,9 @@ func TestHardLinkNeedsOptIn(t *testing.T) {
 	forBoth(t, func(t *testing.T, fallback bool) {
 		root := t.TempDir()
 		tree, outside := filepath.Join(root, "tree"), filepath.Join(root, "outside")
-		must(t, os.MkdirAll(tree, 0o755))
-		must(t, os.MkdirAll(outside, 0o755))
-		must(t, os.WriteFile(filepath.Join(outside, "secret"), []byte("linked"), 0o600))
+		testutil.Must(t, os.MkdirAll(tree, 0o755))
+		testutil.Must(t, os.MkdirAll(outside, 0o755))
+		testutil.Must(t, os.WriteFile(filepath.Join(outside, "secret"), []byte("linked"), 0o600))
 		if err := os.Link(filepath.Join(outside, "secret"), filepath.Join(tree, "hl")); err != nil {
 			t.Skipf("cannot make a hard link: %v", err)
 		}
@@ -679,8 +663,8 @@ func TestPrefixConfusion(t *testing.T) {
 	forBoth(t, func(t *testing.T, fallback bool) {
 		root := t.TempDir()
 		for _, p := range []string{"tree/f", "treex/f", "tre/f", "x/file", "x/file2", "x/filex"} {
-			must(t, os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755))
-			must(t, os.WriteFile(filepath.Join(root, p), []byte(p), 0o644))
+			testutil.Must(t, os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755))
+			testutil.Must(t, os.WriteFile(filepath.Join(root, p), []byte(p), 0o644))
 		}
 		o := startPolicy(t, fallback, quoteRule("rwc", root+"/tree/"), quoteRule("rw", root+"/x/file"))
 		mustOpenVia(t, o, root+"/tree/f", os.O_RDONLY, 0)
@@ -707,14 +691,14 @@ func TestPrefixConfusion(t *testing.T) {
 func mkdirDeep(t *testing.T, dir, rel string) int {
 	t.Helper()
 	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	must(t, err)
+	testutil.Must(t, err)
 	for _, c := range strings.Split(rel, "/") {
 		if err := unix.Mkdirat(fd, c, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
 			t.Fatalf("mkdirat %q: %v", c, err)
 		}
 		next, err := unix.Openat(fd, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		unix.Close(fd)
-		must(t, err)
+		testutil.Must(t, err)
 		fd = next
 	}
 	return fd
@@ -724,7 +708,7 @@ func TestLongPaths(t *testing.T) {
 	setUmask(t, 0)
 	forBoth(t, func(t *testing.T, fallback bool) {
 		base := filepath.Join(t.TempDir(), "long")
-		must(t, os.Mkdir(base, 0o755))
+		testutil.Must(t, os.Mkdir(base, 0o755))
 		// base + "/" + rel + name is exactly MaxPath (4096) bytes.
 		room := policy.MaxPath - len(base) - 1
 		k := (room - 50) / 201
@@ -737,9 +721,9 @@ func TestLongPaths(t *testing.T) {
 		defer unix.Close(dfd)
 		existing := strings.Repeat("e", nameLen)
 		fd, err := unix.Openat(dfd, existing, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
-		must(t, err)
+		testutil.Must(t, err)
 		_, err = unix.Write(fd, []byte("deep"))
-		must(t, err)
+		testutil.Must(t, err)
 		unix.Close(fd)
 
 		o := startPolicy(t, fallback, quoteRule("rwc", base+"/"))
@@ -756,7 +740,7 @@ func TestLongPaths(t *testing.T) {
 		g := mustOpenVia(t, o, created, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 		writeAll(t, g, "new")
 		var st unix.Stat_t
-		must(t, unix.Fstatat(dfd, strings.Repeat("n", nameLen), &st, unix.AT_SYMLINK_NOFOLLOW))
+		testutil.Must(t, unix.Fstatat(dfd, strings.Repeat("n", nameLen), &st, unix.AT_SYMLINK_NOFOLLOW))
 		if st.Mode&0o7777 != 0o640 {
 			t.Errorf("created at the limit: got mode %#o, want 0640", st.Mode&0o7777)
 		}
@@ -784,8 +768,8 @@ func TestNonUTF8Names(t *testing.T) {
 	forBoth(t, func(t *testing.T, fallback bool) {
 		base := filepath.Join(t.TempDir(), "t")
 		dirName := "d\xff\xfe"
-		must(t, os.MkdirAll(filepath.Join(base, dirName), 0o755))
-		must(t, os.WriteFile(filepath.Join(base, dirName, "f\x80"), []byte("old"), 0o644))
+		testutil.Must(t, os.MkdirAll(filepath.Join(base, dirName), 0o755))
+		testutil.Must(t, os.WriteFile(filepath.Join(base, dirName, "f\x80"), []byte("old"), 0o644))
 		o := startPolicy(t, fallback, quoteRule("rwc", base+"/"))
 		for _, name := range []string{"\xff", "bad\xc3\x28name", "\x80\x81\x82", "sp ace\t\x01"} {
 			path := base + "/" + dirName + "/" + name
@@ -804,7 +788,7 @@ func TestNonUTF8Names(t *testing.T) {
 			t.Errorf("existing non-UTF-8 name: read %q", b)
 		}
 		ents, err := os.ReadDir(filepath.Join(base, dirName))
-		must(t, err)
+		testutil.Must(t, err)
 		if len(ents) != 5 {
 			t.Errorf("directory holds %d entries, want 5", len(ents))
 		}

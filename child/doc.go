@@ -1,6 +1,12 @@
-// Package child is the opener: the privileged side of privsep. It checks
-// each request from the parent against a policy fixed at start, opens the
-// file and sends the descriptor back.
+// Package child is the opener's public entry point: the privileged side of
+// privsep. Init (or Main) turns the re-executed process into the opener,
+// which checks each request from the parent against a policy fixed at
+// start, opens the file and sends the descriptor back; Serve and
+// ListenSocket run the same opener as a server for unrelated processes
+// (server mode, "privsep serve"). The code that serves lives in
+// internal/opener (a session, its workers and its opens, shared by both)
+// and internal/server (accepting, authenticating and bounding clients);
+// this package starts them and carries their public names.
 //
 // # Becoming the opener
 //
@@ -46,7 +52,8 @@
 // chmod, chown, unlink and rename too: a unix socket is bound in a private
 // directory the opener makes, with its mode fixed before bind, and renamed
 // into place (see PROTOCOL.md, "listen"). A test (nopath_test.go) fails on
-// any path-based call in the opener's packages.
+// any path-based call in the opener's packages (this one, internal/opener
+// and internal/server).
 //
 // A rule directory that resolves into a process's own directory on procfs
 // (where /proc/self leads) is refused at the handshake with an
@@ -54,12 +61,24 @@
 //
 // # Concurrency and exit status
 //
-// A fixed set of workers (DefaultWorkers) each receive, decide, open and
-// reply on their own, so one slow open does not stall the others and no
-// goroutine is started per request. The exit status says how the opener
-// ended: 0 at end of stream, 1 on an internal error, 2 on a bad invocation,
-// 3 on a protocol violation (see PROTOCOL.md). Every decision is an audit
-// event in the JSON log on stderr: denials at warn, grants at debug.
+// A fixed set of workers (eight; a server's session has
+// ServerConfig.WorkersPerConn) serves each connection. One of them at a
+// time holds the receiving role and receives, decides, opens and replies
+// request after request; when a request stalls (an open on a hung mount)
+// the role passes to another worker, so one slow open does not stall the
+// others, and no goroutine is started per request (internal/opener, "The
+// receiving role", states the invariant). The exit status says how the
+// opener ended: 0 at end of stream, 1 on an internal error, 2 on a bad
+// invocation, 3 on a protocol violation (see PROTOCOL.md). Every decision
+// is an audit event in the JSON log on stderr: denials at warn, grants at
+// debug.
+//
+// # What it is not for
+//
+// It is not the client side (package parent asks, this package answers),
+// and it holds no policy logic of its own (package policy decides). Server
+// mode is for processes that cannot start their own opener; a program that
+// can should use parent.Start, whose opener serves it alone.
 //
 // # Platforms
 //

@@ -22,29 +22,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/privsep-go/privsep/internal/hostile"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/protocol"
 )
 
 const secListen = "opener: unix-socket listen rules and /proc rules under attack"
 
-// needRoot skips a test that needs the opener to be root: the attacks are
-// on what a root opener does for an unprivileged parent.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the attacks are on a root opener's bind, chmod, chown and unlink")
-	}
-}
-
-// shortDir makes a temporary directory with a short path, so that socket
-// paths in it fit sockaddr_un.
-func shortDir(t *testing.T) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "psl")
-	must(t, err)
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
+// listenRoot says why the listen attacks need root, for the skip message.
+const listenRoot = "the attacks are on a root opener's bind, chmod, chown and unlink"
 
 // startFlags spawns an opener and completes the handshake with flags and
 // rules.
@@ -52,7 +37,7 @@ func startFlags(t *testing.T, flags uint16, rules ...string) *peer {
 	t.Helper()
 	p := spawn(t, "3")
 	msg, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version, Flags: flags, Rules: rules})
-	must(t, err)
+	testutil.Must(t, err)
 	p.send(msg, nil)
 	if m := p.recv(); m.Type != protocol.TypeReady {
 		t.Fatalf("first reply: got %s, want ready (opener stderr: %s)", m.Type, p.stderr.String())
@@ -78,30 +63,15 @@ func eachWalk(t *testing.T, f func(t *testing.T, flags uint16)) {
 func (p *peer) listenUnix(id uint32, path string) (int, protocol.ErrorReply) {
 	p.t.Helper()
 	msg, err := protocol.AppendListen(nil, id, "unix", path)
-	must(p.t, err)
-	p.send(msg, nil)
-	m := p.recv()
-	if m.ID != id {
-		protocol.CloseFDs(m.FDs)
-		p.t.Fatalf("reply id: got %d, want %d", m.ID, id)
-	}
-	switch m.Type {
-	case protocol.TypeOpened:
-		return m.FDs[0], protocol.ErrorReply{}
-	case protocol.TypeError:
-		e, err := protocol.DecodeError(m.Payload)
-		must(p.t, err)
-		return -1, e
-	}
-	p.t.Fatalf("reply type %s", m.Type)
-	return -1, protocol.ErrorReply{}
+	testutil.Must(p.t, err)
+	return p.ask(id, msg)
 }
 
 // noPrivateDirs fails if the opener left a private directory in dir.
 func noPrivateDirs(t *testing.T, dir string) {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
-	must(t, err)
+	testutil.Must(t, err)
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), ".privsep-") {
 			t.Errorf("the opener left its private directory %s in %s", e.Name(), dir)
@@ -112,7 +82,7 @@ func noPrivateDirs(t *testing.T, dir string) {
 // fdCounts returns the descriptors of this process and of the opener.
 func (p *peer) fdCounts() (self, opener int) {
 	p.t.Helper()
-	return countFDs(p.t, os.Getpid()), countFDs(p.t, p.cmd.Process.Pid)
+	return testutil.FDs(p.t, os.Getpid()), testutil.FDs(p.t, p.cmd.Process.Pid)
 }
 
 // checkFDs fails unless both sides hold the descriptors they held before.
@@ -136,12 +106,12 @@ func (p *peer) checkFDs(self0, opener0 int) {
 // chmodded the file the symlink pointed to (0600 became 0666 within 0.3 s).
 // The mode is on the socket before bind now, and nothing is done by path.
 func TestHostileListenChmodRace(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t, listenRoot)
 	eachWalk(t, func(t *testing.T, flags uint16) {
-		dir, secretDir := shortDir(t), shortDir(t)
-		must(t, os.Chmod(secretDir, 0o700))
+		dir, secretDir := testutil.TempDir(t, "psl"), testutil.TempDir(t, "psl")
+		testutil.Must(t, os.Chmod(secretDir, 0o700))
 		secret := filepath.Join(secretDir, "secret")
-		must(t, os.WriteFile(secret, []byte("root only"), 0o600))
+		testutil.Must(t, os.WriteFile(secret, []byte("root only"), 0o600))
 		sock := filepath.Join(dir, "app.sock")
 		p := startFlags(t, flags, "listen unix:"+sock+" mode=0666 owner=4242:4242")
 		self0, opener0 := p.fdCounts()
@@ -179,7 +149,7 @@ func TestHostileListenChmodRace(t *testing.T) {
 				refused++
 			}
 			var st unix.Stat_t
-			must(t, unix.Stat(secret, &st))
+			testutil.Must(t, unix.Stat(secret, &st))
 			if st.Mode&0o7777 != 0o600 || st.Uid != 0 {
 				close(stop)
 				wg.Wait()
@@ -204,18 +174,18 @@ func TestHostileListenChmodRace(t *testing.T) {
 // root-only directory. The socket used to be bound there, owned by the
 // parent's uid; the directory pinned at the handshake is used instead.
 func TestHostileListenMiddleSymlink(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t, listenRoot)
 	eachWalk(t, func(t *testing.T, flags uint16) {
-		dir, secretDir := shortDir(t), shortDir(t)
-		must(t, os.Chmod(secretDir, 0o700))
+		dir, secretDir := testutil.TempDir(t, "psl"), testutil.TempDir(t, "psl")
+		testutil.Must(t, os.Chmod(secretDir, 0o700))
 		sub := filepath.Join(dir, "sub")
-		must(t, os.Mkdir(sub, 0o755))
+		testutil.Must(t, os.Mkdir(sub, 0o755))
 		sock := filepath.Join(sub, "app.sock")
 		p := startFlags(t, flags, "listen unix:"+sock+" owner=4242")
 		self0, opener0 := p.fdCounts()
 		moved := filepath.Join(dir, "moved")
-		must(t, os.Rename(sub, moved))
-		must(t, os.Symlink(secretDir, sub))
+		testutil.Must(t, os.Rename(sub, moved))
+		testutil.Must(t, os.Symlink(secretDir, sub))
 
 		fd, e := p.listenUnix(1, sock)
 		if fd >= 0 {
@@ -246,20 +216,20 @@ func TestHostileListenMiddleSymlink(t *testing.T) {
 // another root service's socket, and its clients, became the parent's.
 // replace removes only a socket file at the name itself, atomically.
 func TestHostileListenReplace(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t, listenRoot)
 	eachWalk(t, func(t *testing.T, flags uint16) {
-		dir, otherDir := shortDir(t), shortDir(t)
-		must(t, os.Chmod(otherDir, 0o700))
+		dir, otherDir := testutil.TempDir(t, "psl"), testutil.TempDir(t, "psl")
+		testutil.Must(t, os.Chmod(otherDir, 0o700))
 		// Another root service's live socket.
 		victim := filepath.Join(otherDir, "svc.sock")
 		vln, err := net.ListenUnix("unix", &net.UnixAddr{Name: victim, Net: "unix"})
-		must(t, err)
+		testutil.Must(t, err)
 		defer vln.Close()
 		var vst unix.Stat_t
-		must(t, unix.Lstat(victim, &vst))
+		testutil.Must(t, unix.Lstat(victim, &vst))
 
 		sub := filepath.Join(dir, "sub")
-		must(t, os.Mkdir(sub, 0o755))
+		testutil.Must(t, os.Mkdir(sub, 0o755))
 		sock := filepath.Join(sub, "svc.sock")
 		file := filepath.Join(dir, "file")
 		link := filepath.Join(dir, "link")
@@ -283,7 +253,7 @@ func TestHostileListenReplace(t *testing.T) {
 			c.Close()
 		}
 		// A regular file at the name is never removed.
-		must(t, os.WriteFile(file, []byte("keep"), 0o644))
+		testutil.Must(t, os.WriteFile(file, []byte("keep"), 0o644))
 		if fd, e := p.listenUnix(1, file); fd >= 0 || syscall.Errno(e.Errno) != unix.EADDRINUSE {
 			t.Errorf("replace over a regular file: got fd %d, %+v; want EADDRINUSE", fd, e)
 		}
@@ -292,7 +262,7 @@ func TestHostileListenReplace(t *testing.T) {
 		}
 		// A symlink to the other service's socket is not a socket: neither
 		// it nor its target is removed.
-		must(t, os.Symlink(victim, link))
+		testutil.Must(t, os.Symlink(victim, link))
 		if fd, e := p.listenUnix(2, link); fd >= 0 || syscall.Errno(e.Errno) != unix.EADDRINUSE {
 			t.Errorf("replace over a symlink to a socket: got fd %d, %+v; want EADDRINUSE", fd, e)
 		}
@@ -301,8 +271,8 @@ func TestHostileListenReplace(t *testing.T) {
 		}
 		victimIntact("symlink at the name")
 		// A directory is not removed either.
-		must(t, os.Mkdir(subdir, 0o755))
-		must(t, os.WriteFile(filepath.Join(subdir, "x"), nil, 0o644))
+		testutil.Must(t, os.Mkdir(subdir, 0o755))
+		testutil.Must(t, os.WriteFile(filepath.Join(subdir, "x"), nil, 0o644))
 		if fd, e := p.listenUnix(3, subdir); fd >= 0 || syscall.Errno(e.Errno) != unix.EADDRINUSE {
 			t.Errorf("replace over a directory: got fd %d, %+v; want EADDRINUSE", fd, e)
 		}
@@ -311,8 +281,8 @@ func TestHostileListenReplace(t *testing.T) {
 		}
 		// The middle directory swapped for a symlink to the other
 		// service's directory after the handshake.
-		must(t, os.Rename(sub, filepath.Join(dir, "moved")))
-		must(t, os.Symlink(otherDir, sub))
+		testutil.Must(t, os.Rename(sub, filepath.Join(dir, "moved")))
+		testutil.Must(t, os.Symlink(otherDir, sub))
 		fd, _ := p.listenUnix(4, sock)
 		if fd >= 0 {
 			unix.Close(fd)
@@ -320,7 +290,7 @@ func TestHostileListenReplace(t *testing.T) {
 		victimIntact("middle symlink to the service's directory")
 		// A socket at the name itself is replaced, with the rule's mode.
 		s, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
-		must(t, err)
+		testutil.Must(t, err)
 		s.SetUnlinkOnClose(false)
 		s.Close()
 		fd, e := p.listenUnix(5, stale)
@@ -328,7 +298,7 @@ func TestHostileListenReplace(t *testing.T) {
 			t.Fatalf("replace over a stale socket: %+v", e)
 		}
 		var st unix.Stat_t
-		must(t, unix.Lstat(stale, &st))
+		testutil.Must(t, unix.Lstat(stale, &st))
 		if st.Mode&0o7777 != 0o600 {
 			t.Errorf("the replacing socket has mode %#o, want 0600", st.Mode&0o7777)
 		}
@@ -349,20 +319,20 @@ func TestHostileListenReplace(t *testing.T) {
 // descriptor behind: a name that exists, a directory that vanished, an
 // owner the kernel refuses.
 func TestHostileListenNoLeftovers(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t, listenRoot)
 	eachWalk(t, func(t *testing.T, flags uint16) {
-		dir := shortDir(t)
+		dir := testutil.TempDir(t, "psl")
 		gone := filepath.Join(dir, "gone")
-		must(t, os.Mkdir(gone, 0o755))
+		testutil.Must(t, os.Mkdir(gone, 0o755))
 		busy := filepath.Join(dir, "busy")
 		ok := filepath.Join(dir, "ok.sock")
 		p := startFlags(t, flags, "listen unix:"+busy, "listen unix:"+filepath.Join(gone, "s"), "listen unix:"+ok+" mode=0640")
 		self0, opener0 := p.fdCounts()
-		must(t, os.WriteFile(busy, nil, 0o644))
+		testutil.Must(t, os.WriteFile(busy, nil, 0o644))
 		if fd, e := p.listenUnix(1, busy); fd >= 0 || syscall.Errno(e.Errno) != unix.EADDRINUSE {
 			t.Errorf("existing name without replace: got fd %d, %+v; want EADDRINUSE", fd, e)
 		}
-		must(t, os.Remove(gone))
+		testutil.Must(t, os.Remove(gone))
 		if fd, e := p.listenUnix(2, filepath.Join(gone, "s")); fd >= 0 || e.Reason != protocol.ReasonSystem {
 			t.Errorf("directory removed after the handshake: got fd %d, %+v; want a system error", fd, e)
 		}
@@ -378,7 +348,7 @@ func TestHostileListenNoLeftovers(t *testing.T) {
 		}
 		unix.Close(fd)
 		var st unix.Stat_t
-		must(t, unix.Lstat(ok, &st))
+		testutil.Must(t, unix.Lstat(ok, &st))
 		if st.Mode&0o7777 != 0o640 {
 			t.Errorf("socket mode: got %#o, want 0640", st.Mode&0o7777)
 		}
@@ -391,15 +361,15 @@ func TestHostileListenNoLeftovers(t *testing.T) {
 // process (r:/proc/self/ gave the parent the root opener's memory). They
 // are refused at the handshake, written so or reached through a symlink.
 func TestHostileOwnProcessRules(t *testing.T) {
-	dir := shortDir(t)
+	dir := testutil.TempDir(t, "psl")
 	toSelf := filepath.Join(dir, "self")
-	must(t, os.Symlink("/proc/self", toSelf))
+	testutil.Must(t, os.Symlink("/proc/self", toSelf))
 	toFD := filepath.Join(dir, "fd")
-	must(t, os.Symlink("/proc/self/fd", toFD))
+	testutil.Must(t, os.Symlink("/proc/self/fd", toFD))
 	toPID1 := filepath.Join(dir, "init")
-	must(t, os.Symlink("/proc/1", toPID1))
+	testutil.Must(t, os.Symlink("/proc/1", toPID1))
 	toProc := filepath.Join(dir, "proc")
-	must(t, os.Symlink("/proc", toProc))
+	testutil.Must(t, os.Symlink("/proc", toProc))
 	eachWalk(t, func(t *testing.T, flags uint16) {
 		for _, tc := range []struct{ rule, why string }{
 			{"r:/proc/self/", "/proc/self"},
@@ -415,7 +385,7 @@ func TestHostileOwnProcessRules(t *testing.T) {
 		} {
 			p := spawn(t, "3")
 			msg, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version, Flags: flags, Rules: []string{tc.rule}})
-			must(t, err)
+			testutil.Must(t, err)
 			p.send(msg, nil)
 			m := p.recv()
 			observed := hostile.Describe(m)

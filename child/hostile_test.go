@@ -21,8 +21,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/privsep-go/privsep/child"
 	"github.com/privsep-go/privsep/internal/hostile"
+	"github.com/privsep-go/privsep/internal/opener"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/protocol"
 )
 
@@ -45,14 +46,23 @@ func newHostileFixture(t *testing.T) hostileFixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := hostileFixture{dir: dir, file: filepath.Join(dir, "f"), nonUTF8: filepath.Join(dir, "\xff\xfe-name")}
-	must(t, os.WriteFile(f.file, []byte("data"), 0o644))
-	must(t, os.WriteFile(f.nonUTF8, []byte("bytes"), 0o644))
+	testutil.Must(t, os.WriteFile(f.file, []byte("data"), 0o644))
+	testutil.Must(t, os.WriteFile(f.nonUTF8, []byte("bytes"), 0o644))
 	return f
 }
 
 func (f hostileFixture) start(t *testing.T) *hostile.Peer {
 	t.Helper()
 	return hostile.Start(t, f.dir+"/")
+}
+
+// startServing starts an opener, checks that it serves (request id 1) and
+// returns it with the count of descriptors it holds once serving.
+func (f hostileFixture) startServing(t *testing.T) (*hostile.Peer, int) {
+	t.Helper()
+	p := f.start(t)
+	testutil.Must(t, p.Probe(1, f.file))
+	return p, p.FDs(-1)
 }
 
 func openMsg(id uint32, path string) []byte {
@@ -67,10 +77,7 @@ func TestHostileStreamViolations(t *testing.T) {
 	open := openMsg(5, fx.file)
 	clone := func() []byte { return append([]byte(nil), open...) }
 	withVersion := func(v byte) []byte { b := clone(); b[2] = v; return b }
-	pipe := make([]int, 2)
-	must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
-	defer unix.Close(pipe[0])
-	defer unix.Close(pipe[1])
+	pipe := testutil.Pipe(t)
 	full := make([]byte, protocol.MaxMessage)
 	copy(full, open)
 	hostile.SetLen(full, 0xffffffff)
@@ -110,21 +117,7 @@ func TestHostileStreamViolations(t *testing.T) {
 			if tc.name == "message of 65537 bytes (MSG_TRUNC)" {
 				copy(tc.data, open[:protocol.HeaderSize])
 			}
-			p.MustSendRaw(tc.data, tc.oob)
-			code, got, msgs, err := p.Finish()
-			want := hostile.ReplyText(0, protocol.ReasonProtocol, tc.errno) + ", then exit 3"
-			hostile.Row(t, secStream, tc.name, want, got)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if code != protocol.ExitProtocol {
-				t.Errorf("got %s, want %s; stderr: %s", got, want, p.Stderr())
-			}
-			if len(msgs) != 1 {
-				t.Errorf("got %s, want exactly the last words %s", got, want)
-			} else if _, err := hostile.CheckError(msgs[0], 0, protocol.ReasonProtocol, tc.errno); err != nil {
-				t.Errorf("last words: %v", err)
-			}
+			expectLastWords(t, p, secStream, tc.name, tc.data, tc.oob, tc.errno)
 		})
 	}
 }
@@ -135,12 +128,9 @@ func TestHostileHandshake(t *testing.T) {
 	rule := []byte(fx.dir + "/")
 	hello := func(payload []byte) []byte { return hostile.Message(protocol.TypeHello, 0, 0, payload) }
 	good := hostile.HelloPayload(1, 0, 1, 0, rule)
-	pipe := make([]int, 2)
-	must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
-	defer unix.Close(pipe[0])
-	defer unix.Close(pipe[1])
+	pipe := testutil.Pipe(t)
 	batch, err := protocol.AppendOpenBatch(nil, 1, []protocol.Open{{Path: []byte(fx.file)}})
-	must(t, err)
+	testutil.Must(t, err)
 
 	for _, tc := range []struct {
 		name  string
@@ -176,22 +166,30 @@ func TestHostileHandshake(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := hostile.Spawn(t, "info")
-			p.MustSendRaw(tc.data, tc.oob)
-			code, got, msgs, err := p.Finish()
-			want := hostile.ReplyText(0, protocol.ReasonProtocol, tc.errno) + ", then exit 3"
-			hostile.Row(t, secHandshake, tc.name, want, got)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if code != protocol.ExitProtocol {
-				t.Errorf("got %s, want %s; stderr: %s", got, want, p.Stderr())
-			}
-			if len(msgs) != 1 {
-				t.Errorf("got %s, want exactly %s", got, want)
-			} else if _, err := hostile.CheckError(msgs[0], 0, protocol.ReasonProtocol, tc.errno); err != nil {
-				t.Errorf("last words: %v", err)
-			}
+			expectLastWords(t, p, secHandshake, tc.name, tc.data, tc.oob, tc.errno)
 		})
+	}
+}
+
+// expectLastWords sends data and oob raw and checks that the opener answers
+// with one protocol error with errno and id 0, its last words, then exits 3;
+// it logs the row in section.
+func expectLastWords(t *testing.T, p *hostile.Peer, section, name string, data, oob []byte, errno syscall.Errno) {
+	t.Helper()
+	p.MustSendRaw(data, oob)
+	code, got, msgs, err := p.Finish()
+	want := hostile.ReplyText(0, protocol.ReasonProtocol, errno) + ", then exit 3"
+	hostile.Row(t, section, name, want, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != protocol.ExitProtocol {
+		t.Errorf("got %s, want %s; stderr: %s", got, want, p.Stderr())
+	}
+	if len(msgs) != 1 {
+		t.Errorf("got %s, want exactly the last words %s", got, want)
+	} else if _, err := hostile.CheckError(msgs[0], 0, protocol.ReasonProtocol, errno); err != nil {
+		t.Errorf("last words: %v", err)
 	}
 }
 
@@ -214,10 +212,7 @@ type answeredCase struct {
 // serving with the descriptors it had.
 func TestHostileAnswered(t *testing.T) {
 	fx := newHostileFixture(t)
-	pipe := make([]int, 2)
-	must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
-	defer unix.Close(pipe[0])
-	defer unix.Close(pipe[1])
+	pipe := testutil.Pipe(t)
 	many := make([]int, protocol.MaxFDs)
 	for i := range many {
 		many[i] = pipe[i%2]
@@ -417,22 +412,19 @@ func TestHostileDescriptorFlood(t *testing.T) {
 	p := fx.start(t)
 	pid := p.PID()
 	soft, hard, err := hostile.NoFileLimit(pid)
-	must(t, err)
+	testutil.Must(t, err)
 	limit := soft
 	note := ""
 	if limit > 1<<16 {
 		// Keep the run bounded: lower the soft limit first (the point is
 		// to go past it, whatever it is).
 		limit = 1 << 16
-		must(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: hard}, nil))
+		testutil.Must(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: hard}, nil))
 		note = fmt.Sprintf(" (soft limit %d lowered to %d with prlimit)", soft, limit)
 	}
-	must(t, p.Probe(1, fx.file))
+	testutil.Must(t, p.Probe(1, fx.file))
 	before := p.FDs(-1)
-	pipe := make([]int, 2)
-	must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
-	defer unix.Close(pipe[0])
-	defer unix.Close(pipe[1])
+	pipe := testutil.Pipe(t)
 
 	// Pipelined: keep a window of requests in flight.
 	total := int(limit) + 64
@@ -460,21 +452,10 @@ func TestHostileDescriptorFlood(t *testing.T) {
 			}
 		}
 	}
-	elapsed := time.Since(begin)
-	probeErr := p.Probe(uint32(total+1), fx.file)
-	after := p.FDs(before)
-	hostile.Row(t, secLoad, fmt.Sprintf("%d requests each carrying a descriptor, RLIMIT_NOFILE %d%s", total, limit, note),
+	floodVerdict(t, p, fx.file, uint32(total+1), before, begin,
+		fmt.Sprintf("%d requests each carrying a descriptor, RLIMIT_NOFILE %d%s", total, limit, note),
 		"each: error, protocol, EPROTO (71), descriptor closed; then serves; fds unchanged",
-		fmt.Sprintf("%d/%d answered with EPROTO in %v; probe %v; fds %d→%d", got-bad, total, elapsed.Round(time.Millisecond), okText(probeErr), before, after))
-	if bad > 0 {
-		t.Errorf("%d replies were not EPROTO errors; first: %s", bad, firstBad)
-	}
-	if probeErr != nil {
-		t.Error(probeErr)
-	}
-	if after != before {
-		t.Errorf("opener descriptors: %d before, %d after", before, after)
-	}
+		got-bad, total, firstBad)
 
 	// The same with 253 descriptors a message, until more descriptors than
 	// the limit have passed through.
@@ -483,24 +464,38 @@ func TestHostileDescriptorFlood(t *testing.T) {
 	for i := range many {
 		many[i] = pipe[i%2]
 	}
-	bad = 0
+	bad, firstBad = 0, ""
 	begin = time.Now()
 	for i := 0; i < n; i++ {
 		id := uint32(100000 + i)
 		p.MustSendRaw(hostile.SetNFD(openMsg(id, fx.file), protocol.MaxFDs), hostile.Rights(many...))
 		if _, err := hostile.CheckError(p.Reply(), id, protocol.ReasonProtocol, unix.EPROTO); err != nil {
 			bad++
-			firstBad = err.Error()
+			if firstBad == "" {
+				firstBad = err.Error()
+			}
 		}
 	}
-	elapsed = time.Since(begin)
-	probeErr = p.Probe(3, fx.file)
-	after = p.FDs(before)
-	hostile.Row(t, secLoad, fmt.Sprintf("%d requests each carrying 253 descriptors (%d in all)", n, n*protocol.MaxFDs),
+	floodVerdict(t, p, fx.file, 3, before, begin,
+		fmt.Sprintf("%d requests each carrying 253 descriptors (%d in all)", n, n*protocol.MaxFDs),
 		"each: error, protocol, EPROTO (71), descriptors closed; then serves; fds unchanged",
-		fmt.Sprintf("%d/%d answered with EPROTO in %v; probe %v; fds %d→%d", n-bad, n, elapsed.Round(time.Millisecond), okText(probeErr), before, after))
-	if bad > 0 {
-		t.Errorf("%d replies were not EPROTO errors; last: %s", bad, firstBad)
+		n-bad, n, firstBad)
+}
+
+// floodVerdict ends a flood begun at begin in which ok of n requests were
+// answered with EPROTO (firstBad: what the first other answer was): it
+// probes that the opener still serves (request id probeID), logs the row,
+// and fails unless every answer was EPROTO, the probe worked and the
+// opener holds the before descriptors it held.
+func floodVerdict(t *testing.T, p *hostile.Peer, file string, probeID uint32, before int, begin time.Time, name, want string, ok, n int, firstBad string) {
+	t.Helper()
+	elapsed := time.Since(begin)
+	probeErr := p.Probe(probeID, file)
+	after := p.FDs(before)
+	hostile.Row(t, secLoad, name, want,
+		fmt.Sprintf("%d/%d answered with EPROTO in %v; probe %v; fds %d→%d", ok, n, elapsed.Round(time.Millisecond), okText(probeErr), before, after))
+	if bad := n - ok; bad > 0 {
+		t.Errorf("%d replies were not EPROTO errors; first: %s", bad, firstBad)
 	}
 	if probeErr != nil {
 		t.Error(probeErr)
@@ -524,15 +519,13 @@ func okText(err error) string {
 // the opener serves as before.
 func TestHostileOpenerAtFDLimit(t *testing.T) {
 	fx := newHostileFixture(t)
-	p := fx.start(t)
+	p, before := fx.startServing(t)
 	pid := p.PID()
-	must(t, p.Probe(1, fx.file))
-	before := p.FDs(-1)
 	var old unix.Rlimit
-	must(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old))
+	testutil.Must(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old))
 	free, err := hostile.LowestFreeFD(pid)
-	must(t, err)
-	must(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: uint64(free), Max: old.Max}, nil))
+	testutil.Must(t, err)
+	testutil.Must(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: uint64(free), Max: old.Max}, nil))
 	limitText := fmt.Sprintf("soft limit %d = the opener's lowest free descriptor", free)
 
 	fd, e := p.Open(2, fx.file, 0)
@@ -547,10 +540,7 @@ func TestHostileOpenerAtFDLimit(t *testing.T) {
 		t.Errorf("open at the limit: got %s, want %s", got, want)
 	}
 
-	pipe := make([]int, 2)
-	must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
-	defer unix.Close(pipe[0])
-	defer unix.Close(pipe[1])
+	pipe := testutil.Pipe(t)
 	p.MustSendRaw(hostile.SetNFD(openMsg(3, fx.file), 2), hostile.Rights(pipe...))
 	got, err = hostile.CheckError(p.Reply(), 3, protocol.ReasonSystem, unix.EMFILE)
 	hostile.Row(t, secLoad, "descriptors attached to a request at the opener's limit (MSG_CTRUNC)",
@@ -560,7 +550,7 @@ func TestHostileOpenerAtFDLimit(t *testing.T) {
 	}
 
 	msg, err := protocol.AppendOpenBatch(nil, 4, []protocol.Open{{Path: []byte(fx.file)}, {Path: []byte(fx.file)}, {Path: []byte(fx.dir + "/missing")}})
-	must(t, err)
+	testutil.Must(t, err)
 	p.MustSend(msg, nil)
 	m := p.Reply()
 	protocol.CloseFDs(m.FDs)
@@ -575,7 +565,7 @@ func TestHostileOpenerAtFDLimit(t *testing.T) {
 		t.Errorf("batch at the limit: got %s", got)
 	}
 
-	must(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, &old, nil))
+	testutil.Must(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, &old, nil))
 	probeErr := p.Probe(5, fx.file)
 	after := p.FDs(before)
 	hostile.Row(t, secLoad, "limit raised again", "opened; fds unchanged", fmt.Sprintf("probe %s; fds %d→%d", okText(probeErr), before, after))
@@ -589,16 +579,14 @@ func TestHostileOpenerAtFDLimit(t *testing.T) {
 
 // TestHostileStalledPeer sends requests and reads no replies. The opener's
 // replies fill the parent's receive queue, its workers block sending
-// (child.DefaultWorkers of them, each handing the receiving role on after
-// child.StallAfter), its own receive queue fills, and the peer's sends
+// (opener.DefaultWorkers of them, each handing the receiving role on after
+// opener.StallAfter), its own receive queue fills, and the peer's sends
 // block. Nothing is lost: once the peer drains, every request is answered
 // exactly once, and the opener holds what it held before.
 func TestHostileStalledPeer(t *testing.T) {
 	fx := newHostileFixture(t)
-	p := fx.start(t)
+	p, before := fx.startServing(t)
 	pid := p.PID()
-	must(t, p.Probe(1, fx.file))
-	before := p.FDs(-1)
 
 	sent := 0
 	begin := time.Now()
@@ -629,10 +617,10 @@ func TestHostileStalledPeer(t *testing.T) {
 	// not send yet.
 	during := p.FDs(-1)
 	cpu0, err := hostile.CPUTicks(pid)
-	must(t, err)
+	testutil.Must(t, err)
 	time.Sleep(500 * time.Millisecond)
 	cpu1, err := hostile.CPUTicks(pid)
-	must(t, err)
+	testutil.Must(t, err)
 	blocked := during - before
 
 	// Drain: every request answered exactly once, in whatever order.
@@ -657,11 +645,11 @@ func TestHostileStalledPeer(t *testing.T) {
 	probeErr := p.Probe(2, fx.file)
 	after := p.FDs(before)
 	hostile.Row(t, secLoad, "peer stops reading replies",
-		fmt.Sprintf("back-pressure: the peer's sends block; at most %d workers blocked (child.DefaultWorkers), each handing on after %v; no CPU spent while stalled; all answered once after the drain; fds unchanged", child.DefaultWorkers, child.StallAfter),
+		fmt.Sprintf("back-pressure: the peer's sends block; at most %d workers blocked (opener.DefaultWorkers), each handing on after %v; no CPU spent while stalled; all answered once after the drain; fds unchanged", opener.DefaultWorkers, opener.StallAfter),
 		fmt.Sprintf("%d requests accepted in %v before the peer's send blocked for good; %d workers blocked holding a descriptor; opener CPU while stalled %d ticks in 500ms; %d answered, %d duplicates, %d not opened; probe %s; fds %d→%d",
 			sent, stallAt.Round(time.Millisecond), blocked, cpu1-cpu0, len(seen), dup, bad, okText(probeErr), before, after))
-	if blocked < 1 || blocked > child.DefaultWorkers {
-		t.Errorf("%d workers blocked in send, want 1 to %d", blocked, child.DefaultWorkers)
+	if blocked < 1 || blocked > opener.DefaultWorkers {
+		t.Errorf("%d workers blocked in send, want 1 to %d", blocked, opener.DefaultWorkers)
 	}
 	if cpu1-cpu0 > 5 {
 		t.Errorf("the stalled opener used %d clock ticks in 500ms: busy waiting?", cpu1-cpu0)
@@ -685,19 +673,19 @@ func TestHostileStalledPeer(t *testing.T) {
 // opener does not set SO_PASSCRED. A socket pair we control shows it.
 func TestHostileCredentialsArrive(t *testing.T) {
 	a, b, err := protocol.Socketpair()
-	must(t, err)
+	testutil.Must(t, err)
 	defer unix.Close(a)
 	defer unix.Close(b)
 	check := func(passcred bool) string {
 		if passcred {
-			must(t, unix.SetsockoptInt(b, unix.SOL_SOCKET, unix.SO_PASSCRED, 1))
+			testutil.Must(t, unix.SetsockoptInt(b, unix.SOL_SOCKET, unix.SO_PASSCRED, 1))
 		}
-		must(t, hostile.SendRaw(a, openMsg(1, "/x"), hostile.Credentials(), 0))
+		testutil.Must(t, hostile.SendRaw(a, openMsg(1, "/x"), hostile.Credentials(), 0))
 		buf, oob := make([]byte, protocol.MaxMessage), make([]byte, protocol.OOBSize)
 		_, oobn, _, _, err := unix.Recvmsg(b, buf, oob, 0)
-		must(t, err)
+		testutil.Must(t, err)
 		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		must(t, err)
+		testutil.Must(t, err)
 		var kinds []string
 		for _, c := range msgs {
 			kinds = append(kinds, fmt.Sprintf("level %d type %d", c.Header.Level, c.Header.Type))
@@ -745,7 +733,7 @@ func TestHostileEndOfStreamWithRequestsPending(t *testing.T) {
 				p.Sock = -1
 				code, got, err = p.Exit(hostile.Timeout)
 			} else {
-				must(t, unix.Shutdown(p.Sock, unix.SHUT_WR))
+				testutil.Must(t, unix.Shutdown(p.Sock, unix.SHUT_WR))
 				var msgs []protocol.Msg
 				code, got, msgs, err = p.Finish()
 				opened := 0
@@ -780,13 +768,8 @@ func TestHostileEndOfStreamWithRequestsPending(t *testing.T) {
 // answered exactly once, each with the reply its kind calls for.
 func TestHostileMixedPipeline(t *testing.T) {
 	fx := newHostileFixture(t)
-	p := fx.start(t)
-	must(t, p.Probe(1, fx.file))
-	before := p.FDs(-1)
-	pipe := make([]int, 2)
-	must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
-	defer unix.Close(pipe[0])
-	defer unix.Close(pipe[1])
+	p, before := fx.startServing(t)
+	pipe := testutil.Pipe(t)
 	total := 20000
 	if hostile.Race {
 		total = 5000

@@ -8,11 +8,11 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/privsep-go/privsep/internal/opener"
 	"github.com/privsep-go/privsep/internal/trampoline"
 	"github.com/privsep-go/privsep/protocol"
 )
@@ -38,7 +38,7 @@ func Init() {
 // marker is on argv and in the environment.
 func IsOpener() bool {
 	return len(os.Args) == 3 && os.Args[1] == protocol.OpenerArg &&
-		os.Getenv(strings.SplitN(protocol.OpenerEnv, "=", 2)[0]) == "1"
+		os.Getenv(protocol.OpenerEnvKey) == protocol.OpenerEnvValue
 }
 
 // Main runs the opener on the socket whose decimal descriptor number is
@@ -51,12 +51,12 @@ func Main(fdArg string) int {
 		log.Error("bad invocation: the socket must be a descriptor number of 3 or more", "arg", fdArg)
 		return protocol.ExitUsage
 	}
-	// One worker receives at a time (see session.receiving); a second
-	// scheduler slot would only keep a second thread spinning for work,
-	// measured as about half the opener's CPU per request. Workers that
-	// stall in a system call still give the slot up.
+	// One worker receives at a time (see "The receiving role" in
+	// internal/opener); a second scheduler slot would only keep a second
+	// thread spinning for work, measured as about half the opener's CPU per
+	// request. Workers that stall in a system call still give the slot up.
 	runtime.GOMAXPROCS(1)
-	root, err := pinRoot()
+	root, err := opener.PinRoot()
 	if err != nil {
 		log.Error("cannot start", "error", err)
 		return protocol.ExitInternal
@@ -67,7 +67,7 @@ func Main(fdArg string) int {
 		log.Error("bad invocation", "fd", fd, "error", err)
 		return protocol.ExitUsage
 	}
-	return serve(log, fd, root, Options{})
+	return opener.ServeProcess(log, fd, root)
 }
 
 func newLogger() hclog.Logger {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/privsep-go/privsep/internal/hostile"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 	"github.com/privsep-go/privsep/policy"
 	"github.com/privsep-go/privsep/protocol"
@@ -40,14 +41,12 @@ const secretText = "root only\n"
 
 func newLinkFixture(t *testing.T) linkFixture {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the attack links a root-only file into a tree")
-	}
+	testutil.NeedRoot(t, "the attack links a root-only file into a tree")
 	f := linkFixture{secret: filepath.Join(t.TempDir(), "shadow"), tree: filepath.Join(t.TempDir(), "tree")}
 	f.link, f.plain = filepath.Join(f.tree, "link"), filepath.Join(f.tree, "plain")
-	must(t, os.WriteFile(f.secret, []byte(secretText), 0o600))
-	must(t, os.Mkdir(f.tree, 0o777))
-	must(t, os.WriteFile(f.plain, []byte("plain\n"), 0o644))
+	testutil.Must(t, os.WriteFile(f.secret, []byte(secretText), 0o600))
+	testutil.Must(t, os.Mkdir(f.tree, 0o777))
+	testutil.Must(t, os.WriteFile(f.plain, []byte("plain\n"), 0o644))
 	// The attacker is whoever can write in the tree. With
 	// fs.protected_hardlinks=0 any user may link(2) a file it does not own
 	// and cannot read; with 1 (most distributions' default) the kernel
@@ -55,7 +54,7 @@ func newLinkFixture(t *testing.T) linkFixture {
 	// test makes the link as root, which the sysctl never stops: the file
 	// in the tree is then exactly what the attacker leaves there on a
 	// machine with protected_hardlinks=0.
-	must(t, unix.Link(f.secret, f.link))
+	testutil.Must(t, unix.Link(f.secret, f.link))
 	return f
 }
 
@@ -68,10 +67,10 @@ func newLinkFixture(t *testing.T) linkFixture {
 func TestHostileHardLinkInTree(t *testing.T) {
 	forBoth(t, func(t *testing.T, fallback bool) {
 		fx := newLinkFixture(t)
-		before := countFDs(t, os.Getpid())
+		before := testutil.FDs(t, os.Getpid())
 		// Registered first, so it runs after the openers' own cleanups.
 		t.Cleanup(func() {
-			if after := countFDs(t, os.Getpid()); after != before {
+			if after := testutil.FDs(t, os.Getpid()); after != before {
 				t.Errorf("descriptors: %d before, %d after", before, after)
 			}
 		})
@@ -151,7 +150,7 @@ func TestHardLinkRefusalIsAudited(t *testing.T) {
 	if e.Reason != protocol.ReasonLinks || syscall.Errno(e.Errno) != unix.EACCES {
 		t.Errorf("hard link: got %+v, want reason links, EACCES", e)
 	}
-	must(t, unix.Shutdown(p.sock, unix.SHUT_WR))
+	testutil.Must(t, unix.Shutdown(p.sock, unix.SHUT_WR))
 	if code := p.exit(); code != protocol.ExitOK {
 		t.Errorf("exit status %d", code)
 	}
@@ -171,23 +170,23 @@ func TestHardLinkRefusalIsAudited(t *testing.T) {
 // path.
 func TestHostileNarrowerRuleInTree(t *testing.T) {
 	app := filepath.Join(t.TempDir(), "app")
-	must(t, os.Mkdir(app, 0o755))
+	testutil.Must(t, os.Mkdir(app, 0o755))
 	key := filepath.Join(app, "key")
-	must(t, os.WriteFile(key, []byte("key\n"), 0o600))
+	testutil.Must(t, os.WriteFile(key, []byte("key\n"), 0o600))
 	tree, narrow := "rwc:"+app+"/", "r:"+key
 
 	// The attack: both routes reach the key's inode for writing.
 	o := startPolicy(t, false, quoteRule("rwc", app+"/"))
-	must(t, os.Symlink("key", filepath.Join(app, "link")))
+	testutil.Must(t, os.Symlink("key", filepath.Join(app, "link")))
 	f := mustOpenVia(t, o, filepath.Join(app, "link"), os.O_RDWR, 0)
 	if st, kst := fstatOf(t, f), statOf(t, key); st.Ino != kst.Ino {
 		t.Fatalf("symlink: opened inode %d, want the key's %d", st.Ino, kst.Ino)
 	}
 	f.Close()
-	must(t, os.Rename(key, filepath.Join(app, "moved")))
+	testutil.Must(t, os.Rename(key, filepath.Join(app, "moved")))
 	f = mustOpenVia(t, o, filepath.Join(app, "moved"), os.O_RDWR, 0)
 	f.Close()
-	must(t, os.Rename(filepath.Join(app, "moved"), key))
+	testutil.Must(t, os.Rename(filepath.Join(app, "moved"), key))
 
 	// Config.Rules are command-line rules, named by their flag.
 	wantErr := `rule "` + narrow + `" (--allow ` + narrow + `) lies inside tree rule "` + tree + `" (--allow ` + tree + `), which grants more (w, c) through any link or rename into it`

@@ -15,9 +15,11 @@ import (
 )
 
 // openerPackages are the directories, relative to this one, of every
-// package whose code runs in the opener (the re-executed opener and server
-// mode). A package server mode moves to goes here.
-var openerPackages = []string{"."}
+// package whose code runs in the opener: this one (the process entry),
+// internal/opener (the core) and internal/server (server mode).
+// TestOpenerPackagesListed fails on a package that imports the core and is
+// missing here.
+var openerPackages = []string{".", "../internal/opener", "../internal/server"}
 
 // pathCalls are the functions, by import path, that take a path and resolve
 // it from the current directory or "/" (following symlinks, most of them).
@@ -49,10 +51,10 @@ const sockaddrUnix = "SockaddrUnix"
 // pathAllowed are the exceptions, by file and function, each with its
 // reason.
 var pathAllowed = map[string]string{
-	"dirs.go:pinRoot":             `the one absolute open: "/" itself, O_PATH, once, before the handshake; everything else is resolved from it`,
+	"dirs.go:PinRoot":             `the one absolute open: "/" itself, O_PATH, once, before the handshake; everything else is resolved from it`,
 	"sockfile.go:chrootHere":      `chroot(".") on inDir's thread, whose working directory was just set from a pinned descriptor (fchdir) and whose filesystem state is its own (CLONE_FS) and thrown away with it`,
 	"sockfile.go:privateDir.bind": `bind(2) on inDir's thread, relative to the private directory it pinned (or to the root moved there)`,
-	"sockfile.go:connectIn":       `connect(2) on inDir's thread, relative to the private directory it pinned`,
+	"sockfile.go:ConnectIn":       `connect(2) on inDir's thread, relative to the private directory it pinned`,
 }
 
 // TestNoPathCalls keeps every path the opener resolves relative to a
@@ -173,4 +175,37 @@ func pathViolations(t *testing.T, file string) []pathViolation {
 		}
 	}
 	return out
+}
+
+// TestOpenerPackagesListed: every package of the module that imports the
+// opener's core holds opener code, so TestNoPathCalls must read it.
+func TestOpenerPackagesListed(t *testing.T) {
+	const core = "github.com/privsep-go/privsep/internal/opener"
+	listed := map[string]bool{}
+	for _, p := range openerPackages {
+		listed[filepath.Clean(p)] = true
+	}
+	files, err := filepath.Glob("../*/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, err := filepath.Glob("../internal/*/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append(files, more...) {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		pf, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, im := range pf.Imports {
+			dir := filepath.Dir(f)
+			if p, _ := strconv.Unquote(im.Path.Value); p == core && !listed[filepath.Clean(dir)] && dir != "../child" {
+				t.Errorf("%s imports %s but %s is not in openerPackages", f, core, dir)
+			}
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/privsep-go/privsep/internal/hostile"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/protocol"
 )
 
@@ -23,7 +24,7 @@ import (
 func TestHostileBroadTreeReachesProc(t *testing.T) {
 	tmp := t.TempDir()
 	plain := tmp + "/plain"
-	must(t, os.WriteFile(plain, []byte("x"), 0o644))
+	testutil.Must(t, os.WriteFile(plain, []byte("x"), 0o644))
 	for _, noOpenat2 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fallback=%v", noOpenat2), func(t *testing.T) {
 			p := startWith(t, noOpenat2, "/", "/proc/sys/kernel/")

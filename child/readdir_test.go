@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/privsep-go/privsep/internal/hostile"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/protocol"
 )
 
@@ -29,7 +30,7 @@ func startWith(t *testing.T, noOpenat2 bool, rules ...string) *peer {
 		flags = protocol.HelloNoOpenat2
 	}
 	msg, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version, Flags: flags, Rules: rules})
-	must(t, err)
+	testutil.Must(t, err)
 	p.send(msg, nil)
 	m := p.recv()
 	r, err := protocol.DecodeReady(m.Payload)
@@ -47,7 +48,7 @@ func startWith(t *testing.T, noOpenat2 bool, rules ...string) *peer {
 func (p *peer) readDir(id uint32, path string, cookie uint64) (protocol.DirList, []protocol.DirEntry, protocol.ErrorReply) {
 	p.t.Helper()
 	msg, err := protocol.AppendReadDir(nil, id, cookie, path)
-	must(p.t, err)
+	testutil.Must(p.t, err)
 	p.send(msg, nil)
 	m := p.recv()
 	if m.ID != id || len(m.FDs) != 0 {
@@ -57,7 +58,7 @@ func (p *peer) readDir(id uint32, path string, cookie uint64) (protocol.DirList,
 	switch m.Type {
 	case protocol.TypeDirList:
 		l, err := protocol.DecodeDirList(m.Payload)
-		must(p.t, err)
+		testutil.Must(p.t, err)
 		var ents []protocol.DirEntry
 		for e := range l.All() {
 			ents = append(ents, protocol.DirEntry{Type: e.Type, Name: slices.Clone(e.Name)})
@@ -65,7 +66,7 @@ func (p *peer) readDir(id uint32, path string, cookie uint64) (protocol.DirList,
 		return l, ents, protocol.ErrorReply{}
 	case protocol.TypeError:
 		e, err := protocol.DecodeError(m.Payload)
-		must(p.t, err)
+		testutil.Must(p.t, err)
 		return protocol.DirList{}, nil, e
 	}
 	p.t.Fatalf("reply type %s", m.Type)
@@ -89,11 +90,11 @@ func attackTree(t *testing.T) (pub, secret string) {
 	base := t.TempDir()
 	locked := filepath.Join(base, "locked")
 	pub = filepath.Join(locked, "pub")
-	must(t, os.MkdirAll(filepath.Join(pub, "sub"), 0o755))
-	must(t, os.Chmod(locked, 0o700))
+	testutil.Must(t, os.MkdirAll(filepath.Join(pub, "sub"), 0o755))
+	testutil.Must(t, os.Chmod(locked, 0o700))
 	secret = filepath.Join(locked, "secret")
-	must(t, os.WriteFile(secret, []byte("the secret"), 0o600))
-	must(t, os.WriteFile(filepath.Join(pub, "f"), []byte("public"), 0o644))
+	testutil.Must(t, os.WriteFile(secret, []byte("the secret"), 0o600))
+	testutil.Must(t, os.WriteFile(filepath.Join(pub, "f"), []byte("public"), 0o644))
 	return pub, secret
 }
 
@@ -121,16 +122,14 @@ func climb(t *testing.T, dirfd int) string {
 // O_DIRECTORY, is refused as a bad request either way. Descriptors are
 // counted on both sides.
 func TestHostileDirectoryDescriptor(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the secret sits in a 0700 directory owned by root")
-	}
+	testutil.NeedRoot(t, "the secret sits in a 0700 directory owned by root")
 	for _, noOpenat2 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fallback=%v", noOpenat2), func(t *testing.T) {
 			pub, secret := attackTree(t)
 			// pub/ as a tree, and pub/sub named by an exact rule too:
 			// the exact rule decides for pub/sub itself.
 			p := startWith(t, noOpenat2, pub+"/", pub+"/sub")
-			mine, theirs := countFDs(t, os.Getpid()), countFDs(t, p.cmd.Process.Pid)
+			mine, theirs := testutil.FDs(t, os.Getpid()), testutil.FDs(t, p.cmd.Process.Pid)
 			id := uint32(0)
 			for _, c := range []struct {
 				name, path string
@@ -176,7 +175,7 @@ func TestHostileDirectoryDescriptor(t *testing.T) {
 				{Flags: unix.O_PATH, Path: []byte(pub)},
 			}
 			msg, err := protocol.AppendOpenBatch(nil, id, items)
-			must(t, err)
+			testutil.Must(t, err)
 			p.send(msg, nil)
 			m := p.recv()
 			st, ok, err := protocol.DecodeBatchReply(m.Payload, nil)
@@ -197,7 +196,7 @@ func TestHostileDirectoryDescriptor(t *testing.T) {
 			hostile.Row(t, secDirs, fmt.Sprintf("batch of a tree directory, a file, an exact-rule directory and an O_PATH open, fallback=%v", noOpenat2),
 				"directory, ok, directory, bad request; 1 fd", fmt.Sprintf("%v; %d fd", got, len(m.FDs)))
 			p.sync(id + 1)
-			if m, t2 := countFDs(t, os.Getpid()), countFDs(t, p.cmd.Process.Pid); m != mine || t2 != theirs {
+			if m, t2 := testutil.FDs(t, os.Getpid()), testutil.FDs(t, p.cmd.Process.Pid); m != mine || t2 != theirs {
 				t.Errorf("descriptors: parent %d → %d, opener %d → %d", mine, m, theirs, t2)
 
 			}
@@ -265,12 +264,12 @@ func TestHelperChrootEscape(t *testing.T) {
 	if jail == "" {
 		t.Skip("run by TestHostileDirsYesHandsOutDirectories only")
 	}
-	must(t, unix.Chroot(jail))
-	must(t, unix.Chdir("/"))
+	testutil.Must(t, unix.Chroot(jail))
+	testutil.Must(t, unix.Chdir("/"))
 	if _, err := os.Stat("/tmp"); err == nil {
 		t.Fatalf("the jail is not empty")
 	}
-	must(t, unix.Fchdir(3))
+	testutil.Must(t, unix.Fchdir(3))
 	b, err := os.ReadFile("../secret")
 	if err != nil {
 		t.Fatalf("no escape: %v", err)
@@ -297,14 +296,14 @@ func TestHostileReadDir(t *testing.T) {
 		t.Run(fmt.Sprintf("fallback=%v", noOpenat2), func(t *testing.T) {
 			dir := t.TempDir()
 			tree := filepath.Join(dir, "tree")
-			must(t, os.MkdirAll(filepath.Join(tree, "sub"), 0o755))
-			must(t, os.WriteFile(filepath.Join(tree, "f"), nil, 0o644))
-			must(t, os.Symlink("/etc", filepath.Join(tree, "out")))
-			must(t, unix.Mkfifo(filepath.Join(tree, "fifo"), 0o644))
-			must(t, os.Mkdir(filepath.Join(dir, "exact"), 0o755))
-			must(t, os.WriteFile(filepath.Join(dir, "exact", "x"), nil, 0o644))
+			testutil.Must(t, os.MkdirAll(filepath.Join(tree, "sub"), 0o755))
+			testutil.Must(t, os.WriteFile(filepath.Join(tree, "f"), nil, 0o644))
+			testutil.Must(t, os.Symlink("/etc", filepath.Join(tree, "out")))
+			testutil.Must(t, unix.Mkfifo(filepath.Join(tree, "fifo"), 0o644))
+			testutil.Must(t, os.Mkdir(filepath.Join(dir, "exact"), 0o755))
+			testutil.Must(t, os.WriteFile(filepath.Join(dir, "exact", "x"), nil, 0o644))
 			p := startWith(t, noOpenat2, tree+"/", dir+"/exact", "w:"+dir+"/wo/")
-			theirs := countFDs(t, p.cmd.Process.Pid)
+			theirs := testutil.FDs(t, p.cmd.Process.Pid)
 
 			l, ents, e := p.readDir(1, tree, 0)
 			if e.Reason != protocol.ReasonOK || l.More {
@@ -355,7 +354,7 @@ func TestHostileReadDir(t *testing.T) {
 			raw := hostile.Message(protocol.TypeReadDir, 30, 0, []byte("short"))
 			p.sendRaw(raw)
 			p.expectError(30, protocol.ReasonProtocol, unix.EPROTO)
-			if got := countFDs(t, p.cmd.Process.Pid); got != theirs {
+			if got := testutil.FDs(t, p.cmd.Process.Pid); got != theirs {
 				t.Errorf("opener descriptors: %d before, %d after", theirs, got)
 			}
 		})
@@ -369,16 +368,16 @@ func TestHostileReadDir(t *testing.T) {
 func TestHostileReadDirChunked(t *testing.T) {
 	dir := t.TempDir()
 	big := filepath.Join(dir, "big")
-	must(t, os.Mkdir(big, 0o755))
+	testutil.Must(t, os.Mkdir(big, 0o755))
 	const n = 1200
 	names := map[string]bool{}
 	for i := range n {
 		name := fmt.Sprintf("%04d-%s", i, strings.Repeat("n", 200))
 		names[name] = true
-		must(t, os.WriteFile(filepath.Join(big, name), nil, 0o644))
+		testutil.Must(t, os.WriteFile(filepath.Join(big, name), nil, 0o644))
 	}
 	p := startWith(t, false, dir+"/")
-	theirs := countFDs(t, p.cmd.Process.Pid)
+	theirs := testutil.FDs(t, p.cmd.Process.Pid)
 	seen := map[string]int{}
 	replies := 0
 	cookie := uint64(0)
@@ -388,7 +387,7 @@ func TestHostileReadDirChunked(t *testing.T) {
 			t.Fatalf("reply %d: %+v", replies, e)
 		}
 		replies++
-		if got := countFDs(t, p.cmd.Process.Pid); got != theirs {
+		if got := testutil.FDs(t, p.cmd.Process.Pid); got != theirs {
 			t.Fatalf("after reply %d the opener holds %d descriptors, %d before", replies, got, theirs)
 		}
 		for _, en := range ents {
@@ -421,24 +420,24 @@ func TestHostileReadDirChunked(t *testing.T) {
 	if e.Reason != protocol.ReasonOK || !l.More {
 		t.Fatalf("first reply: %+v %+v", l, e)
 	}
-	must(t, os.RemoveAll(big))
+	testutil.Must(t, os.RemoveAll(big))
 	_, _, e = p.readDir(101, big, l.Cookie)
 	gotS := hostile.ReplyText(101, e.Reason, syscall.Errno(e.Errno))
 	wantS := hostile.ReplyText(101, protocol.ReasonSystem, unix.ENOENT)
 	if gotS != wantS {
 		t.Errorf("listing of a removed directory: got %s, want %s", gotS, wantS)
 	}
-	if got := countFDs(t, p.cmd.Process.Pid); got != theirs {
+	if got := testutil.FDs(t, p.cmd.Process.Pid); got != theirs {
 		t.Errorf("opener descriptors: %d before, %d after", theirs, got)
 	}
 	hostile.Row(t, secDirs, "readdir resumed after the directory was removed", wantS+"; opener fds unchanged", gotS)
 	// A cookie the parent made up lists what the file system makes of it,
 	// of a directory the rules allow anyway: nothing beyond, nothing kept.
-	must(t, os.Mkdir(big, 0o755))
+	testutil.Must(t, os.Mkdir(big, 0o755))
 	if _, _, e := p.readDir(102, big, 1<<40); e.Reason != protocol.ReasonOK && e.Reason != protocol.ReasonSystem {
 		t.Errorf("made-up cookie: got %+v", e)
 	}
-	if got := countFDs(t, p.cmd.Process.Pid); got != theirs {
+	if got := testutil.FDs(t, p.cmd.Process.Pid); got != theirs {
 		t.Errorf("opener descriptors: %d before, %d after a made-up cookie", theirs, got)
 	}
 }

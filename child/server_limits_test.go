@@ -19,6 +19,7 @@ import (
 
 	"github.com/privsep-go/privsep/child"
 	"github.com/privsep-go/privsep/internal/hostile"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/protocol"
 )
 
@@ -69,20 +70,18 @@ type limitFixture struct {
 
 func newLimitFixture(t *testing.T, cfg child.ServerConfig) limitFixture {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the clients connect with other uids")
-	}
+	testutil.NeedRoot(t, "the clients connect with other uids")
 	f := limitFixture{file: filepath.Join(t.TempDir(), "f"), attacker: 65533, user: 65532}
-	must(t, os.WriteFile(f.file, []byte("served\n"), 0o644))
+	testutil.Must(t, os.WriteFile(f.file, []byte("served\n"), 0o644))
 	cfg.AllowUIDs = []uint32{f.attacker, f.user, 0}
 	f.s = serveTest(t, cfg, f.file)
 	// serveTest's directories are root's, mode 0700: let the other uids
 	// reach the socket, which the kernel checks like a file's write
 	// permission.
 	dir := filepath.Dir(f.s.path)
-	must(t, os.Chmod(dir, 0o755))
-	must(t, os.Chmod(filepath.Dir(dir), 0o755))
-	must(t, os.Chmod(f.s.path, 0o777))
+	testutil.Must(t, os.Chmod(dir, 0o755))
+	testutil.Must(t, os.Chmod(filepath.Dir(dir), 0o755))
+	testutil.Must(t, os.Chmod(f.s.path, 0o777))
 	return f
 }
 
@@ -102,7 +101,7 @@ func (f limitFixture) served(p *peer, id uint32) {
 // refusedText describes the first message a refused client receives.
 func refusedText(p *peer) string {
 	p.t.Helper()
-	must(p.t, unix.SetsockoptTimeval(p.sock, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10}))
+	testutil.Must(p.t, unix.SetsockoptTimeval(p.sock, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10}))
 	m, err := protocol.Recv(p.sock, p.buf, p.oob, nil, 0)
 	if err != nil {
 		return err.Error()
@@ -117,7 +116,7 @@ func refusedText(p *peer) string {
 // and root still connect and get a file.
 func TestHostileSessionFlood(t *testing.T) {
 	const limit = 4
-	before := countFDs(t, os.Getpid())
+	before := testutil.FDs(t, os.Getpid())
 	f := newLimitFixture(t, child.ServerConfig{MaxSessionsPerUID: limit, MaxClients: 3 * limit})
 	held := make([]*peer, limit)
 	for i := range held {
@@ -146,7 +145,7 @@ func TestHostileSessionFlood(t *testing.T) {
 	other.close()
 	root.close()
 
-	ls := f.s.log.lines(t, "as many sessions as one uid may")
+	ls := f.s.log.Lines(t, "as many sessions as one uid may")
 	if len(ls) != 3 || ls[0]["@level"] != "warn" || ls[0]["uid"] != float64(f.attacker) || ls[0]["max_sessions_per_uid"] != float64(limit) {
 		t.Errorf("log: got %v, want 3 warnings naming uid %d and the limit %d; log:\n%s", ls, f.attacker, limit, f.s.log)
 	}
@@ -156,7 +155,7 @@ func TestHostileSessionFlood(t *testing.T) {
 	if err := f.s.stop(t); err != nil {
 		t.Errorf("Serve: %v", err)
 	}
-	if after := countFDs(t, os.Getpid()); after != before {
+	if after := testutil.FDs(t, os.Getpid()); after != before {
 		t.Errorf("descriptors: %d before, %d after", before, after)
 	}
 }
@@ -166,7 +165,7 @@ func TestHostileSessionFlood(t *testing.T) {
 // the server holds no more descriptors than before.
 func TestHostileIdleSessions(t *testing.T) {
 	const limit = 3
-	before, tbl := countFDs(t, os.Getpid()), fdTable(t)
+	before, tbl := testutil.FDs(t, os.Getpid()), testutil.FDList(0)
 	f := newLimitFixture(t, child.ServerConfig{MaxSessionsPerUID: limit, IdleTimeout: 200 * time.Millisecond})
 	idle := make([]*peer, limit)
 	for i := range idle {
@@ -180,10 +179,10 @@ func TestHostileIdleSessions(t *testing.T) {
 	got := "closed"
 	hostile.Row(t, secServerLimits, "sessions idle after their hello, past the idle timeout", "closed, slots freed", got+", slots freed")
 	deadline := time.Now().Add(20 * time.Second)
-	for len(f.s.log.lines(t, "client disconnected")) < limit && time.Now().Before(deadline) {
+	for len(f.s.log.Lines(t, "client disconnected")) < limit && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	ls := f.s.log.lines(t, "closing an idle session")
+	ls := f.s.log.Lines(t, "closing an idle session")
 	if len(ls) != limit {
 		t.Fatalf("log: got %d idle closes, want %d; log:\n%s", len(ls), limit, f.s.log)
 	}
@@ -199,7 +198,7 @@ func TestHostileIdleSessions(t *testing.T) {
 	if err := f.s.stop(t); err != nil {
 		t.Errorf("Serve: %v", err)
 	}
-	if after := countFDs(t, os.Getpid()); after != before {
-		t.Errorf("descriptors: %d before the server, %d after: %v then %v", before, after, tbl, fdTable(t))
+	if after := testutil.FDs(t, os.Getpid()); after != before {
+		t.Errorf("descriptors: %d before the server, %d after: %v then %v", before, after, tbl, testutil.FDList(0))
 	}
 }

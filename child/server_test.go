@@ -3,9 +3,7 @@
 package child_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,51 +20,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/privsep-go/privsep/child"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/policy"
 	"github.com/privsep-go/privsep/protocol"
 )
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines returns the JSON log lines whose message contains msg.
-func (s *syncBuffer) lines(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("log line %q: %v", l, err)
-		}
-		if s, _ := m["@message"].(string); strings.Contains(s, msg) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // testServer is a child.Serve running in this process.
 type testServer struct {
 	path   string
-	log    *syncBuffer
+	log    *testutil.LogBuffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -77,15 +39,15 @@ func serveTest(t *testing.T, cfg child.ServerConfig, rules ...string) *testServe
 	t.Helper()
 	if cfg.Policies == nil {
 		pol, err := policy.Parse(rules)
-		must(t, err)
+		testutil.Must(t, err)
 		cfg.Policies = policy.Unscoped(pol)
 	}
-	s := &testServer{path: filepath.Join(t.TempDir(), "s.sock"), log: &syncBuffer{}, done: make(chan error, 1)}
+	s := &testServer{path: filepath.Join(t.TempDir(), "s.sock"), log: &testutil.LogBuffer{}, done: make(chan error, 1)}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: s.log, Level: hclog.Debug, JSONFormat: true})
 	}
 	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: s.path, Net: "unixpacket"})
-	must(t, err)
+	testutil.Must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go func() { s.done <- child.Serve(ctx, ln, cfg) }()
@@ -114,10 +76,10 @@ func (s *testServer) stop(t *testing.T) error {
 func dialRaw(t *testing.T, path string) *peer {
 	t.Helper()
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	must(t, err)
+	testutil.Must(t, err)
 	p := &peer{t: t, sock: fd, buf: make([]byte, protocol.MaxMessage), oob: make([]byte, protocol.OOBSize)}
 	t.Cleanup(p.close)
-	must(t, unix.Connect(fd, &unix.SockaddrUnix{Name: path}))
+	testutil.Must(t, unix.Connect(fd, &unix.SockaddrUnix{Name: path}))
 	return p
 }
 
@@ -133,7 +95,7 @@ func (p *peer) close() {
 func (p *peer) hello() {
 	p.t.Helper()
 	msg, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version})
-	must(p.t, err)
+	testutil.Must(p.t, err)
 	p.send(msg, nil)
 	m := p.recv()
 	if m.Type != protocol.TypeReady {
@@ -148,7 +110,7 @@ func (p *peer) hello() {
 // expectEOF checks that the server ends the connection.
 func (p *peer) expectEOF() {
 	p.t.Helper()
-	must(p.t, unix.SetsockoptTimeval(p.sock, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10}))
+	testutil.Must(p.t, unix.SetsockoptTimeval(p.sock, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10}))
 	m, err := protocol.Recv(p.sock, p.buf, p.oob, nil, 0)
 	if err != io.EOF {
 		protocol.CloseFDs(m.FDs)
@@ -162,14 +124,12 @@ func readFD(t *testing.T, fd int) string {
 	f := os.NewFile(uintptr(fd), "received")
 	defer f.Close()
 	b, err := io.ReadAll(f)
-	must(t, err)
+	testutil.Must(t, err)
 	return string(b)
 }
 
 func TestServerServes(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "f")
-	must(t, os.WriteFile(file, []byte("served\n"), 0o644))
+	file := testutil.TempFile(t, "served\n")
 	s := serveTest(t, child.ServerConfig{}, file)
 
 	p := dialRaw(t, s.path)
@@ -188,16 +148,16 @@ func TestServerServes(t *testing.T) {
 	msg, _ := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version})
 	p.send(msg, nil)
 	p.expectError(0, protocol.ReasonProtocol, unix.EPROTO)
-	must(t, unix.Shutdown(p.sock, unix.SHUT_WR))
+	testutil.Must(t, unix.Shutdown(p.sock, unix.SHUT_WR))
 	p.expectEOF()
 
 	// The log names the peer on every line about it.
 	deadline := time.Now().Add(20 * time.Second)
-	for len(s.log.lines(t, "client disconnected")) == 0 && time.Now().Before(deadline) {
+	for len(s.log.Lines(t, "client disconnected")) == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	for _, msg := range []string{"client connected", "denied", "client disconnected"} {
-		ls := s.log.lines(t, msg)
+		ls := s.log.Lines(t, msg)
 		if len(ls) != 1 {
 			t.Fatalf("log: got %d %q lines, want 1; log:\n%s", len(ls), msg, s.log)
 		}
@@ -206,7 +166,7 @@ func TestServerServes(t *testing.T) {
 			t.Errorf("log line %q: got uid %v gid %v pid %v, want %d %d %d", msg, l["uid"], l["gid"], l["pid"], os.Geteuid(), os.Getegid(), os.Getpid())
 		}
 	}
-	if l := s.log.lines(t, "client connected")[0]; l["pidfd"] != true {
+	if l := s.log.Lines(t, "client connected")[0]; l["pidfd"] != true {
 		t.Logf("no SO_PEERPIDFD on this kernel (pidfd=%v)", l["pidfd"])
 	}
 }
@@ -234,7 +194,7 @@ func TestServerRefusesUnlisted(t *testing.T) {
 			// The refusal comes first, before we send anything.
 			p.expectError(0, protocol.ReasonDenied, unix.EACCES)
 			p.expectEOF()
-			ls := s.log.lines(t, "refused connection")
+			ls := s.log.Lines(t, "refused connection")
 			if len(ls) != 1 || ls[0]["@level"] != "warn" || ls[0]["uid"] != float64(uid) || ls[0]["gid"] != float64(gid) || ls[0]["pid"] != float64(os.Getpid()) {
 				t.Errorf("log: got %v, want one warning with uid %d gid %d pid %d; log:\n%s", ls, uid, gid, os.Getpid(), s.log)
 			}
@@ -266,7 +226,7 @@ func TestServerRefusesPolicyInHello(t *testing.T) {
 	} {
 		p := dialRaw(t, s.path)
 		msg, err := protocol.AppendHello(nil, &h)
-		must(t, err)
+		testutil.Must(t, err)
 		p.send(msg, nil)
 		p.expectError(0, protocol.ReasonProtocol, unix.EPROTO)
 		p.expectEOF()
@@ -284,7 +244,7 @@ func TestServerRefusesPolicyInHello(t *testing.T) {
 	p.send(msg, nil)
 	p.expectError(0, protocol.ReasonProtocol, unix.EPROTONOSUPPORT)
 	p.expectEOF()
-	if n := len(s.log.lines(t, "refused the handshake")); n != 4 {
+	if n := len(s.log.Lines(t, "refused the handshake")); n != 4 {
 		t.Errorf("log: got %d refused handshakes, want 4; log:\n%s", n, s.log)
 	}
 }
@@ -308,11 +268,11 @@ func TestServerMaxClients(t *testing.T) {
 	c := dialRaw(t, s.path)
 	c.expectError(0, protocol.ReasonSystem, unix.EUSERS)
 	c.expectEOF()
-	if ls := s.log.lines(t, "too many clients"); len(ls) != 1 {
+	if ls := s.log.Lines(t, "too many clients"); len(ls) != 1 {
 		t.Errorf("log: got %d lines about too many clients, want 1", len(ls))
 	}
 	// When one leaves, a slot is free again.
-	must(t, unix.Shutdown(a.sock, unix.SHUT_WR))
+	testutil.Must(t, unix.Shutdown(a.sock, unix.SHUT_WR))
 	a.expectEOF()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -336,8 +296,8 @@ func TestServerMaxClients(t *testing.T) {
 func TestServerMisbehavingClients(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "f")
-	must(t, os.WriteFile(file, []byte("good\n"), 0o644))
-	before := countFDs(t, os.Getpid())
+	testutil.Must(t, os.WriteFile(file, []byte("good\n"), 0o644))
+	before := testutil.FDs(t, os.Getpid())
 	s := serveTest(t, child.ServerConfig{HelloTimeout: time.Second, SendTimeout: 300 * time.Millisecond}, dir+"/")
 
 	var bad sync.WaitGroup
@@ -345,10 +305,10 @@ func TestServerMisbehavingClients(t *testing.T) {
 	silent := dialRaw(t, s.path)
 	// Sends garbage instead of a hello, and after one.
 	garbage := dialRaw(t, s.path)
-	must(t, unix.Sendmsg(garbage.sock, []byte("GET / HTTP/1.0\r\n\r\n"), nil, nil, unix.MSG_NOSIGNAL))
+	testutil.Must(t, unix.Sendmsg(garbage.sock, []byte("GET / HTTP/1.0\r\n\r\n"), nil, nil, unix.MSG_NOSIGNAL))
 	garbage2 := dialRaw(t, s.path)
 	garbage2.hello()
-	must(t, unix.Sendmsg(garbage2.sock, []byte("\x00\x01garbage"), nil, nil, unix.MSG_NOSIGNAL))
+	testutil.Must(t, unix.Sendmsg(garbage2.sock, []byte("\x00\x01garbage"), nil, nil, unix.MSG_NOSIGNAL))
 	// Sends requests and leaves without reading the replies.
 	for range 5 {
 		q := dialRaw(t, s.path)
@@ -401,7 +361,7 @@ func TestServerMisbehavingClients(t *testing.T) {
 	silent.expectError(0, protocol.ReasonProtocol, unix.ETIMEDOUT)
 	garbage.expectError(0, protocol.ReasonProtocol, unix.EPROTO)
 	garbage2.expectError(0, protocol.ReasonProtocol, unix.EPROTO)
-	if n := len(s.log.lines(t, "does not read its replies")); n != 1 {
+	if n := len(s.log.Lines(t, "does not read its replies")); n != 1 {
 		t.Errorf("log: got %d lines about the stuck client, want 1", n)
 	}
 	if err := s.stop(t); err != nil {
@@ -412,26 +372,14 @@ func TestServerMisbehavingClients(t *testing.T) {
 	for _, p := range []*peer{silent, garbage, garbage2, stuck} {
 		p.close()
 	}
-	after := countFDs(t, os.Getpid())
+	after := testutil.FDs(t, os.Getpid())
 	for deadline := time.Now().Add(5 * time.Second); after != before && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond) // a descriptor may be on its way out
-		after = countFDs(t, os.Getpid())
+		after = testutil.FDs(t, os.Getpid())
 	}
 	if after != before {
-		t.Errorf("descriptors: %d before, %d after: %v", before, after, fdTable(t))
+		t.Errorf("descriptors: %d before, %d after: %v", before, after, testutil.FDList(0))
 	}
-}
-
-// fdTable lists this process's descriptors, for a report.
-func fdTable(t *testing.T) []string {
-	ents, err := os.ReadDir("/proc/self/fd")
-	must(t, err)
-	var out []string
-	for _, e := range ents {
-		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		out = append(out, e.Name()+"="+l)
-	}
-	return out
 }
 
 // goodClient says hello and opens and reads file n times through p,
@@ -489,9 +437,7 @@ func putID(msg []byte, id uint32) {
 // TestServerShutdown: once its context is done, Serve answers what it
 // received, ends every session and returns nil.
 func TestServerShutdown(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "f")
-	must(t, os.WriteFile(file, []byte("x"), 0o644))
+	file := testutil.TempFile(t, "x")
 	s := serveTest(t, child.ServerConfig{}, file)
 	idle := dialRaw(t, s.path)
 	idle.hello()
@@ -512,12 +458,12 @@ func TestServerShutdown(t *testing.T) {
 	// Every request sent before the shutdown is answered, then end of stream.
 	answered := 0
 	for {
-		must(t, unix.SetsockoptTimeval(busy.sock, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10}))
+		testutil.Must(t, unix.SetsockoptTimeval(busy.sock, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10}))
 		m, err := protocol.Recv(busy.sock, busy.buf, busy.oob, nil, 0)
 		if err == io.EOF {
 			break
 		}
-		must(t, err)
+		testutil.Must(t, err)
 		protocol.CloseFDs(m.FDs)
 		answered++
 	}
@@ -535,13 +481,13 @@ func TestServerShutdown(t *testing.T) {
 func TestServerScopedPolicies(t *testing.T) {
 	dir := t.TempDir()
 	for _, n := range []string{"all", "mine", "other"} {
-		must(t, os.WriteFile(filepath.Join(dir, n), []byte(n), 0o644))
+		testutil.Must(t, os.WriteFile(filepath.Join(dir, n), []byte(n), 0o644))
 	}
 	data := "r:" + dir + "/all\n[uid " + strconv.Itoa(os.Geteuid()) + "]\nr:" + dir + "/mine\n[uid " + strconv.Itoa(os.Geteuid()+1) + "]\nr:" + dir + "/other\n"
 	sc, err := policy.ParseScopedFile("p", []byte(data), nil)
-	must(t, err)
+	testutil.Must(t, err)
 	pols, err := sc.Compile()
-	must(t, err)
+	testutil.Must(t, err)
 	s := serveTest(t, child.ServerConfig{Policies: pols})
 	p := dialRaw(t, s.path)
 	p.hello()
@@ -561,7 +507,7 @@ func TestServerScopedPolicies(t *testing.T) {
 
 func TestServeRefusesStreamListener(t *testing.T) {
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(t.TempDir(), "s"), Net: "unix"})
-	must(t, err)
+	testutil.Must(t, err)
 	pol, _ := policy.Parse(nil)
 	err = child.Serve(context.Background(), ln, child.ServerConfig{Policies: policy.Unscoped(pol)})
 	if err == nil || !strings.Contains(err.Error(), "SOCK_SEQPACKET") {
@@ -581,9 +527,9 @@ func TestListenSocket(t *testing.T) {
 		gid = os.Getegid() // a group we are in
 	}
 	s, err := child.ListenSocket(path, 0o660, gid)
-	must(t, err)
+	testutil.Must(t, err)
 	var st unix.Stat_t
-	must(t, unix.Lstat(path, &st))
+	testutil.Must(t, unix.Lstat(path, &st))
 	if st.Mode&unix.S_IFMT != unix.S_IFSOCK || st.Mode&0o7777 != 0o660 || int(st.Gid) != gid {
 		t.Errorf("socket file: got mode %#o gid %d, want a socket of mode 0660, gid %d", st.Mode, st.Gid, gid)
 	}
@@ -603,7 +549,7 @@ func TestListenSocket(t *testing.T) {
 	if _, err := child.ListenSocket(path, 0o600, -1); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("ListenSocket on a live socket: got %v, want \"in use\"", err)
 	}
-	must(t, s.Close())
+	testutil.Must(t, s.Close())
 	// Now it is stale (Close does not remove a file it did not create):
 	// replaced, with the new mode.
 	if _, err := os.Lstat(path); err != nil {
@@ -613,17 +559,17 @@ func TestListenSocket(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ListenSocket on a stale socket: %v", err)
 	}
-	must(t, unix.Lstat(path, &st))
+	testutil.Must(t, unix.Lstat(path, &st))
 	if st.Mode&0o7777 != 0o666 {
 		t.Errorf("replaced socket: got mode %#o, want 0666 whatever the umask", st.Mode&0o7777)
 	}
 	// Remove removes only the file it made.
-	must(t, s2.Remove())
+	testutil.Must(t, s2.Remove())
 	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("after Remove: got %v, want the file gone", err)
 	}
-	must(t, os.WriteFile(path, []byte("not mine"), 0o644))
-	must(t, s2.Remove())
+	testutil.Must(t, os.WriteFile(path, []byte("not mine"), 0o644))
+	testutil.Must(t, s2.Remove())
 	if _, err := os.Lstat(path); err != nil {
 		t.Errorf("Remove removed a file it did not make: %v", err)
 	}
@@ -637,7 +583,7 @@ func TestListenSocket(t *testing.T) {
 		"fifo":         func(p string) error { return unix.Mkfifo(p, 0o644) },
 	} {
 		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
-		must(t, mk(p))
+		testutil.Must(t, mk(p))
 		_, err := child.ListenSocket(p, 0o660, -1)
 		if err == nil || !strings.Contains(err.Error(), "not a socket") {
 			t.Errorf("%s: got %v, want \"not a socket\"", name, err)
@@ -649,7 +595,7 @@ func TestListenSocket(t *testing.T) {
 	// A stream socket that is listening counts as in use.
 	sp := filepath.Join(dir, "stream.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sp, Net: "unix"})
-	must(t, err)
+	testutil.Must(t, err)
 	defer ln.Close()
 	if _, err := child.ListenSocket(sp, 0o660, -1); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("a listening stream socket: got %v, want \"in use\"", err)
@@ -666,18 +612,18 @@ func TestListenSocket(t *testing.T) {
 func TestServeRefusesOwnProcessDir(t *testing.T) {
 	dir := t.TempDir()
 	link := filepath.Join(dir, "me")
-	must(t, os.Symlink("/proc/self", link))
+	testutil.Must(t, os.Symlink("/proc/self", link))
 	pol, err := policy.Parse([]string{link + "/"})
-	must(t, err)
-	fds := countFDs(t, os.Getpid())
+	testutil.Must(t, err)
+	fds := testutil.FDs(t, os.Getpid())
 	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: filepath.Join(dir, "s.sock"), Net: "unixpacket"})
-	must(t, err)
+	testutil.Must(t, err)
 	err = child.Serve(context.Background(), ln, child.ServerConfig{Policies: policy.Unscoped(pol)})
 	var own *child.OwnProcessError
 	if !errors.As(err, &own) || own.Dir != link || !strings.Contains(err.Error(), "own directory") {
 		t.Errorf("Serve with %s/: got %v, want an *OwnProcessError naming it", link, err)
 	}
-	if got := countFDs(t, os.Getpid()); got != fds {
+	if got := testutil.FDs(t, os.Getpid()); got != fds {
 		t.Errorf("descriptors: %d before the listener and Serve (which closes it), %d after", fds, got)
 	}
 }

@@ -39,19 +39,18 @@ func (o *Opener) OpenBatch(ctx context.Context, reqs []Request) ([]Result, error
 	idx := make([]int, 0, len(reqs))
 	for i, r := range reqs {
 		if err := policy.CheckPath(r.Path); err != nil {
-			res[i].Err = pathRefusal(r.Path, err)
+			res[i].Err = pathRefusal("open", r.Path, err)
 			continue
 		}
 		idx = append(idx, i)
 	}
 	for len(idx) > 0 {
 		n, size := 0, protocol.BatchSize(0, 0)
-		for n < len(idx) && n < protocol.MaxBatch {
-			s := protocol.BatchSize(1, len(reqs[idx[n]].Path)) - protocol.BatchSize(0, 0)
-			if size+s > protocol.MaxMessage {
+		for n < len(idx) {
+			var fits bool
+			if size, fits = batchAdd(n, size, len(reqs[idx[n]].Path)); !fits {
 				break
 			}
-			size += s
 			n++
 		}
 		if err := o.batch(ctx, reqs, idx[:n], res); err != nil {
@@ -65,6 +64,18 @@ func (o *Opener) OpenBatch(ctx context.Context, reqs []Request) ([]Result, error
 		idx = idx[n:]
 	}
 	return res, nil
+}
+
+// batchAdd is how a batch is split into messages (OpenBatch) and how many
+// queued opens go out in one group (coalesce.go): it reports whether an
+// open-batch message of n items and size bytes (protocol.BatchSize) has room
+// for one more with a path of pathLen bytes, and returns the size with it.
+func batchAdd(n, size, pathLen int) (int, bool) {
+	s := size + protocol.BatchSize(1, pathLen) - protocol.BatchSize(0, 0)
+	if n >= protocol.MaxBatch || s > protocol.MaxMessage {
+		return size, false
+	}
+	return s, true
 }
 
 // batch sends one open-batch message for reqs[idx...] and fills res.
@@ -94,7 +105,7 @@ func (o *Opener) batch(ctx context.Context, reqs []Request, idx []int, res []Res
 			r.Err = replyError(reqs[idx[i]].Path, st)
 			continue
 		}
-		r.File = os.NewFile(uintptr(fds[0]), reqs[idx[i]].Path)
+		r.File = os.NewFile(uintptr(fds[0]), reqs[idx[i]].Path) // takes ownership of the descriptor
 		fds = fds[1:]
 	}
 	return nil

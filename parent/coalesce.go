@@ -27,7 +27,7 @@ const (
 
 // enqueueLocked queues single open c to be sent in a group, and reports
 // whether it did: it does when the pipeline is full.
-func (o *Opener) enqueueLocked(c *call) bool {
+func (o *mux) enqueueLocked(c *call) bool {
 	if c.path == "" || o.inFlight < maxInFlight {
 		return false
 	}
@@ -42,7 +42,7 @@ func (o *Opener) enqueueLocked(c *call) bool {
 // room or force is set, registers it and returns the call to send: a group
 // of several, or a single open on its own. It returns nil when there is
 // nothing to send.
-func (o *Opener) takeGroupLocked(force bool) *call {
+func (o *mux) takeGroupLocked(force bool) *call {
 	if len(o.queue) == 0 || (!force && o.inFlight >= maxInFlight) || o.err != nil {
 		return nil
 	}
@@ -54,11 +54,10 @@ func (o *Opener) takeGroupLocked(force bool) *call {
 			n++ // never sent: just drop it
 			continue
 		}
-		s := protocol.BatchSize(1, len(m.path)) - protocol.BatchSize(0, 0)
-		if len(g.members) == protocol.MaxBatch || size+s > protocol.MaxMessage {
+		var fits bool
+		if size, fits = batchAdd(len(g.members), size, len(m.path)); !fits {
 			break
 		}
-		size += s
 		g.members = append(g.members, m)
 		n++
 	}
@@ -94,21 +93,6 @@ func (o *Opener) takeGroupLocked(force bool) *call {
 	return g
 }
 
-// registerLocked gives c an id, enters it in pending and counts it in
-// flight.
-func (o *Opener) registerLocked(c *call) {
-	for {
-		o.nextID++
-		if _, busy := o.pending[o.nextID]; o.nextID != 0 && !busy {
-			break
-		}
-	}
-	c.id = o.nextID
-	o.pending[c.id] = c
-	o.inFlight++
-	putID(c.buf, c.id)
-}
-
 // flush sends queued opens if there is room (or force), outside o.mu.
 //
 // A flush runs on the reader's goroutine or the timer's, not as a call of
@@ -116,7 +100,7 @@ func (o *Opener) registerLocked(c *call) {
 // counted under o.mu, and only when takeGroupLocked found o.err unset:
 // Close waits only after o.err is set, so no count can start after the
 // wait has begun.
-func (o *Opener) flush(force bool) {
+func (o *mux) flush(force bool) {
 	o.mu.Lock()
 	g := o.takeGroupLocked(force)
 	var msg []byte
@@ -153,7 +137,7 @@ func (o *Opener) flush(force bool) {
 
 // sendFailed handles a send that failed for a message already registered:
 // the connection is unusable, so it fails everything.
-func (o *Opener) sendFailed(err error) {
+func (o *mux) sendFailed(err error) {
 	go func() {
 		o.connFailed(normalizeSendErr(err))
 	}()
@@ -161,7 +145,7 @@ func (o *Opener) sendFailed(err error) {
 
 // dispatchGroupLocked hands a group's reply out to its members. It owns
 // fds: it gives each OK member its descriptor or closes it.
-func (o *Opener) dispatchGroupLocked(g *call, typ protocol.Type, fds []int) {
+func (o *mux) dispatchGroupLocked(g *call, typ protocol.Type, fds []int) {
 	next := 0
 	for i, m := range g.members {
 		var st protocol.Status

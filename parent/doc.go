@@ -3,13 +3,57 @@
 // files and listening sockets over a Unix socket, and gives up the
 // program's own privileges.
 //
+// # The invariant
+//
+// Everything the program opens after it gives up its privileges, it opens
+// through the opener, and the opener opens only what the policy fixed when
+// it started allows. The policy cannot change afterwards: a parent that is
+// compromised later can ask for nothing the policy did not already grant,
+// and every path is resolved beneath its rule's directory, never from "/",
+// and never through a symlink that leaves it. Each descriptor the opener
+// sends is the caller's: Open returns it as an *os.File to close.
+//
 // # Starting and using the opener
 //
 // [Start] re-executes the program as the opener with a policy fixed for the
 // opener's life; [Opener.Open], [Opener.OpenBatch], [Opener.Listen] and
 // [Opener.FS] ask it for descriptors; [Opener.Close] ends it and reports
 // its exit status. [Dial] connects to an opener server (privsep serve),
-// [Inherited] picks up an opener passed by privsep exec --keep-opener.
+// [Inherited] picks up an opener passed by privsep exec --keep-opener. The
+// policy comes from [Config] (Rules and Listen, in the command-line form),
+// or from policy files through [PolicySource].
+//
+// # A deployment
+//
+// A web server started as root keeps its TLS key and its access log
+// behind the opener, binds port 443 through it, and then becomes user www
+// in a Landlock sandbox:
+//
+//	func main() {
+//		child.Init() // first: in the opener, this runs the opener and never returns
+//		ctx := context.Background()
+//		op, err := parent.Start(ctx, parent.Config{
+//			Rules:  []string{"r:/etc/app/tls/", "a:/var/log/app/access.log"},
+//			Listen: []string{"tcp:0.0.0.0:443"},
+//		})
+//		if err != nil {
+//			log.Fatal(err)
+//		}
+//		ln, err := op.Listen(ctx, "tcp", "0.0.0.0:443")
+//		...
+//		cred, err := parent.LookupCredential("www", "")
+//		...
+//		if _, err := parent.Sandbox(parent.SandboxConfig{Credential: &cred, Landlock: &parent.LandlockConfig{}}); err != nil {
+//			log.Fatal(err)
+//		}
+//		// From here on: op.Open(ctx, "/etc/app/tls/key.pem", os.O_RDONLY, 0)
+//		// and op.Open(ctx, "/var/log/app/access.log", os.O_WRONLY|os.O_APPEND, 0)
+//		// work; nothing else outside the sandbox does.
+//	}
+//
+// Several programs on one host can share one opener server instead
+// (privsep serve, [Dial]), whose policy depends on the client's uid and
+// gid.
 //
 // # Sandboxing the program
 //
@@ -80,7 +124,10 @@
 // directory allowed (not reading what is in it). And whatever the build,
 // while TCP is restricted a seccomp filter makes creating MPTCP sockets
 // fail with EACCES, because Landlock's TCP rules do not cover them and Go's
-// net.Listen uses them; Go falls back to plain TCP.
+// net.Listen uses them; Go falls back to plain TCP. linux/386 has no such
+// filter (socketcall hides its arguments from seccomp): there
+// [TCPRestrictable] is false and restricting TCP is an error naming
+// IPPROTO_MPTCP, unless BestEffort or AnyTCP.
 //
 // # Kernels without every feature
 //
@@ -89,4 +136,27 @@
 // or [ErrNoLandlock] without Landlock). With it, what can be applied is, and
 // [LandlockResult.NotApplied] names every restriction that was not. A rule
 // path that does not exist is an error unless [LandlockConfig.AllowMissing].
+//
+// # Notes
+//
+// An Opener is safe for concurrent use. There is no goroutine that reads
+// replies: a caller waiting for its reply reads for everyone (the reading
+// role, see reader.go), and single opens under load go out together as one
+// batch, so many callers share a round trip.
+//
+// Errors: a refusal by the policy is an *fs.PathError whose Err is a
+// [*RefusedError]; it matches [ErrDenied] and fs.ErrPermission, and its
+// predicates (Denied, Escape, Directory, ...) say why. A failure of the
+// open itself carries the kernel's errno. Once the opener has died, every
+// call returns its [*ExitError], which embeds the *os.ProcessState as
+// exec.ExitError does.
+//
+// Close lets the opener answer what it has, waits for it to exit
+// (Config.CloseTimeout, then it kills it) and for the calls in flight, and
+// only then closes the socket; calls after Close return [ErrClosed].
+//
+// The opener never outlives its socket: when the parent dies, the opener
+// sees end of stream and exits. It gets an environment of its own and, of
+// the program's descriptors, only its socket and stderr; it keeps the
+// privileges the program had when it called Start.
 package parent

@@ -75,11 +75,11 @@ func lookupGroup(name string) (int, error) {
 		}
 		return int(n), nil
 	}
-	g, err := user.LookupGroup(name)
+	gid, err := userResolver{}.LookupGroup(name)
 	if err != nil {
 		return 0, fmt.Errorf("group %q: %w", name, err)
 	}
-	return strconv.Atoi(g.Gid)
+	return int(gid), nil
 }
 
 // DropPrivileges makes every thread of the process the user c: it sets the

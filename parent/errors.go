@@ -24,6 +24,11 @@ var ErrClosed = errors.New("privsep: opener closed")
 // RefusedError is the Err of the *fs.PathError that Open returns when the
 // opener refused a request rather than the kernel failing it. Errno is the
 // errno the opener reported (EACCES for policy denials).
+//
+// Reason is the wire's reason code. To tell refusals apart without importing
+// package protocol, use the predicates (Denied, Escape, ...), one for each
+// reason a refusal can have; errors.Is(err, ErrDenied) matches every
+// refusal by policy at once.
 type RefusedError struct {
 	Reason protocol.Reason
 	Errno  syscall.Errno
@@ -65,6 +70,30 @@ func (e *RefusedError) Error() string {
 // work.
 func (e *RefusedError) Unwrap() error { return e.Errno }
 
+// Denied reports whether the reason is: no rule allows the path with these flags.
+func (e *RefusedError) Denied() bool { return e.Reason == protocol.ReasonDenied }
+
+// Escape reports whether the reason is: resolution would leave the rule's tree.
+func (e *RefusedError) Escape() bool { return e.Reason == protocol.ReasonEscape }
+
+// FileType reports whether the reason is: not a regular file or directory.
+func (e *RefusedError) FileType() bool { return e.Reason == protocol.ReasonFileType }
+
+// Links reports whether the reason is: more than one link, and no hardlinks=yes.
+func (e *RefusedError) Links() bool { return e.Reason == protocol.ReasonLinks }
+
+// Directory reports whether the reason is: a directory, and no dirs=yes.
+func (e *RefusedError) Directory() bool { return e.Reason == protocol.ReasonDirectory }
+
+// BadRequest reports whether the reason is: not well formed: path not clean, bad flags.
+func (e *RefusedError) BadRequest() bool { return e.Reason == protocol.ReasonBadRequest }
+
+// Protocol reports whether the reason is: the request broke the protocol.
+func (e *RefusedError) Protocol() bool { return e.Reason == protocol.ReasonProtocol }
+
+// Limit reports whether the reason is: a server's limit was reached; Errno says which.
+func (e *RefusedError) Limit() bool { return e.Reason == protocol.ReasonLimit }
+
 // Is makes refusals by policy match ErrDenied and fs.ErrPermission whatever
 // errno the kernel gave (an escape is EXDEV or ELOOP).
 func (e *RefusedError) Is(target error) bool {
@@ -77,10 +106,16 @@ func (e *RefusedError) Is(target error) bool {
 // it failed and it was stopped. Every call pending or made afterwards returns
 // it, and Close returns it unless the opener exited with status 0 after
 // Close asked it to.
+//
+// As in exec.ExitError, the process state is embedded, so its methods
+// (Exited, Success, Sys, ...) are ExitError's. It is nil when there was no
+// process to wait for (a connection from Dial) or the wait failed; those
+// methods then panic as on any nil *os.ProcessState, so check ProcessState
+// or use ExitCode, which copes.
 type ExitError struct {
 	// ProcessState says how the opener ended; nil if it could not be waited
 	// for (a connection from Dial has no process).
-	ProcessState *os.ProcessState
+	*os.ProcessState
 	// Cause is what the parent saw first: end of stream, a protocol
 	// violation, a failed system call. Nil when the process ended on its
 	// own.

@@ -418,11 +418,9 @@ func fakeSockHold(t *testing.T, fc *hostile.FakeChildren) {
 // fakeIgnoreEOF: an opener that does not exit at end of stream. Close
 // waits for it, then kills it, and reports that.
 func fakeIgnoreEOF(t *testing.T, fc *hostile.FakeChildren) {
-	if testing.Short() {
-		t.Skip("waits for Close's timeout (5s); skipped with -short")
-	}
 	fds0, g0 := selfFDs(t), runtime.NumGoroutine()
-	o, err := parent.Start(context.Background(), parent.Config{Executable: fc.Path(t, "ignoreeof"), Rules: []string{"/etc/hostname"}})
+	// A short CloseTimeout keeps the test quick; the default is 5s.
+	o, err := parent.Start(context.Background(), parent.Config{Executable: fc.Path(t, "ignoreeof"), Rules: []string{"/etc/hostname"}, CloseTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -435,7 +433,7 @@ func fakeIgnoreEOF(t *testing.T, fc *hostile.FakeChildren) {
 	took := time.Since(begin)
 	fds1, g1 := settleSelfFDs(t, fds0), settleGoroutines(g0)
 	hostile.Row(t, secFakeDeath, "does not exit at end of stream (Close)",
-		"Close waits its timeout (5s), kills the opener and returns *ExitError saying so; nothing kept",
+		"Close waits its timeout (Config.CloseTimeout), kills the opener and returns *ExitError saying so; nothing kept",
 		fmt.Sprintf("Open before: %v; Close after %v: %q; fds %d→%d; goroutines %d→%d",
 			errText(openErr), took.Round(time.Millisecond), short(errText(closeErr), 160), fds0, fds1, g0, g1))
 	var ee *parent.ExitError
@@ -443,7 +441,7 @@ func fakeIgnoreEOF(t *testing.T, fc *hostile.FakeChildren) {
 		t.Errorf("Open: %v", openErr)
 	}
 	if !errors.As(closeErr, &ee) || status(ee.ProcessState) != killed || !strings.Contains(closeErr.Error(), "did not exit") {
-		t.Errorf("Close: %v, want an *ExitError for a kill that says the opener did not exit", closeErr)
+		t.Errorf("Close: %v, want an *ExitError for a kill that says the opener did not exit within 300ms", closeErr)
 	}
 	if took > 10*time.Second {
 		t.Errorf("Close took %v", took)

@@ -68,14 +68,15 @@ func Inherited(log hclog.Logger) (*Opener, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	// From here the Opener owns fd (newOpener closes it if it fails).
 	o, err := newOpener(fd, log)
 	if err != nil {
 		return nil, fmt.Errorf("privsep: inherited opener: %w", err)
 	}
-	o.proc, o.pid = proc, pid
+	o.pid = pid
 	logsDone := make(chan struct{})
 	close(logsDone)
-	go o.waitProcess(func() *os.ProcessState {
+	startProc(o, proc, DefaultCloseTimeout, func() *os.ProcessState {
 		ps, _ := proc.Wait() // our child, checked above; nil if that changed
 		return ps
 	}, logsDone)

@@ -100,6 +100,7 @@ func (o *Opener) listen(ctx context.Context, network, addr string) (*os.File, er
 		}
 		return nil, opErr(&RefusedError{Reason: c.reply.Reason, Errno: errno})
 	}
+	// The File takes ownership of the descriptor; the caller closes it.
 	return os.NewFile(uintptr(c.fds[0]), network+":"+addr), nil
 }
 

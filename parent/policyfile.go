@@ -13,21 +13,29 @@ import (
 	"github.com/privsep-go/privsep/policy"
 )
 
-// maxPolicyFile bounds what LoadPolicy reads from one file.
+// maxPolicyFile bounds what PolicySource reads from one file.
 const maxPolicyFile = 16 << 20
 
-// LoadPolicy compiles a policy from policy files (see policy.ParseFile for
-// the language) and command-line rules ("[MODES:]PATH", see
-// policy.ParseRule), in that order. User and group names in owner= options
-// are looked up with os/user. A missing or unreadable file, a bad line, a
-// rule that repeats another or a narrower rule inside a broader tree (a
-// *policy.NestingError, which names both) is an error that names the file
-// and line (a *policy.FileError) or the rule (a *policy.RuleError).
-//
-// listen rules ("NET:ADDR", see policy.ParseListen) are added last.
-func LoadPolicy(files, rules []string, listen ...string) (*policy.Policy, error) {
+// PolicySource names where a policy comes from: policy files (see
+// policy.ParseFile for the language), command-line rules ("[MODES:]PATH",
+// see policy.ParseRule) and listen rules ("NET:ADDR", see
+// policy.ParseListen), compiled in that order. Naming the fields keeps
+// rules from being taken for files.
+type PolicySource struct {
+	Files  []string
+	Rules  []string
+	Listen []string
+}
+
+// Policy compiles the policy of an opener (Start, privsep exec). User and
+// group names in owner= options are looked up with os/user. A missing or
+// unreadable file, a bad line, a rule that repeats another or a narrower
+// rule inside a broader tree (a *policy.NestingError, which names both) is
+// an error that names the file and line (a *policy.FileError) or the rule
+// (a *policy.RuleError).
+func (s PolicySource) Policy() (*policy.Policy, error) {
 	var all []policy.Rule
-	for _, name := range files {
+	for _, name := range s.Files {
 		data, err := readPolicyFile(name)
 		if err != nil {
 			return nil, err
@@ -38,7 +46,7 @@ func LoadPolicy(files, rules []string, listen ...string) (*policy.Policy, error)
 		}
 		all = append(all, rs...)
 	}
-	cmd, err := commandLineRules(rules, listen)
+	cmd, err := commandLineRules(s.Rules, s.Listen)
 	if err != nil {
 		return nil, err
 	}
@@ -46,16 +54,15 @@ func LoadPolicy(files, rules []string, listen ...string) (*policy.Policy, error)
 	return policy.New(all)
 }
 
-// LoadServerPolicy compiles a server's policy (privsep serve): policy files
-// that may scope rules to clients with sections ("[uid alice]", "[gid
-// staff]", "[all]"; see policy.ParseScopedFile), then command-line rules
-// ("[MODES:]PATH") and listen rules ("NET:ADDR") for every client. Errors
-// are as LoadPolicy's, and include a rule that repeats another in the
-// policy of any kind of client.
-func LoadServerPolicy(files, rules []string, listen ...string) (*policy.ScopedPolicy, error) {
-	var s policy.Scoped
+// ServerPolicy compiles a server's policy (privsep serve): the files may
+// scope rules to clients with sections ("[uid alice]", "[gid staff]",
+// "[all]"; see policy.ParseScopedFile); the command-line and listen rules
+// apply to every client. Errors are as Policy's, and include a rule that
+// repeats another in the policy of any kind of client.
+func (s PolicySource) ServerPolicy() (*policy.ScopedPolicy, error) {
+	var sc policy.Scoped
 	all := policy.Scope{Kind: policy.ScopeAll}
-	for _, name := range files {
+	for _, name := range s.Files {
 		data, err := readPolicyFile(name)
 		if err != nil {
 			return nil, err
@@ -64,16 +71,33 @@ func LoadServerPolicy(files, rules []string, listen ...string) (*policy.ScopedPo
 		if err != nil {
 			return nil, err
 		}
-		s.Merge(fs)
+		sc.Merge(fs)
 	}
-	cmd, err := commandLineRules(rules, listen)
+	cmd, err := commandLineRules(s.Rules, s.Listen)
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range cmd {
-		s.Add(all, r)
+		sc.Add(all, r)
 	}
-	return s.Compile()
+	return sc.Compile()
+}
+
+// LoadPolicy is PolicySource{Files: files, Rules: rules, Listen:
+// listen}.Policy().
+//
+// Deprecated: use PolicySource.Policy, whose named fields cannot be swapped.
+func LoadPolicy(files, rules []string, listen ...string) (*policy.Policy, error) {
+	return PolicySource{Files: files, Rules: rules, Listen: listen}.Policy()
+}
+
+// LoadServerPolicy is PolicySource{Files: files, Rules: rules, Listen:
+// listen}.ServerPolicy().
+//
+// Deprecated: use PolicySource.ServerPolicy, whose named fields cannot be
+// swapped.
+func LoadServerPolicy(files, rules []string, listen ...string) (*policy.ScopedPolicy, error) {
+	return PolicySource{Files: files, Rules: rules, Listen: listen}.ServerPolicy()
 }
 
 // commandLineRules parses --allow rules ("[MODES:]PATH") and
@@ -134,7 +158,9 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-// userResolver looks names up with os/user.
+// userResolver looks names up with os/user. It is the package's one lookup
+// of a group name (LookupCredential uses it too); a user name is looked up
+// here for its uid only, and in lookupUser (drop.go) for the whole entry.
 type userResolver struct{}
 
 func (userResolver) LookupUser(name string) (int64, error) {

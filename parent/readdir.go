@@ -62,8 +62,7 @@ func (o *Opener) ReadDir(ctx context.Context, path string) ([]DirEntry, error) {
 // there is more.
 func (o *Opener) readDirPage(ctx context.Context, path string, cookie uint64, dst []DirEntry) ([]DirEntry, uint64, bool, error) {
 	if err := policy.CheckPath(path); err != nil {
-		r := err.(*policy.Refusal)
-		return dst, 0, false, &fs.PathError{Op: "readdir", Path: path, Err: &RefusedError{Reason: protocol.ReasonBadRequest, Errno: r.Errno, Why: r.Why}}
+		return dst, 0, false, pathRefusal("readdir", path, err)
 	}
 	c := o.getCall()
 	c.batch = readDirCall
@@ -110,7 +109,7 @@ func (o *Opener) readDirPage(ctx context.Context, path string, cookie uint64, ds
 
 // dirListLocked checks a dir-list reply for c and keeps its payload, which
 // lives in the reader's buffer only until the next receive.
-func (o *Opener) dirListLocked(c *call, m protocol.Msg) error {
+func (o *mux) dirListLocked(c *call, m protocol.Msg) error {
 	if c.batch != readDirCall || m.NFD != 0 || len(m.FDs) != 0 {
 		return fmt.Errorf("protocol: dir-list reply %d to a request that is not a readdir, or with %d descriptors", m.ID, m.NFD)
 	}

@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,7 +57,7 @@ func roleLandlockReadWrite(t *testing.T) {
 	dir := os.Getenv("PRIVSEP_TEST_DIR")
 	rw := filepath.Join(dir, "tree")
 	abi := landlockABI()
-	if _, err := parent.Landlock(parent.LandlockConfig{ReadWrite: []string{rw}}); err != nil {
+	if _, err := parent.Landlock(parent.LandlockConfig{ReadWrite: []string{rw}, AnyTCP: mptcpUnfiltered()}); err != nil {
 		t.Fatalf("Landlock: %v", err)
 	}
 	a := filepath.Join(rw, "a.txt")
@@ -96,8 +98,8 @@ func roleLandlockMissing(t *testing.T) {
 	dir := os.Getenv("PRIVSEP_TEST_DIR")
 	missing := filepath.Join(dir, "no-such-dir")
 	for _, cfg := range []parent.LandlockConfig{
-		{ReadOnly: []string{filepath.Join(dir, "tree"), missing}},
-		{ReadWrite: []string{missing}},
+		{ReadOnly: []string{filepath.Join(dir, "tree"), missing}, AnyTCP: mptcpUnfiltered()},
+		{ReadWrite: []string{missing}, AnyTCP: mptcpUnfiltered()},
 		{ReadWrite: []string{missing}, BestEffort: true},
 	} {
 		_, err := parent.Landlock(cfg)
@@ -108,7 +110,7 @@ func roleLandlockMissing(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, "outside.txt")); err != nil || string(b) != "outside" {
 		t.Errorf("after the refused Landlock calls, reading a file: %q, %v; want it unrestricted", b, err)
 	}
-	if _, err := parent.Sandbox(parent.SandboxConfig{Landlock: &parent.LandlockConfig{ReadOnly: []string{missing}}}); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := parent.Sandbox(parent.SandboxConfig{Landlock: &parent.LandlockConfig{ReadOnly: []string{missing}, AnyTCP: mptcpUnfiltered()}}); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Sandbox with a missing rule path: %v, want a not-exist error", err)
 	}
 }
@@ -125,7 +127,7 @@ func roleSandboxProbeInRules(t *testing.T) {
 	dir := os.Getenv("PRIVSEP_TEST_DIR")
 	tree := filepath.Join(dir, "tree")
 	_, err := parent.Sandbox(parent.SandboxConfig{
-		Landlock: &parent.LandlockConfig{ReadOnly: []string{tree}},
+		Landlock: &parent.LandlockConfig{ReadOnly: []string{tree}, AnyTCP: mptcpUnfiltered()},
 		Probe:    filepath.Join(tree, "a.txt"),
 	})
 	if !errors.Is(err, parent.ErrSandboxVerify) {
@@ -134,7 +136,7 @@ func roleSandboxProbeInRules(t *testing.T) {
 	// A probe that does not exist proves nothing: refused before anything
 	// is applied.
 	if _, err := parent.Sandbox(parent.SandboxConfig{
-		Landlock: &parent.LandlockConfig{},
+		Landlock: &parent.LandlockConfig{AnyTCP: mptcpUnfiltered()},
 		Probe:    filepath.Join(dir, "no-such-file"),
 	}); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Sandbox with a missing probe: %v, want a not-exist error", err)
@@ -151,7 +153,7 @@ func TestSandboxRootRule(t *testing.T) {
 
 func roleSandboxRootRule(t *testing.T) {
 	dir := os.Getenv("PRIVSEP_TEST_DIR")
-	_, err := parent.Sandbox(parent.SandboxConfig{Landlock: &parent.LandlockConfig{ReadOnly: []string{"/"}}})
+	_, err := parent.Sandbox(parent.SandboxConfig{Landlock: &parent.LandlockConfig{ReadOnly: []string{"/"}, AnyTCP: mptcpUnfiltered()}})
 	if err == nil || !strings.Contains(err.Error(), "Probe") {
 		t.Errorf("Sandbox with / as a rule and no probe: %v, want an error asking for Probe", err)
 	}
@@ -212,9 +214,15 @@ func roleSandboxKeepIDs(t *testing.T) {
 	uid := os.Geteuid()
 	res, err := parent.Sandbox(parent.SandboxConfig{Landlock: &parent.LandlockConfig{
 		ReadOnly: []string{filepath.Join(dir, "tree")}, ConnectTCP: []uint16{uint16(p)},
+		// Where MPTCP sockets cannot be refused, the rest, TCP connect
+		// rules included, is applied, and that is reported.
+		BestEffort: mptcpUnfiltered(),
 	}})
 	if err != nil {
 		t.Fatalf("Sandbox: %v", err)
+	}
+	if want := []string{"IPPROTO_MPTCP"}; mptcpUnfiltered() && landlockABI() >= 6 && !slices.Equal(res.Landlock.NotApplied, want) {
+		t.Errorf("Sandbox on %s reports %q not applied, want %q", runtime.GOARCH, res.Landlock.NotApplied, want)
 	}
 	if res.Threads < 2 || res.Landlock.Coverage != parent.AllThreads {
 		t.Errorf("Sandbox reports %d threads, coverage %v; want several, all", res.Threads, res.Landlock.Coverage)

@@ -16,7 +16,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -50,7 +52,8 @@ func buildProbe(t *testing.T, dir string, cgo bool) string {
 	if cgo {
 		if _, err := exec.LookPath("gcc"); err != nil {
 			if _, err := exec.LookPath("cc"); err != nil {
-				t.Skip("needs a C compiler for the cgo build")
+				t.Logf("no cgo probe: needs a C compiler")
+				return ""
 			}
 		}
 		env, name = "CGO_ENABLED=1", "probe-cgo"
@@ -58,9 +61,18 @@ func buildProbe(t *testing.T, dir string, cgo bool) string {
 	out := filepath.Join(dir, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	// The probe runs on the architecture this test runs on (GOARCH=386 on
+	// an amd64 host, say).
 	cmd := exec.CommandContext(ctx, goTool, "build", "-o", out, "./testdata/sandboxprobe")
-	cmd.Env = append(os.Environ(), env)
+	cmd.Env = append(os.Environ(), env, "GOARCH="+runtime.GOARCH)
 	if b, err := cmd.CombinedOutput(); err != nil {
+		host, _ := exec.CommandContext(ctx, goTool, "env", "GOHOSTARCH").Output()
+		if cgo && strings.TrimSpace(string(host)) != runtime.GOARCH {
+			// A C toolchain for another architecture (multilib headers) is
+			// often missing; the pure-Go probe still runs.
+			t.Logf("no cgo probe for %s on a %s host: go build: %v\n%s", runtime.GOARCH, host, err, b)
+			return ""
+		}
 		t.Fatalf("go build (%s) ./testdata/sandboxprobe: %v\n%s", env, err, b)
 	}
 	return out
@@ -151,6 +163,9 @@ func TestHostileSandboxAllThreads(t *testing.T) {
 
 	for _, cgo := range []bool{true, false} {
 		prog := buildProbe(t, dir, cgo)
+		if prog == "" {
+			continue
+		}
 		for _, mode := range []string{"sandbox", "landlock"} {
 			name := mode
 			if cgo {
@@ -184,8 +199,12 @@ func TestHostileSandboxAllThreads(t *testing.T) {
 				if rep.Workers != 72 || rep.Threads != rep.Workers {
 					t.Errorf("%d workers ran on %d distinct threads, want 72 on 72", rep.Workers, rep.Threads)
 				}
-				if len(rep.Refusals) < 9 {
-					t.Errorf("the probe ran %d checks (%q), want at least 9", len(rep.Refusals), rep.Refusals)
+				least := 9
+				if mptcpUnfiltered() {
+					least -= 2 // no MPTCP refusals to check: the probe checks they are reported instead
+				}
+				if len(rep.Refusals) < least {
+					t.Errorf("the probe ran %d checks (%q), want at least %d", len(rep.Refusals), rep.Refusals, least)
 				}
 				for _, check := range rep.Refusals {
 					n := rep.Escapes[check]

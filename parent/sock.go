@@ -19,6 +19,11 @@ import (
 // ErrClosed and, as net's errors after Close do, os.ErrClosed.
 var errSocketClosed = fmt.Errorf("%w: %w", ErrClosed, os.ErrClosed)
 
+// cancelPoll is how often a goroutine blocked on the socket for a context
+// that can be cancelled but has no deadline looks at it again. Deadlines are
+// waited for exactly.
+const cancelPoll = 10 * time.Millisecond
+
 // sockClosing is the bit of sock.refs that close sets. The count of
 // references held lives in the bits below it.
 const sockClosing = 1 << 62
@@ -215,7 +220,8 @@ func (s *sock) shutdown(how int) error {
 	return nil
 }
 
-// dup returns a duplicate of the socket, close-on-exec.
+// dup returns a duplicate of the socket, close-on-exec; the caller owns
+// the File and its descriptor, the sock keeps its own.
 func (s *sock) dup() (*os.File, error) {
 	if !s.acquire() {
 		return nil, errSocketClosed

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -24,9 +23,10 @@ import (
 // Defaults for Config.
 const (
 	DefaultStartTimeout = 10 * time.Second
-	// closeTimeout bounds how long Close waits for the opener to drain and
-	// exit before it kills it.
-	closeTimeout = 5 * time.Second
+	// DefaultCloseTimeout bounds how long Close waits for the opener to
+	// drain and exit before it kills it (for a connection from Dial: for
+	// the calls in flight before it cuts the connection).
+	DefaultCloseTimeout = 5 * time.Second
 	// logGrace bounds how long the parent reads the opener's stderr after
 	// the opener exited.
 	logGrace = 200 * time.Millisecond
@@ -74,6 +74,11 @@ type Config struct {
 	// component-by-component fallback even where the kernel has openat2.
 	// It exists for tests; the fallback is weaker (see package child).
 	DisableOpenat2 bool
+
+	// CloseTimeout bounds how long Close waits for the opener to answer
+	// what it has and exit before Close kills it, as exec.Cmd.WaitDelay
+	// does for a command's pipes. Zero means DefaultCloseTimeout.
+	CloseTimeout time.Duration
 }
 
 // Start starts the opener: it re-executes the program as the child, sends
@@ -83,16 +88,60 @@ type Config struct {
 // The process that calls Start should still hold the privileges the opener
 // needs: the opener inherits them. Drop them after Start returns.
 func Start(ctx context.Context, cfg Config) (*Opener, error) {
-	if os.Getenv(strings.SplitN(protocol.OpenerEnv, "=", 2)[0]) == "1" {
+	if os.Getenv(protocol.OpenerEnvKey) == protocol.OpenerEnvValue {
 		return nil, errors.New("privsep: this process was started as an opener but its program did not call child.Init at the top of main; refusing to start another")
 	}
+	hello, err := startHello(cfg)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	timeout := cfg.StartTimeout
+	if timeout <= 0 {
+		timeout = DefaultStartTimeout
+	}
+	closeTimeout := cfg.CloseTimeout
+	if closeTimeout <= 0 {
+		closeTimeout = DefaultCloseTimeout
+	}
+	o, p, err := spawn(cfg, log, closeTimeout)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	sctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	if err := o.handshake(sctx, hello, p.proc.Pid); err != nil {
+		p.abort(fmt.Errorf("start: %w", err))
+		<-o.done
+		o.conn.close()
+		// Report the status and the opener's last words, which usually say
+		// what went wrong, with the handshake's own error as the cause.
+		ret := &ExitError{Cause: err}
+		if ee, ok := o.exitErr.(*ExitError); ok {
+			ret.ProcessState, ret.Log = ee.ProcessState, ee.Log
+		}
+		return nil, fmt.Errorf("privsep: starting the opener: %w", ret)
+	}
+	log.Debug("opener ready", "pid", o.pid, "openat2", o.openat2)
+	return o, nil
+}
+
+// startHello compiles cfg's policy into the hello message that carries it.
+func startHello(cfg Config) ([]byte, error) {
 	pol := cfg.Policy
 	switch {
 	case pol != nil && (len(cfg.Rules) > 0 || len(cfg.Listen) > 0):
 		return nil, errors.New("privsep: Config has both Rules and Policy (or Listen and Policy); merge them into one policy")
 	case pol == nil:
 		var err error
-		if pol, err = LoadPolicy(nil, cfg.Rules, cfg.Listen...); err != nil {
+		if pol, err = (PolicySource{Rules: cfg.Rules, Listen: cfg.Listen}).Policy(); err != nil {
 			return nil, fmt.Errorf("privsep: policy: %w", err)
 		}
 	}
@@ -104,37 +153,37 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("privsep: policy too large for one hello message: %w", err)
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = hclog.NewNullLogger()
-	}
+	return hello, nil
+}
+
+// spawn starts the opener process with one end of a new socketpair as its
+// descriptor 3 and returns the Opener on the other end, its backend waiting
+// for the process. The child gets its own copies of its end and of the
+// write end of the log pipe; spawn closes the parent's. The Opener owns the
+// parent's end of the socket; a goroutine owns the log pipe's read end.
+func spawn(cfg Config, log hclog.Logger, closeTimeout time.Duration) (*Opener, *procBackend, error) {
 	exe := cfg.Executable
 	if exe == "" {
 		exe = "/proc/self/exe"
 	}
-	timeout := cfg.StartTimeout
-	if timeout <= 0 {
-		timeout = DefaultStartTimeout
-	}
-
 	mine, theirs, err := protocol.Socketpair()
 	if err != nil {
-		return nil, fmt.Errorf("privsep: %w", err)
+		return nil, nil, fmt.Errorf("privsep: %w", err)
 	}
-	childEnd := os.NewFile(uintptr(theirs), "privsep-opener-socket")
+	childEnd := os.NewFile(uintptr(theirs), "privsep-opener-socket") // owns theirs
 	logR, logW := (*os.File)(nil), cfg.ChildStderr
 	if logW == nil {
 		if logR, logW, err = os.Pipe(); err != nil {
 			childEnd.Close()
 			unix.Close(mine)
-			return nil, fmt.Errorf("privsep: %w", err)
+			return nil, nil, fmt.Errorf("privsep: %w", err)
 		}
 	}
 	cmd := &exec.Cmd{
 		Path: exe,
 		// ExtraFiles[0] becomes descriptor 3 in the child.
 		Args:       []string{protocol.OpenerArgv0, protocol.OpenerArg, strconv.Itoa(3)},
-		Env:        []string{protocol.OpenerEnv, protocol.LogLevelEnv + "=" + childLevel(log.GetLevel())},
+		Env:        []string{protocol.OpenerEnv(), protocol.LogLevelEnv + "=" + childLevel(log.GetLevel())},
 		ExtraFiles: []*os.File{childEnd},
 		Stderr:     logW,
 		// Its own process group: a Ctrl-C at the terminal stops the
@@ -153,60 +202,52 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 			logR.Close()
 		}
 		unix.Close(mine)
-		return nil, fmt.Errorf("privsep: starting the opener %s: %w", exe, err)
+		return nil, nil, fmt.Errorf("privsep: starting the opener %s: %w", exe, err)
 	}
-
-	o, err := newOpener(mine, log)
+	o, err := newOpener(mine, log) // owns mine from here, closing it on failure
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
 		if logR != nil {
 			logR.Close()
 		}
-		return nil, fmt.Errorf("privsep: %w", err)
+		return nil, nil, fmt.Errorf("privsep: %w", err)
 	}
-	o.proc = cmd.Process
+	return o, startProc(o, cmd.Process, closeTimeout, processWaiter(cmd, logR), forwardChildLogs(o, logR, log)), nil
+}
+
+// forwardChildLogs starts re-emitting the opener's log lines from logR
+// through log, if there is a pipe (nil: the opener writes to
+// Config.ChildStderr), and returns a channel closed when logR has been read
+// to the end. The goroutine owns logR and closes it.
+func forwardChildLogs(o *Opener, logR *os.File, log hclog.Logger) <-chan struct{} {
 	logsDone := make(chan struct{})
-	if logR != nil {
-		go func() {
-			forwardLogs(logR, log.Named("child"), &o.tail)
-			logR.Close()
-			close(logsDone)
-		}()
-	} else {
+	if logR == nil {
 		close(logsDone)
+		return logsDone
 	}
-	go o.waitProcess(func() *os.ProcessState {
+	go func() {
+		forwardLogs(logR, log.Named("child"), &o.tail)
+		logR.Close()
+		close(logsDone)
+	}()
+	return logsDone
+}
+
+// processWaiter returns the wait function of the process backend for cmd.
+func processWaiter(cmd *exec.Cmd, logR *os.File) func() *os.ProcessState {
+	return func() *os.ProcessState {
 		_ = cmd.Wait() // the state is in cmd.ProcessState whatever the error
 		if logR != nil {
 			// The opener is gone; if something it left behind still holds
 			// its stderr, stop reading after the grace period rather than
 			// keep a descriptor and a goroutine for as long as that lives.
+			// Closing it twice (here and in forwardChildLogs) is harmless:
+			// os.File guards its descriptor.
 			time.AfterFunc(logGrace, func() { logR.Close() })
 		}
 		return cmd.ProcessState
-	}, logsDone)
-
-	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
 	}
-	sctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	if err := o.handshake(sctx, hello, cmd.Process.Pid); err != nil {
-		o.abort(fmt.Errorf("start: %w", err))
-		<-o.done
-		o.conn.close()
-		// Report the status and the opener's last words, which usually say
-		// what went wrong, with the handshake's own error as the cause.
-		ret := &ExitError{Cause: err}
-		if ee, ok := o.exitErr.(*ExitError); ok {
-			ret.ProcessState, ret.Log = ee.ProcessState, ee.Log
-		}
-		return nil, fmt.Errorf("privsep: starting the opener: %w", ret)
-	}
-	log.Debug("opener ready", "pid", o.pid, "openat2", o.openat2)
-	return o, nil
 }
 
 // childLevel is the level the opener logs at: the parent logger's, but
@@ -274,47 +315,4 @@ type helloRefusal struct{ e protocol.ErrorReply }
 
 func (r *helloRefusal) Error() string {
 	return fmt.Sprintf("the opener refused the hello: %s (%v)", r.e.Reason, syscall.Errno(r.e.Errno))
-}
-
-// waitProcess waits for the opener to exit and then fails every call with
-// the result, or ErrClosed after a clean Close.
-func (o *Opener) waitProcess(wait func() *os.ProcessState, logsDone <-chan struct{}) {
-	ps := wait()
-	// The opener's stderr ends with it; give the log reader a moment to
-	// drain the last lines, which the error report wants.
-	select {
-	case <-logsDone:
-	case <-time.After(logGrace):
-	}
-	o.mu.Lock()
-	cause := o.cause
-	clean := o.closed && ps != nil && ps.Success() && cause == nil
-	var err error = ErrClosed
-	if !clean {
-		if cause == nil && ps != nil && ps.Success() {
-			cause = errors.New("exited before Close was called")
-		}
-		err = &ExitError{ProcessState: ps, Cause: cause, Log: o.tail.get()}
-	}
-	o.terminateLocked(err)
-	o.exitErr = err
-	o.mu.Unlock()
-	close(o.done)
-	// A send waiting for room (a call's, or a flush's) would wait for
-	// ever if something the opener left behind holds its end: shutting
-	// ours down wakes it with EPIPE, so that Close, which waits for them,
-	// ends.
-	_ = o.conn.shutdown(unix.SHUT_RDWR)
-}
-
-// abort records why the connection failed and stops the opener.
-func (o *Opener) abort(cause error) {
-	o.mu.Lock()
-	if o.cause == nil {
-		o.cause = cause
-	}
-	o.mu.Unlock()
-	if o.proc != nil {
-		_ = o.proc.Kill()
-	}
 }

@@ -23,8 +23,8 @@ import (
 // keeps its exported API, so that a cross-platform program embedding the
 // library builds, and every call that would start, reach or use an opener,
 // or restrict the process, returns an error matching errors.ErrUnsupported
-// that names the platform. Loading and checking policies (LoadPolicy,
-// LoadServerPolicy) is pure and works everywhere. The declarations mirror
+// that names the platform. Loading and checking policies (PolicySource,
+// LoadPolicy) is pure and works everywhere. The declarations mirror
 // the Linux files; the build matrix in .ci/run compiles the CLI against
 // both.
 
@@ -35,7 +35,10 @@ func errUnsupported(op string) error {
 }
 
 // Defaults for Config.
-const DefaultStartTimeout = 10 * time.Second
+const (
+	DefaultStartTimeout = 10 * time.Second
+	DefaultCloseTimeout = 5 * time.Second
+)
 
 // Config says how to start the opener (see start.go for each field).
 type Config struct {
@@ -47,6 +50,7 @@ type Config struct {
 	StartTimeout   time.Duration
 	ChildStderr    *os.File
 	DisableOpenat2 bool
+	CloseTimeout   time.Duration
 }
 
 // Opener is a running opener. None exists on this system: Start, Dial and
@@ -192,6 +196,9 @@ var ErrRegainedRoot = errors.New("privsep: privileges were dropped but setuid(0)
 
 // SetNoNewPrivs fails with an error matching errors.ErrUnsupported.
 func SetNoNewPrivs() (Coverage, error) { return 0, errUnsupported("set no_new_privs") }
+
+// TCPRestrictable is false: there is no Landlock here.
+func TCPRestrictable() bool { return false }
 
 // Landlock fails with an error matching errors.ErrUnsupported, also with
 // BestEffort: a restriction that cannot be made is never a success.

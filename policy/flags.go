@@ -29,19 +29,38 @@ type need struct {
 	tmpfile     bool // O_TMPFILE: an unnamed file in a directory
 }
 
-var (
-	errAccessMode3     = &Refusal{BadRequest, syscall.EINVAL, "access mode 3 (O_WRONLY|O_RDWR) is not a valid access mode"}
-	errFlagRefused     = &Refusal{BadRequest, syscall.EINVAL, "flags include a bit the opener never accepts (O_NOATIME, O_PATH, O_DIRECT, O_ASYNC or unknown)"}
-	errTruncReadOnly   = &Refusal{BadRequest, syscall.EINVAL, "O_TRUNC needs write access (O_RDONLY|O_TRUNC would truncate through a read-only open)"}
-	errExclNoCreat     = &Refusal{BadRequest, syscall.EINVAL, "O_EXCL without O_CREAT"}
-	errTmpfileBad      = &Refusal{BadRequest, syscall.EINVAL, "O_TMPFILE needs O_DIRECTORY, write access and no O_CREAT"}
-	errNoRead          = &Refusal{Denied, syscall.EACCES, "the rule does not grant read access (r)"}
-	errNoWrite         = &Refusal{Denied, syscall.EACCES, "the rule does not grant write access (w, or a with O_APPEND)"}
-	errAppendOnly      = &Refusal{Denied, syscall.EACCES, "the rule grants append only (a): writes need O_APPEND"}
-	errTruncAppendOnly = &Refusal{Denied, syscall.EACCES, "the rule grants append only (a): O_TRUNC needs w"}
-	errNoCreate        = &Refusal{Denied, syscall.EACCES, "the rule does not grant create (c)"}
-	errTmpfileExact    = &Refusal{Denied, syscall.EACCES, "O_TMPFILE needs a tree rule: an exact-file rule names one file, not a directory to create in"}
-)
+// The flag refusals, each a constant Refusal (see Refusal for why).
+func errAccessMode3() error {
+	return Refusal{BadRequest, syscall.EINVAL, "access mode 3 (O_WRONLY|O_RDWR) is not a valid access mode"}
+}
+func errFlagRefused() error {
+	return Refusal{BadRequest, syscall.EINVAL, "flags include a bit the opener never accepts (O_NOATIME, O_PATH, O_DIRECT, O_ASYNC or unknown)"}
+}
+func errTruncReadOnly() error {
+	return Refusal{BadRequest, syscall.EINVAL, "O_TRUNC needs write access (O_RDONLY|O_TRUNC would truncate through a read-only open)"}
+}
+func errExclNoCreat() error { return Refusal{BadRequest, syscall.EINVAL, "O_EXCL without O_CREAT"} }
+func errTmpfileBad() error {
+	return Refusal{BadRequest, syscall.EINVAL, "O_TMPFILE needs O_DIRECTORY, write access and no O_CREAT"}
+}
+func errNoRead() error {
+	return Refusal{Denied, syscall.EACCES, "the rule does not grant read access (r)"}
+}
+func errNoWrite() error {
+	return Refusal{Denied, syscall.EACCES, "the rule does not grant write access (w, or a with O_APPEND)"}
+}
+func errAppendOnly() error {
+	return Refusal{Denied, syscall.EACCES, "the rule grants append only (a): writes need O_APPEND"}
+}
+func errTruncAppendOnly() error {
+	return Refusal{Denied, syscall.EACCES, "the rule grants append only (a): O_TRUNC needs w"}
+}
+func errNoCreate() error {
+	return Refusal{Denied, syscall.EACCES, "the rule does not grant create (c)"}
+}
+func errTmpfileExact() error {
+	return Refusal{Denied, syscall.EACCES, "O_TMPFILE needs a tree rule: an exact-file rule names one file, not a directory to create in"}
+}
 
 // sanitize checks the flags on their own, whatever the rule: it refuses
 // bits the opener never accepts and combinations that make no sense, and
@@ -49,10 +68,10 @@ var (
 func sanitize(flags int) (int, need, error) {
 	acc := flags & oAccmode
 	if acc == oAccmode {
-		return 0, need{}, errAccessMode3
+		return 0, need{}, errAccessMode3()
 	}
 	if flags&^(flagsPassed|flagsForced) != 0 || flags < 0 || int64(flags) > 0xffffffff {
-		return 0, need{}, errFlagRefused
+		return 0, need{}, errFlagRefused()
 	}
 	n := need{
 		read:    acc == oRdonly || acc == oRdwr,
@@ -64,11 +83,11 @@ func sanitize(flags int) (int, need, error) {
 	n.create = flags&oCreat != 0 || n.tmpfile
 	switch {
 	case n.trunc && !n.write:
-		return 0, need{}, errTruncReadOnly
+		return 0, need{}, errTruncReadOnly()
 	case n.tmpfile && (flags&oDirectory == 0 || !n.write || flags&oCreat != 0):
-		return 0, need{}, errTmpfileBad
+		return 0, need{}, errTmpfileBad()
 	case flags&oExcl != 0 && !n.create:
-		return 0, need{}, errExclNoCreat
+		return 0, need{}, errExclNoCreat()
 	}
 	return flags&flagsPassed | flagsForced, n, nil
 }
@@ -77,17 +96,17 @@ func sanitize(flags int) (int, need, error) {
 func grant(r *Rule, n need, exact bool) error {
 	switch {
 	case n.read && r.Modes&Read == 0:
-		return errNoRead
+		return errNoRead()
 	case n.write && r.Modes&Write == 0 && r.Modes&Append == 0:
-		return errNoWrite
+		return errNoWrite()
 	case n.write && r.Modes&Write == 0 && n.trunc:
-		return errTruncAppendOnly
+		return errTruncAppendOnly()
 	case n.write && r.Modes&Write == 0 && !n.append:
-		return errAppendOnly
+		return errAppendOnly()
 	case n.create && r.Modes&Create == 0:
-		return errNoCreate
+		return errNoCreate()
 	case n.tmpfile && exact:
-		return errTmpfileExact
+		return errTmpfileExact()
 	}
 	return nil
 }
@@ -95,7 +114,7 @@ func grant(r *Rule, n need, exact bool) error {
 // SanitizeFlags checks requested open(2) flags on their own, as the opener
 // does before it looks at any rule, and returns the flags it would pass to
 // the kernel: the accepted bits as asked, plus O_CLOEXEC and O_NOCTTY. The
-// error is a *Refusal for a bad request (EINVAL). Whether a rule grants
+// error is a Refusal for a bad request (EINVAL). Whether a rule grants
 // what the flags ask is Check's business.
 func SanitizeFlags(flags int) (int, error) {
 	clean, _, err := sanitize(flags)

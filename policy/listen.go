@@ -25,15 +25,7 @@ const DefaultSocketMode = 0o660
 func (r Rule) listenString() string {
 	var b strings.Builder
 	b.WriteString("listen ")
-	a := r.Network + ":" + r.Addr
-	if needsQuote(a) {
-		a = strconv.Quote(a)
-	}
-	b.WriteString(a)
-	if r.CreateMode != 0 {
-		fmt.Fprintf(&b, " mode=%04o", r.CreateMode)
-	}
-	writeOwner(&b, r.UID, r.GID)
+	r.writeTarget(&b, r.Network+":"+r.Addr)
 	if r.Replace {
 		b.WriteString(" replace")
 	}
@@ -159,14 +151,14 @@ func parseListenLine(line, rest string, res Resolver) (Rule, error) {
 }
 
 // CheckListen decides a listen request: it returns the listen rule that
-// allows exactly network and addr, or a *Refusal. It never allocates.
+// allows exactly network and addr, or a Refusal. It never allocates.
 func (p *Policy) CheckListen(network, addr string) (Rule, error) {
 	if err := CheckListenAddr(network, addr); err != nil {
-		return Rule{}, errBadListen
+		return Rule{}, errBadListen()
 	}
 	i, ok := p.listens[listenKey{network, addr}]
 	if !ok {
-		return Rule{}, errNoListenRule
+		return Rule{}, errNoListenRule()
 	}
 	return p.rules[i], nil
 }

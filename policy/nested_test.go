@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/policy"
 )
 
@@ -92,7 +93,7 @@ func TestNestedRulesThatGrantAsMuchAreFine(t *testing.T) {
 // line and names the tree rule's line.
 func TestNestedRuleInFile(t *testing.T) {
 	rules, err := policy.ParseFile("app.policy", []byte("rwc:/app/\n# the key\nr:/app/key\n"), nil)
-	must(t, err)
+	testutil.Must(t, err)
 	_, err = policy.New(rules)
 	var fe *policy.FileError
 	var ne *policy.NestingError
@@ -107,7 +108,7 @@ func TestNestedRuleInFile(t *testing.T) {
 	cmd := []policy.Rule{}
 	for _, s := range []string{"rwc:/app/", "r:/app/key"} {
 		r, err := policy.ParseRule(s)
-		must(t, err)
+		testutil.Must(t, err)
 		r.Source = "--allow " + s
 		cmd = append(cmd, r)
 	}
@@ -132,7 +133,7 @@ func TestNestedRuleInScopedPolicy(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := policy.ParseScopedFile("srv.policy", []byte(tc.data), nil)
-			must(t, err)
+			testutil.Must(t, err)
 			_, err = s.Compile()
 			var ne *policy.NestingError
 			if !errors.As(err, &ne) || !strings.HasPrefix(err.Error(), tc.want) {
@@ -142,15 +143,8 @@ func TestNestedRuleInScopedPolicy(t *testing.T) {
 	}
 	// Sections that no client gets together may nest as they like.
 	s, err := policy.ParseScopedFile("ok.policy", []byte("[uid 1]\nrw:/app/\n[uid 2]\nr:/app/key\n"), nil)
-	must(t, err)
+	testutil.Must(t, err)
 	if _, err := s.Compile(); err != nil {
 		t.Errorf("Compile of separate uid sections: %v", err)
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }

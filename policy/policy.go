@@ -165,7 +165,7 @@ func (p *Policy) Match(path string) (Decision, bool) {
 // Check decides a request: it validates path and flags, finds the deciding
 // rule and checks that the rule grants what the flags ask. mode is the
 // requested creation mode; it is used only when the flags create a file.
-// On refusal the error is a *Refusal, and Decision.Rule is the rule that
+// On refusal the error is a Refusal, and Decision.Rule is the rule that
 // refused or -1 when none was consulted. Check never allocates.
 func (p *Policy) Check(path string, flags int, mode uint32) (Decision, error) {
 	if err := CheckPath(path); err != nil {
@@ -177,7 +177,7 @@ func (p *Policy) Check(path string, flags int, mode uint32) (Decision, error) {
 	}
 	d, ok := p.Match(path)
 	if !ok {
-		return Decision{Rule: -1}, errNoRule
+		return Decision{Rule: -1}, errNoRule()
 	}
 	r := &p.rules[d.Rule]
 	if err := grant(r, n, d.Exact); err != nil {
@@ -204,33 +204,56 @@ const (
 	BadRequest
 )
 
-// Refusal is the error Check returns. Errno is what the opener reports:
-// EACCES for denials, EINVAL or ENAMETOOLONG for bad requests.
+// Refusal is the error Check, CheckListen and CheckPath return. Errno is
+// what the opener reports: EACCES for denials, EINVAL or ENAMETOOLONG for
+// bad requests.
+//
+// It is a value, not a pointer: each refusal is a constant, so refusing a
+// request allocates nothing, and no caller can change what another caller
+// (or the next request) is told, as one could through a shared pointer.
+// Take it apart with errors.As, into a Refusal or, as before, a *Refusal
+// (which then points to a copy of the caller's own).
 type Refusal struct {
 	Kind  Kind
 	Errno syscall.Errno
 	Why   string
 }
 
-func (r *Refusal) Error() string {
+func (r Refusal) Error() string {
 	if r.Kind == Denied {
 		return "denied by policy: " + r.Why
 	}
 	return "bad request: " + r.Why
 }
 
-// The refusals are immutable values so that checking a request never
-// allocates.
-var (
-	errNoRule       = &Refusal{Denied, syscall.EACCES, "no rule matches the path"}
-	errNotAbsolute  = &Refusal{BadRequest, syscall.EINVAL, "path is not absolute"}
-	errEmpty        = &Refusal{BadRequest, syscall.EINVAL, "path is empty"}
-	errTooLong      = &Refusal{BadRequest, syscall.ENAMETOOLONG, fmt.Sprintf("path is longer than %d bytes", MaxPath)}
-	errNUL          = &Refusal{BadRequest, syscall.EINVAL, "path contains a NUL byte"}
-	errNotClean     = &Refusal{BadRequest, syscall.EINVAL, "path is not clean (\"..\", \".\", \"//\" or a trailing slash)"}
-	errBadListen    = &Refusal{BadRequest, syscall.EINVAL, "not a network and address a listen rule can name"}
-	errNoListenRule = &Refusal{Denied, syscall.EACCES, "no listen rule names this network and address"}
-)
+// As lets errors.As fill a *Refusal target, with a fresh copy of r.
+func (r Refusal) As(target any) bool {
+	p, ok := target.(**Refusal)
+	if ok {
+		c := r
+		*p = &c
+	}
+	return ok
+}
+
+// The path and listen refusals, each a constant Refusal: converting a
+// constant composite literal to an interface allocates nothing.
+func errNoRule() error      { return Refusal{Denied, syscall.EACCES, "no rule matches the path"} }
+func errNotAbsolute() error { return Refusal{BadRequest, syscall.EINVAL, "path is not absolute"} }
+func errEmpty() error       { return Refusal{BadRequest, syscall.EINVAL, "path is empty"} }
+func errTooLong() error {
+	return Refusal{BadRequest, syscall.ENAMETOOLONG, "path is longer than 4096 bytes (MaxPath)"}
+}
+func errNUL() error { return Refusal{BadRequest, syscall.EINVAL, "path contains a NUL byte"} }
+func errNotClean() error {
+	return Refusal{BadRequest, syscall.EINVAL, "path is not clean (\"..\", \".\", \"//\" or a trailing slash)"}
+}
+func errBadListen() error {
+	return Refusal{BadRequest, syscall.EINVAL, "not a network and address a listen rule can name"}
+}
+func errNoListenRule() error {
+	return Refusal{Denied, syscall.EACCES, "no listen rule names this network and address"}
+}
 
 // CheckPath reports whether path is acceptable in a request: absolute, clean,
 // without ".." components or NUL bytes, at most MaxPath bytes. It never
@@ -238,15 +261,15 @@ var (
 func CheckPath(path string) error {
 	switch {
 	case path == "":
-		return errEmpty
+		return errEmpty()
 	case len(path) > MaxPath:
-		return errTooLong
+		return errTooLong()
 	case path[0] != '/':
-		return errNotAbsolute
+		return errNotAbsolute()
 	case strings.IndexByte(path, 0) >= 0:
-		return errNUL
+		return errNUL()
 	case !isClean(path) || hasDotDot(path):
-		return errNotClean
+		return errNotClean()
 	}
 	return nil
 }

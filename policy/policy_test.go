@@ -758,7 +758,7 @@ func TestCheckDirs(t *testing.T) {
 		}
 	}
 	// O_PATH is never a way to a directory descriptor, dirs=yes or not.
-	if _, err := p.Check("/srv/public", unix.O_PATH|unix.O_DIRECTORY, 0); err == nil || err.(*policy.Refusal).Kind != policy.BadRequest {
+	if _, err := p.Check("/srv/public", unix.O_PATH|unix.O_DIRECTORY, 0); err == nil || refusal(t, err).Kind != policy.BadRequest {
 		t.Errorf("Check(/srv/public, O_PATH|O_DIRECTORY): got %v, want a bad request", err)
 	}
 }

@@ -132,6 +132,13 @@ func (h Header) Put(b []byte) {
 	binary.LittleEndian.PutUint16(b[14:], 0)
 }
 
+// SetID writes id into the header of msg, an encoded message, leaving the
+// rest as it is. It lets a caller encode a request before it knows the id
+// the request goes out under.
+func SetID(msg []byte, id uint32) {
+	binary.LittleEndian.PutUint32(msg[4:HeaderSize], id)
+}
+
 // ParseHeader decodes the header of msg, a whole message as received, and
 // checks it against the message's length: the payload length must equal
 // len(msg)-HeaderSize exactly. It returns the header and the payload.

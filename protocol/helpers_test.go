@@ -4,56 +4,13 @@ package protocol_test
 
 import (
 	"fmt"
-	"os"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/protocol"
 )
-
-func TestMain(m *testing.M) {
-	// The first os.File the process opens may start the runtime's poller,
-	// which keeps descriptors of its own for the life of the process. Start
-	// it now so that every descriptor count taken by a test is stable.
-	r, w, err := os.Pipe()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "warm-up:", err)
-		os.Exit(1)
-	}
-	r.Close()
-	w.Close()
-	if _, err := countFDs(); err != nil {
-		fmt.Fprintln(os.Stderr, "warm-up:", err)
-		os.Exit(1)
-	}
-	os.Exit(m.Run())
-}
-
-// countFDs returns the number of entries in /proc/self/fd. The directory's
-// own descriptor is among them, which does not matter because every count
-// includes it.
-func countFDs() (int, error) {
-	d, err := os.Open("/proc/self/fd")
-	if err != nil {
-		return 0, err
-	}
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
-	if err != nil {
-		return 0, err
-	}
-	return len(names), nil
-}
-
-func mustCountFDs(t testing.TB) int {
-	t.Helper()
-	n, err := countFDs()
-	if err != nil {
-		t.Fatalf("counting descriptors: %v", err)
-	}
-	return n
-}
 
 // noLeaks records the number of open descriptors now and checks, when the
 // test and every cleanup registered after this call have finished, that it
@@ -61,9 +18,9 @@ func mustCountFDs(t testing.TB) int {
 // close what the test owns.
 func noLeaks(t testing.TB) {
 	t.Helper()
-	before := mustCountFDs(t)
+	before := testutil.FDs(t, 0)
 	t.Cleanup(func() {
-		if after := mustCountFDs(t); after != before {
+		if after := testutil.FDs(t, 0); after != before {
 			t.Errorf("open descriptors: got %d after the test, want %d (as before it)", after, before)
 		}
 	})

@@ -205,7 +205,7 @@ func TestProtocolDocTables(t *testing.T) {
 	}
 	rows = append(rows,
 		fmt.Sprintf("`[%q, %q, FD]`", protocol.OpenerArgv0, protocol.OpenerArg),
-		fmt.Sprintf("`%s` (required)", protocol.OpenerEnv),
+		fmt.Sprintf("`%s` (required)", protocol.OpenerEnv()),
 		fmt.Sprintf("`%s` =", protocol.LogLevelEnv),
 		fmt.Sprintf("`HelloNoOpenat2` (`%#04x`)", protocol.HelloNoOpenat2),
 		fmt.Sprintf("`FeatureOpenat2` (`%#04x`)", protocol.FeatureOpenat2),

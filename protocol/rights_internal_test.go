@@ -64,3 +64,11 @@ func TestParseRights(t *testing.T) {
 		})
 	}
 }
+
+// TestOOBSizeIsCmsgSpace: the constant agrees with the kernel ABI's
+// computation, on every architecture the tests run on.
+func TestOOBSizeIsCmsgSpace(t *testing.T) {
+	if want := unix.CmsgSpace(4 * MaxFDs); OOBSize != want {
+		t.Errorf("OOBSize = %d, want unix.CmsgSpace(4*MaxFDs) = %d", OOBSize, want)
+	}
+}

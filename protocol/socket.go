@@ -13,8 +13,13 @@ import (
 )
 
 // OOBSize is the size of the control buffer Recv needs to take the most
-// descriptors one message may carry.
-var OOBSize = unix.CmsgSpace(4 * MaxFDs)
+// descriptors one message may carry: unix.CmsgSpace(4 * MaxFDs), worked
+// out here so that it is a constant (Linux aligns control messages to the
+// pointer size; a test checks the two agree).
+const OOBSize = (unix.SizeofCmsghdr+cmsgAlign-1)&^(cmsgAlign-1) + (4*MaxFDs+cmsgAlign-1)&^(cmsgAlign-1)
+
+// cmsgAlign is the alignment of control messages on Linux.
+const cmsgAlign = unix.SizeofPtr
 
 // Socketpair returns the two ends of a connected AF_UNIX SOCK_SEQPACKET socket
 // pair, both close-on-exec and blocking. The caller owns both descriptors.

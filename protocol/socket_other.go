@@ -18,7 +18,7 @@ import (
 
 // OOBSize is the size of the control buffer Recv needs. Recv never runs
 // here, so it is only a plausible size.
-var OOBSize = 4 * MaxFDs
+const OOBSize = 4 * MaxFDs
 
 func errUnsupported(op string) error {
 	return fmt.Errorf("protocol: %s: the opener's socket needs Linux; this is %s/%s: %w",

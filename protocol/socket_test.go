@@ -11,35 +11,13 @@ import (
 	"os/exec"
 	"syscall"
 	"testing"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/privsep-go/privsep/internal/hostile"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/protocol"
 )
-
-// sendRaw sends p with the control data oob in one sendmsg(2), bypassing
-// both protocol.Send and unix.Sendmsg (which would add a byte to an empty
-// message), so that tests can put anything on the wire.
-func sendRaw(fd int, p, oob []byte) error {
-	var msg unix.Msghdr
-	var iov unix.Iovec
-	if len(p) > 0 {
-		iov.Base = &p[0]
-		iov.SetLen(len(p))
-		msg.Iov = &iov
-		msg.Iovlen = 1
-	}
-	if len(oob) > 0 {
-		msg.Control = &oob[0]
-		msg.SetControllen(len(oob))
-	}
-	_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_NOSIGNAL)
-	if e != 0 {
-		return e
-	}
-	return nil
-}
 
 func mustSend(t testing.TB, fd int, msg []byte, fds []int) {
 	t.Helper()
@@ -256,7 +234,7 @@ func TestRecvBadMessageClosesFDs(t *testing.T) {
 			noLeaks(t)
 			a, b := pair(t)
 			sent := makeFDs(t, 2)
-			if err := sendRaw(a, tt.msg, unix.UnixRights(sent...)); err != nil {
+			if err := hostile.SendRaw(a, tt.msg, unix.UnixRights(sent...), 0); err != nil {
 				t.Fatalf("sendmsg: %v", err)
 			}
 			buf, oob, fds := buffers()
@@ -301,7 +279,7 @@ func TestRecvTruncated(t *testing.T) {
 			if tt.nfd > 0 {
 				oobSend = unix.UnixRights(sent...)
 			}
-			if err := sendRaw(a, tt.msg, oobSend); err != nil {
+			if err := hostile.SendRaw(a, tt.msg, oobSend, 0); err != nil {
 				t.Fatalf("sendmsg: %v", err)
 			}
 			next := protocol.AppendError(nil, 4, protocol.ErrorReply{Errno: 2, Reason: protocol.ReasonSystem})
@@ -340,7 +318,7 @@ func TestRecvZeroLengthAndEOF(t *testing.T) {
 				}
 			})
 			buf, oob, fds := buffers()
-			if err := sendRaw(a, nil, nil); err != nil {
+			if err := hostile.SendRaw(a, nil, nil, 0); err != nil {
 				t.Fatalf("sendmsg of 0 bytes: %v", err)
 			}
 			m, err := protocol.Recv(b, buf, oob, fds, 0)
@@ -418,7 +396,7 @@ func TestRecvZeroLengthWithFDs(t *testing.T) {
 	noLeaks(t)
 	a, b := pair(t)
 	sent := makeFDs(t, 2)
-	if err := sendRaw(a, nil, unix.UnixRights(sent...)); err != nil {
+	if err := hostile.SendRaw(a, nil, unix.UnixRights(sent...), 0); err != nil {
 		t.Fatalf("sendmsg: %v", err)
 	}
 	buf, oob, fds := buffers()
@@ -594,7 +572,7 @@ func TestRecvExtraControlMessage(t *testing.T) {
 			if n > 0 {
 				oobSend = append(append([]byte(nil), creds...), unix.UnixRights(sent...)...)
 			}
-			if err := sendRaw(a, batchReplyOK(t, 55, max(n, 1)), oobSend); err != nil {
+			if err := hostile.SendRaw(a, batchReplyOK(t, 55, max(n, 1)), oobSend, 0); err != nil {
 				t.Fatalf("sendmsg: %v", err)
 			}
 			buf, oob, fds := buffers()
@@ -608,7 +586,7 @@ func TestRecvExtraControlMessage(t *testing.T) {
 		if err := unix.SetsockoptInt(b, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
 			t.Fatal(err)
 		}
-		if err := sendRaw(a, nil, nil); err != nil {
+		if err := hostile.SendRaw(a, nil, nil, 0); err != nil {
 			t.Fatal(err)
 		}
 		buf, oob, fds := buffers()
@@ -780,21 +758,21 @@ func TestFDAccountingLoop(t *testing.T) {
 			return want(true, m, err, 0)
 		}},
 		{"SCM_CREDENTIALS with fds", func() error {
-			if err := sendRaw(ca, reply3, credsRights); err != nil {
+			if err := hostile.SendRaw(ca, reply3, credsRights, 0); err != nil {
 				return err
 			}
 			m, err := protocol.Recv(cb, buf, oob, fds, 0)
 			return want(true, m, err, 0)
 		}},
 		{"zero-length", func() error {
-			if err := sendRaw(a, nil, nil); err != nil {
+			if err := hostile.SendRaw(a, nil, nil, 0); err != nil {
 				return err
 			}
 			m, err := protocol.Recv(b, buf, oob, fds, 0)
 			return want(true, m, err, 0)
 		}},
 		{"zero-length with fds", func() error {
-			if err := sendRaw(a, nil, unix.UnixRights(sent...)); err != nil {
+			if err := hostile.SendRaw(a, nil, unix.UnixRights(sent...), 0); err != nil {
 				return err
 			}
 			m, err := protocol.Recv(b, buf, oob, fds, 0)
@@ -816,11 +794,11 @@ func TestFDAccountingLoop(t *testing.T) {
 			if leaked[i] != 0 {
 				continue // reported once is enough; more would only slow the loop
 			}
-			before := mustCountFDs(t)
+			before := testutil.FDs(t, 0)
 			if err := k.run(); err != nil && failed[i] == nil {
 				failed[i] = err
 			}
-			leaked[i] += mustCountFDs(t) - before
+			leaked[i] += testutil.FDs(t, 0) - before
 			if leaked[i] != 0 {
 				leaked[i] = -(r + 1) // remember the round
 			}

@@ -11,8 +11,8 @@ import (
 // unknown command.
 func TestMainDispatch(t *testing.T) {
 	for _, c := range []struct {
-		args       []string
-		code       int
+		args        []string
+		code        int
 		out, errOut string
 	}{
 		{[]string{"help"}, exitOK, "Usage:", ""},

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -242,7 +243,14 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	if err := e.openAll(start, &cfg); err != nil {
 		return execFail(stderr, err)
 	}
-	return execFail(stderr, parent.Exec(cfg))
+	err = parent.Exec(cfg)
+	var ue *parent.LandlockUnsupportedError
+	if errors.As(err, &ue) && slices.Contains(ue.Missing, "IPPROTO_MPTCP") {
+		// The one gap no kernel upgrade closes: say which flag to choose.
+		return execFail(stderr, fmt.Errorf("%w: on linux/%s privsep cannot refuse MPTCP sockets, which Landlock's TCP rules do not cover; "+
+			"choose --landlock-any-tcp to leave TCP unrestricted, or --landlock-best-effort to restrict TCP and leave MPTCP open", err, runtime.GOARCH))
+	}
+	return execFail(stderr, err)
 }
 
 // lookCmd is the absolute path of CMD, found as execvp(3) would.

@@ -73,7 +73,7 @@ func (p *policyFlags) empty() bool {
 // load compiles the policy; an error is a usage error, already printed as
 // "FILE:LINE: what is wrong" (or the rule that is wrong).
 func (p *policyFlags) load(cmd string, stderr io.Writer) (*policy.Policy, bool) {
-	pol, err := parent.LoadPolicy(p.files, p.rules, p.listens...)
+	pol, err := parent.PolicySource{Files: p.files, Rules: p.rules, Listen: p.listens}.Policy()
 	if err != nil {
 		fmt.Fprintf(stderr, "privsep %s: %v\n", cmd, err)
 		return nil, false

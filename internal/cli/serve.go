@@ -136,7 +136,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	perm, gid, lvl, err := f.check(fs)
 	var pols *policy.ScopedPolicy
 	if err == nil {
-		pols, err = parent.LoadServerPolicy(f.pf.files, f.pf.rules, f.pf.listens...)
+		pols, err = parent.PolicySource{Files: f.pf.files, Rules: f.pf.rules, Listen: f.pf.listens}.ServerPolicy()
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "privsep serve: %v\n", err)

@@ -3,7 +3,6 @@
 package hostile
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/protocol"
 )
 
@@ -31,29 +31,12 @@ type Peer struct {
 	t      testing.TB
 	Sock   int // the parent's end of the socket pair
 	Cmd    *exec.Cmd
-	stderr syncBuffer
+	stderr testutil.LogBuffer
 	buf    []byte
 	oob    []byte
 
 	waitOnce sync.Once
 	waitErr  error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Spawn starts an opener on a fresh socket pair without sending anything.
@@ -66,7 +49,7 @@ func Spawn(t testing.TB, logLevel string) *Peer {
 	}
 	theirs := os.NewFile(uintptr(b), "opener-end")
 	p := &Peer{t: t, Sock: a, buf: make([]byte, protocol.MaxMessage), oob: make([]byte, protocol.OOBSize)}
-	env := []string{protocol.OpenerEnv}
+	env := []string{protocol.OpenerEnv()}
 	if logLevel != "" {
 		env = append(env, protocol.LogLevelEnv+"="+logLevel)
 	}

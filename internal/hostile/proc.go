@@ -12,75 +12,21 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
-// procDir is /proc/self for pid 0, else /proc/PID.
-func procDir(pid int) string {
-	if pid == 0 {
-		return "/proc/self"
-	}
-	return "/proc/" + strconv.Itoa(pid)
-}
+// CountFDs, SettledFDs and FDList are testutil's, under the names the
+// parent package's tests call them by.
 
-// CountFDs counts the open descriptors of pid (0 for this process), leaving
-// out the Go runtime's own: the netpoller's epoll and eventfd, which the
-// runtime creates lazily, and the cgroup files it reads to size GOMAXPROCS.
-// It is the count of the countFDs helpers in child_test.go and
-// parent_test.go.
-func CountFDs(pid int) (int, error) {
-	dir := procDir(pid) + "/fd"
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, e := range ents {
-		l, err := os.Readlink(dir + "/" + e.Name())
-		if err != nil {
-			continue // the directory ReadDir had open, closed since
-		}
-		if l == "anon_inode:[eventpoll]" || l == "anon_inode:[eventfd]" || strings.HasPrefix(l, "/sys/fs/cgroup/") {
-			continue
-		}
-		n++
-	}
-	return n, nil
-}
+// CountFDs is testutil.CountFDs.
+func CountFDs(pid int) (int, error) { return testutil.CountFDs(pid) }
 
-// SettledFDs counts pid's descriptors once the count stops moving, or as
-// soon as it equals want (want < 0: no target). The opener closes its copy
-// of a descriptor just after sending it, so a count taken right after a
-// reply may still include it.
-func SettledFDs(pid, want int) (int, error) {
-	last, err := CountFDs(pid)
-	if err != nil {
-		return 0, err
-	}
-	for i := 0; i < 200 && last != want; i++ {
-		time.Sleep(5 * time.Millisecond)
-		n, err := CountFDs(pid)
-		if err != nil {
-			return 0, err
-		}
-		if n == last && want < 0 && i >= 2 {
-			break
-		}
-		last = n
-	}
-	return last, nil
-}
+// SettledFDs is testutil.SettledFDs.
+func SettledFDs(pid, want int) (int, error) { return testutil.SettledFDs(pid, want) }
 
-// FDList lists pid's descriptors with their targets, for failure messages.
-func FDList(pid int) string {
-	dir := procDir(pid) + "/fd"
-	ents, _ := os.ReadDir(dir)
-	var b strings.Builder
-	for _, e := range ents {
-		l, _ := os.Readlink(dir + "/" + e.Name())
-		fmt.Fprintf(&b, "%s->%s ", e.Name(), l)
-	}
-	return b.String()
-}
+// FDList is testutil.FDList.
+func FDList(pid int) string { return testutil.FDList(pid) }
 
 // LowestFreeFD returns the lowest descriptor number pid does not use: the
 // number its next open would get, and so the RLIMIT_NOFILE soft limit at
@@ -94,7 +40,7 @@ func LowestFreeFD(pid int) (int, error) {
 			}
 		}
 	}
-	ents, err := os.ReadDir(procDir(pid) + "/fd")
+	ents, err := os.ReadDir(testutil.ProcDir(pid) + "/fd")
 	if err != nil {
 		return 0, err
 	}
@@ -114,7 +60,7 @@ func LowestFreeFD(pid int) (int, error) {
 // NoFileLimit reads pid's RLIMIT_NOFILE from /proc/PID/limits ("Max open
 // files"). "unlimited" is returned as 1<<63-1.
 func NoFileLimit(pid int) (soft, hard uint64, err error) {
-	b, err := os.ReadFile(procDir(pid) + "/limits")
+	b, err := os.ReadFile(testutil.ProcDir(pid) + "/limits")
 	if err != nil {
 		return 0, 0, err
 	}
@@ -140,13 +86,13 @@ func NoFileLimit(pid int) (soft, hard uint64, err error) {
 		}
 		return soft, hard, nil
 	}
-	return 0, 0, errors.New("no \"Max open files\" line in " + procDir(pid) + "/limits")
+	return 0, 0, errors.New("no \"Max open files\" line in " + testutil.ProcDir(pid) + "/limits")
 }
 
 // StatusField returns a field of /proc/PID/status ("VmRSS", "Threads"...)
 // as its first number (kB for the Vm fields).
 func StatusField(pid int, key string) (int64, error) {
-	b, err := os.ReadFile(procDir(pid) + "/status")
+	b, err := os.ReadFile(testutil.ProcDir(pid) + "/status")
 	if err != nil {
 		return 0, err
 	}
@@ -159,7 +105,7 @@ func StatusField(pid int, key string) (int64, error) {
 			return strconv.ParseInt(f[0], 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("no %s in %s/status", key, procDir(pid))
+	return 0, fmt.Errorf("no %s in %s/status", key, testutil.ProcDir(pid))
 }
 
 // RSS returns pid's resident set size in bytes (VmRSS).
@@ -184,7 +130,7 @@ func statFields(path string) ([]string, error) {
 
 // State returns pid's state letter (R, S, T, Z...), or 0 if it is gone.
 func State(pid int) byte {
-	f, err := statFields(procDir(pid) + "/stat")
+	f, err := statFields(testutil.ProcDir(pid) + "/stat")
 	if err != nil || len(f) == 0 || f[0] == "" {
 		return 0
 	}
@@ -199,7 +145,7 @@ func Exited(pid int) bool {
 
 // CPUTicks returns pid's user plus system time in clock ticks.
 func CPUTicks(pid int) (int64, error) {
-	f, err := statFields(procDir(pid) + "/stat")
+	f, err := statFields(testutil.ProcDir(pid) + "/stat")
 	if err != nil {
 		return 0, err
 	}
@@ -222,13 +168,13 @@ func Stop(pid int, timeout time.Duration) error {
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		tasks, err := os.ReadDir(procDir(pid) + "/task")
+		tasks, err := os.ReadDir(testutil.ProcDir(pid) + "/task")
 		if err != nil {
 			return err
 		}
 		stopped := 0
 		for _, task := range tasks {
-			f, err := statFields(procDir(pid) + "/task/" + task.Name() + "/stat")
+			f, err := statFields(testutil.ProcDir(pid) + "/task/" + task.Name() + "/stat")
 			if err == nil && len(f) > 0 && (f[0] == "T" || f[0] == "t") {
 				stopped++
 			}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -85,6 +86,20 @@ func main() {
 		ReadWrite:  []string{*rwDir},
 		ConnectTCP: []uint16{uint16(*connectOK)},
 	}
+	// Where privsep has no filter for MPTCP sockets, restricting TCP must
+	// fail naming it, having done nothing; best effort then applies the
+	// rest and reports exactly that.
+	mptcpOpen := !parent.TCPRestrictable()
+	if mptcpOpen {
+		var ue *parent.LandlockUnsupportedError
+		_, err := parent.Sandbox(parent.SandboxConfig{Landlock: &cfg})
+		if !errors.As(err, &ue) || !slices.Equal(ue.Missing, []string{"IPPROTO_MPTCP"}) {
+			rep.Error = fmt.Sprintf("on %s, Sandbox restricting TCP: %v, want a *LandlockUnsupportedError naming IPPROTO_MPTCP", runtime.GOARCH, err)
+			out.Encode(rep)
+			os.Exit(1)
+		}
+		cfg.BestEffort = true
+	}
 	var uid int
 	switch *mode {
 	case "sandbox":
@@ -118,6 +133,12 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "sandboxprobe: unknown mode %q\n", *mode)
 		os.Exit(2)
+	}
+
+	if got := rep.Sandbox.Landlock.NotApplied; mptcpOpen != (got != nil) || (mptcpOpen && !slices.Equal(got, []string{"IPPROTO_MPTCP"})) {
+		rep.Error = fmt.Sprintf("Landlock reports %q not applied; want IPPROTO_MPTCP only where privsep has no filter (%s: %v)", got, runtime.GOARCH, mptcpOpen)
+		out.Encode(rep)
+		os.Exit(1)
 	}
 
 	var mu sync.Mutex
@@ -178,8 +199,17 @@ func main() {
 		refused("connect to a TCP port not allowed", connectTCP(*connectNo), unix.EACCES)
 		allowed("connect to a TCP port allowed", connectTCP(*connectOK))
 		refused("bind a TCP port not allowed", bindTCP(*bindNo), unix.EACCES)
-		refused("bind a TCP port not allowed with net.Listen (MPTCP where it can)", bindDefault(*bindNo), unix.EACCES)
-		refused("make an MPTCP socket", mptcpSocket(), unix.EACCES)
+		if mptcpOpen {
+			// What NotApplied says stays allowed is allowed.
+			err := mptcpSocket()
+			if errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, unix.ENOPROTOOPT) {
+				err = nil // the kernel has no MPTCP, or has it off
+			}
+			allowed("make an MPTCP socket (no filter on this GOARCH: reported not applied)", err)
+		} else {
+			refused("bind a TCP port not allowed with net.Listen (MPTCP where it can)", bindDefault(*bindNo), unix.EACCES)
+			refused("make an MPTCP socket", mptcpSocket(), unix.EACCES)
+		}
 
 		record(&rep.Refusals, "run without no_new_privs")
 		record(&rep.Refusals, "run with other uids")

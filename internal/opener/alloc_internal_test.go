@@ -1,0 +1,142 @@
+//go:build linux
+
+package opener
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/policy"
+	"github.com/privsep-go/privsep/protocol"
+)
+
+// TestWorkerSteadyStateAllocs serves requests in this process, over a
+// socket pair, and counts the allocations per request: the opener's steady
+// state must allocate nothing beyond the descriptor it opens (which is the
+// kernel's, not the heap's). The client side uses the protocol package's
+// raw calls, which do not allocate either.
+func TestWorkerSteadyStateAllocs(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Parse([]string{dir + "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, theirs, err := protocol.Socketpair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(mine)
+	c, err := newConn(theirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Session{log: hclog.NewNullLogger(), conn: c, end: func(int) {}}
+	root, err := PinRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.dirs = NewDirTable(root, HaveOpenat2(root))
+	s.rs, err = NewRuleset(s.log, pol, s.dirs)
+	unix.Close(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.dirs.Close()
+	done := make(chan int)
+	go func() { done <- s.run(1) }()
+
+	req, err := protocol.AppendOpenPath(nil, 1, unix.O_RDONLY, 0, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, oob, fds := make([]byte, protocol.MaxMessage), make([]byte, protocol.OOBSize), make([]int, 0, 4)
+	roundTrip := func() {
+		if err := protocol.Send(mine, req, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		m, err := protocol.Recv(mine, buf, oob, fds, 0)
+		if err != nil || m.Type != protocol.TypeOpened {
+			t.Fatalf("reply: %v %v", m.Type, err)
+		}
+		protocol.CloseFDs(m.FDs)
+	}
+	for i := 0; i < 100; i++ { // warm up: the worker's timer, the poller
+		roundTrip()
+	}
+	if n := testing.AllocsPerRun(1000, roundTrip); n != 0 {
+		t.Errorf("got %v allocations per request in the steady state, want 0", n)
+	}
+	unix.Shutdown(mine, unix.SHUT_WR)
+	<-done
+	c.f.Close()
+}
+
+// TestReadDirSteadyStateAllocs: a listing, once the worker has made its
+// getdents buffer and grown its reply buffer, allocates nothing either.
+func TestReadDirSteadyStateAllocs(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"a", "b", "c"} {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pol, err := policy.Parse([]string{dir + "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, theirs, err := protocol.Socketpair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(mine)
+	c, err := newConn(theirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Session{log: hclog.NewNullLogger(), conn: c, end: func(int) {}}
+	root, err := PinRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.dirs = NewDirTable(root, HaveOpenat2(root))
+	s.rs, err = NewRuleset(s.log, pol, s.dirs)
+	unix.Close(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.dirs.Close()
+	done := make(chan int)
+	go func() { done <- s.run(1) }()
+
+	req, err := protocol.AppendReadDir(nil, 1, 0, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, oob, fds := make([]byte, protocol.MaxMessage), make([]byte, protocol.OOBSize), make([]int, 0, 4)
+	roundTrip := func() {
+		if err := protocol.Send(mine, req, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		m, err := protocol.Recv(mine, buf, oob, fds, 0)
+		if err != nil || m.Type != protocol.TypeDirList {
+			t.Fatalf("reply: %v %v", m.Type, err)
+		}
+	}
+	for i := 0; i < 100; i++ {
+		roundTrip()
+	}
+	if n := testing.AllocsPerRun(1000, roundTrip); n != 0 {
+		t.Errorf("got %v allocations per listing in the steady state, want 0", n)
+	}
+	unix.Shutdown(mine, unix.SHUT_WR)
+	<-done
+	c.f.Close()
+}
