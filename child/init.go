@@ -13,15 +13,21 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/privsep-go/privsep/internal/opener"
+	"github.com/privsep-go/privsep/internal/trampoline"
 	"github.com/privsep-go/privsep/protocol"
 )
 
 // Init turns the process into the opener when it was started as one by
 // package parent, and then never returns: the process exits with the
-// opener's status. In any other process it returns at once and does
-// nothing. Call it first thing in main (or in TestMain), before anything
-// opens files or starts goroutines that the opener would not want.
+// opener's status. Started as the trampoline of parent.Exec, it places
+// the descriptors and execs the command instead. In any other process it
+// returns at once and does nothing. Call it first thing in main (or in
+// TestMain), before anything opens files or starts goroutines that the
+// opener would not want.
 func Init() {
+	if trampoline.Is(os.Args) {
+		os.Exit(trampoline.Main(os.Args[2:], os.Stderr))
+	}
 	if !IsOpener() {
 		return
 	}

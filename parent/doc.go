@@ -95,6 +95,16 @@
 // [DropPrivileges], [SetNoNewPrivs] and [Landlock] are the steps one by
 // one, each on every thread as well.
 //
+// # Running another program with the descriptors
+//
+// [Exec] is privsep exec's second half as library code: it applies a
+// SandboxConfig, then replaces the process with a command (same pid) that
+// gets descriptors 0 to 2, the [ExecFile]s at their numbers, the named
+// inherited descriptors, and nothing else, with LISTEN_FDS, LISTEN_PID and
+// LISTEN_FDNAMES set as sd_listen_fds(3) expects when the numbers are
+// 3, 4, … The binary re-executes itself once on the way, so its main must
+// call child.Init first, as for Start.
+//
 // # Every thread, with or without cgo
 //
 // Linux applies credentials, no_new_privs and Landlock to one thread at a

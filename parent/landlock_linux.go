@@ -3,7 +3,6 @@ package parent
 import (
 	"errors"
 	"fmt"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -201,7 +200,7 @@ func newLandlockRuleset(cfg LandlockConfig) (*landlockRuleset, LandlockResult, e
 	}
 	res.NotApplied = p.notApplied
 	attr := landlockRulesetAttr{handledFS: p.fs, handledNet: p.net, scoped: p.scoped}
-	fd, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), rulesetAttrSize(abi), 0)
+	fd, e := landlockCreateRuleset(&attr, rulesetAttrSize(abi))
 	if e != 0 {
 		return nil, res, fmt.Errorf("privsep: landlock_create_ruleset: %w", e)
 	}
@@ -305,8 +304,7 @@ func landlockAllowPath(ruleset int, path string, access uint64) (unix.Stat_t, er
 		return st, nil // nothing handled to grant back (BestEffort without filesystem rights)
 	}
 	attr := unix.LandlockPathBeneathAttr{Allowed_access: access, Parent_fd: int32(fd)}
-	if _, _, e := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(ruleset), unix.LANDLOCK_RULE_PATH_BENEATH,
-		uintptr(unsafe.Pointer(&attr)), 0, 0, 0); e != 0 {
+	if e := landlockAddPathRule(ruleset, &attr); e != 0 {
 		return st, fmt.Errorf("privsep: landlock rule %s: %w", path, e)
 	}
 	return st, nil
@@ -316,8 +314,7 @@ func landlockAllowPath(ruleset int, path string, access uint64) (unix.Stat_t, er
 // port.
 func landlockAllowPort(ruleset int, port uint16, access uint64) error {
 	attr := landlockNetPortAttr{allowedAccess: access, port: uint64(port)}
-	if _, _, e := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(ruleset), landlockRuleNetPort,
-		uintptr(unsafe.Pointer(&attr)), 0, 0, 0); e != 0 {
+	if e := landlockAddPortRule(ruleset, &attr); e != 0 {
 		return fmt.Errorf("privsep: landlock rule for TCP port %d: %w", port, e)
 	}
 	return nil

@@ -3,7 +3,6 @@ package parent
 import (
 	"fmt"
 	"runtime"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -110,7 +109,7 @@ func refuseMPTCP() error {
 	}
 	filter := mptcpFilter(arches)
 	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	r, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&prog)))
+	r, e := seccompFilterAllThreads(&prog)
 	if e != 0 {
 		return fmt.Errorf("privsep: seccomp filter refusing MPTCP sockets on every thread: %w", e)
 	}

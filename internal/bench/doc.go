@@ -17,6 +17,7 @@
 //
 // BareStart times the floor of starting an opener: the same binary,
 // re-executed, exiting before it does anything. The binary must cooperate:
-// privsep's main calls ExitIfBareStart first thing, and the parent tests'
-// TestMain checks a variable of their own; BareStart is told which.
+// privsep's command line (cli.Main) returns first thing when IsBareStart,
+// and the parent tests' TestMain checks a variable of their own; BareStart
+// is told which.
 package bench

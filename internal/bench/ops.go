@@ -141,16 +141,20 @@ func StartToFirstFD(ctx context.Context, path string) (first, whole time.Duratio
 	return first, time.Since(t), nil
 }
 
-// ExitAtOnceEnv, set to 1, makes the privsep binary exit in
-// ExitIfBareStart; privsep bench's BareStart sets it.
+// ExitAtOnceEnv, set to 1, makes the privsep binary exit at once
+// (IsBareStart); privsep bench's BareStart sets it.
 const ExitAtOnceEnv = "PRIVSEP_BENCH_EXIT_AT_ONCE"
 
-// ExitIfBareStart exits with status 0 if this process was started by
-// BareStart(ExitAtOnceEnv). privsep's main calls it right after
-// child.Init, so that a bare start costs what an opener's start costs
-// before the opener does anything.
+// IsBareStart reports whether this process was started by
+// BareStart(ExitAtOnceEnv). The privsep command line checks it first
+// thing, right after child.Init, and exits with status 0, so that a bare
+// start costs what an opener's start costs before the opener does
+// anything.
+func IsBareStart() bool { return os.Getenv(ExitAtOnceEnv) == "1" }
+
+// ExitIfBareStart exits with status 0 if IsBareStart, for a TestMain.
 func ExitIfBareStart() {
-	if os.Getenv(ExitAtOnceEnv) == "1" {
+	if IsBareStart() {
 		os.Exit(0)
 	}
 }

@@ -60,7 +60,7 @@ type figure struct {
 
 // Run measures what the opener costs, in interleaved rounds, and returns
 // the report. The opener is this binary, re-executed: its main must call
-// child.Init and ExitIfBareStart. ctx interrupts the run between calls.
+// child.Init, then exit at once when IsBareStart. ctx interrupts the run between calls.
 func Run(ctx context.Context, opt Options) (*Report, error) {
 	if opt.Duration <= 0 || opt.Rounds < 1 {
 		return nil, fmt.Errorf("bench: a duration of %v in %d rounds: want both positive", opt.Duration, opt.Rounds)

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package main
+package cli
 
 import (
 	"errors"
@@ -17,13 +17,6 @@ import (
 // platform: distinct from a failure (1) and a usage error (2).
 const exitUnsupported = 3
 
-// Names main.go dispatches on; their Linux meanings are in bench.go and
-// exec.go.
-const (
-	benchExitAtOnceEnv = "PRIVSEP_BENCH_EXIT_AT_ONCE"
-	execTrampolineArg  = "-privsep-exec-trampoline"
-)
-
 var errNeedsLinux = fmt.Errorf("the opener needs Linux; this is %s/%s: %w",
 	runtime.GOOS, runtime.GOARCH, errors.ErrUnsupported)
 
@@ -38,4 +31,3 @@ func demoCmd(args []string, stdout, stderr io.Writer) int  { return unsupported(
 func serveCmd(args []string, stdout, stderr io.Writer) int { return unsupported("serve", stderr) }
 func getCmd(args []string, stdout, stderr io.Writer) int   { return unsupported("get", stderr) }
 func benchCmd(args []string, stdout, stderr io.Writer) int { return unsupported("bench", stderr) }
-func trampoline(args []string, stderr io.Writer) int       { return unsupported("exec", stderr) }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package cli
 
 import (
 	"context"
@@ -205,6 +205,47 @@ func demoSteps(d, userName string, w io.Writer) int {
 	}
 	defer op.Close()
 
+	demoDrop(s, root, userName)
+	demoAsk(ctx, s, op, secret, escape)
+	demoKill(s, op, secret, root, userName)
+
+	fmt.Fprintln(w)
+	if s.failed > 0 {
+		fmt.Fprintf(w, "result: %d of %d steps did not behave as described\n", s.failed, s.n)
+		return exitFail
+	}
+	fmt.Fprintf(w, "result: every step behaved as described\n")
+	return exitOK
+}
+
+// demoSupervisorKill asks the root process that started the steps to kill
+// pid, over descriptors 3 and 4.
+func demoSupervisorKill(pid int) error {
+	req, ack := os.NewFile(3, "demo-requests"), os.NewFile(4, "demo-answers")
+	if _, err := fmt.Fprintf(req, "kill %d\n", pid); err != nil {
+		return fmt.Errorf("asking the supervisor: %w", err)
+	}
+	var answer string
+	if _, err := fmt.Fscanln(ack, &answer); err != nil {
+		return fmt.Errorf("the supervisor did not answer: %w", err)
+	}
+	if answer != "ok" {
+		return fmt.Errorf("the supervisor did not kill it: %s", answer)
+	}
+	return nil
+}
+
+func ownerOf(path string) int {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return -1
+	}
+	return int(fi.Sys().(*syscall.Stat_t).Uid)
+}
+
+// demoDrop drops this process to userName, as root, and shows that it can
+// no longer open /etc/shadow itself.
+func demoDrop(s *demoStep, root bool, userName string) {
 	if root {
 		s.run("Drop this process to "+userName+": supplementary groups cleared, then gid, then uid; no_new_privs", func() (string, bool) {
 			cred, err := parent.LookupCredential(userName, "")
@@ -233,6 +274,11 @@ func demoSteps(d, userName string, w io.Writer) int {
 		s.skip("Open /etc/shadow directly, without the opener", "needs the drop to mean anything")
 	}
 
+}
+
+// demoAsk reads the secret through the opener and is refused /etc/shadow
+// by the policy and the escaping symlink by the kernel.
+func demoAsk(ctx context.Context, s *demoStep, op *parent.Opener, secret, escape string) {
 	s.run("Read "+secret+" (mode 0600, owner uid "+fmt.Sprint(ownerOf(secret))+") through the opener", func() (string, bool) {
 		f, err := op.Open(ctx, secret, os.O_RDONLY, 0)
 		if err != nil {
@@ -263,6 +309,11 @@ func demoSteps(d, userName string, w io.Writer) int {
 		ok := errors.As(err, &re) && re.Reason == protocol.ReasonEscape
 		return err.Error() + " (the policy allowed the path; the kernel refused to leave the tree)", ok
 	})
+}
+
+// demoKill kills the opener and shows the error it leaves.
+func demoKill(s *demoStep, op *parent.Opener, secret string, root bool, userName string) {
+	ctx, w := context.Background(), s.w
 	s.run("Kill the opener with SIGKILL, then ask it for "+secret, func() (string, bool) {
 		if err := syscall.Kill(op.PID(), syscall.SIGKILL); err != nil {
 			// After the drop we may not signal the root opener: the demo's
@@ -285,36 +336,4 @@ func demoSteps(d, userName string, w io.Writer) int {
 		return fmt.Sprint(err), errors.As(err, &ee)
 	})
 
-	fmt.Fprintln(w)
-	if s.failed > 0 {
-		fmt.Fprintf(w, "result: %d of %d steps did not behave as described\n", s.failed, s.n)
-		return exitFail
-	}
-	fmt.Fprintf(w, "result: every step behaved as described\n")
-	return exitOK
-}
-
-// demoSupervisorKill asks the root process that started the steps to kill
-// pid, over descriptors 3 and 4.
-func demoSupervisorKill(pid int) error {
-	req, ack := os.NewFile(3, "demo-requests"), os.NewFile(4, "demo-answers")
-	if _, err := fmt.Fprintf(req, "kill %d\n", pid); err != nil {
-		return fmt.Errorf("asking the supervisor: %w", err)
-	}
-	var answer string
-	if _, err := fmt.Fscanln(ack, &answer); err != nil {
-		return fmt.Errorf("the supervisor did not answer: %w", err)
-	}
-	if answer != "ok" {
-		return fmt.Errorf("the supervisor did not kill it: %s", answer)
-	}
-	return nil
-}
-
-func ownerOf(path string) int {
-	var st unix.Stat_t
-	if unix.Stat(path, &st) != nil {
-		return -1
-	}
-	return int(st.Uid)
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package cli
 
 import (
 	"context"
@@ -18,6 +18,22 @@ import (
 	"github.com/privsep-go/privsep/policy"
 	"github.com/privsep-go/privsep/protocol"
 )
+
+const catUsage = `Usage: privsep cat [--allow RULE]... [--policy FILE]... [--log-level LEVEL] FILE...
+
+Start an opener with the given rules, open each FILE through it and copy it
+to standard output, in order, like cat(1).
+
+With no --allow and no --policy, the policy allows exactly the FILE
+arguments. A FILE that
+cannot be opened is reported as "privsep: open FILE: REASON" (a policy
+denial says so) and the others are still printed.
+
+Exit status: 0 if every FILE was printed, 1 if any failed or the opener
+died, 2 on a usage error (a bad rule or policy file included).
+
+Options:
+`
 
 func cat(args []string, stdout, stderr io.Writer) int {
 	fs, parse := flagSet("cat", catUsage, stdout, stderr)

@@ -1,0 +1,237 @@
+//go:build linux
+
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/privsep-go/privsep/child"
+	"github.com/privsep-go/privsep/parent"
+	"github.com/privsep-go/privsep/policy"
+)
+
+const serveUsage = `Usage: privsep serve --socket PATH [--allow RULE]... [--policy FILE]...
+                     [--allow-uid UID|USER]... [--allow-gid GID|GROUP]...
+                     [--socket-mode 0660] [--socket-group GROUP] [--max-clients N]
+                     [--max-sessions-per-uid N] [--idle-timeout D]
+                     [--log-level LEVEL] [--log-json]
+
+Serve files to unrelated processes on a unix socket (SOCK_SEQPACKET), as a
+long-running opener. Clients connect with "privsep get", parent.Dial or any
+program that speaks PROTOCOL.md.
+
+The policy is the server's, fixed at start: clients send none. Policy files
+may scope rules to clients with sections: "[uid USER]" and "[gid GROUP]"
+(the client's primary group) apply the rules after them to those clients,
+"[all]" to every client again; rules before any section and --allow rules
+apply to every client.
+
+Who may connect is decided from the kernel's view of the connection
+(SO_PEERCRED), never from what a client says: a client whose uid is listed
+with --allow-uid or whose primary gid is listed with --allow-gid. With
+neither, only privsep's own uid may. Anyone else gets a refusal and is
+disconnected, and the refusal is logged with its uid, gid and pid.
+
+No client can starve the others: one uid has at most --max-sessions-per-uid
+sessions at once (a connection beyond it is refused, saying which limit), a
+session with no request for --idle-timeout is closed, and a client that sends
+no hello within 10 seconds is disconnected. --max-clients bounds all sessions
+together.
+
+The socket file is created with exactly --socket-mode and --socket-group.
+PATH must not exist, or be a stale socket (one nobody answers on), which is
+replaced. The file is removed when privsep serve ends.
+
+SIGTERM or SIGINT: stop accepting, let every session answer the requests it
+already received (at most 5 seconds), remove the socket and exit 0.
+
+Exit status: 0 after SIGTERM or SIGINT, 1 if serving fails, 2 on a usage
+error (a bad rule or policy file included).
+
+Options:
+`
+
+// serveFlags are the options of privsep serve.
+type serveFlags struct {
+	pf                    policyFlags
+	socket, mode, group   string
+	uids, gids            []uint32
+	maxClients, maxPerUID int
+	idle                  time.Duration
+	level                 string
+	logJSON               bool
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	f.pf.register(fs)
+	fs.StringVar(&f.socket, "socket", "", "listen on the unix socket `PATH` (required)")
+	fs.Func("allow-uid", "let clients with `UID|USER` connect; repeatable", idFlag(&f.uids, lookupUID))
+	fs.Func("allow-gid", "let clients whose primary group is `GID|GROUP` connect; repeatable", idFlag(&f.gids, lookupGID))
+	fs.StringVar(&f.mode, "socket-mode", "0660", "permissions of the socket file, in `OCTAL`")
+	fs.StringVar(&f.group, "socket-group", "", "give the socket file the group `GROUP` (name or number)")
+	fs.IntVar(&f.maxClients, "max-clients", child.DefaultMaxClients, "serve at most `N` clients at once")
+	fs.IntVar(&f.maxPerUID, "max-sessions-per-uid", child.DefaultMaxSessionsPerUID, "serve at most `N` sessions of one uid at once")
+	fs.DurationVar(&f.idle, "idle-timeout", child.DefaultIdleTimeout, "close a session that has had no request for `D` (such as 30s or 5m)")
+	fs.StringVar(&f.level, "log-level", "info", "log `LEVEL`: trace, debug, info, warn, error, off")
+	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
+}
+
+// check returns the socket file's permissions and group (-1: unchanged)
+// and the log level, or what is wrong with the options.
+func (f *serveFlags) check(fs *flag.FlagSet) (perm uint64, gid int, lvl hclog.Level, err error) {
+	if fs.NArg() > 0 {
+		return 0, 0, 0, fmt.Errorf("unexpected argument %q (see privsep serve --help)", fs.Arg(0))
+	}
+	if f.socket == "" {
+		return 0, 0, 0, errors.New("no --socket PATH given (see privsep serve --help)")
+	}
+	perm, err = strconv.ParseUint(f.mode, 8, 32)
+	if err != nil || perm&^0o777 != 0 {
+		return 0, 0, 0, fmt.Errorf("--socket-mode %q: want octal permissions, such as 0660", f.mode)
+	}
+	gid = -1
+	if f.group != "" {
+		g, err := lookupGID(f.group)
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("--socket-group: %w", err)
+		}
+		gid = int(g)
+	}
+	switch {
+	case f.maxClients <= 0:
+		return 0, 0, 0, fmt.Errorf("--max-clients %d: want at least 1", f.maxClients)
+	case f.maxPerUID <= 0:
+		return 0, 0, 0, fmt.Errorf("--max-sessions-per-uid %d: want at least 1", f.maxPerUID)
+	case f.idle <= 0:
+		return 0, 0, 0, fmt.Errorf("--idle-timeout %v: want a positive duration, such as 5m", f.idle)
+	}
+	lvl = hclog.LevelFromString(f.level)
+	if lvl == hclog.NoLevel {
+		return 0, 0, 0, fmt.Errorf("unknown log level %q", f.level)
+	}
+	return perm, gid, lvl, nil
+}
+
+func serveCmd(args []string, stdout, stderr io.Writer) int {
+	fs, parse := flagSet("serve", serveUsage, stdout, stderr)
+	var f serveFlags
+	f.register(fs)
+	if ok, code := parse(args); !ok {
+		return code
+	}
+	perm, gid, lvl, err := f.check(fs)
+	var pols *policy.ScopedPolicy
+	if err == nil {
+		pols, err = parent.PolicySource{Files: f.pf.files, Rules: f.pf.rules, Listen: f.pf.listens}.ServerPolicy()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "privsep serve: %v\n", err)
+		return exitUsage
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "privsep", Level: lvl, Output: stderr, JSONFormat: f.logJSON})
+	sock, err := child.ListenSocket(absolute(f.socket), os.FileMode(perm), gid)
+	if err != nil {
+		fmt.Fprintf(stderr, "privsep serve: %v\n", err)
+		return exitFail
+	}
+	if err := f.serve(sock, perm, pols, log); err != nil {
+		fmt.Fprintf(stderr, "privsep serve: %v\n", err)
+		return exitFail
+	}
+	log.Info("stopped")
+	return exitOK
+}
+
+// serve serves on sock until SIGTERM or SIGINT, and removes its file.
+func (f *serveFlags) serve(sock *child.Socket, perm uint64, pols *policy.ScopedPolicy, log hclog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	who := []any{"allow_uids", f.uids, "allow_gids", f.gids}
+	if len(f.uids) == 0 && len(f.gids) == 0 {
+		who = []any{"allow_uids", []int{os.Geteuid()}}
+	}
+	log.Info("listening", append([]any{"socket", sock.Path, "mode", fmt.Sprintf("%#o", perm), "pid", os.Getpid(), "max_clients", f.maxClients,
+		"max_sessions_per_uid", f.maxPerUID, "idle_timeout", f.idle}, who...)...)
+	err := child.Serve(ctx, sock.UnixListener, child.ServerConfig{
+		Policies:          pols,
+		AllowUIDs:         f.uids,
+		AllowGIDs:         f.gids,
+		MaxClients:        f.maxClients,
+		MaxSessionsPerUID: f.maxPerUID,
+		IdleTimeout:       f.idle,
+		Logger:            log,
+	})
+	if rerr := sock.Remove(); rerr != nil {
+		log.Warn("cannot remove the socket file", "error", rerr)
+	}
+	return err
+}
+
+// idFlag parses a user or group, by number or by name, into ids.
+func idFlag(ids *[]uint32, lookup func(string) (uint32, error)) func(string) error {
+	return func(s string) error {
+		id, err := lookup(s)
+		if err != nil {
+			return err
+		}
+		*ids = append(*ids, id)
+		return nil
+	}
+}
+
+func lookupUID(s string) (uint32, error) {
+	return lookupID(s, "user", func(name string) (string, error) {
+		u, err := user.Lookup(name)
+		if err != nil {
+			return "", err
+		}
+		return u.Uid, nil
+	})
+}
+
+func lookupGID(s string) (uint32, error) {
+	return lookupID(s, "group", func(name string) (string, error) {
+		g, err := user.LookupGroup(name)
+		if err != nil {
+			return "", err
+		}
+		return g.Gid, nil
+	})
+}
+
+// lookupID turns a decimal id or a name into an id.
+func lookupID(s, what string, byName func(string) (string, error)) (uint32, error) {
+	if s == "" {
+		return 0, fmt.Errorf("empty %s", what)
+	}
+	if strings.Trim(s, "0123456789") == "" {
+		n, err := strconv.ParseUint(s, 10, 32)
+		if err != nil || n == math.MaxUint32 {
+			return 0, fmt.Errorf("%s id %q is out of range", what, s)
+		}
+		return uint32(n), nil
+	}
+	idStr, err := byName(s)
+	if err != nil {
+		return 0, fmt.Errorf("unknown %s %q", what, s)
+	}
+	n, err := strconv.ParseUint(idStr, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q has id %q", what, s, idStr)
+	}
+	return uint32(n), nil
+}
