@@ -141,9 +141,10 @@ func (s *sock) send(ctx context.Context, msg []byte) error {
 // caller holds a reference. Readiness includes hang-up and errors, which
 // the next call reports.
 //
-// Writers wait here, each on its own, and so does a reader whose ctx can
-// end: a context is looked at every cancelPoll, or exactly at its
-// deadline.
+// Writers wait here, each on its own (a deadline in the runtime's poller
+// would be one per descriptor, and one caller's context must not cut short
+// another's send), and so does a reader whose ctx can end: a context is
+// looked at every cancelPoll, or exactly at its deadline.
 func (s *sock) pollWait(ctx context.Context, events int16) error {
 	pfd := []unix.PollFd{{Fd: int32(s.fd), Events: events}}
 	for {
