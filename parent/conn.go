@@ -55,8 +55,9 @@ func Dial(ctx context.Context, path string) (*Opener, error) {
 		}
 		return fail(err)
 	}
-	// The Opener waits through the runtime's poller on a descriptor of its
-	// own: take a duplicate and let the net.Conn go.
+	// The Opener keeps its socket out of the runtime's poller (sock.go),
+	// where the net.Conn has put this one: take a duplicate and let the
+	// net.Conn go.
 	rc, err := nc.(*net.UnixConn).SyscallConn()
 	if err != nil {
 		nc.Close()

@@ -1198,3 +1198,53 @@ func TestFaultCloseRaces(t *testing.T) {
 		t.Errorf("goroutines %d→%d, descriptors %d→%d", g0, g1, fds0, fds1)
 	}
 }
+
+// TestFaultCancelReader cancels, with a context that has no deadline, a
+// caller that holds the reading role while the opener is stopped, so that
+// its reply cannot come: the reader waits in the kernel, not in the
+// runtime's poller, and must still return context.Canceled (within
+// cancelPoll), hand the role on, and leave the connection in step. The
+// reply that arrives once the opener runs again is closed by the next
+// reader, and a caller with a context that cannot end (the blocking
+// recvmsg) gets its own file.
+func TestFaultCancelReader(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 2; i++ {
+		must(t, os.WriteFile(filepath.Join(dir, strconv.Itoa(i)), []byte(strconv.Itoa(i)), 0o644))
+	}
+	o := start(t, parent.Config{Rules: []string{dir + "/"}})
+	open := func(ctx context.Context, i int) (string, error) {
+		f, err := o.Open(ctx, filepath.Join(dir, strconv.Itoa(i)), os.O_RDONLY, 0)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		b, err := io.ReadAll(f)
+		return string(b), err
+	}
+	if _, err := open(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	fds0 := selfFDs(t)
+	must(t, hostile.Stop(o.PID(), 5*time.Second))
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan error, 1)
+	go func() {
+		_, err := open(ctx, 0)
+		got <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let it send and take the reading role
+	cancel()
+	if err := <-got; !errors.Is(err, context.Canceled) {
+		t.Errorf("the cancelled reader returned %v, want context.Canceled", err)
+	}
+	must(t, unix.Kill(o.PID(), unix.SIGCONT))
+	for i := 0; i < 2; i++ {
+		if s, err := open(context.Background(), i); err != nil || s != strconv.Itoa(i) {
+			t.Fatalf("after the cancelled read, file %d: %q, %v", i, s, err)
+		}
+	}
+	if fds := settleSelfFDs(t, fds0); fds != fds0 {
+		t.Errorf("descriptors %d→%d: the abandoned reply's descriptor was not closed", fds0, fds)
+	}
+}

@@ -31,13 +31,9 @@ type mux struct {
 	end  backend // set before the mux is shared; told when the connection fails
 
 	// The reader's state: guarded by the reading role.
-	rbuf      []byte
-	roob      []byte
-	rfds      []int
-	rdeadline bool // a read deadline may be set on conn
-	rmsg      protocol.Msg
-	rerr      error
-	tryRecv   func(uintptr) bool // made once: a closure per call would allocate
+	rbuf []byte
+	roob []byte
+	rfds []int
 
 	calls sync.Pool // *call; safe for concurrent use itself
 
@@ -53,7 +49,7 @@ type mux struct {
 	idle    sync.Cond        // L is &mu: signalled when active drops to zero
 	flushes sync.WaitGroup   // flushes under way; counted under mu while err is nil
 
-	terminated atomic.Bool   // err is set: wakes a reader parked on the socket
+	terminated atomic.Bool   // err is set: a reader woken by the shutdown that follows returns
 	inFlight   int           // mu: messages sent and not yet answered
 	queue      []*call       // mu: single opens waiting to go out in a group
 	flushTimer *time.Timer   // sends the queue when replies stop coming; Reset and Stop under mu
@@ -123,10 +119,6 @@ func newOpener(fd int, log hclog.Logger) (*Opener, error) {
 		done:    make(chan struct{}),
 	}
 	o.idle.L = &o.mu
-	o.tryRecv = func(fd uintptr) bool {
-		o.rmsg, o.rerr = protocol.Recv(int(fd), o.rbuf, o.roob, o.rfds, unix.MSG_DONTWAIT)
-		return o.rerr != unix.EAGAIN
-	}
 	o.flushTimer = time.AfterFunc(time.Hour, func() { o.flush(true) })
 	o.flushTimer.Stop()
 	o.calls.New = func() any {
@@ -264,17 +256,17 @@ func (o *mux) connFailed(cause error) {
 	o.end.failed(cause == io.EOF)
 }
 
-// terminateLocked sets the final error and fails every pending call.
+// terminateLocked sets the final error and fails every pending call. The
+// backend then shuts the socket down (after releasing mu): a reader may be
+// blocked on it with nothing left to come (the opener exited while
+// something it left behind holds its end), and the shutdown wakes it; the
+// terminated flag tells it that every call has its answer.
 func (o *mux) terminateLocked(err error) {
 	if o.err != nil {
 		return
 	}
 	o.err = err
-	// A reader may be parked on the socket with nothing left to come (the
-	// opener exited while something it left behind holds its end): wake
-	// it, so that it returns the answer it now has.
 	o.terminated.Store(true)
-	o.conn.setReadDeadline(longAgo)
 	fail := func(c *call) {
 		if !c.abandoned && !c.done {
 			c.err, c.done = err, true

@@ -7,9 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"runtime"
 	"syscall"
-	"time"
 
 	"github.com/privsep-go/privsep/protocol"
 )
@@ -48,55 +47,36 @@ import (
 //     their replies and closes the descriptors (dispatchLocked). If nobody
 //     calls again, they wait in the socket until Close closes it, which
 //     closes them.
-//   - A cancellation meant for an earlier reader. A ctx's end wakes the
-//     reader by setting a past read deadline on the socket; a later reader
-//     that sees it while its own ctx lives undoes it and reads on (recv).
-//   - The end of the connection while the reader is parked. terminateLocked
-//     answers every call and wakes the reader with a past deadline and the
-//     terminated flag; it returns with the answer it now has.
+//   - The end of the connection while the reader is blocked. terminateLocked
+//     answers every call and sets the terminated flag, and the backend then
+//     shuts the socket down, which wakes the reader; it returns with the
+//     answer it now has.
+//
+// A reader whose ctx can end waits in ppoll and looks at ctx every
+// cancelPoll (sock.recv); one whose ctx cannot blocks in recvmsg. Neither
+// leaves anything behind for the next reader.
 //
 // The reader never waits to send: a flush it makes after a reply uses a
 // non-blocking send and hands a full queue to a goroutine (coalesce.go), or
 // it could wait on an opener that is itself waiting for us to read.
 
-// longAgo is a deadline in the past: setting it wakes a blocked reader.
-var longAgo = time.Unix(1, 0)
-
-// recv receives one message, waiting through the poller until one arrives
-// or ctx ends. The caller holds the reading role (or is Start, before
-// anyone else can read).
+// recv receives one message, waiting until one arrives, ctx ends or the
+// connection ends (see sock.recv). The caller holds the reading role (or
+// is Start, before anyone else can read).
 func (o *mux) recv(ctx context.Context) (protocol.Msg, error) {
-	var deadline time.Time
-	if ctx.Done() != nil {
-		deadline, _ = ctx.Deadline()
-		stop := context.AfterFunc(ctx, func() { o.conn.setReadDeadline(longAgo) })
-		defer stop()
+	if o.terminated.Load() {
+		return protocol.Msg{}, io.EOF
 	}
-	if o.rdeadline || !deadline.IsZero() {
-		o.conn.setReadDeadline(deadline)
-		o.rdeadline = !deadline.IsZero()
-	}
-	for {
-		rerr := o.conn.read(o.tryRecv)
-		if rerr == nil {
-			return o.rmsg, o.rerr
+	m, err := o.conn.recv(ctx, o.rbuf, o.roob, o.rfds)
+	if o.terminated.Load() {
+		// The backend's shutdown woke us, or a reply came after the end:
+		// every call has its answer already.
+		if err == nil {
+			protocol.CloseFDs(m.FDs)
 		}
-		if errors.Is(rerr, os.ErrDeadlineExceeded) {
-			if err := ctx.Err(); err != nil {
-				o.rdeadline = true
-				return protocol.Msg{}, err
-			}
-			if o.terminated.Load() {
-				// terminateLocked woke us: every call has its answer.
-				o.rdeadline = true
-				return protocol.Msg{}, io.EOF
-			}
-			// A cancellation meant for an earlier reader: undo it.
-			o.conn.setReadDeadline(deadline)
-			continue
-		}
-		return protocol.Msg{}, rerr
+		return protocol.Msg{}, io.EOF
 	}
+	return m, err
 }
 
 // wait waits for c's reply, reading the socket itself when nobody else is.
@@ -227,6 +207,12 @@ func (o *mux) read(ctx context.Context, c *call) error {
 		if done {
 			return nil
 		}
+		// The reply was another caller's, and it has been woken. The next
+		// receive may block in the kernel with our P, and the runtime
+		// takes a P back from a system call only after one of sysmon's
+		// ticks: with one P that woken caller, and every other, would wait
+		// that long to send its next request. Let them run first.
+		runtime.Gosched()
 	}
 }
 

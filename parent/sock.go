@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -29,8 +28,8 @@ const cancelPoll = 10 * time.Millisecond
 const sockClosing = 1 << 62
 
 // sock is the parent's one reference to the socket connected to the opener.
-// Every use of the descriptor number (sends, receives, deadlines, shutdown,
-// the duplicate that File hands out) holds a reference while it runs; close
+// Every use of the descriptor number (sends, receives, shutdown, the
+// duplicate that File hands out) holds a reference while it runs; close
 // marks the socket closed, so that every later use fails with
 // errSocketClosed, waits until the references still held are released,
 // and only then closes the descriptor. So a number cannot be closed under
@@ -41,32 +40,31 @@ const sockClosing = 1 << 62
 // do not queue on it, and it allocates nothing. syscall.RawConn.Control
 // would guard the number the same way, but its closure escapes: an
 // allocation per send on the hot path.
+//
+// The socket is not in the runtime's poller. Registered there (edge
+// triggered, for reading and writing), every message either way woke the
+// poller's thread, three or four epoll_pwait calls per open on top of the
+// reader's own park and wake-up; a receive waits in the kernel instead
+// (recv).
 type sock struct {
 	fd      int
-	file    *os.File        // owns fd and its registration with the runtime's poller
-	rc      syscall.RawConn // file's: receives wait through the poller
-	refs    atomic.Int64    // references held, plus sockClosing once close has begun
-	drained chan struct{}   // capacity 1: refs fell to sockClosing
+	file    *os.File      // owns fd; blocking, so NewFile leaves it out of the poller
+	refs    atomic.Int64  // references held, plus sockClosing once close has begun
+	drained chan struct{} // capacity 1: refs fell to sockClosing
 }
 
 // newSock takes ownership of fd, a connected SOCK_SEQPACKET socket; it
 // closes fd if it fails.
 func newSock(fd int) (*sock, error) {
-	// Replies are waited for through the runtime's poller: a goroutine
-	// blocked in recvmsg would hold a thread in a system call, which the
-	// runtime's monitor wakes every 20 µs to take its scheduler slot back.
-	// Sends and receives themselves are raw and non-blocking.
-	if err := unix.SetNonblock(fd, true); err != nil {
+	// Blocking mode is for receives (recv); sends pass MSG_DONTWAIT. It
+	// also keeps os.NewFile from registering the descriptor with the
+	// runtime's poller.
+	if err := unix.SetNonblock(fd, false); err != nil {
 		unix.Close(fd)
 		return nil, os.NewSyscallError("fcntl", err)
 	}
 	file := os.NewFile(uintptr(fd), "privsep-opener-socket")
-	rc, err := file.SyscallConn()
-	if err != nil {
-		file.Close()
-		return nil, err
-	}
-	return &sock{fd: fd, file: file, rc: rc, drained: make(chan struct{}, 1)}, nil
+	return &sock{fd: fd, file: file, drained: make(chan struct{}, 1)}, nil
 }
 
 // acquire takes a reference, unless close has begun. A true return must be
@@ -93,20 +91,18 @@ func (s *sock) release() {
 	}
 }
 
-// close marks the socket closed, wakes a receive waiting in the poller,
-// waits for every reference held to be released and closes the
-// descriptor. Uses that are blocked in the kernel must end on their own
-// (the caller makes sure the connection is over: the opener has exited or
-// the socket was shut down). Only the first call closes; later ones return
-// errSocketClosed.
+// close marks the socket closed, waits for every reference held to be
+// released and closes the descriptor. Uses that are blocked in the kernel
+// (a receive, a send waiting for room) must end on their own: the caller
+// makes sure the connection is over (the opener has exited, or the socket
+// was shut down, which wakes them). Only the first call closes; later ones
+// return errSocketClosed.
 func (s *sock) close() error {
 	old := s.refs.Or(sockClosing)
 	if old&sockClosing != 0 {
 		return errSocketClosed
 	}
 	if old != 0 {
-		// The file's own guard makes this safe while receives run.
-		s.file.SetReadDeadline(longAgo)
 		<-s.drained
 	}
 	return s.file.Close()
@@ -145,9 +141,10 @@ func (s *sock) send(ctx context.Context, msg []byte) error {
 // caller holds a reference. Readiness includes hang-up and errors, which
 // the next call reports.
 //
-// Writers wait here, each on its own, rather than in the runtime's poller:
-// the poller's deadline is one per descriptor, and one caller's context
-// must not cut short another's send.
+// Writers wait here, each on its own (a deadline in the runtime's poller
+// would be one per descriptor, and one caller's context must not cut short
+// another's send), and so does a reader whose ctx can end: a context is
+// looked at every cancelPoll, or exactly at its deadline.
 func (s *sock) pollWait(ctx context.Context, events int16) error {
 	pfd := []unix.PollFd{{Fd: int32(s.fd), Events: events}}
 	for {
@@ -184,27 +181,31 @@ func (s *sock) pollWait(ctx context.Context, events int16) error {
 	}
 }
 
-// read calls fn with the descriptor until it returns true, waiting through
-// the poller for the socket to be readable in between (see
-// syscall.RawConn.Read). A deadline set with setReadDeadline ends the wait
-// with os.ErrDeadlineExceeded.
-func (s *sock) read(fn func(uintptr) bool) error {
+// recv receives one message into buf, oob and fds (see protocol.Recv),
+// waiting until one arrives, ctx ends or the socket is shut down (which
+// reads as end of stream). The caller holds the reading role.
+//
+// With a context that cannot end it blocks in recvmsg itself: one system
+// call per reply. Otherwise it waits in ppoll first (pollWait). Either way
+// the wait is a system call the runtime knows of, so that a slow open
+// holds a thread but not a P.
+func (s *sock) recv(ctx context.Context, buf, oob []byte, fds []int) (protocol.Msg, error) {
 	if !s.acquire() {
-		return errSocketClosed
+		return protocol.Msg{}, errSocketClosed
 	}
-	err := s.rc.Read(fn)
-	s.release()
-	return err
-}
-
-// setReadDeadline sets the poller's deadline for read; a time in the past
-// wakes a read that is waiting.
-func (s *sock) setReadDeadline(t time.Time) {
-	if !s.acquire() {
-		return // nobody can be reading
+	defer s.release()
+	if ctx.Done() == nil {
+		return protocol.Recv(s.fd, buf, oob, fds, 0)
 	}
-	s.file.SetReadDeadline(t)
-	s.release()
+	for {
+		if err := s.pollWait(ctx, unix.POLLIN); err != nil {
+			return protocol.Msg{}, err
+		}
+		m, err := protocol.Recv(s.fd, buf, oob, fds, unix.MSG_DONTWAIT)
+		if err != unix.EAGAIN {
+			return m, err
+		}
+	}
 }
 
 // shutdown shuts the socket down (unix.SHUT_WR, unix.SHUT_RDWR).
