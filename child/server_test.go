@@ -298,7 +298,10 @@ func TestServerMisbehavingClients(t *testing.T) {
 	file := filepath.Join(dir, "f")
 	testutil.Must(t, os.WriteFile(file, []byte("good\n"), 0o644))
 	before := testutil.FDs(t, os.Getpid())
-	s := serveTest(t, child.ServerConfig{HelloTimeout: time.Second, SendTimeout: 300 * time.Millisecond}, dir+"/")
+	// Every client here is root: room for all of them at once, so that the
+	// per-uid limit (tested elsewhere) does not refuse a good client while
+	// the misbehaving ones are still being ended.
+	s := serveTest(t, child.ServerConfig{HelloTimeout: time.Second, SendTimeout: 300 * time.Millisecond, MaxSessionsPerUID: 64}, dir+"/")
 
 	var bad sync.WaitGroup
 	// Connects and sends nothing.
