@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 )
 
@@ -210,11 +211,11 @@ func roleNoNewPrivs(t *testing.T) {
 func sandboxFiles(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	must(t, os.MkdirAll(filepath.Join(dir, "tree", "sub"), 0o755))
-	must(t, os.WriteFile(filepath.Join(dir, "tree", "a.txt"), []byte("alpha"), 0o644))
-	must(t, os.WriteFile(filepath.Join(dir, "tree", "sub", "b.txt"), []byte("beta"), 0o644))
-	must(t, os.WriteFile(filepath.Join(dir, "single.txt"), []byte("single"), 0o644))
-	must(t, os.WriteFile(filepath.Join(dir, "outside.txt"), []byte("outside"), 0o644))
+	testutil.Must(t, os.MkdirAll(filepath.Join(dir, "tree", "sub"), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "tree", "a.txt"), []byte("alpha"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "tree", "sub", "b.txt"), []byte("beta"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "single.txt"), []byte("single"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "outside.txt"), []byte("outside"), 0o644))
 	return dir
 }
 
