@@ -15,13 +15,6 @@ import (
 	"github.com/privsep-go/privsep/internal/ids"
 )
 
-// Credential is a user to become: the ids DropPrivileges sets.
-type Credential struct {
-	UID, GID int
-	// Groups are the supplementary groups; empty clears them.
-	Groups []int
-}
-
 // LookupCredential finds the credential for userName (a name or a numeric
 // id) and groupName (likewise; empty means the user's primary group). The
 // supplementary groups are left empty, so dropping clears them. Look up
