@@ -81,6 +81,21 @@ const notePrefix = "role note: "
 // roleDone is the line a role prints when it has passed every check.
 func roleDone(role string) string { return "role " + role + ": done" }
 
+// playRole, in a TestHelper function, plays the role roleEnv names (one of
+// roles) and reports it done; outside a re-executed binary it does nothing.
+func playRole(t *testing.T, roles map[string]func(*testing.T)) {
+	role := os.Getenv(roleEnv)
+	if role == "" {
+		return
+	}
+	play, ok := roles[role]
+	if !ok {
+		t.Fatalf("unknown role %q", role)
+	}
+	play(t)
+	finishRole(t, role)
+}
+
 // finishRole prints roleDone unless t failed.
 func finishRole(t *testing.T, role string) {
 	if !t.Failed() {
@@ -106,21 +121,11 @@ func nobody(t *testing.T) (uid, gid int) {
 // TestHelperDrop is not a test: it plays a role of drop_test.go in a
 // re-executed test binary (see runRole), and does nothing otherwise.
 func TestHelperDrop(t *testing.T) {
-	role := os.Getenv(roleEnv)
-	if role == "" {
-		return
-	}
-	switch role {
-	case "drop":
-		roleDrop(t)
-	case "groups":
-		roleGroups(t)
-	case "bad-ids":
-		roleBadIDs(t)
-	default:
-		t.Fatalf("unknown role %q", role)
-	}
-	finishRole(t, role)
+	playRole(t, map[string]func(*testing.T){
+		"drop":    roleDrop,
+		"groups":  roleGroups,
+		"bad-ids": roleBadIDs,
+	})
 }
 
 func TestLookupCredential(t *testing.T) {

@@ -583,16 +583,9 @@ func TestFSDropped(t *testing.T) {
 // TestHelperFS is not a test: it plays a role of fs_test.go in a
 // re-executed test binary (see runRole), and does nothing otherwise.
 func TestHelperFS(t *testing.T) {
-	role := os.Getenv(roleEnv)
-	switch role {
-	case "":
-		return
-	case "fs-dropped":
-		roleFSDropped(t)
-	default:
-		t.Fatalf("unknown role %q", role)
-	}
-	finishRole(t, role)
+	playRole(t, map[string]func(*testing.T){
+		"fs-dropped": roleFSDropped,
+	})
 }
 
 func roleFSDropped(t *testing.T) {

@@ -97,29 +97,15 @@ func run(t *testing.T, prog string, args ...string) (stdout, stderr string, err 
 // TestHelperSandbox is not a test: it plays a role of sandbox_test.go in a
 // re-executed test binary (see runRole), and does nothing otherwise.
 func TestHelperSandbox(t *testing.T) {
-	role := os.Getenv(roleEnv)
-	if role == "" {
-		return
-	}
-	switch role {
-	case "no-new-privs":
-		roleNoNewPrivs(t)
-	case "landlock-deny-all":
-		roleLandlockDenyAll(t)
-	case "landlock-read-only":
-		roleLandlockReadOnly(t)
-	case "landlock-exec":
-		roleLandlockExec(t)
-	case "landlock-unavailable":
-		roleLandlockUnavailable(t)
-	case "landlock-mptcp":
-		roleLandlockMPTCP(t)
-	case "landlock-compat32":
-		roleLandlockCompat32(t)
-	default:
-		t.Fatalf("unknown role %q", role)
-	}
-	finishRole(t, role)
+	playRole(t, map[string]func(*testing.T){
+		"no-new-privs":         roleNoNewPrivs,
+		"landlock-deny-all":    roleLandlockDenyAll,
+		"landlock-read-only":   roleLandlockReadOnly,
+		"landlock-exec":        roleLandlockExec,
+		"landlock-unavailable": roleLandlockUnavailable,
+		"landlock-mptcp":       roleLandlockMPTCP,
+		"landlock-compat32":    roleLandlockCompat32,
+	})
 }
 
 func TestCoverageString(t *testing.T) {
