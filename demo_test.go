@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
 // shownStep is one numbered step of the demo's output.
@@ -96,7 +98,7 @@ func checkDemoDirGone(t *testing.T, r result) {
 
 func TestDemoAsRoot(t *testing.T) {
 	t.Parallel()
-	needRoot(t, "the demo's privilege drop")
+	testutil.NeedRoot(t, "the demo's privilege drop")
 	r := privsep(t, inDir(os.TempDir()), "demo")
 	checkCode(t, r, 0)
 	checkDemoSteps(t, r, nil)
@@ -114,8 +116,8 @@ func TestDemoAsRoot(t *testing.T) {
 
 func TestDemoAsNobody(t *testing.T) {
 	t.Parallel()
-	needRoot(t, "running the demo as nobody")
-	if err := worldTraversable(os.TempDir()); err != nil {
+	testutil.NeedRoot(t, "running the demo as nobody")
+	if err := testutil.WorldTraversable(os.TempDir()); err != nil {
 		t.Skip(err)
 	}
 	asNobody := func(c *exec.Cmd) {
@@ -136,7 +138,7 @@ func TestDemoAsNobody(t *testing.T) {
 // demo says which steps did not behave, exits 1, and still cleans up.
 func TestDemoFailingStep(t *testing.T) {
 	t.Parallel()
-	needRoot(t, "the demo's privilege drop")
+	testutil.NeedRoot(t, "the demo's privilege drop")
 	r := privsep(t, inDir(os.TempDir()), "demo", "--user", "no-such-user-privsep")
 	checkCode(t, r, 1)
 	steps := parseDemo(t, r.stdout)

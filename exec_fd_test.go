@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
 // withFD7 gives privsep f as descriptor 7, without close-on-exec, as a
@@ -43,7 +45,7 @@ func fdList(t *testing.T, out string) []int {
 // variables still count only the placed descriptors.
 func TestExecInheritedFDNotPassed(t *testing.T) {
 	t.Parallel()
-	needRoot(t, "a root-only file held by privsep, a command run as nobody")
+	testutil.NeedRoot(t, "a root-only file held by privsep, a command run as nobody")
 	f := newExecFiles(t)
 	// ls runs as a child of sh (":" comes after it), so it lists sh's
 	// descriptors, not its own. Then sh tries to read descriptor 7.
@@ -133,7 +135,7 @@ func passwdShell(t *testing.T, name string) string {
 // is; without --user nothing changes.
 func TestExecUserEnvironment(t *testing.T) {
 	t.Parallel()
-	needRoot(t, "dropping to nobody")
+	testutil.NeedRoot(t, "dropping to nobody")
 	u, err := user.Lookup("nobody")
 	if err != nil {
 		t.Skipf("no user nobody: %v", err)

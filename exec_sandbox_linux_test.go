@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 )
 
@@ -71,7 +72,7 @@ func scopeRole(args []string) int {
 // same CMD without --landlock can do all of it: the attack is real.
 func TestExecLandlockScopes(t *testing.T) {
 	t.Parallel()
-	needRoot(t, "a root service and a process of nobody's")
+	testutil.NeedRoot(t, "a root service and a process of nobody's")
 	if abi := landlockABI(); abi < 6 {
 		t.Skipf("needs Landlock ABI 6 (network rules and scopes); the kernel has %d", abi)
 	}

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/privsep-go/privsep/child"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 )
 
@@ -66,34 +67,6 @@ func inheritedRole(paths []string) int {
 	}
 	fmt.Printf("close: %v\n", op.Close())
 	return 0
-}
-
-func needRoot(t *testing.T, what string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: " + what)
-	}
-}
-
-// publicDir makes a directory of mode 0755 that any user can reach (unlike
-// t.TempDir, whose parent is 0700), removed when the test ends: in it, a
-// file's own mode decides who may open it.
-func publicDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "privsep-exec-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{dir, filepath.Dir(binary)} {
-		if err := worldTraversable(d); err != nil {
-			t.Skipf("an unprivileged user could not reach the test files: %v", err)
-		}
-	}
-	return dir
 }
 
 // writeMode writes a file with the given mode (whatever the umask).
@@ -155,7 +128,7 @@ const secretData = "root-only secret\n"
 
 func newExecFiles(t *testing.T) execFiles {
 	t.Helper()
-	dir := publicDir(t)
+	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
 	f := execFiles{dir: dir, secret: filepath.Join(dir, "secret"), a: filepath.Join(dir, "a.txt"), b: filepath.Join(dir, "b.txt")}
 	writeMode(t, f.secret, secretData, 0o600)
 	writeFile(t, f.a, "alpha\n")
@@ -167,7 +140,7 @@ func newExecFiles(t *testing.T) execFiles {
 // root, read by a command that runs as nobody and could not open it itself.
 func TestExecRootOnlyFile(t *testing.T) {
 	t.Parallel()
-	needRoot(t, "opening a root-only file and dropping to nobody")
+	testutil.NeedRoot(t, "opening a root-only file and dropping to nobody")
 	f := newExecFiles(t)
 	in := inDir(f.dir)
 
@@ -422,7 +395,7 @@ func TestExecExitStatus(t *testing.T) {
 // TestExecExitStatusAsRoot: the cases that need root to set up.
 func TestExecExitStatusAsRoot(t *testing.T) {
 	t.Parallel()
-	needRoot(t, "dropping to nobody")
+	testutil.NeedRoot(t, "dropping to nobody")
 	f := newExecFiles(t)
 	rootOnly := filepath.Join(f.dir, "root-only-cmd")
 	writeMode(t, rootOnly, "#!/bin/sh\necho ran\n", 0o700)
@@ -454,7 +427,7 @@ func TestExecExitStatusAsRoot(t *testing.T) {
 // what went wrong", not "privsep exec: privsep: ...", as cat's do.
 func TestExecMessagesHaveOnePrefix(t *testing.T) {
 	t.Parallel()
-	needRoot(t, "a drop that fails")
+	testutil.NeedRoot(t, "a drop that fails")
 	r := privsep(t, nil, "exec", "--user", "-1", "--", "true")
 	checkCode(t, r, 125)
 	checkStderrLines(t, r, "privsep exec: ")
@@ -465,7 +438,7 @@ func TestExecMessagesHaveOnePrefix(t *testing.T) {
 // as nobody in a directory it may not write.
 func TestExecWriteModes(t *testing.T) {
 	t.Parallel()
-	needRoot(t, "writing root's files as nobody")
+	testutil.NeedRoot(t, "writing root's files as nobody")
 	f := newExecFiles(t)
 
 	t.Run("create", func(t *testing.T) {
@@ -619,7 +592,7 @@ func copyTestBinary(t *testing.T, dir string) string {
 // the policy allows, and only that.
 func TestExecKeepOpener(t *testing.T) {
 	t.Parallel()
-	needRoot(t, "keeping a root opener for a command that runs as nobody")
+	testutil.NeedRoot(t, "keeping a root opener for a command that runs as nobody")
 	f := newExecFiles(t)
 	prog := copyTestBinary(t, f.dir)
 	role := withEnv(execRoleEnv + "=inherited")

@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
 // binary is the privsep binary TestMain built.
@@ -633,43 +635,12 @@ func TestLogLevel(t *testing.T) {
 	})
 }
 
-// worldTraversable reports whether every directory from / down to dir can
-// be searched by a user that owns none of them.
-func worldTraversable(dir string) error {
-	for d := dir; ; d = filepath.Dir(d) {
-		st, err := os.Stat(d)
-		if err != nil {
-			return err
-		}
-		if st.Mode().Perm()&0o001 == 0 {
-			return fmt.Errorf("%s is mode %v, not searchable by others", d, st.Mode().Perm())
-		}
-		if d == "/" {
-			return nil
-		}
-	}
-}
-
 // TestAsNobody runs the binary as an unprivileged user on a root-only file:
 // the opener has the caller's privileges, no more, so the kernel refuses.
 func TestAsNobody(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run the binary as nobody (uid 65534)")
-	}
-	dir, err := os.MkdirTemp("", "privsep-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{dir, filepath.Dir(binary)} {
-		if err := worldTraversable(d); err != nil {
-			t.Skipf("nobody could not reach the test files: %v", err)
-		}
-	}
+	testutil.NeedRoot(t, "to run the binary as nobody (uid 65534)")
+	dir := testutil.PublicDir(t, "privsep-nobody-", filepath.Dir(binary))
 	private := filepath.Join(dir, "private")
 	public := filepath.Join(dir, "public")
 	if err := os.WriteFile(private, []byte(secret), 0o600); err != nil {

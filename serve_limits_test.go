@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/protocol"
 )
 
@@ -44,9 +45,9 @@ func holdSession(t *testing.T, sock string, uid uint32) int {
 	}
 	t.Cleanup(func() { unix.Close(fd) })
 	hello, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version})
-	must(t, err)
-	must(t, protocol.Send(fd, hello, nil, 0))
-	must(t, unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 30}))
+	testutil.Must(t, err)
+	testutil.Must(t, protocol.Send(fd, hello, nil, 0))
+	testutil.Must(t, unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 30}))
 	buf, oob := make([]byte, protocol.MaxMessage), make([]byte, protocol.OOBSize)
 	m, err := protocol.Recv(fd, buf, oob, nil, 0)
 	if err != nil || m.Type != protocol.TypeReady {
@@ -61,8 +62,8 @@ func holdSession(t *testing.T, sock string, uid uint32) int {
 // still gets its file. Closing one session frees a slot.
 func TestServeSessionLimit(t *testing.T) {
 	t.Parallel()
-	needRoot(t, "clients with other uids")
-	dir := publicDir(t)
+	testutil.NeedRoot(t, "clients with other uids")
+	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
 	file := filepath.Join(dir, "f")
 	writeMode(t, file, "served\n", 0o644)
 	sock := filepath.Join(dir, "s.sock")

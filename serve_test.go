@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 )
 
@@ -207,7 +208,7 @@ func as(uid, gid uint32) func(*exec.Cmd) {
 // client that gets it, a user who may not connect and is told so.
 func TestServeGet(t *testing.T) {
 	t.Parallel()
-	dir := publicDir(t)
+	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
 	file := filepath.Join(dir, "hostname")
 	writeMode(t, file, "myhost\n", 0o600)
 	sock := filepath.Join(dir, "p.sock")
@@ -235,7 +236,7 @@ func TestServeGet(t *testing.T) {
 		checkStdout(t, r, "")
 		checkStderrLines(t, r, "privsep: dial "+sock+": connect: permission denied (the socket file's mode and group do not let this process connect)\n")
 		// ...and where it can, the server refuses it and logs who it was.
-		must(t, os.Chmod(sock, 0o666))
+		testutil.Must(t, os.Chmod(sock, 0o666))
 		r = privsep(t, as(65534, 65534), "get", "--socket", sock, file)
 		checkCode(t, r, 1)
 		checkStdout(t, r, "")
@@ -275,8 +276,8 @@ func TestServeEtcHostname(t *testing.T) {
 // listed ones are served, and each sees the rules of its sections.
 func TestServeUIDs(t *testing.T) {
 	t.Parallel()
-	needRoot(t, "switching clients to other uids")
-	dir := publicDir(t)
+	testutil.NeedRoot(t, "switching clients to other uids")
+	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
 	for _, n := range []string{"all", "alice", "staff", "root"} {
 		writeMode(t, filepath.Join(dir, n+".txt"), n+"\n", 0o600)
 	}
@@ -346,7 +347,7 @@ func TestServeSocketFile(t *testing.T) {
 		}
 		startServe(t, sock, "--socket-mode", "0640", "--socket-group", strconv.Itoa(gid))
 		var st unix.Stat_t
-		must(t, unix.Lstat(sock, &st))
+		testutil.Must(t, unix.Lstat(sock, &st))
 		if st.Mode&unix.S_IFMT != unix.S_IFSOCK || st.Mode&0o7777 != 0o640 || int(st.Gid) != gid {
 			t.Errorf("socket file: got mode %#o gid %d, want a socket of mode 0640 and gid %d", st.Mode, st.Gid, gid)
 		}
@@ -356,7 +357,7 @@ func TestServeSocketFile(t *testing.T) {
 		sock := filepath.Join(dir, "d.sock")
 		startServe(t, sock)
 		var st unix.Stat_t
-		must(t, unix.Lstat(sock, &st))
+		testutil.Must(t, unix.Lstat(sock, &st))
 		if st.Mode&0o7777 != 0o660 {
 			t.Errorf("socket file: got mode %#o, want 0660", st.Mode&0o7777)
 		}
@@ -376,8 +377,8 @@ func TestServeSocketFile(t *testing.T) {
 		t.Parallel()
 		sock := filepath.Join(dir, "stale.sock")
 		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET, 0)
-		must(t, err)
-		must(t, unix.Bind(fd, &unix.SockaddrUnix{Name: sock}))
+		testutil.Must(t, err)
+		testutil.Must(t, unix.Bind(fd, &unix.SockaddrUnix{Name: sock}))
 		unix.Close(fd) // its file stays, with nobody behind it
 		s := startServe(t, sock, "--allow", "/etc/hostname")
 		o, err := parent.Dial(context.Background(), sock)
@@ -606,11 +607,4 @@ func TestServePythonClient(t *testing.T) {
 	checkCode(t, r, 1)
 	checkStdout(t, r, "")
 	checkStderrLines(t, r, "fetch.py: the server refused this connection: denied by policy (Permission denied)\n")
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
 }

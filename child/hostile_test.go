@@ -389,7 +389,7 @@ func TestHostileAnswered(t *testing.T) {
 				}
 				after = p.FDs(before)
 				if after != before {
-					fail = append(fail, fmt.Sprintf("opener descriptors %d before, %d after: %s", before, after, hostile.FDList(p.PID())))
+					fail = append(fail, fmt.Sprintf("opener descriptors %d before, %d after: %s", before, after, testutil.FDList(p.PID())))
 				}
 			}
 			hostile.Row(t, secAnswered, tc.name, want+"; serves on; fds unchanged",

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 )
 
@@ -16,7 +17,7 @@ import (
 // package protocol, and the predicates agree with ErrDenied.
 func TestRefusedErrorPredicates(t *testing.T) {
 	dir := t.TempDir()
-	must(t, os.Mkdir(filepath.Join(dir, "sub"), 0o755))
+	testutil.Must(t, os.Mkdir(filepath.Join(dir, "sub"), 0o755))
 	o := start(t, parent.Config{Rules: []string{dir + "/"}})
 	ctx := context.Background()
 	check := func(path string, want func(*parent.RefusedError) bool, name string) {
@@ -47,8 +48,9 @@ func TestRefusedErrorPredicates(t *testing.T) {
 func TestExitErrorEmbedsProcessState(t *testing.T) {
 	o := start(t, parent.Config{Rules: []string{"/etc/hostname"}})
 	p, err := os.FindProcess(o.PID())
-	must(t, err)
-	must(t, p.Kill())
+	testutil.Must(t, err)
+	defer p.Release() // FindProcess holds a pidfd; later tests count descriptors
+	testutil.Must(t, p.Kill())
 	<-o.Done()
 	var ee *parent.ExitError
 	if !errors.As(o.Err(), &ee) || ee.ProcessState == nil {
@@ -66,11 +68,11 @@ func TestExitErrorEmbedsProcessState(t *testing.T) {
 // positional one compile the same policy.
 func TestPolicySourceMatchesLoadPolicy(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "p.policy")
-	must(t, os.WriteFile(f, []byte("r:/srv/a/\n"), 0o644))
+	testutil.Must(t, os.WriteFile(f, []byte("r:/srv/a/\n"), 0o644))
 	a, err := parent.PolicySource{Files: []string{f}, Rules: []string{"/srv/b"}, Listen: []string{"unix:/run/x.sock"}}.Policy()
-	must(t, err)
+	testutil.Must(t, err)
 	b, err := parent.LoadPolicy([]string{f}, []string{"/srv/b"}, "unix:/run/x.sock")
-	must(t, err)
+	testutil.Must(t, err)
 	if len(a.Strings()) != 3 || len(a.Strings()) != len(b.Strings()) {
 		t.Fatalf("PolicySource: %q; LoadPolicy: %q; want the same 3 rules", a.Strings(), b.Strings())
 	}

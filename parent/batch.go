@@ -4,26 +4,11 @@ package parent
 
 import (
 	"context"
-	"io/fs"
 	"os"
 
 	"github.com/privsep-go/privsep/policy"
 	"github.com/privsep-go/privsep/protocol"
 )
-
-// Request is one item of a batch: the arguments of Open.
-type Request struct {
-	Path string
-	Flag int
-	Perm fs.FileMode
-}
-
-// Result is the outcome of one Request: a file or an error, as Open would
-// have returned them.
-type Result struct {
-	File *os.File
-	Err  error
-}
 
 // OpenBatch opens many files with as few round trips as possible: up to 253
 // (protocol.MaxBatch) per message, more messages when there are more items

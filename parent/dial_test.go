@@ -19,6 +19,7 @@ import (
 
 	"github.com/privsep-go/privsep/child"
 	"github.com/privsep-go/privsep/internal/hostile"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 	"github.com/privsep-go/privsep/policy"
 )
@@ -30,12 +31,12 @@ func server(t *testing.T, cfg child.ServerConfig, rules ...string) (string, func
 	t.Helper()
 	if cfg.Policies == nil {
 		pol, err := policy.Parse(rules)
-		must(t, err)
+		testutil.Must(t, err)
 		cfg.Policies = policy.Unscoped(pol)
 	}
 	path := filepath.Join(t.TempDir(), "s.sock")
 	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
-	must(t, err)
+	testutil.Must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- child.Serve(ctx, ln, cfg) }()
@@ -144,7 +145,7 @@ func TestDialRefused(t *testing.T) {
 	// Not a server: a peer that closes at once.
 	other := filepath.Join(t.TempDir(), "other")
 	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: other, Net: "unixpacket"})
-	must(t, err)
+	testutil.Must(t, err)
 	defer ln.Close()
 	go func() {
 		if c, err := ln.Accept(); err == nil {
@@ -192,7 +193,7 @@ func TestDialServerGone(t *testing.T) {
 func TestDialManyClients(t *testing.T) {
 	root, _ := tree(t)
 	file := filepath.Join(root, "a.txt")
-	before := openFDs(t)
+	before, beforeList := testutil.FDsSettled(t, 0, -1), testutil.FDList(0)
 	const clients = 200
 	path, stop := server(t, child.ServerConfig{MaxSessionsPerUID: clients}, root+"/")
 	opens := 300
@@ -243,36 +244,7 @@ func TestDialManyClients(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Errorf("Serve: %v", err)
 	}
-	if after := openFDs(t); after != before {
-		t.Errorf("descriptors: %d before, %d after", before, after)
+	if after := testutil.FDsSettled(t, 0, before); after != before {
+		t.Errorf("descriptors: %d before (%s), %d after (%s)", before, beforeList, after, testutil.FDList(0))
 	}
-}
-
-// openFDs counts this process's descriptors, leaving out the Go runtime's
-// own, waiting a moment for ones being closed to go.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	count := func() int {
-		ents, err := os.ReadDir("/proc/self/fd")
-		must(t, err)
-		n := 0
-		for _, e := range ents {
-			l, err := os.Readlink("/proc/self/fd/" + e.Name())
-			if err != nil || strings.HasPrefix(l, "anon_inode:") {
-				continue
-			}
-			n++
-		}
-		return n - 1 // the directory being read
-	}
-	n := count()
-	for range 50 {
-		time.Sleep(10 * time.Millisecond)
-		if m := count(); m == n {
-			return n
-		} else {
-			n = m
-		}
-	}
-	return n
 }

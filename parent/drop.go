@@ -5,21 +5,15 @@ package parent
 import (
 	"errors"
 	"fmt"
-	"os/user"
 	"runtime"
 	"slices"
 	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
-)
 
-// Credential is a user to become: the ids DropPrivileges sets.
-type Credential struct {
-	UID, GID int
-	// Groups are the supplementary groups; empty clears them.
-	Groups []int
-}
+	"github.com/privsep-go/privsep/internal/ids"
+)
 
 // LookupCredential finds the credential for userName (a name or a numeric
 // id) and groupName (likewise; empty means the user's primary group). The
@@ -28,7 +22,7 @@ type Credential struct {
 // /etc/passwd and /etc/group.
 func LookupCredential(userName, groupName string) (Credential, error) {
 	var c Credential
-	u, err := lookupUser(userName)
+	u, err := ids.User(userName)
 	if err != nil {
 		return c, err
 	}
@@ -39,47 +33,13 @@ func LookupCredential(userName, groupName string) (Credential, error) {
 		return c, fmt.Errorf("user %s: gid %q: %w", userName, u.Gid, err)
 	}
 	if groupName != "" {
-		if c.GID, err = lookupGroup(groupName); err != nil {
+		gid, err := ids.GID(groupName)
+		if err != nil {
 			return c, err
 		}
+		c.GID = int(gid)
 	}
 	return c, nil
-}
-
-// maxID is the largest valid uid or gid: (uid_t)-1 means "no change".
-const maxID = 1<<32 - 2
-
-func lookupUser(name string) (*user.User, error) {
-	if n, err := strconv.ParseInt(name, 10, 64); err == nil {
-		if n < 0 || n > maxID {
-			return nil, fmt.Errorf("user %q: id out of range (0 to %d)", name, int64(maxID))
-		}
-		u, err := user.LookupId(name)
-		if err == nil {
-			return u, nil
-		}
-		// A uid with no passwd entry is still a uid; its group is itself.
-		return &user.User{Uid: name, Gid: name, Username: name}, nil
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		return nil, fmt.Errorf("user %q: %w", name, err)
-	}
-	return u, nil
-}
-
-func lookupGroup(name string) (int, error) {
-	if n, err := strconv.ParseInt(name, 10, 64); err == nil {
-		if n < 0 || n > maxID {
-			return 0, fmt.Errorf("group %q: id out of range (0 to %d)", name, int64(maxID))
-		}
-		return int(n), nil
-	}
-	gid, err := userResolver{}.LookupGroup(name)
-	if err != nil {
-		return 0, fmt.Errorf("group %q: %w", name, err)
-	}
-	return int(gid), nil
 }
 
 // DropPrivileges makes every thread of the process the user c: it sets the

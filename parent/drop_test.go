@@ -27,6 +27,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 )
 
@@ -80,52 +81,26 @@ const notePrefix = "role note: "
 // roleDone is the line a role prints when it has passed every check.
 func roleDone(role string) string { return "role " + role + ": done" }
 
+// playRole, in a TestHelper function, plays the role roleEnv names (one of
+// roles) and reports it done; outside a re-executed binary it does nothing.
+func playRole(t *testing.T, roles map[string]func(*testing.T)) {
+	role := os.Getenv(roleEnv)
+	if role == "" {
+		return
+	}
+	play, ok := roles[role]
+	if !ok {
+		t.Fatalf("unknown role %q", role)
+	}
+	play(t)
+	finishRole(t, role)
+}
+
 // finishRole prints roleDone unless t failed.
 func finishRole(t *testing.T, role string) {
 	if !t.Failed() {
 		fmt.Println(roleDone(role))
 	}
-}
-
-func needRoot(t *testing.T, what string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: " + what)
-	}
-}
-
-// worldTraversable reports whether every directory from / down to dir can
-// be searched by a user that owns none of them.
-func worldTraversable(dir string) error {
-	for d := dir; ; d = filepath.Dir(d) {
-		st, err := os.Stat(d)
-		if err != nil {
-			return err
-		}
-		if st.Mode().Perm()&0o001 == 0 {
-			return fmt.Errorf("%s is mode %v, not searchable by others", d, st.Mode().Perm())
-		}
-		if d == "/" {
-			return nil
-		}
-	}
-}
-
-// publicDir makes a directory of mode 0755 that any user can reach (unlike
-// t.TempDir, whose parent is 0700), removed when the test ends: in it, a
-// file's own mode decides who may open it.
-func publicDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "privsep-parent-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	must(t, os.Chmod(dir, 0o755))
-	if err := worldTraversable(dir); err != nil {
-		t.Skipf("an unprivileged user could not reach the test files: %v", err)
-	}
-	return dir
 }
 
 // nobody returns the uid and gid of the user nobody.
@@ -146,21 +121,11 @@ func nobody(t *testing.T) (uid, gid int) {
 // TestHelperDrop is not a test: it plays a role of drop_test.go in a
 // re-executed test binary (see runRole), and does nothing otherwise.
 func TestHelperDrop(t *testing.T) {
-	role := os.Getenv(roleEnv)
-	if role == "" {
-		return
-	}
-	switch role {
-	case "drop":
-		roleDrop(t)
-	case "groups":
-		roleGroups(t)
-	case "bad-ids":
-		roleBadIDs(t)
-	default:
-		t.Fatalf("unknown role %q", role)
-	}
-	finishRole(t, role)
+	playRole(t, map[string]func(*testing.T){
+		"drop":    roleDrop,
+		"groups":  roleGroups,
+		"bad-ids": roleBadIDs,
+	})
 }
 
 func TestLookupCredential(t *testing.T) {
@@ -225,13 +190,13 @@ func TestLookupCredential(t *testing.T) {
 // id and every thread is nobody's, and root cannot be regained.
 func TestDropPrivileges(t *testing.T) {
 	t.Parallel()
-	needRoot(t, "dropping privileges to nobody")
+	testutil.NeedRoot(t, "dropping privileges to nobody")
 	nobody(t)
-	dir := publicDir(t)
+	dir := testutil.PublicDir(t, "privsep-parent-test-")
 	secret := filepath.Join(dir, "secret")
 	public := filepath.Join(dir, "public")
-	must(t, os.WriteFile(secret, []byte("root only"), 0o600))
-	must(t, os.WriteFile(public, []byte("anyone"), 0o644))
+	testutil.Must(t, os.WriteFile(secret, []byte("root only"), 0o600))
+	testutil.Must(t, os.WriteFile(public, []byte("anyone"), 0o644))
 	runRole(t, "TestHelperDrop", "drop", "PRIVSEP_TEST_SECRET="+secret, "PRIVSEP_TEST_PUBLIC="+public)
 }
 
@@ -370,7 +335,7 @@ func checkThreads(t *testing.T, uid, gid int, groups []int) {
 // are set, exactly.
 func TestDropPrivilegesGroups(t *testing.T) {
 	t.Parallel()
-	needRoot(t, "dropping privileges")
+	testutil.NeedRoot(t, "dropping privileges")
 	nobody(t)
 	runRole(t, "TestHelperDrop", "groups")
 }
@@ -401,7 +366,7 @@ func roleGroups(t *testing.T) {
 // "leave unchanged", or truncate) are caught by the verification.
 func TestDropPrivilegesBadIDs(t *testing.T) {
 	t.Parallel()
-	needRoot(t, "attempting privilege drops")
+	testutil.NeedRoot(t, "attempting privilege drops")
 	nobody(t)
 	runRole(t, "TestHelperDrop", "bad-ids")
 }

@@ -36,6 +36,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/privsep-go/privsep/internal/hostile"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 	"github.com/privsep-go/privsep/protocol"
 )
@@ -53,14 +54,6 @@ const faultRoleEnv = "PRIVSEP_FAULT_ROLE"
 
 // faultDirEnv hands the helper a directory of test files.
 const faultDirEnv = "PRIVSEP_FAULT_DIR"
-
-// selfFDs counts this process's descriptors (the runtime's own left out).
-func selfFDs(t *testing.T) int {
-	t.Helper()
-	n, err := hostile.CountFDs(0)
-	must(t, err)
-	return n
-}
 
 // settleGoroutines waits up to 5s for the goroutine count to drop to want
 // and returns the last count.
@@ -81,7 +74,7 @@ func settleSelfFDs(t *testing.T, want int) int {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		n := selfFDs(t)
+		n := testutil.FDs(t, 0)
 		if n <= want || time.Now().After(deadline) {
 			return n
 		}
@@ -181,7 +174,7 @@ func TestFaultFakeChild(t *testing.T) {
 }
 
 func runFakeCase(t *testing.T, fc *hostile.FakeChildren, tc fakeCase) {
-	fds0, g0 := selfFDs(t), runtime.NumGoroutine()
+	fds0, g0 := testutil.FDs(t, 0), runtime.NumGoroutine()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	o, err := parent.Start(ctx, parent.Config{Executable: fc.Path(t, tc.scenario), Rules: []string{"/etc/hostname"}})
@@ -250,7 +243,7 @@ func runFakeCase(t *testing.T, fc *hostile.FakeChildren, tc fakeCase) {
 		fail = append(fail, fmt.Sprintf("Close: %v (%s), want an *ExitError with %s", closeErr, exitStatus(closeErr), tc.status))
 	}
 	if fds1 != fds0 {
-		fail = append(fail, fmt.Sprintf("descriptors: %d before, %d after: %s", fds0, fds1, hostile.FDList(0)))
+		fail = append(fail, fmt.Sprintf("descriptors: %d before, %d after: %s", fds0, fds1, testutil.FDList(0)))
 	}
 	if g1 > g0 {
 		fail = append(fail, fmt.Sprintf("goroutines: %d before, %d after", g0, g1))
@@ -281,7 +274,7 @@ func errText(err error) string {
 
 // fakeIdleExit: the opener exits 0 on its own, with no call in flight.
 func fakeIdleExit(t *testing.T, fc *hostile.FakeChildren) {
-	fds0, g0 := selfFDs(t), runtime.NumGoroutine()
+	fds0, g0 := testutil.FDs(t, 0), runtime.NumGoroutine()
 	o, err := parent.Start(context.Background(), parent.Config{Executable: fc.Path(t, "exit-0-idle"), Rules: []string{"/etc/hostname"}})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -321,7 +314,7 @@ func fakeIdleExit(t *testing.T, fc *hostile.FakeChildren) {
 // stderr, so the parent's log reader never sees end of file while the
 // grandchild lives.
 func fakeStderrHold(t *testing.T, fc *hostile.FakeChildren) {
-	fds0, g0 := selfFDs(t), runtime.NumGoroutine()
+	fds0, g0 := testutil.FDs(t, 0), runtime.NumGoroutine()
 	o, err := parent.Start(context.Background(), parent.Config{Executable: fc.Path(t, "stderrhold"), Rules: []string{"/etc/hostname"}})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -336,7 +329,7 @@ func fakeStderrHold(t *testing.T, fc *hostile.FakeChildren) {
 	begin = time.Now()
 	closeErr := o.Close()
 	closeTook := time.Since(begin)
-	fds1 := selfFDs(t) // right after Close
+	fds1 := testutil.FDs(t, 0) // right after Close
 	g1 := runtime.NumGoroutine()
 	// The log reader may take a moment past Close to give up; it must not
 	// wait for the grandchild (10s).
@@ -373,7 +366,7 @@ func fakeStderrHold(t *testing.T, fc *hostile.FakeChildren) {
 // the process), and the call must fail promptly. The grandchild is killed
 // after 2s so that the test ends either way.
 func fakeSockHold(t *testing.T, fc *hostile.FakeChildren) {
-	fds0, g0 := selfFDs(t), runtime.NumGoroutine()
+	fds0, g0 := testutil.FDs(t, 0), runtime.NumGoroutine()
 	o, err := parent.Start(context.Background(), parent.Config{Executable: fc.Path(t, "sockhold"), Rules: []string{"/etc/hostname"}})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -418,7 +411,7 @@ func fakeSockHold(t *testing.T, fc *hostile.FakeChildren) {
 // fakeIgnoreEOF: an opener that does not exit at end of stream. Close
 // waits for it, then kills it, and reports that.
 func fakeIgnoreEOF(t *testing.T, fc *hostile.FakeChildren) {
-	fds0, g0 := selfFDs(t), runtime.NumGoroutine()
+	fds0, g0 := testutil.FDs(t, 0), runtime.NumGoroutine()
 	// A short CloseTimeout keeps the test quick; the default is 5s.
 	o, err := parent.Start(context.Background(), parent.Config{Executable: fc.Path(t, "ignoreeof"), Rules: []string{"/etc/hostname"}, CloseTimeout: 300 * time.Millisecond})
 	if err != nil {
@@ -454,8 +447,8 @@ func fakeIgnoreEOF(t *testing.T, fc *hostile.FakeChildren) {
 // fakeLogs: non-JSON lines, JSON with the wrong types, a 10 MB line, bytes
 // that are not UTF-8, on the opener's stderr.
 func fakeLogs(t *testing.T, fc *hostile.FakeChildren) {
-	fds0, g0 := selfFDs(t), runtime.NumGoroutine()
-	var buf safeLog
+	fds0, g0 := testutil.FDs(t, 0), runtime.NumGoroutine()
+	var buf testutil.LogBuffer
 	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: &buf})
 	o, err := parent.Start(context.Background(), parent.Config{Executable: fc.Path(t, "logs"), Rules: []string{"/etc/hostname"}, Logger: log})
 	if err != nil {
@@ -518,27 +511,10 @@ func fakeLogs(t *testing.T, fc *hostile.FakeChildren) {
 	}
 }
 
-type safeLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *safeLog) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeLog) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // fakeBadReady: the handshake fails; Start returns an error and leaves
 // nothing behind.
 func fakeBadReady(t *testing.T, fc *hostile.FakeChildren, scenario, what, want string) {
-	fds0, g0 := selfFDs(t), runtime.NumGoroutine()
+	fds0, g0 := testutil.FDs(t, 0), runtime.NumGoroutine()
 	begin := time.Now()
 	o, err := parent.Start(context.Background(), parent.Config{Executable: fc.Path(t, scenario), Rules: []string{"/etc/hostname"}})
 	took := time.Since(begin)
@@ -569,13 +545,13 @@ func TestFaultOpenerAtFDLimit(t *testing.T) {
 	if _, err := read(t, o, path); err != nil {
 		t.Fatal(err)
 	}
-	before, err := hostile.SettledFDs(pid, -1)
-	must(t, err)
+	before, err := testutil.SettledFDs(pid, -1)
+	testutil.Must(t, err)
 	var old unix.Rlimit
-	must(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old))
+	testutil.Must(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old))
 	free, err := hostile.LowestFreeFD(pid)
-	must(t, err)
-	must(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: uint64(free), Max: old.Max}, nil))
+	testutil.Must(t, err)
+	testutil.Must(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: uint64(free), Max: old.Max}, nil))
 	_, openErr := read(t, o, path)
 	res, batchErr := o.OpenBatch(context.Background(), []parent.Request{{Path: path}, {Path: path}})
 	var itemErr error
@@ -587,10 +563,10 @@ func TestFaultOpenerAtFDLimit(t *testing.T) {
 			}
 		}
 	}
-	must(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, &old, nil))
+	testutil.Must(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, &old, nil))
 	got, afterErr := read(t, o, path)
-	after, err := hostile.SettledFDs(pid, before)
-	must(t, err)
+	after, err := testutil.SettledFDs(pid, before)
+	testutil.Must(t, err)
 	var pe *fs.PathError
 	hostile.Row(t, secExhaustion, fmt.Sprintf("opener at its RLIMIT_NOFILE (prlimit soft limit %d)", free),
 		"Open and each batch item fail with *fs.PathError matching syscall.EMFILE (a system error, not ErrDenied); after raising the limit the opener serves; its fds unchanged",
@@ -687,12 +663,12 @@ func TestFaultParentAtFDLimit(t *testing.T) {
 func roleParentEMFILE(t *testing.T) {
 	root := os.Getenv(faultDirEnv)
 	path := root + "/a.txt"
-	base := selfFDs(t) // before both openers
+	base := testutil.FDs(t, 0) // before both openers
 	o, err := parent.Start(context.Background(), parent.Config{Rules: []string{root + "/"}})
-	must(t, err)
+	testutil.Must(t, err)
 	fake, err := parent.Start(context.Background(), parent.Config{
 		Executable: hostile.FakeChildAt(os.Getenv(hostile.FakeChildEnv)).Path(t, "ctrunc"), Rules: []string{root + "/"}})
-	must(t, err)
+	testutil.Must(t, err)
 	batch := make([]parent.Request, protocol.MaxBatch)
 	for i := range batch {
 		batch[i].Path = path
@@ -716,17 +692,17 @@ func roleParentEMFILE(t *testing.T) {
 		return err
 	}
 	// Warm up, so that everything lazily opened is open.
-	must(t, openOnce(o))
-	must(t, batchOnce())
+	testutil.Must(t, openOnce(o))
+	testutil.Must(t, batchOnce())
 	var r emfileReport
-	r.FDsBefore = selfFDs(t)
+	r.FDsBefore = testutil.FDs(t, 0)
 	var old unix.Rlimit
-	must(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &old))
+	testutil.Must(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &old))
 	free, err := hostile.LowestFreeFD(0)
-	must(t, err)
+	testutil.Must(t, err)
 	r.Limit = free
 	setLimit := func(cur uint64) {
-		must(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: cur, Max: old.Max}))
+		testutil.Must(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: cur, Max: old.Max}))
 	}
 
 	setLimit(uint64(free))
@@ -736,7 +712,7 @@ func roleParentEMFILE(t *testing.T) {
 	setLimit(uint64(free + 10))
 	err = batchOnce()
 	r.BatchErr, r.BatchEMFILE = errText(err), errors.Is(err, syscall.EMFILE)
-	r.FDsAtLimit = selfFDs(t)
+	r.FDsAtLimit = testutil.FDs(t, 0)
 	// Many callers at once (their opens coalesce into batches) with room
 	// for 3 descriptors: each call succeeds or fails with EMFILE.
 	setLimit(uint64(free + 3))
@@ -770,7 +746,7 @@ func roleParentEMFILE(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	r.Concurrent = fmt.Sprintf("%d ok, %d EMFILE (*fs.PathError), %d other %q; fds after %d", okN, emfileN, otherN, other, selfFDs(t))
+	r.Concurrent = fmt.Sprintf("%d ok, %d EMFILE (*fs.PathError), %d other %q; fds after %d", okN, emfileN, otherN, other, testutil.FDs(t, 0))
 	r.ConcurrentOK = otherN == 0 && okN+emfileN == 320
 	setLimit(old.Cur)
 	r.AfterOpen, r.AfterBatch = "ok", "ok"
@@ -780,13 +756,13 @@ func roleParentEMFILE(t *testing.T) {
 	if err := batchOnce(); err != nil {
 		r.AfterBatch = err.Error()
 	}
-	r.FDsAfter = selfFDs(t)
+	r.FDsAfter = testutil.FDs(t, 0)
 	r.CloseErr = errText(o.Close())
 
 	// The fake: 253 descriptors on an opened reply.
 	r.FakeFDsBefore = base
 	free, err = hostile.LowestFreeFD(0)
-	must(t, err)
+	testutil.Must(t, err)
 	setLimit(uint64(free + 10))
 	err = openOnce(fake)
 	r.Fake = append(r.Fake, fmt.Sprintf("at the limit: %q (EMFILE: %v)", errText(err), errors.Is(err, syscall.EMFILE)))
@@ -797,7 +773,7 @@ func roleParentEMFILE(t *testing.T) {
 	fake.Close()
 	r.FakeFDsAfter = settleSelfFDs(t, r.FakeFDsBefore)
 	b, err := json.Marshal(r)
-	must(t, err)
+	testutil.Must(t, err)
 	fmt.Printf("EMFILE-REPORT %s\n", b)
 }
 
@@ -806,7 +782,7 @@ func roleParentEMFILE(t *testing.T) {
 func runFaultRole(t *testing.T, role string, env ...string) string {
 	t.Helper()
 	exe, err := os.Executable()
-	must(t, err)
+	testutil.Must(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, "-test.run=^TestFaultHelper$", "-test.count=1", "-test.timeout=55s")
@@ -840,7 +816,7 @@ func TestFaultHelper(t *testing.T) {
 		roleParentEMFILE(t)
 	case "parent-for-kill":
 		o, err := parent.Start(context.Background(), parent.Config{Rules: []string{"/etc/hostname"}})
-		must(t, err)
+		testutil.Must(t, err)
 		fmt.Printf("OPENER %d\n", o.PID())
 		time.Sleep(time.Minute) // until killed
 	default:
@@ -853,15 +829,15 @@ func TestFaultHelper(t *testing.T) {
 // notice end of stream and exit.
 func TestFaultParentKilled(t *testing.T) {
 	exe, err := os.Executable()
-	must(t, err)
+	testutil.Must(t, err)
 	const rounds = 5
 	var times []time.Duration
 	for i := 0; i < rounds; i++ {
 		cmd := exec.Command(exe, "-test.run=^TestFaultHelper$", "-test.count=1", "-test.timeout=90s")
 		cmd.Env = append(os.Environ(), faultRoleEnv+"=parent-for-kill")
 		stdout, err := cmd.StdoutPipe()
-		must(t, err)
-		must(t, cmd.Start())
+		testutil.Must(t, err)
+		testutil.Must(t, cmd.Start())
 		sc := bufio.NewScanner(stdout)
 		pid := 0
 		for sc.Scan() {
@@ -877,7 +853,7 @@ func TestFaultParentKilled(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 		begin := time.Now()
-		must(t, cmd.Process.Kill())
+		testutil.Must(t, cmd.Process.Kill())
 		for !hostile.Exited(pid) && time.Since(begin) < 10*time.Second {
 			time.Sleep(200 * time.Microsecond)
 		}
@@ -916,12 +892,12 @@ func TestFaultChildKilledLatency(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			root, _ := tree(t)
 			g0 := runtime.NumGoroutine()
-			fds0 := selfFDs(t)
+			fds0 := testutil.FDs(t, 0)
 			o, err := parent.Start(context.Background(), parent.Config{Rules: []string{root + "/"}})
-			must(t, err)
+			testutil.Must(t, err)
 			pid := o.PID()
 			if stopped {
-				must(t, hostile.Stop(pid, 5*time.Second))
+				testutil.Must(t, hostile.Stop(pid, 5*time.Second))
 			}
 			const callers, calls = 16, 100
 			var killedAt time.Time
@@ -959,7 +935,7 @@ func TestFaultChildKilledLatency(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 			mu.Lock()
 			killedAt = time.Now()
-			must(t, unix.Kill(pid, unix.SIGKILL))
+			testutil.Must(t, unix.Kill(pid, unix.SIGKILL))
 			mu.Unlock()
 			done := make(chan struct{})
 			go func() { wg.Wait(); close(done) }()
@@ -1009,7 +985,7 @@ func TestFaultStoppedOpener(t *testing.T) {
 	dir := t.TempDir()
 	const n = 8
 	for i := 0; i < 20; i++ {
-		must(t, os.WriteFile(filepath.Join(dir, strconv.Itoa(i)), []byte(strconv.Itoa(i)), 0o644))
+		testutil.Must(t, os.WriteFile(filepath.Join(dir, strconv.Itoa(i)), []byte(strconv.Itoa(i)), 0o644))
 	}
 	o := start(t, parent.Config{Rules: []string{dir + "/"}})
 	readN := func(ctx context.Context, i int) (string, error) {
@@ -1024,7 +1000,7 @@ func TestFaultStoppedOpener(t *testing.T) {
 	if _, err := readN(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
-	fds0 := selfFDs(t)
+	fds0 := testutil.FDs(t, 0)
 	g0 := runtime.NumGoroutine()
 	// A goroutine reading files 0..19 in order, stopped in the middle.
 	seqDone := make(chan []string, 1)
@@ -1044,7 +1020,7 @@ func TestFaultStoppedOpener(t *testing.T) {
 		seqDone <- got
 	}()
 	<-seqStarted
-	must(t, hostile.Stop(o.PID(), 5*time.Second))
+	testutil.Must(t, hostile.Stop(o.PID(), 5*time.Second))
 	stoppedAt := time.Now()
 	const deadline = 100 * time.Millisecond
 	type result struct {
@@ -1079,7 +1055,7 @@ func TestFaultStoppedOpener(t *testing.T) {
 	}
 	sort.Slice(lates, func(i, j int) bool { return lates[i] < lates[j] })
 	early := len(waiting)
-	must(t, unix.Kill(o.PID(), unix.SIGCONT))
+	testutil.Must(t, unix.Kill(o.PID(), unix.SIGCONT))
 	contAt := time.Now()
 	wrong := 0
 	for i := 0; i < n; i++ {
@@ -1129,9 +1105,9 @@ func TestFaultStoppedOpener(t *testing.T) {
 // TestCloseWithCallsInFlight check the results; this adds the timings.
 func TestFaultCloseRaces(t *testing.T) {
 	root, _ := tree(t)
-	g0, fds0 := runtime.NumGoroutine(), selfFDs(t)
+	g0, fds0 := runtime.NumGoroutine(), testutil.FDs(t, 0)
 	o, err := parent.Start(context.Background(), parent.Config{Rules: []string{root + "/"}})
-	must(t, err)
+	testutil.Must(t, err)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var lastReturn time.Time

@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 )
 
@@ -51,7 +52,7 @@ func fsTree(t *testing.T, withLink, withBig bool) (root string, files []string) 
 	base := t.TempDir()
 	root = filepath.Join(base, "root")
 	for _, d := range []string{"sub/deeper", "emptydir", "tmpl"} {
-		must(t, os.MkdirAll(filepath.Join(root, d), 0o755))
+		testutil.Must(t, os.MkdirAll(filepath.Join(root, d), 0o755))
 	}
 	content := map[string]string{
 		"index.html":       "<html><body>hello from the opener</body></html>\n",
@@ -66,15 +67,15 @@ func fsTree(t *testing.T, withLink, withBig bool) (root string, files []string) 
 		delete(content, "big.bin")
 	}
 	for name, data := range content {
-		must(t, os.WriteFile(filepath.Join(root, name), []byte(data), 0o644))
+		testutil.Must(t, os.WriteFile(filepath.Join(root, name), []byte(data), 0o644))
 		files = append(files, name)
 	}
 	files = append(files, "sub", "sub/deeper", "emptydir", "tmpl")
 	if withLink {
-		must(t, os.Symlink("sub/b.txt", filepath.Join(root, "link")))
+		testutil.Must(t, os.Symlink("sub/b.txt", filepath.Join(root, "link")))
 		files = append(files, "link")
 	}
-	must(t, os.WriteFile(filepath.Join(base, "secret"), []byte("secret"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(base, "secret"), []byte("secret"), 0o644))
 	slices.Sort(files)
 	return root, files
 }
@@ -93,9 +94,9 @@ func bigData() []byte {
 // the opener refuses to open: two symlinks that leave the tree and a FIFO.
 func escapes(t *testing.T, root string) []string {
 	t.Helper()
-	must(t, os.Symlink("/etc/passwd", filepath.Join(root, "out")))
-	must(t, os.Symlink("../../secret", filepath.Join(root, "sub", "up")))
-	must(t, unix.Mkfifo(filepath.Join(root, "fifo"), 0o644))
+	testutil.Must(t, os.Symlink("/etc/passwd", filepath.Join(root, "out")))
+	testutil.Must(t, os.Symlink("../../secret", filepath.Join(root, "sub", "up")))
+	testutil.Must(t, unix.Mkfifo(filepath.Join(root, "fifo"), 0o644))
 	return []string{"fifo", "out", "sub/up"}
 }
 
@@ -164,7 +165,7 @@ func TestFS(t *testing.T) {
 				}
 				e := ents[i]
 				lst, err := os.Lstat(filepath.Join(root, name))
-				must(t, err)
+				testutil.Must(t, err)
 				if e.Type() != lst.Mode().Type() {
 					t.Errorf("%s: entry type %v, want %v (its own)", name, e.Type(), lst.Mode().Type())
 				}
@@ -195,7 +196,7 @@ func TestFS(t *testing.T) {
 			// accepts: this is why the escapes are left out above. (sub is
 			// small: fstest over big.bin again would take seconds.)
 			sub, err := fs.Sub(fsys, "sub")
-			must(t, err)
+			testutil.Must(t, err)
 			if err := fstest.TestFS(sub, "b.txt", "deeper", "deeper/c.txt", "up"); err == nil || !strings.Contains(err.Error(), "up") {
 				t.Errorf("fstest.TestFS over sub, with the escaping sub/up: got %v, want a failure naming it", err)
 			}
@@ -258,11 +259,11 @@ func testFSNames(t *testing.T, dirs bool) {
 	_, err = fs.ReadFile(fsys, "sub")
 	checkPathError(t, err, "readfile", "sub", syscall.EISDIR)
 	f, err := fsys.Open("sub")
-	must(t, err)
+	testutil.Must(t, err)
 	if _, err := f.Read(make([]byte, 1)); !errors.Is(err, syscall.EISDIR) {
 		t.Errorf("reading the directory sub: %v, want EISDIR", err)
 	}
-	must(t, f.Close())
+	testutil.Must(t, f.Close())
 	if err := f.Close(); !errors.Is(err, fs.ErrClosed) {
 		t.Errorf("second Close: %v, want fs.ErrClosed", err)
 	}
@@ -274,7 +275,7 @@ func testFSNames(t *testing.T, dirs bool) {
 	}
 	// A Sub names its root "." too, and is the tree beneath.
 	sub, err := fs.Sub(fsys, "sub")
-	must(t, err)
+	testutil.Must(t, err)
 	if info, err := fs.Stat(sub, "."); err != nil || info.Name() != "." {
 		t.Errorf(`Sub("sub"): Stat("."): %v, %v`, info, err)
 	}
@@ -284,7 +285,7 @@ func testFSNames(t *testing.T, dirs bool) {
 	// Entries' Info comes with a *syscall.Stat_t, as from os, except a
 	// directory's when the rule keeps its descriptor back.
 	ents, err := fs.ReadDir(fsys, "sub")
-	must(t, err)
+	testutil.Must(t, err)
 	for _, e := range ents {
 		info, err := e.Info()
 		if !dirs && e.IsDir() {
@@ -293,10 +294,10 @@ func testFSNames(t *testing.T, dirs bool) {
 			}
 			continue
 		}
-		must(t, err)
+		testutil.Must(t, err)
 		st, ok := info.Sys().(*syscall.Stat_t)
 		var want syscall.Stat_t
-		must(t, syscall.Lstat(filepath.Join(root, "sub", e.Name()), &want))
+		testutil.Must(t, syscall.Lstat(filepath.Join(root, "sub", e.Name()), &want))
 		if !ok || st.Ino != want.Ino || st.Uid != want.Uid || st.Mode != want.Mode {
 			t.Errorf("sub/%s: Info().Sys() = %#v, want %#v", e.Name(), info.Sys(), want)
 		}
@@ -316,7 +317,7 @@ func TestFSSlashRoot(t *testing.T) {
 		t.Errorf(`Stat("."): %v, %v`, info, err)
 	}
 	sub, err := fs.Sub(fsys, strings.TrimPrefix(root, "/"))
-	must(t, err)
+	testutil.Must(t, err)
 	if b, err := fs.ReadFile(sub, "sub/deeper/c.txt"); err != nil || string(b) != "gamma" {
 		t.Errorf("Sub: ReadFile: %q, %v", b, err)
 	}
@@ -345,7 +346,7 @@ func TestFSBadRoot(t *testing.T) {
 		}
 		// A Sub of a bad FS is as bad.
 		sub, err := fs.Sub(fsys, "sub")
-		must(t, err)
+		testutil.Must(t, err)
 		_, err = fs.ReadFile(sub, "b.txt")
 		if !errors.Is(err, fs.ErrInvalid) {
 			t.Errorf("FS(%q): Sub: ReadFile: %v, want fs.ErrInvalid", bad, err)
@@ -378,13 +379,14 @@ func TestFSDeniedRoot(t *testing.T) {
 		t.Errorf("ReadFile(index.html), allowed by an exact rule: %q, %v", b, err)
 	}
 	sub, err := fs.Sub(fsys, "sub")
-	must(t, err)
+	testutil.Must(t, err)
 	if err := fstest.TestFS(sub, "b.txt", "deeper", "deeper/c.txt"); err != nil {
 		t.Errorf("the allowed subtree: %v", err)
 	}
 	// A dead opener fails every call with its exit status.
 	p, _ := os.FindProcess(o.PID())
-	must(t, p.Kill())
+	defer p.Release() // FindProcess holds a pidfd; later tests count descriptors
+	testutil.Must(t, p.Kill())
 	<-o.Done()
 	_, err = fs.ReadFile(fsys, "index.html")
 	var ee *parent.ExitError
@@ -403,19 +405,19 @@ func TestFSHTTP(t *testing.T) {
 	get := func(path string, header ...string) (int, string) {
 		t.Helper()
 		req, err := http.NewRequest("GET", srv.URL+path, nil)
-		must(t, err)
+		testutil.Must(t, err)
 		for i := 0; i+1 < len(header); i += 2 {
 			req.Header.Set(header[i], header[i+1])
 		}
 		resp, err := srv.Client().Do(req)
-		must(t, err)
+		testutil.Must(t, err)
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
-		must(t, err)
+		testutil.Must(t, err)
 		return resp.StatusCode, string(b)
 	}
 	page, err := os.ReadFile(filepath.Join(root, "index.html"))
-	must(t, err)
+	testutil.Must(t, err)
 	for _, path := range []string{"/", "/index.html"} {
 		if code, body := get(path); code != 200 || body != string(page) {
 			t.Errorf("GET %s: %d %q, want 200 and index.html", path, code, body)
@@ -457,7 +459,7 @@ func TestFSTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 	var b strings.Builder
-	must(t, tmpl.ExecuteTemplate(&b, "base", "<world>"))
+	testutil.Must(t, tmpl.ExecuteTemplate(&b, "base", "<world>"))
 	if got, want := b.String(), "<p>Hello, &lt;world&gt;!</p>"; got != want {
 		t.Errorf("template: got %q, want %q", got, want)
 	}
@@ -547,13 +549,13 @@ func TestFSDescriptors(t *testing.T) {
 		return seen
 	}
 	walk() // warm up: the runtime makes some descriptors lazily
-	pid := fmt.Sprint(o.PID())
-	before, theirs := countFDs(t, "self"), settledFDs(t, pid, -1)
+	pid := o.PID()
+	before, theirs := testutil.FDs(t, 0), testutil.FDsSettled(t, pid, -1)
 	seen := walk()
-	if got := countFDs(t, "self"); got != before {
+	if got := testutil.FDs(t, 0); got != before {
 		t.Errorf("descriptors after a full walk: %d, want %d", got, before)
 	}
-	if got := settledFDs(t, pid, theirs); got != theirs {
+	if got := testutil.FDsSettled(t, pid, theirs); got != theirs {
 		t.Errorf("opener descriptors after a full walk: %d, want %d", got, theirs)
 	}
 	want := slices.Sorted(slices.Values(append(files, bad...)))
@@ -567,38 +569,31 @@ func TestFSDescriptors(t *testing.T) {
 // entries, and the FS still passes fstest.TestFS, with every entry's Info
 // asked of the opener.
 func TestFSDropped(t *testing.T) {
-	needRoot(t, "dropping privileges to nobody")
+	testutil.NeedRoot(t, "dropping privileges to nobody")
 	nobody(t)
-	dir := publicDir(t)
+	dir := testutil.PublicDir(t, "privsep-parent-test-")
 	www := filepath.Join(dir, "www")
-	must(t, os.MkdirAll(filepath.Join(www, "sub"), 0o700))
-	must(t, os.Chmod(www, 0o700))
-	must(t, os.WriteFile(filepath.Join(www, "index.html"), []byte("<html>private</html>"), 0o600))
-	must(t, os.WriteFile(filepath.Join(www, "sub", "a.txt"), []byte("alpha"), 0o600))
+	testutil.Must(t, os.MkdirAll(filepath.Join(www, "sub"), 0o700))
+	testutil.Must(t, os.Chmod(www, 0o700))
+	testutil.Must(t, os.WriteFile(filepath.Join(www, "index.html"), []byte("<html>private</html>"), 0o600))
+	testutil.Must(t, os.WriteFile(filepath.Join(www, "sub", "a.txt"), []byte("alpha"), 0o600))
 	runRole(t, "TestHelperFS", "fs-dropped", "PRIVSEP_TEST_WWW="+www)
 }
 
 // TestHelperFS is not a test: it plays a role of fs_test.go in a
 // re-executed test binary (see runRole), and does nothing otherwise.
 func TestHelperFS(t *testing.T) {
-	role := os.Getenv(roleEnv)
-	switch role {
-	case "":
-		return
-	case "fs-dropped":
-		roleFSDropped(t)
-	default:
-		t.Fatalf("unknown role %q", role)
-	}
-	finishRole(t, role)
+	playRole(t, map[string]func(*testing.T){
+		"fs-dropped": roleFSDropped,
+	})
 }
 
 func roleFSDropped(t *testing.T) {
 	www := os.Getenv("PRIVSEP_TEST_WWW")
 	o := start(t, parent.Config{Rules: []string{www + "/"}})
 	c, err := parent.LookupCredential("nobody", "")
-	must(t, err)
-	must(t, parent.DropPrivileges(c))
+	testutil.Must(t, err)
+	testutil.Must(t, parent.DropPrivileges(c))
 
 	if _, err := os.ReadDir(www); !errors.Is(err, fs.ErrPermission) {
 		t.Fatalf("os.ReadDir(%s) after the drop: %v, want EACCES", www, err)
@@ -608,7 +603,7 @@ func roleFSDropped(t *testing.T) {
 		t.Error(err)
 	}
 	ents, err := fs.ReadDir(fsys, ".")
-	must(t, err)
+	testutil.Must(t, err)
 	for _, e := range ents {
 		info, err := e.Info()
 		if err != nil || info.Name() != e.Name() || info.Mode().Type() != e.Type() {
@@ -618,7 +613,7 @@ func roleFSDropped(t *testing.T) {
 	srv := httptest.NewServer(http.FileServer(http.FS(fsys)))
 	defer srv.Close()
 	resp, err := srv.Client().Get(srv.URL + "/sub/")
-	must(t, err)
+	testutil.Must(t, err)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `href="a.txt"`) {

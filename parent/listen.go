@@ -25,9 +25,7 @@ import (
 // (errors.Is(err, syscall.EADDRINUSE)). The listener works with http.Serve
 // and everything else that takes a net.Listener.
 func (o *Opener) Listen(ctx context.Context, network, addr string) (net.Listener, error) {
-	switch network {
-	case "tcp", "tcp4", "tcp6", "unix":
-	default:
+	if !policy.IsListenNetwork(network) || policy.IsPacketNetwork(network) {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
 	}
 	f, err := o.listen(ctx, network, addr)
@@ -45,9 +43,7 @@ func (o *Opener) Listen(ctx context.Context, network, addr string) (net.Listener
 // ListenPacket is Listen for "udp", "udp4" and "udp6": it returns a bound
 // UDP socket as a net.PacketConn.
 func (o *Opener) ListenPacket(ctx context.Context, network, addr string) (net.PacketConn, error) {
-	switch network {
-	case "udp", "udp4", "udp6":
-	default:
+	if !policy.IsPacketNetwork(network) {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
 	}
 	f, err := o.listen(ctx, network, addr)
@@ -106,15 +102,17 @@ func (o *Opener) listen(ctx context.Context, network, addr string) (*os.File, er
 
 // opAddr makes the net.Addr an OpError names; nil when addr does not parse.
 func opAddr(network, addr string) net.Addr {
-	switch network {
-	case "unix":
+	switch {
+	case network == "unix":
 		return &net.UnixAddr{Name: addr, Net: network}
-	case "tcp", "tcp4", "tcp6":
-		if a, err := net.ResolveTCPAddr(network, addr); err == nil && policy.CheckListenAddr(network, addr) == nil {
+	case policy.CheckListenAddr(network, addr) != nil:
+		return nil
+	case policy.IsPacketNetwork(network):
+		if a, err := net.ResolveUDPAddr(network, addr); err == nil {
 			return a
 		}
-	case "udp", "udp4", "udp6":
-		if a, err := net.ResolveUDPAddr(network, addr); err == nil && policy.CheckListenAddr(network, addr) == nil {
+	default:
+		if a, err := net.ResolveTCPAddr(network, addr); err == nil {
 			return a
 		}
 	}

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 )
 
@@ -26,7 +27,7 @@ func TestListenTCPServesHTTP(t *testing.T) {
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	o := start(t, parent.Config{Listen: []string{"tcp:" + addr}})
-	fdsBefore := countFDs(t, "self")
+	fdsBefore := testutil.FDs(t, 0)
 	ln, err := o.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -48,10 +49,10 @@ func TestListenTCPServesHTTP(t *testing.T) {
 	srv.Close()
 	http.DefaultClient.CloseIdleConnections()
 	deadline := time.Now().Add(2 * time.Second)
-	for countFDs(t, "self") != fdsBefore && time.Now().Before(deadline) {
+	for testutil.FDs(t, 0) != fdsBefore && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := countFDs(t, "self"); got != fdsBefore {
+	if got := testutil.FDs(t, 0); got != fdsBefore {
 		t.Errorf("descriptors after closing the listener: got %d, want %d", got, fdsBefore)
 	}
 }
@@ -140,27 +141,27 @@ func TestListenUnixSocketMode(t *testing.T) {
 	sock := filepath.Join(dir, "app.sock")
 	stale := filepath.Join(dir, "stale.sock")
 	notSock := filepath.Join(dir, "file")
-	must(t, os.WriteFile(notSock, nil, 0o644))
+	testutil.Must(t, os.WriteFile(notSock, nil, 0o644))
 	pol, err := parent.LoadPolicy(nil, nil, "unix:"+sock, "unix:"+notSock)
-	must(t, err)
+	testutil.Must(t, err)
 	// A stale socket file, and a rule that may replace it.
 	s, err := net.Listen("unix", stale)
-	must(t, err)
+	testutil.Must(t, err)
 	s.(*net.UnixListener).SetUnlinkOnClose(false)
 	s.Close()
 	policyFile := filepath.Join(dir, "p.policy")
-	must(t, os.WriteFile(policyFile, []byte("listen unix:"+stale+" mode=0600 replace\n"), 0o644))
+	testutil.Must(t, os.WriteFile(policyFile, []byte("listen unix:"+stale+" mode=0600 replace\n"), 0o644))
 	pol2, err := parent.LoadPolicy([]string{policyFile}, nil)
-	must(t, err)
+	testutil.Must(t, err)
 
 	old := unix.Umask(0o022)
 	defer unix.Umask(old)
 	o := start(t, parent.Config{Policy: pol})
 	ln, err := o.Listen(context.Background(), "unix", sock)
-	must(t, err)
+	testutil.Must(t, err)
 	defer ln.Close()
 	st, err := os.Lstat(sock)
-	must(t, err)
+	testutil.Must(t, err)
 	if st.Mode()&os.ModeSocket == 0 || st.Mode().Perm() != 0o660 {
 		t.Errorf("socket file: got %v, want a socket with mode 0660 (the default) despite umask 022", st.Mode())
 	}
@@ -227,12 +228,12 @@ func TestListenPrivilegedPortAfterDrop(t *testing.T) {
 func listenRole(t *testing.T) {
 	addr := "127.0.0.1:" + os.Getenv("PRIVSEP_TEST_LISTEN_PORT")
 	o, err := parent.Start(context.Background(), parent.Config{Listen: []string{"tcp:" + addr}})
-	must(t, err)
+	testutil.Must(t, err)
 	ln, err := o.Listen(context.Background(), "tcp", addr)
-	must(t, err)
+	testutil.Must(t, err)
 	cred, err := parent.LookupCredential("nobody", "")
-	must(t, err)
-	must(t, parent.DropPrivileges(cred))
+	testutil.Must(t, err)
+	testutil.Must(t, parent.DropPrivileges(cred))
 	// As nobody, binding the port directly is refused.
 	if l, err := net.Listen("tcp", "127.0.0.1:1"); err == nil {
 		l.Close()
@@ -243,7 +244,7 @@ func listenRole(t *testing.T) {
 	})}
 	go srv.Serve(ln)
 	resp, err := http.Get("http://" + addr + "/")
-	must(t, err)
+	testutil.Must(t, err)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if string(b) != "uid 65534" {
@@ -257,7 +258,7 @@ func listenRole(t *testing.T) {
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
+	testutil.Must(t, err)
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	return port

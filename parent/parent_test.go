@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 	"github.com/privsep-go/privsep/protocol"
 )
@@ -39,22 +40,15 @@ func tree(t *testing.T) (root, secret string) {
 	base := t.TempDir()
 	root = filepath.Join(base, "root")
 	secret = filepath.Join(base, "secret")
-	must(t, os.MkdirAll(filepath.Join(root, "sub"), 0o755))
-	must(t, os.WriteFile(filepath.Join(root, "a.txt"), []byte("alpha"), 0o644))
-	must(t, os.WriteFile(filepath.Join(root, "sub", "b.txt"), []byte("beta"), 0o644))
-	must(t, os.WriteFile(secret, []byte("secret"), 0o644))
-	must(t, unix.Mkfifo(filepath.Join(root, "fifo"), 0o644))
-	must(t, os.Symlink("a.txt", filepath.Join(root, "in")))
-	must(t, os.Symlink("/etc/passwd", filepath.Join(root, "out")))
-	must(t, os.Symlink("../secret", filepath.Join(root, "up")))
+	testutil.Must(t, os.MkdirAll(filepath.Join(root, "sub"), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "a.txt"), []byte("alpha"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "sub", "b.txt"), []byte("beta"), 0o644))
+	testutil.Must(t, os.WriteFile(secret, []byte("secret"), 0o644))
+	testutil.Must(t, unix.Mkfifo(filepath.Join(root, "fifo"), 0o644))
+	testutil.Must(t, os.Symlink("a.txt", filepath.Join(root, "in")))
+	testutil.Must(t, os.Symlink("/etc/passwd", filepath.Join(root, "out")))
+	testutil.Must(t, os.Symlink("../secret", filepath.Join(root, "up")))
 	return root, secret
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func start(t *testing.T, cfg parent.Config) *parent.Opener {
@@ -81,49 +75,6 @@ func read(t *testing.T, o *parent.Opener, path string) (string, error) {
 		t.Fatalf("reading %s: %v", path, err)
 	}
 	return string(b), nil
-}
-
-// countFDs counts the open descriptors of pid ("self" for this process),
-// leaving out the Go runtime's own: the netpoller's epoll and eventfd, which
-// the runtime creates lazily at a moment of its choosing, and the cgroup
-// files it reads to size GOMAXPROCS.
-func countFDs(t *testing.T, pid string) int {
-	t.Helper()
-	dir := "/proc/" + pid + "/fd"
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatalf("listing descriptors of %s: %v", pid, err)
-	}
-	n := 0
-	for _, e := range ents {
-		l, err := os.Readlink(dir + "/" + e.Name())
-		if err != nil {
-			continue // the directory ReadDir had open, closed since
-		}
-		if l == "anon_inode:[eventpoll]" || l == "anon_inode:[eventfd]" || strings.HasPrefix(l, "/sys/fs/cgroup/") {
-			continue
-		}
-		n++
-	}
-	return n
-}
-
-// settledFDs counts the opener's descriptors once the count stops moving:
-// the opener closes its copy of a descriptor just after sending it, so a
-// count taken right after a reply may include it. With want >= 0 it returns
-// as soon as the count equals want.
-func settledFDs(t *testing.T, pid string, want int) int {
-	t.Helper()
-	last := countFDs(t, pid)
-	for i := 0; i < 100 && last != want; i++ {
-		time.Sleep(10 * time.Millisecond)
-		n := countFDs(t, pid)
-		if n == last && want < 0 {
-			break
-		}
-		last = n
-	}
-	return last
 }
 
 func TestOpenAndRefusals(t *testing.T) {
@@ -355,7 +306,7 @@ func TestChildKilled(t *testing.T) {
 		}()
 	}
 	time.Sleep(50 * time.Millisecond)
-	must(t, unix.Kill(o.PID(), unix.SIGKILL))
+	testutil.Must(t, unix.Kill(o.PID(), unix.SIGKILL))
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
 	select {
@@ -394,11 +345,11 @@ func TestChildKilled(t *testing.T) {
 // worker already past recvmsg could otherwise still answer.
 func stop(t *testing.T, pid int) {
 	t.Helper()
-	must(t, unix.Kill(pid, unix.SIGSTOP))
+	testutil.Must(t, unix.Kill(pid, unix.SIGSTOP))
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-		must(t, err)
+		testutil.Must(t, err)
 		stopped := 0
 		for _, task := range tasks {
 			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
@@ -437,7 +388,7 @@ func waitGoroutines(t *testing.T, want int) {
 func TestChildDiesWhileIdle(t *testing.T) {
 	root, _ := tree(t)
 	o := start(t, parent.Config{Rules: []string{root + "/"}})
-	must(t, unix.Kill(o.PID(), unix.SIGTERM))
+	testutil.Must(t, unix.Kill(o.PID(), unix.SIGTERM))
 	select {
 	case <-o.Done():
 	case <-time.After(10 * time.Second):
@@ -458,7 +409,7 @@ func TestChildDiesWhileIdle(t *testing.T) {
 func TestDeadlineWhileStopped(t *testing.T) {
 	root, _ := tree(t)
 	o := start(t, parent.Config{Rules: []string{root + "/"}})
-	fdsBefore := countFDs(t, "self")
+	fdsBefore := testutil.FDs(t, 0)
 	stop(t, o.PID())
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	_, err := o.Open(ctx, root+"/a.txt", os.O_RDONLY, 0)
@@ -473,13 +424,13 @@ func TestDeadlineWhileStopped(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Open with a cancelled context: got %v, want Canceled", err)
 	}
-	must(t, unix.Kill(o.PID(), unix.SIGCONT))
+	testutil.Must(t, unix.Kill(o.PID(), unix.SIGCONT))
 	// The next call works, and the replies to the abandoned calls have been
 	// received and their descriptors closed.
 	if got, err := read(t, o, root+"/a.txt"); err != nil || got != "alpha" {
 		t.Fatalf("after SIGCONT: got %q, %v", got, err)
 	}
-	if got := countFDs(t, "self"); got != fdsBefore {
+	if got := testutil.FDs(t, 0); got != fdsBefore {
 		t.Errorf("descriptors after abandoned calls: got %d, want %d", got, fdsBefore)
 	}
 }
@@ -492,8 +443,8 @@ func TestDescriptorAccounting(t *testing.T) {
 	if _, err := read(t, o, root+"/a.txt"); err != nil {
 		t.Fatal(err)
 	}
-	pid := fmt.Sprint(o.PID())
-	mine, theirs := countFDs(t, "self"), settledFDs(t, pid, -1)
+	pid := o.PID()
+	mine, theirs := testutil.FDs(t, 0), testutil.FDsSettled(t, pid, -1)
 	ctx := context.Background()
 	paths := []string{root + "/a.txt", root + "/sub/b.txt", root + "/missing", root + "/out",
 		root + "/fifo", root + "/../x", "/etc/passwd", root, "/etc/hostname"}
@@ -541,16 +492,12 @@ func TestDescriptorAccounting(t *testing.T) {
 	if _, err := read(t, o, root+"/a.txt"); err != nil {
 		t.Fatal(err)
 	}
-	if got := countFDs(t, "self"); got != mine {
+	if got := testutil.FDs(t, 0); got != mine {
 		t.Errorf("parent descriptors: got %d, want %d", got, mine)
 	}
-	if got := settledFDs(t, pid, theirs); got != theirs {
+	if got := testutil.FDsSettled(t, pid, theirs); got != theirs {
 		t.Errorf("opener descriptors: got %d, want %d", got, theirs)
-		ents, _ := os.ReadDir("/proc/" + pid + "/fd")
-		for _, e := range ents {
-			l, _ := os.Readlink("/proc/" + pid + "/fd/" + e.Name())
-			t.Logf("opener fd %s -> %s", e.Name(), l)
-		}
+		t.Logf("opener descriptors: %s", testutil.FDList(pid))
 	}
 }
 
@@ -570,7 +517,7 @@ func TestStartFailures(t *testing.T) {
 	})
 	t.Run("no ready before timeout", func(t *testing.T) {
 		script := filepath.Join(t.TempDir(), "silent")
-		must(t, os.WriteFile(script, []byte("#!/bin/sh\nexec sleep 30\n"), 0o755))
+		testutil.Must(t, os.WriteFile(script, []byte("#!/bin/sh\nexec sleep 30\n"), 0o755))
 		begin := time.Now()
 		_, err := parent.Start(context.Background(), parent.Config{Executable: script, StartTimeout: 200 * time.Millisecond})
 		if !errors.Is(err, context.DeadlineExceeded) {
@@ -597,7 +544,7 @@ func TestStartFailures(t *testing.T) {
 
 func TestLogForwarding(t *testing.T) {
 	root, secret := tree(t)
-	var buf safeBuffer
+	var buf testutil.LogBuffer
 	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: &buf})
 	o := start(t, parent.Config{Rules: []string{root + "/"}, Logger: log})
 	if _, err := read(t, o, secret); err == nil {
@@ -606,7 +553,7 @@ func TestLogForwarding(t *testing.T) {
 	if _, err := read(t, o, root+"/a.txt"); err != nil {
 		t.Fatal(err)
 	}
-	must(t, o.Close())
+	testutil.Must(t, o.Close())
 	out := buf.String()
 	for _, want := range []string{
 		"[WARN]  child: denied:", "path=" + secret, `reason="denied by policy"`,
@@ -618,31 +565,14 @@ func TestLogForwarding(t *testing.T) {
 	}
 }
 
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestBatch(t *testing.T) {
 	root, secret := tree(t)
 	o := start(t, parent.Config{Rules: []string{root + "/"}})
 	// More items than one message may carry, and long paths, so that the
 	// batch is split by count and by size.
 	long := root + "/" + strings.Repeat("d", 200)
-	must(t, os.Mkdir(long, 0o755))
-	must(t, os.WriteFile(long+"/f", []byte("long"), 0o644))
+	testutil.Must(t, os.Mkdir(long, 0o755))
+	testutil.Must(t, os.WriteFile(long+"/f", []byte("long"), 0o644))
 	var reqs []parent.Request
 	var want []string
 	for i := 0; i < 700; i++ {
@@ -657,7 +587,7 @@ func TestBatch(t *testing.T) {
 			reqs, want = append(reqs, parent.Request{Path: root + "/x/../a.txt"}), append(want, "bad")
 		}
 	}
-	before := countFDs(t, "self")
+	before := testutil.FDs(t, 0)
 	res, err := o.OpenBatch(context.Background(), reqs)
 	if err != nil {
 		t.Fatal(err)
@@ -687,7 +617,7 @@ func TestBatch(t *testing.T) {
 			}
 		}
 	}
-	if got := countFDs(t, "self"); got != before {
+	if got := testutil.FDs(t, 0); got != before {
 		t.Errorf("descriptors after the batch: got %d, want %d", got, before)
 	}
 }

@@ -6,10 +6,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/user"
-	"strconv"
 	"syscall"
 
+	"github.com/privsep-go/privsep/internal/ids"
 	"github.com/privsep-go/privsep/policy"
 )
 
@@ -158,23 +157,16 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-// userResolver looks names up with os/user. It is the package's one lookup
-// of a group name (LookupCredential uses it too); a user name is looked up
-// here for its uid only, and in lookupUser (drop.go) for the whole entry.
+// userResolver looks the names of owner= up with internal/ids, the lookup
+// LookupCredential and privsep serve use too.
 type userResolver struct{}
 
 func (userResolver) LookupUser(name string) (int64, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(u.Uid, 10, 64)
+	id, err := ids.UID(name)
+	return int64(id), err
 }
 
 func (userResolver) LookupGroup(name string) (int64, error) {
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(g.Gid, 10, 64)
+	id, err := ids.GID(name)
+	return int64(id), err
 }

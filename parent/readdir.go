@@ -16,18 +16,6 @@ import (
 	"github.com/privsep-go/privsep/protocol"
 )
 
-// DirEntry is one entry of a directory as the opener lists it: its name
-// and its type, and nothing else (no size, mode or time).
-type DirEntry struct {
-	Name string
-	// Type holds the type bits of an fs.FileMode: 0 for a regular file,
-	// fs.ModeDir, fs.ModeSymlink, fs.ModeNamedPipe, fs.ModeSocket,
-	// fs.ModeDevice (with fs.ModeCharDevice for a character device), or
-	// fs.ModeIrregular when neither the file system nor a look at the entry
-	// could tell.
-	Type fs.FileMode
-}
-
 // readDirCall marks a call as a readdir in call.batch, so that the reader
 // refuses an opened or batch reply to it (see dispatchLocked).
 const readDirCall = -1

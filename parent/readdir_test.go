@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/privsep-go/privsep/internal/hostile"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 	"github.com/privsep-go/privsep/policy"
 	"github.com/privsep-go/privsep/protocol"
@@ -32,7 +32,7 @@ func treeConfig(t *testing.T, root string, dirs, fallback bool) parent.Config {
 		return parent.Config{Rules: []string{root + "/"}, DisableOpenat2: fallback}
 	}
 	pol, err := policy.ParseLines([]string{root + "/ dirs=yes"})
-	must(t, err)
+	testutil.Must(t, err)
 	return parent.Config{Policy: pol, DisableOpenat2: fallback}
 }
 
@@ -41,16 +41,16 @@ func treeConfig(t *testing.T, root string, dirs, fallback bool) parent.Config {
 func bigDir(t *testing.T, root string, n int) (string, map[string]bool) {
 	t.Helper()
 	big := filepath.Join(root, "big")
-	must(t, os.MkdirAll(big, 0o755))
+	testutil.Must(t, os.MkdirAll(big, 0o755))
 	names := map[string]bool{}
 	for i := range n {
 		name := fmt.Sprintf("%05d-%s", i, strings.Repeat("x", 200))
 		names[name] = true
 		if i%100 == 0 {
-			must(t, os.Mkdir(filepath.Join(big, name), 0o755))
+			testutil.Must(t, os.Mkdir(filepath.Join(big, name), 0o755))
 			continue
 		}
-		must(t, os.WriteFile(filepath.Join(big, name), nil, 0o644))
+		testutil.Must(t, os.WriteFile(filepath.Join(big, name), nil, 0o644))
 	}
 	return big, names
 }
@@ -71,16 +71,16 @@ func TestHostileDirectoryOpens(t *testing.T) {
 	for _, dirs := range []bool{false, true} {
 		t.Run(fmt.Sprintf("dirs=%v", dirs), func(t *testing.T) {
 			root, _ := tree(t)
-			must(t, os.Mkdir(filepath.Join(root, "named"), 0o755))
+			testutil.Must(t, os.Mkdir(filepath.Join(root, "named"), 0o755))
 			opt := ""
 			if dirs {
 				opt = " dirs=yes"
 			}
 			pol, err := policy.ParseLines([]string{root + "/" + opt, root + "/named" + opt})
-			must(t, err)
+			testutil.Must(t, err)
 			o := start(t, parent.Config{Policy: pol})
-			pid := strconv.Itoa(o.PID())
-			mine, theirs := countFDs(t, "self"), countFDs(t, pid)
+			pid := o.PID()
+			mine, theirs := testutil.FDs(t, 0), testutil.FDs(t, pid)
 			ctx := context.Background()
 			for _, c := range []struct {
 				name, path string
@@ -109,7 +109,7 @@ func TestHostileDirectoryOpens(t *testing.T) {
 				hostile.Row(t, secDirs, fmt.Sprintf("Open of a directory (%s), dirs=%v", c.name, dirs), want, got)
 			}
 			res, err := o.OpenBatch(ctx, []parent.Request{{Path: root}, {Path: root + "/named", Flag: unix.O_DIRECTORY}, {Path: root + "/a.txt"}})
-			must(t, err)
+			testutil.Must(t, err)
 			for i, r := range res {
 				if r.File != nil {
 					r.File.Close()
@@ -124,7 +124,7 @@ func TestHostileDirectoryOpens(t *testing.T) {
 			if err != nil || len(ents) != 0 {
 				t.Errorf("ReadDir of the exact rule's directory: %v, %v", ents, err)
 			}
-			if m, t2 := countFDs(t, "self"), settledFDs(t, pid, theirs); m != mine || t2 != theirs {
+			if m, t2 := testutil.FDs(t, 0), testutil.FDsSettled(t, pid, theirs); m != mine || t2 != theirs {
 				t.Errorf("descriptors: parent %d → %d, opener %d → %d", mine, m, theirs, t2)
 			}
 		})
@@ -143,12 +143,12 @@ func TestHostileReadDirListing(t *testing.T) {
 			const n = 1500
 			big, names := bigDir(t, root, n)
 			o := start(t, treeConfig(t, root, false, fallback))
-			pid := strconv.Itoa(o.PID())
-			mine, theirs := countFDs(t, "self"), countFDs(t, pid)
+			pid := o.PID()
+			mine, theirs := testutil.FDs(t, 0), testutil.FDs(t, pid)
 			ctx := context.Background()
 
 			ents, err := o.ReadDir(ctx, big)
-			must(t, err)
+			testutil.Must(t, err)
 			seen := map[string]int{}
 			for _, e := range ents {
 				seen[e.Name]++
@@ -174,7 +174,7 @@ func TestHostileReadDirListing(t *testing.T) {
 			// next reply only when those at hand are used up.
 			fsys := o.FS(root)
 			f, err := fsys.Open("big")
-			must(t, err)
+			testutil.Must(t, err)
 			if _, ok := f.(*os.File); ok {
 				t.Fatalf("Open of a directory without dirs=yes returned its descriptor")
 			}
@@ -190,7 +190,7 @@ func TestHostileReadDirListing(t *testing.T) {
 				if err == io.EOF {
 					break
 				}
-				must(t, err)
+				testutil.Must(t, err)
 				if len(batch) == 0 || len(batch) > 7 {
 					t.Fatalf("ReadDir(7): %d entries, nil error", len(batch))
 				}
@@ -198,17 +198,17 @@ func TestHostileReadDirListing(t *testing.T) {
 			if got != n {
 				t.Errorf("ReadDir(7) until EOF: %d entries, want %d", got, n)
 			}
-			must(t, f.Close())
+			testutil.Must(t, f.Close())
 
 			// Removed midway: the first reply is in hand, the next fails.
 			f, err = fsys.Open("big")
-			must(t, err)
+			testutil.Must(t, err)
 			d = f.(fs.ReadDirFile)
 			first, err := d.ReadDir(1)
-			must(t, err)
-			must(t, os.RemoveAll(big))
+			testutil.Must(t, err)
+			testutil.Must(t, os.RemoveAll(big))
 			rest, err := d.ReadDir(-1)
-			must(t, f.Close())
+			testutil.Must(t, f.Close())
 			want := "an error matching ENOENT after the first reply's entries"
 			gotS := fmt.Sprintf("%d+%d entries, %v", len(first), len(rest), err)
 			if !errors.Is(err, fs.ErrNotExist) || len(first)+len(rest) >= n {
@@ -216,7 +216,7 @@ func TestHostileReadDirListing(t *testing.T) {
 			}
 			hostile.Row(t, secDirs, fmt.Sprintf("FS listing of %d entries, directory removed after the first reply, fallback=%v", n, fallback),
 				want+"; fds unchanged on both sides", gotS)
-			if m, t2 := countFDs(t, "self"), settledFDs(t, pid, theirs); m != mine || t2 != theirs {
+			if m, t2 := testutil.FDs(t, 0), testutil.FDsSettled(t, pid, theirs); m != mine || t2 != theirs {
 				t.Errorf("descriptors: parent %d → %d, opener %d → %d", mine, m, theirs, t2)
 			}
 		})

@@ -24,25 +24,13 @@ import (
 // TestHelperSandboxCall is not a test: it plays a role of
 // sandbox_call_linux_test.go in a re-executed test binary (see runRole).
 func TestHelperSandboxCall(t *testing.T) {
-	role := os.Getenv(roleEnv)
-	if role == "" {
-		return
-	}
-	switch role {
-	case "landlock-read-write":
-		roleLandlockReadWrite(t)
-	case "landlock-missing":
-		roleLandlockMissing(t)
-	case "sandbox-probe-in-rules":
-		roleSandboxProbeInRules(t)
-	case "sandbox-root-rule":
-		roleSandboxRootRule(t)
-	case "sandbox-keep-ids":
-		roleSandboxKeepIDs(t)
-	default:
-		t.Fatalf("unknown role %q", role)
-	}
-	finishRole(t, role)
+	playRole(t, map[string]func(*testing.T){
+		"landlock-read-write":    roleLandlockReadWrite,
+		"landlock-missing":       roleLandlockMissing,
+		"sandbox-probe-in-rules": roleSandboxProbeInRules,
+		"sandbox-root-rule":      roleSandboxRootRule,
+		"sandbox-keep-ids":       roleSandboxKeepIDs,
+	})
 }
 
 // TestLandlockReadWrite: a ReadWrite tree keeps every right, a ReadOnly

@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 )
 
@@ -96,29 +97,15 @@ func run(t *testing.T, prog string, args ...string) (stdout, stderr string, err 
 // TestHelperSandbox is not a test: it plays a role of sandbox_test.go in a
 // re-executed test binary (see runRole), and does nothing otherwise.
 func TestHelperSandbox(t *testing.T) {
-	role := os.Getenv(roleEnv)
-	if role == "" {
-		return
-	}
-	switch role {
-	case "no-new-privs":
-		roleNoNewPrivs(t)
-	case "landlock-deny-all":
-		roleLandlockDenyAll(t)
-	case "landlock-read-only":
-		roleLandlockReadOnly(t)
-	case "landlock-exec":
-		roleLandlockExec(t)
-	case "landlock-unavailable":
-		roleLandlockUnavailable(t)
-	case "landlock-mptcp":
-		roleLandlockMPTCP(t)
-	case "landlock-compat32":
-		roleLandlockCompat32(t)
-	default:
-		t.Fatalf("unknown role %q", role)
-	}
-	finishRole(t, role)
+	playRole(t, map[string]func(*testing.T){
+		"no-new-privs":         roleNoNewPrivs,
+		"landlock-deny-all":    roleLandlockDenyAll,
+		"landlock-read-only":   roleLandlockReadOnly,
+		"landlock-exec":        roleLandlockExec,
+		"landlock-unavailable": roleLandlockUnavailable,
+		"landlock-mptcp":       roleLandlockMPTCP,
+		"landlock-compat32":    roleLandlockCompat32,
+	})
 }
 
 func TestCoverageString(t *testing.T) {
@@ -210,11 +197,11 @@ func roleNoNewPrivs(t *testing.T) {
 func sandboxFiles(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	must(t, os.MkdirAll(filepath.Join(dir, "tree", "sub"), 0o755))
-	must(t, os.WriteFile(filepath.Join(dir, "tree", "a.txt"), []byte("alpha"), 0o644))
-	must(t, os.WriteFile(filepath.Join(dir, "tree", "sub", "b.txt"), []byte("beta"), 0o644))
-	must(t, os.WriteFile(filepath.Join(dir, "single.txt"), []byte("single"), 0o644))
-	must(t, os.WriteFile(filepath.Join(dir, "outside.txt"), []byte("outside"), 0o644))
+	testutil.Must(t, os.MkdirAll(filepath.Join(dir, "tree", "sub"), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "tree", "a.txt"), []byte("alpha"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "tree", "sub", "b.txt"), []byte("beta"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "single.txt"), []byte("single"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "outside.txt"), []byte("outside"), 0o644))
 	return dir
 }
 

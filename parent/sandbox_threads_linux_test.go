@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/privsep-go/privsep/internal/hostile"
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
 // probeReport mirrors the report sandboxprobe prints.
@@ -145,20 +146,20 @@ const secSandbox = "parent: escaping the sandbox from other threads (cgo and not
 // with cgo or without.
 func TestHostileSandboxAllThreads(t *testing.T) {
 	t.Parallel()
-	needRoot(t, "the probe drops to nobody and signals its processes")
+	testutil.NeedRoot(t, "the probe drops to nobody and signals its processes")
 	if abi := landlockABI(); abi < 6 {
 		t.Skipf("needs Landlock ABI 6 (network rules and scopes); the kernel has %d", abi)
 	}
 	uid, gid := nobody(t)
-	dir := publicDir(t)
+	dir := testutil.PublicDir(t, "privsep-parent-test-")
 	ro, rw := filepath.Join(dir, "ro"), filepath.Join(dir, "rw")
-	must(t, os.Mkdir(ro, 0o755))
-	must(t, os.Mkdir(rw, 0o777))
-	must(t, os.Chmod(rw, 0o777))
-	must(t, os.Chmod(ro, 0o777)) // only Landlock keeps nobody from creating here
+	testutil.Must(t, os.Mkdir(ro, 0o755))
+	testutil.Must(t, os.Mkdir(rw, 0o777))
+	testutil.Must(t, os.Chmod(rw, 0o777))
+	testutil.Must(t, os.Chmod(ro, 0o777)) // only Landlock keeps nobody from creating here
 	inside, outside := filepath.Join(ro, "inside"), filepath.Join(dir, "outside")
-	must(t, os.WriteFile(inside, []byte("in"), 0o644))
-	must(t, os.WriteFile(outside, []byte("out"), 0o644))
+	testutil.Must(t, os.WriteFile(inside, []byte("in"), 0o644))
+	testutil.Must(t, os.WriteFile(outside, []byte("out"), 0o644))
 	tg := startSandboxTargets(t, uid, gid)
 
 	for _, cgo := range []bool{true, false} {
@@ -175,8 +176,8 @@ func TestHostileSandboxAllThreads(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				rw := filepath.Join(rw, name)
-				must(t, os.MkdirAll(rw, 0o777))
-				must(t, os.Chmod(rw, 0o777))
+				testutil.Must(t, os.MkdirAll(rw, 0o777))
+				testutil.Must(t, os.Chmod(rw, 0o777))
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
 				cmd := exec.CommandContext(ctx, prog, "-mode", mode, "-ro", ro, "-rw", rw,

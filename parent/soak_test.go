@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/privsep-go/privsep/internal/hostile"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 )
 
@@ -68,15 +69,15 @@ func TestSoak(t *testing.T) {
 	}
 	base := t.TempDir()
 	dir := filepath.Join(base, "tree")
-	must(t, os.MkdirAll(filepath.Join(dir, "sub"), 0o755))
+	testutil.Must(t, os.MkdirAll(filepath.Join(dir, "sub"), 0o755))
 	const nfiles = 10
 	for i := 0; i < nfiles; i++ {
-		must(t, os.WriteFile(filepath.Join(dir, strconv.Itoa(i)), []byte(strconv.Itoa(i)), 0o644))
+		testutil.Must(t, os.WriteFile(filepath.Join(dir, strconv.Itoa(i)), []byte(strconv.Itoa(i)), 0o644))
 	}
 	secret := filepath.Join(base, "secret")
-	must(t, os.WriteFile(secret, []byte("secret"), 0o644))
+	testutil.Must(t, os.WriteFile(secret, []byte("secret"), 0o644))
 	o, err := parent.Start(context.Background(), parent.Config{Rules: []string{dir + "/"}})
-	must(t, err)
+	testutil.Must(t, err)
 	defer o.Close()
 	pid := o.PID()
 	rssSlack := int64(soakRSSSlack)
@@ -230,14 +231,14 @@ func TestSoak(t *testing.T) {
 		counts[i].Store(0)
 	}
 	runtime.GC()
-	fds0 := selfFDs(t)
+	fds0 := testutil.FDs(t, 0)
 	g0 := runtime.NumGoroutine()
-	cfds0, err := hostile.SettledFDs(pid, -1)
-	must(t, err)
+	cfds0, err := testutil.SettledFDs(pid, -1)
+	testutil.Must(t, err)
 	rss0, err := hostile.RSS(pid)
-	must(t, err)
+	testutil.Must(t, err)
 	th0, err := hostile.StatusField(pid, "Threads")
-	must(t, err)
+	testutil.Must(t, err)
 
 	const workers = 16
 	var next atomic.Int64
@@ -272,14 +273,14 @@ func TestSoak(t *testing.T) {
 	one(0)
 	fds1 := settleSelfFDs(t, fds0)
 	g1 := settleGoroutines(g0)
-	cfds1, err := hostile.SettledFDs(pid, cfds0)
-	must(t, err)
+	cfds1, err := testutil.SettledFDs(pid, cfds0)
+	testutil.Must(t, err)
 	rss1, err := hostile.RSS(pid)
-	must(t, err)
+	testutil.Must(t, err)
 	hwm, err := hostile.StatusField(pid, "VmHWM")
-	must(t, err)
+	testutil.Must(t, err)
 	th1, err := hostile.StatusField(pid, "Threads")
-	must(t, err)
+	testutil.Must(t, err)
 	closeErr := o.Close()
 
 	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
@@ -298,7 +299,7 @@ func TestSoak(t *testing.T) {
 		t.Errorf("parent: descriptors %d→%d, goroutines %d→%d", fds0, fds1, g0, g1)
 	}
 	if cfds1 != cfds0 {
-		t.Errorf("opener descriptors %d→%d: %s", cfds0, cfds1, hostile.FDList(pid))
+		t.Errorf("opener descriptors %d→%d: %s", cfds0, cfds1, testutil.FDList(pid))
 	}
 	if th1 > th0+soakThreadSlack {
 		t.Errorf("opener threads %d→%d", th0, th1)

@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/privsep-go/privsep/internal/hostile"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/protocol"
 )
 
@@ -272,7 +272,7 @@ func TestSockRecvCancel(t *testing.T) {
 // leaks.
 func TestSockConcurrentClose(t *testing.T) {
 	msg := testMsg(t)
-	fds0, err := hostile.CountFDs(0)
+	fds0, err := testutil.CountFDs(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func TestSockConcurrentClose(t *testing.T) {
 		}
 		unix.Close(peer)
 	}
-	if fds1, err := hostile.CountFDs(0); err != nil || fds1 != fds0 {
+	if fds1, err := testutil.CountFDs(0); err != nil || fds1 != fds0 {
 		t.Errorf("descriptors %d→%d (%v)", fds0, fds1, err)
 	}
 }

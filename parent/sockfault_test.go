@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/privsep-go/privsep/internal/hostile"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 	"github.com/privsep-go/privsep/protocol"
 )
@@ -55,16 +56,16 @@ func describeFD(f *os.File) string {
 // being opened: every File that succeeds returns the opener's socket.
 func TestFaultFileAfterClose(t *testing.T) {
 	root, _ := tree(t)
-	g0, fds0 := runtime.NumGoroutine(), selfFDs(t)
+	g0, fds0 := runtime.NumGoroutine(), testutil.FDs(t, 0)
 	o, err := parent.Start(context.Background(), parent.Config{Rules: []string{root + "/"}})
-	must(t, err)
-	must(t, o.Close())
+	testutil.Must(t, err)
+	testutil.Must(t, o.Close())
 	// Take every number Close freed (and more): one of them is the
 	// socket's.
 	var nulls []*os.File
 	for i := 0; i < 64; i++ {
 		f, err := os.Open(os.DevNull)
-		must(t, err)
+		testutil.Must(t, err)
 		nulls = append(nulls, f)
 	}
 	f, ferr := o.File()
@@ -90,7 +91,7 @@ func TestFaultFileAfterClose(t *testing.T) {
 	var otherErr error
 	for r := 0; r < rounds; r++ {
 		o, err := parent.Start(context.Background(), parent.Config{Rules: []string{root + "/"}})
-		must(t, err)
+		testutil.Must(t, err)
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		stop := make(chan struct{})
@@ -134,7 +135,7 @@ func TestFaultFileAfterClose(t *testing.T) {
 			}()
 		}
 		time.Sleep(2 * time.Millisecond)
-		must(t, o.Close())
+		testutil.Must(t, o.Close())
 		close(stop)
 		wg.Wait()
 	}
@@ -164,9 +165,9 @@ func longTree(t *testing.T) (string, string) {
 	for len(dir) < 2900 {
 		dir = filepath.Join(dir, strings.Repeat("d", 200))
 	}
-	must(t, os.MkdirAll(dir, 0o755))
+	testutil.Must(t, os.MkdirAll(dir, 0o755))
 	path := filepath.Join(dir, "f")
-	must(t, os.WriteFile(path, []byte("f"), 0o644))
+	testutil.Must(t, os.WriteFile(path, []byte("f"), 0o644))
 	return root, path
 }
 
@@ -191,9 +192,9 @@ func outq(o *parent.Opener) int {
 func grabOpenerEnd(t *testing.T, pid int) int {
 	t.Helper()
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	must(t, err)
+	testutil.Must(t, err)
 	pidfd, err := unix.PidfdOpen(pid, 0)
-	must(t, err)
+	testutil.Must(t, err)
 	defer unix.Close(pidfd)
 	for _, e := range ents {
 		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
@@ -237,20 +238,20 @@ func TestFaultCloseDuringFlush(t *testing.T) {
 	for size := protocol.BatchSize(0, 0); size+protocol.BatchSize(1, len(path))-protocol.BatchSize(0, 0) <= protocol.MaxMessage; size += protocol.BatchSize(1, len(path)) - protocol.BatchSize(0, 0) {
 		batch = append(batch, parent.Request{Path: path})
 	}
-	g0, fds0 := runtime.NumGoroutine(), selfFDs(t)
+	g0, fds0 := runtime.NumGoroutine(), testutil.FDs(t, 0)
 	var files, closed, exited, received, other int
 	var otherErr error
 	maxQ := 0
 	for r := 0; r < rounds; r++ {
 		mode := []string{"SIGCONT", "SIGKILL", "SIGKILL, end held"}[r%3]
 		o, err := parent.Start(context.Background(), parent.Config{Rules: []string{root + "/"}})
-		must(t, err)
+		testutil.Must(t, err)
 		pid := o.PID()
 		held := -1
 		if mode == "SIGKILL, end held" {
 			held = grabOpenerEnd(t, pid)
 		}
-		must(t, hostile.Stop(pid, 5*time.Second))
+		testutil.Must(t, hostile.Stop(pid, 5*time.Second))
 		errs := make(chan error, callers+batches)
 		for b := 0; b < batches; b++ {
 			go func() {
@@ -287,16 +288,16 @@ func TestFaultCloseDuringFlush(t *testing.T) {
 		go func() { closeErr <- o.Close() }()
 		kill := mode != "SIGCONT"
 		if kill {
-			must(t, syscall.Kill(pid, syscall.SIGKILL))
+			testutil.Must(t, syscall.Kill(pid, syscall.SIGKILL))
 		} else {
-			must(t, syscall.Kill(pid, syscall.SIGCONT))
+			testutil.Must(t, syscall.Kill(pid, syscall.SIGCONT))
 		}
 		cerr := <-closeErr
 		// Take the numbers Close freed, at once.
 		var peers [][2]int
 		for i := 0; i < 8; i++ {
 			a, b, err := protocol.Socketpair()
-			must(t, err)
+			testutil.Must(t, err)
 			peers = append(peers, [2]int{a, b})
 		}
 		var ee *parent.ExitError

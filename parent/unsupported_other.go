@@ -111,19 +111,6 @@ func (o *Opener) Open(ctx context.Context, path string, flag int, perm fs.FileMo
 	return nil, &fs.PathError{Op: "open", Path: path, Err: errUnsupported("open")}
 }
 
-// Request is one item of a batch: the arguments of Open.
-type Request struct {
-	Path string
-	Flag int
-	Perm fs.FileMode
-}
-
-// Result is the outcome of one Request.
-type Result struct {
-	File *os.File
-	Err  error
-}
-
 // OpenBatch fails with an error matching errors.ErrUnsupported.
 func (o *Opener) OpenBatch(ctx context.Context, reqs []Request) ([]Result, error) {
 	return nil, errUnsupported("open")
@@ -174,13 +161,6 @@ func (e *ConnRefusedError) Is(target error) bool {
 	return e.Reason == protocol.ReasonDenied && (target == ErrDenied || target == fs.ErrPermission)
 }
 
-// Credential is a user to become: the ids DropPrivileges sets.
-type Credential struct {
-	UID, GID int
-	// Groups are the supplementary groups; empty clears them.
-	Groups []int
-}
-
 // LookupCredential fails with an error matching errors.ErrUnsupported:
 // DropPrivileges, its only use, cannot run here.
 func LookupCredential(userName, groupName string) (Credential, error) {
@@ -209,12 +189,6 @@ func Landlock(cfg LandlockConfig) (LandlockResult, error) {
 // Sandbox fails with an error matching errors.ErrUnsupported.
 func Sandbox(cfg SandboxConfig) (SandboxResult, error) {
 	return SandboxResult{}, errUnsupported("sandbox")
-}
-
-// DirEntry is one entry of a directory as the opener lists it.
-type DirEntry struct {
-	Name string
-	Type fs.FileMode
 }
 
 // ReadDir fails with an error matching errors.ErrUnsupported.

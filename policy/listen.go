@@ -2,17 +2,31 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
 
-// Networks a listen rule may name, as Go's net package spells them.
+// Networks a listen rule may name, as Go's net package spells them; true
+// for the datagram ones. It is the library's one list of them: parent's
+// Listen and ListenPacket ask IsListenNetwork and IsPacketNetwork.
 var listenNetworks = map[string]bool{
-	"tcp": true, "tcp4": true, "tcp6": true,
+	"tcp": false, "tcp4": false, "tcp6": false,
 	"udp": true, "udp4": true, "udp6": true,
-	"unix": true,
+	"unix": false,
 }
+
+// IsListenNetwork reports whether a listen rule may name network.
+func IsListenNetwork(network string) bool {
+	_, ok := listenNetworks[network]
+	return ok
+}
+
+// IsPacketNetwork reports whether network is a listen network whose socket
+// is a bound datagram socket rather than a listening stream one.
+func IsPacketNetwork(network string) bool { return listenNetworks[network] }
 
 // DefaultSocketMode is the mode of a unix socket file the opener creates
 // when the rule does not say.
@@ -50,8 +64,9 @@ func ParseListen(s string) (Rule, error) {
 // CheckListenAddr reports whether network and addr are acceptable in a
 // listen rule or request.
 func CheckListenAddr(network, addr string) error {
-	if !listenNetworks[network] {
-		return fmt.Errorf("unknown network %q (known: tcp, tcp4, tcp6, udp, udp4, udp6, unix)", network)
+	if !IsListenNetwork(network) {
+		known := strings.Join(slices.Sorted(maps.Keys(listenNetworks)), ", ")
+		return fmt.Errorf("unknown network %q (known: %s)", network, known)
 	}
 	if network == "unix" {
 		if !strings.HasPrefix(addr, "/") {

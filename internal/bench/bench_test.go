@@ -16,7 +16,7 @@ import (
 
 	"github.com/privsep-go/privsep/child"
 	"github.com/privsep-go/privsep/internal/bench"
-	"github.com/privsep-go/privsep/internal/hostile"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 )
 
@@ -197,7 +197,7 @@ func TestOperations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer o.Close()
-	before, err := hostile.CountFDs(0)
+	before, err := testutil.CountFDs(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,8 +218,8 @@ func TestOperations(t *testing.T) {
 	if err := bench.OpenBatchClose(o, bench.Requests(path+".missing", 2)); err == nil {
 		t.Error("OpenBatchClose of files the policy denies: no error")
 	}
-	if after, err := hostile.CountFDs(0); err != nil || after != before {
-		t.Errorf("descriptors: %d before, %d after (%v)\n%s", before, after, err, hostile.FDList(0))
+	if after, err := testutil.CountFDs(0); err != nil || after != before {
+		t.Errorf("descriptors: %d before, %d after (%v)\n%s", before, after, err, testutil.FDList(0))
 	}
 	self, both, err := cpu.Used()
 	if err != nil || self <= 0 || both < self {
@@ -235,7 +235,7 @@ func TestStartToFirstFD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, err := hostile.CountFDs(0)
+	before, err := testutil.CountFDs(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,8 +246,8 @@ func TestStartToFirstFD(t *testing.T) {
 	if first <= 0 || whole < first {
 		t.Errorf("first fd after %v, whole %v; want 0 < first <= whole", first, whole)
 	}
-	if after, err := hostile.CountFDs(0); err != nil || after != before {
-		t.Errorf("descriptors: %d before, %d after (%v)\n%s", before, after, err, hostile.FDList(0))
+	if after, err := testutil.CountFDs(0); err != nil || after != before {
+		t.Errorf("descriptors: %d before, %d after (%v)\n%s", before, after, err, testutil.FDList(0))
 	}
 }
 

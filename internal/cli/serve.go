@@ -8,18 +8,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/signal"
-	"os/user"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/privsep-go/privsep/child"
+	"github.com/privsep-go/privsep/internal/ids"
 	"github.com/privsep-go/privsep/parent"
 	"github.com/privsep-go/privsep/policy"
 )
@@ -79,8 +77,8 @@ type serveFlags struct {
 func (f *serveFlags) register(fs *flag.FlagSet) {
 	f.pf.register(fs)
 	fs.StringVar(&f.socket, "socket", "", "listen on the unix socket `PATH` (required)")
-	fs.Func("allow-uid", "let clients with `UID|USER` connect; repeatable", idFlag(&f.uids, lookupUID))
-	fs.Func("allow-gid", "let clients whose primary group is `GID|GROUP` connect; repeatable", idFlag(&f.gids, lookupGID))
+	fs.Func("allow-uid", "let clients with `UID|USER` connect; repeatable", idFlag(&f.uids, ids.UID))
+	fs.Func("allow-gid", "let clients whose primary group is `GID|GROUP` connect; repeatable", idFlag(&f.gids, ids.GID))
 	fs.StringVar(&f.mode, "socket-mode", "0660", "permissions of the socket file, in `OCTAL`")
 	fs.StringVar(&f.group, "socket-group", "", "give the socket file the group `GROUP` (name or number)")
 	fs.IntVar(&f.maxClients, "max-clients", child.DefaultMaxClients, "serve at most `N` clients at once")
@@ -105,7 +103,7 @@ func (f *serveFlags) check(fs *flag.FlagSet) (perm uint64, gid int, lvl hclog.Le
 	}
 	gid = -1
 	if f.group != "" {
-		g, err := lookupGID(f.group)
+		g, err := ids.GID(f.group)
 		if err != nil {
 			return 0, 0, 0, fmt.Errorf("--socket-group: %w", err)
 		}
@@ -182,56 +180,13 @@ func (f *serveFlags) serve(sock *child.Socket, perm uint64, pols *policy.ScopedP
 }
 
 // idFlag parses a user or group, by number or by name, into ids.
-func idFlag(ids *[]uint32, lookup func(string) (uint32, error)) func(string) error {
+func idFlag(list *[]uint32, lookup func(string) (uint32, error)) func(string) error {
 	return func(s string) error {
 		id, err := lookup(s)
 		if err != nil {
 			return err
 		}
-		*ids = append(*ids, id)
+		*list = append(*list, id)
 		return nil
 	}
-}
-
-func lookupUID(s string) (uint32, error) {
-	return lookupID(s, "user", func(name string) (string, error) {
-		u, err := user.Lookup(name)
-		if err != nil {
-			return "", err
-		}
-		return u.Uid, nil
-	})
-}
-
-func lookupGID(s string) (uint32, error) {
-	return lookupID(s, "group", func(name string) (string, error) {
-		g, err := user.LookupGroup(name)
-		if err != nil {
-			return "", err
-		}
-		return g.Gid, nil
-	})
-}
-
-// lookupID turns a decimal id or a name into an id.
-func lookupID(s, what string, byName func(string) (string, error)) (uint32, error) {
-	if s == "" {
-		return 0, fmt.Errorf("empty %s", what)
-	}
-	if strings.Trim(s, "0123456789") == "" {
-		n, err := strconv.ParseUint(s, 10, 32)
-		if err != nil || n == math.MaxUint32 {
-			return 0, fmt.Errorf("%s id %q is out of range", what, s)
-		}
-		return uint32(n), nil
-	}
-	idStr, err := byName(s)
-	if err != nil {
-		return 0, fmt.Errorf("unknown %s %q", what, s)
-	}
-	n, err := strconv.ParseUint(idStr, 10, 32)
-	if err != nil {
-		return 0, fmt.Errorf("%s %q has id %q", what, s, idStr)
-	}
-	return uint32(n), nil
 }

@@ -280,7 +280,7 @@ func (p *Peer) Finish() (int, string, []protocol.Msg, error) {
 // reaches want.
 func (p *Peer) FDs(want int) int {
 	p.t.Helper()
-	n, err := SettledFDs(p.PID(), want)
+	n, err := testutil.SettledFDs(p.PID(), want)
 	if err != nil {
 		p.t.Fatal(err)
 	}

@@ -16,18 +16,6 @@ import (
 	"github.com/privsep-go/privsep/internal/testutil"
 )
 
-// CountFDs, SettledFDs and FDList are testutil's, under the names the
-// parent package's tests call them by.
-
-// CountFDs is testutil.CountFDs.
-func CountFDs(pid int) (int, error) { return testutil.CountFDs(pid) }
-
-// SettledFDs is testutil.SettledFDs.
-func SettledFDs(pid, want int) (int, error) { return testutil.SettledFDs(pid, want) }
-
-// FDList is testutil.FDList.
-func FDList(pid int) string { return testutil.FDList(pid) }
-
 // LowestFreeFD returns the lowest descriptor number pid does not use: the
 // number its next open would get, and so the RLIMIT_NOFILE soft limit at
 // which that open fails with EMFILE.

@@ -84,6 +84,16 @@ func SettledFDs(pid, want int) (int, error) {
 	return last, nil
 }
 
+// FDsSettled is SettledFDs that fails the test on error.
+func FDsSettled(t testing.TB, pid, want int) int {
+	t.Helper()
+	n, err := SettledFDs(pid, want)
+	if err != nil {
+		t.Fatalf("counting the descriptors of %s: %v", ProcDir(pid), err)
+	}
+	return n
+}
+
 // FDList lists pid's descriptors with their targets, for failure messages.
 func FDList(pid int) string {
 	dir := ProcDir(pid) + "/fd"
