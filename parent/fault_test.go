@@ -1186,7 +1186,7 @@ func TestFaultCloseRaces(t *testing.T) {
 func TestFaultCancelReader(t *testing.T) {
 	dir := t.TempDir()
 	for i := 0; i < 2; i++ {
-		must(t, os.WriteFile(filepath.Join(dir, strconv.Itoa(i)), []byte(strconv.Itoa(i)), 0o644))
+		testutil.Must(t, os.WriteFile(filepath.Join(dir, strconv.Itoa(i)), []byte(strconv.Itoa(i)), 0o644))
 	}
 	o := start(t, parent.Config{Rules: []string{dir + "/"}})
 	open := func(ctx context.Context, i int) (string, error) {
@@ -1202,7 +1202,7 @@ func TestFaultCancelReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	fds0 := selfFDs(t)
-	must(t, hostile.Stop(o.PID(), 5*time.Second))
+	testutil.Must(t, hostile.Stop(o.PID(), 5*time.Second))
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan error, 1)
 	go func() {
@@ -1214,7 +1214,7 @@ func TestFaultCancelReader(t *testing.T) {
 	if err := <-got; !errors.Is(err, context.Canceled) {
 		t.Errorf("the cancelled reader returned %v, want context.Canceled", err)
 	}
-	must(t, unix.Kill(o.PID(), unix.SIGCONT))
+	testutil.Must(t, unix.Kill(o.PID(), unix.SIGCONT))
 	for i := 0; i < 2; i++ {
 		if s, err := open(context.Background(), i); err != nil || s != strconv.Itoa(i) {
 			t.Fatalf("after the cancelled read, file %d: %q, %v", i, s, err)
