@@ -1201,7 +1201,7 @@ func TestFaultCancelReader(t *testing.T) {
 	if _, err := open(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
-	fds0 := selfFDs(t)
+	fds0 := testutil.FDs(t, 0)
 	testutil.Must(t, hostile.Stop(o.PID(), 5*time.Second))
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan error, 1)
