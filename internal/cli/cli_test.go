@@ -19,6 +19,11 @@ func TestMainDispatch(t *testing.T) {
 		{nil, exitUsage, "", "Usage:"},
 		{[]string{"frobnicate"}, exitUsage, "", `privsep: unknown command "frobnicate"`},
 		{[]string{"help", "policy"}, exitOK, "privsep policy check", ""},
+		{[]string{"frobnicate"}, exitUsage, "", "Run 'privsep --help' for usage.\n"},
+		{[]string{"--version"}, exitOK, "privsep ", ""},
+		{[]string{"version"}, exitOK, "privsep ", ""},
+		{[]string{"completion", "bash"}, exitOK, "complete -o default -F _privsep privsep", ""},
+		{[]string{"completion"}, exitUsage, "", "want one shell"},
 	} {
 		var out, errb bytes.Buffer
 		code := Main(c.args, &out, &errb)

@@ -88,8 +88,6 @@ func specs() []cmdSpec {
 
 func (s cmdSpec) first() string { w, _, _ := strings.Cut(s.name, " "); return w }
 
-func (s cmdSpec) fname() string { return strings.ReplaceAll(s.name, " ", "_") }
-
 func topWords(specs []cmdSpec) string {
 	var w []string
 	for _, s := range specs {
