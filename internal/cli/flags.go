@@ -103,7 +103,7 @@ func scanFlags(fs *flag.FlagSet, args []string, endAtOperand bool) ([]string, er
 			}
 		}
 		if err := fs.Set(name, value); err != nil {
-			return nil, fmt.Errorf("--%s %q: %v", name, value, err)
+			return nil, fmt.Errorf("invalid value %q for --%s: %v", value, name, err)
 		}
 	}
 	return operands, nil

@@ -32,7 +32,7 @@ func TestScanFlags(t *testing.T) {
 		{args: []string{"a", "--frob"}, err: "unknown flag --frob"},
 		{args: []string{"a", "--allow"}, err: "flag --allow needs a value (RULE)"},
 		{args: []string{"---allow", "x"}, err: "bad flag syntax: ---allow"},
-		{args: []string{"--json=maybe"}, err: `--json "maybe"`},
+		{args: []string{"--json=maybe"}, err: `invalid value "maybe" for --json`},
 		{args: []string{"a", "--help", "--frob"}, err: flag.ErrHelp.Error()},
 	} {
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
