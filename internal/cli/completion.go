@@ -167,10 +167,16 @@ complete -o default -F _privsep privsep
 
 var notWord = regexp.MustCompile(`[^A-Za-z0-9_|-]+`)
 
-// zshQuote makes s safe inside a single-quoted _arguments spec or
-// _describe entry: no quote, no brackets, no colon.
+// zshQuote makes s safe as the description of a single-quoted _describe
+// entry, where a colon would end the name: escaped.
 func zshQuote(s string) string {
-	return strings.NewReplacer("'", "", "[", "(", "]", ")", ":", `\:`, "\\", "", "\n", " ").Replace(s)
+	return strings.NewReplacer("'", "", ":", `\:`, "\\", "", "\n", " ").Replace(s)
+}
+
+// zshExplain makes s safe as an _arguments explanation, which ends at the
+// first closing bracket: no brackets, no quote.
+func zshExplain(s string) string {
+	return strings.NewReplacer("'", "", "[", "(", "]", ")", "\\", "", "\n", " ").Replace(s)
 }
 
 func zshCompletion(specs []cmdSpec) string {
@@ -213,9 +219,9 @@ _privsep() {
 		fmt.Fprintf(&b, "    %q)\n        _arguments -S \\\n", s.name)
 		for _, f := range s.flags {
 			if f.value == "" {
-				fmt.Fprintf(&b, "            '--%s[%s]' \\\n", f.name, zshQuote(f.usage))
+				fmt.Fprintf(&b, "            '--%s[%s]' \\\n", f.name, zshExplain(f.usage))
 			} else {
-				fmt.Fprintf(&b, "            '*--%s=[%s]:%s:_files' \\\n", f.name, zshQuote(f.usage), notWord.ReplaceAllString(f.value, ""))
+				fmt.Fprintf(&b, "            '*--%s=[%s]:%s:_files' \\\n", f.name, zshExplain(f.usage), notWord.ReplaceAllString(f.value, ""))
 			}
 		}
 		switch s.name {
