@@ -114,6 +114,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "--version", "-version":
 		return versionCmd(args[1:], stdout, stderr)
 	}
+	if args[0] == "policy" && (len(args) < 2 || (args[1] != "check" && args[1] != "--help" && args[1] != "-h" && args[1] != "-help")) {
+		what := ""
+		if len(args) > 1 {
+			what = fmt.Sprintf(", not %q", args[1])
+		}
+		fmt.Fprintf(stderr, "privsep policy: want the subcommand check%s\nRun 'privsep policy check --help' for usage.\n", what)
+		return exitUsage
+	}
 	for _, c := range commands() {
 		first, _, _ := strings.Cut(c.name, " ")
 		if args[0] == first {
