@@ -108,8 +108,10 @@ func TestPolicyCheckDecisions(t *testing.T) {
 			[]string{"deny " + f.up + "x/a: no rule matches the path"}, 1},
 		{"unclean path", []string{f.up + "/../ro/x"},
 			[]string{"deny " + f.up + "/../ro/x: bad request: path is not clean (\"..\", \".\", \"//\" or a trailing slash)"}, 1},
-		{"relative path", []string{"up/x"},
-			[]string{"deny up/x: bad request: path is not absolute"}, 1},
+		{"relative path, made absolute", []string{"up/x"},
+			[]string{"allow up/x: " + upRule}, 0},
+		{"relative path with ..", []string{"up/../ro/x"},
+			[]string{"deny up/../ro/x: bad request: path is not clean (\"..\", \".\", \"//\" or a trailing slash)"}, 1},
 		{"--allow beside --policy", []string{"--allow", "w:" + f.dir + "/w", "--access", "w", f.dir + "/w"},
 			[]string{"allow " + f.dir + "/w: rule w:" + f.dir + "/w (--allow w:" + f.dir + "/w)"}, 0},
 	} {

@@ -520,7 +520,7 @@ func TestServeUsage(t *testing.T) {
 		{[]string{"serve", "--socket", dir + "/a", "--socket-mode", "999"}, 2, "privsep serve: --socket-mode \"999\""},
 		{[]string{"serve", "--socket", dir + "/a", "--socket-mode", "01777"}, 2, "privsep serve: --socket-mode"},
 		{[]string{"serve", "--socket", dir + "/a", "--socket-group", "no-such-group-xyz"}, 2, "privsep serve: --socket-group: unknown group"},
-		{[]string{"serve", "--socket", dir + "/a", "--allow-uid", "no-such-user-xyz"}, 2, "invalid value"},
+		{[]string{"serve", "--socket", dir + "/a", "--allow-uid", "no-such-user-xyz"}, 2, "privsep serve: invalid value \"no-such-user-xyz\" for --allow-uid: unknown user"},
 		{[]string{"serve", "--socket", dir + "/a", "--max-clients", "0"}, 2, "privsep serve: --max-clients 0"},
 		{[]string{"serve", "--socket", dir + "/a", "--policy", dir + "/missing"}, 2, "privsep serve: " + dir + "/missing: cannot open"},
 		{[]string{"serve", "--socket", dir + "/a", "--log-level", "loud"}, 2, "privsep serve: unknown log level"},

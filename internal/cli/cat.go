@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -164,26 +162,6 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-// absolute makes a relative command-line path absolute against the working
-// directory. It cleans away "." and doubled slashes, which do not change
-// what a path names, but leaves a ".." in place: that is refused rather
-// than silently resolved, as the opener refuses it.
-func absolute(p string) string {
-	if strings.HasPrefix(p, "/") {
-		return p
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return p // refused later as not absolute
-	}
-	for _, c := range strings.Split(p, "/") {
-		if c == ".." {
-			return strings.TrimSuffix(wd, "/") + "/" + p
-		}
-	}
-	return filepath.Join(wd, p)
 }
 
 func contains(list []string, s string) bool {

@@ -19,6 +19,13 @@ func TestMainDispatch(t *testing.T) {
 		{nil, exitUsage, "", "Usage:"},
 		{[]string{"frobnicate"}, exitUsage, "", `privsep: unknown command "frobnicate"`},
 		{[]string{"help", "policy"}, exitOK, "privsep policy check", ""},
+		{[]string{"frobnicate"}, exitUsage, "", "Run 'privsep --help' for usage.\n"},
+		{[]string{"--version"}, exitOK, "privsep ", ""},
+		{[]string{"version"}, exitOK, "privsep ", ""},
+		{[]string{"completion", "bash"}, exitOK, "complete -o default -F _privsep privsep", ""},
+		{[]string{"completion"}, exitUsage, "", "want one shell"},
+		{[]string{"policy"}, exitUsage, "", "privsep policy: want the subcommand check\nRun 'privsep policy check --help' for usage.\n"},
+		{[]string{"policy", "chek"}, exitUsage, "", `privsep policy: want the subcommand check, not "chek"`},
 	} {
 		var out, errb bytes.Buffer
 		code := Main(c.args, &out, &errb)

@@ -1,7 +1,10 @@
 // Package cli is the privsep command line: one file per subcommand (cat,
-// exec, demo, serve, get, policy check, bench), the flags they share
-// (flags.go), and [Main], which the privsep binary's main calls after
-// child.Init.
+// exec, demo, serve, get, policy check, bench, completion, version), the
+// flags they share and the GNU-style scan of the command line (flags.go),
+// the completion scripts and the man page generated from the same flag
+// definitions and help texts (completion.go, man.go; privsep.1 at the
+// module root is rewritten by go generate), and [Main], which the privsep
+// binary's main calls after child.Init.
 //
 // # Guarantees
 //

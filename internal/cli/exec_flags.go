@@ -33,6 +33,7 @@ func (l *landlockFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&l.on, "landlock", false, "restrict CMD with Landlock: files, TCP, abstract sockets, signals")
 	path := func(dst *[]string) func(string) error {
 		return func(s string) error {
+			s = absolute(s)
 			if !filepath.IsAbs(s) {
 				return fmt.Errorf("%q is not an absolute path", s)
 			}
@@ -89,7 +90,7 @@ func parseListenSpec(s string) (listenSpec, error) {
 	if i := strings.IndexByte(s, '='); i > 0 && !strings.Contains(s[:i], ":") {
 		l.name, rest = s[:i], s[i+1:]
 	}
-	r, err := policy.ParseListen(rest)
+	r, err := policy.ParseListen(absoluteListen(rest))
 	if err != nil {
 		return l, fmt.Errorf("--listen %q: %w", s, err)
 	}
@@ -118,7 +119,7 @@ func parseOpenSpec(s string) (openSpec, error) {
 		}
 		o.fd, rest = n, s[i+1:]
 	}
-	r, err := policy.ParseRule(rest)
+	r, err := policy.ParseRule(absoluteRule(rest))
 	if err != nil {
 		return o, fmt.Errorf("--open %q: %w", s, err)
 	}

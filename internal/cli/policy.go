@@ -57,7 +57,7 @@ func policyCmd(args []string, stdout, stderr io.Writer) int {
 	rules := pol.Rules()
 	status := exitOK
 	for _, path := range fs.Args() {
-		d, err := pol.Check(path, flags, 0o644)
+		d, err := pol.Check(absolute(path), flags, 0o644)
 		rule := ""
 		if d.Rule >= 0 {
 			r := rules[d.Rule]
