@@ -64,7 +64,7 @@ type server struct {
 	// sessions of an old generation may still use them.
 	gensMu sync.Mutex
 	gens   []*opener.DirTable
-	bufs    sync.Pool
+	bufs   sync.Pool
 	// workBufs lends the sessions' workers their buffers for one request
 	// at a time, so that an idle session holds none.
 	workBufs *opener.BufferPool
