@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"os/signal"
 	"os/user"
 	"strconv"
 	"strings"
@@ -188,10 +189,12 @@ func (f *serveFlags) serve(sock *child.Socket, perm uint64, pols *policy.ScopedP
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	reload := make(chan child.ServerReload)
+	sigs := notifyServeSignals()
+	defer signal.Stop(sigs)
 	sigDone := make(chan struct{})
 	go func() {
 		defer close(sigDone)
-		f.serveSignals(ctx, stop, reload, log)
+		f.serveSignals(ctx, sigs, stop, reload, log)
 	}()
 	defer func() { stop(); <-sigDone }()
 	who := []any{"allow_uids", f.uids, "allow_gids", f.gids}

@@ -77,13 +77,20 @@ func activatedListener() (*net.UnixListener, error) {
 	return ln.(*net.UnixListener), nil
 }
 
-// serveSignals runs until ctx ends: on SIGTERM or SIGINT it calls stop; on
-// SIGHUP it re-reads the policy and sends it to the server, which keeps
-// the old one if the new one is bad.
-func (f *serveFlags) serveSignals(ctx context.Context, stop context.CancelFunc, reload chan<- child.ServerReload, log hclog.Logger) {
+// notifyServeSignals starts catching the signals serveSignals handles. It
+// is called before the server says it listens, so that a SIGHUP sent as
+// soon as it does is a reload, not the default exit.
+func notifyServeSignals() chan os.Signal {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	return sigs
+}
+
+// serveSignals runs until ctx ends: on SIGTERM or SIGINT it calls stop; on
+// SIGHUP it re-reads the policy and sends it to the server, which keeps
+// the old one if the new one is bad. The caller stops sigs once the
+// server has drained, so that a second SIGTERM does not cut the drain short.
+func (f *serveFlags) serveSignals(ctx context.Context, sigs chan os.Signal, stop context.CancelFunc, reload chan<- child.ServerReload, log hclog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
