@@ -86,11 +86,35 @@ func TestServerReload(t *testing.T) {
 	if allowed(old, 2, b) || !allowed(old, 3, a) {
 		t.Errorf("session opened before the reload: want its old policy")
 	}
+	// Each generation holds its own descriptor of dir; the old one's goes
+	// when its last session ends.
+	if n := dirFDs(t, dir); n != 2 {
+		t.Errorf("descriptors of %s with a session of the old policy open: %d, want 2 (one per policy)", dir, n)
+	}
 	old.close()
+	for deadline := time.Now().Add(10 * time.Second); dirFDs(t, dir) != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("descriptors of %s after the old policy's last session ended: %d, want 1", dir, dirFDs(t, dir))
+		}
+	}
 	if err := s.stop(t); err != nil {
 		t.Errorf("Serve: %v", err)
 	}
 	if l := s.log.String(); !strings.Contains(l, "policy reloaded") || !strings.Contains(l, "reload failed") {
 		t.Errorf("log: want a line for each reload:\n%s", s.log)
 	}
+}
+
+// dirFDs counts this process's descriptors of dir.
+func dirFDs(t *testing.T, dir string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	testutil.Must(t, err)
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && l == dir {
+			n++
+		}
+	}
+	return n
 }

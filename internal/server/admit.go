@@ -201,7 +201,8 @@ func (srv *server) serve(c *client) {
 	log := c.log
 	c.sendTimeout = srv.cfg.SendTimeout
 	cn := opener.ConnOf(c.fd, c.rc, c.sendBounded)
-	gen := srv.cur.Load()
+	gen := srv.acquire()
+	defer srv.release(gen) // before sessions.Done, deferred above
 	pol := gen.pols.For(c.peer.UID, c.peer.GID)
 	idle := &idleWatch{}
 	s := opener.NewSession(log, cn, gen.sets[pol], func(int) { c.shutdown(unix.SHUT_RDWR) }, idle)

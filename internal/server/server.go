@@ -56,14 +56,14 @@ type server struct {
 	cfg     Config
 	log     hclog.Logger
 	allowed func(uid, gid uint32) bool
+	fdinfo  int // O_PATH descriptor of /proc/self/fdinfo, or -1
 	// cur is the policy new sessions get; a session keeps the one it
-	// started with, so a reload never changes a session in progress.
-	cur    atomic.Pointer[generation]
-	fdinfo int // O_PATH descriptor of /proc/self/fdinfo, or -1
-	// gens holds every generation's directories, closed at shutdown:
-	// sessions of an old generation may still use them.
+	// started with, so a reload never changes a session in progress. An
+	// old generation's directories are closed when its last session ends
+	// (old holds those still in use).
 	gensMu sync.Mutex
-	gens   []*opener.DirTable
+	cur    *generation
+	old    map[*generation]struct{}
 	bufs   sync.Pool
 	// workBufs lends the sessions' workers their buffers for one request
 	// at a time, so that an idle session holds none.
@@ -141,6 +141,51 @@ func allowFunc(uids, gids []uint32) func(uid, gid uint32) bool {
 type generation struct {
 	pols *policy.ScopedPolicy
 	sets map[*policy.Policy]*opener.Ruleset
+	dirs *opener.DirTable // every rule directory descriptor, shared by the rulesets
+	// Under server.gensMu:
+	sessions int  // sessions using it
+	retired  bool // a reload replaced it
+}
+
+// acquire returns the current generation for a new session, which
+// gives it back with release when it ends.
+func (srv *server) acquire() *generation {
+	srv.gensMu.Lock()
+	defer srv.gensMu.Unlock()
+	g := srv.cur
+	g.sessions++
+	return g
+}
+
+func (srv *server) release(g *generation) {
+	srv.gensMu.Lock()
+	defer srv.gensMu.Unlock()
+	if g.sessions--; g.sessions == 0 && g.retired {
+		delete(srv.old, g)
+		g.dirs.Close()
+	}
+}
+
+// install makes g the generation of new sessions, and retires the one
+// before: its directories are closed now if no session uses them, else by
+// the last one's release.
+func (srv *server) install(g *generation) {
+	srv.gensMu.Lock()
+	defer srv.gensMu.Unlock()
+	prev := srv.cur
+	srv.cur = g
+	if prev == nil {
+		return
+	}
+	prev.retired = true
+	if prev.sessions == 0 {
+		prev.dirs.Close()
+		return
+	}
+	if srv.old == nil {
+		srv.old = make(map[*generation]struct{})
+	}
+	srv.old[prev] = struct{}{}
 }
 
 // prepare makes the first generation and pins /proc/self/fdinfo for
@@ -151,18 +196,12 @@ func (srv *server) prepare() error {
 		return err
 	}
 	defer unix.Close(root)
-	srv.cur.Store(gen)
+	srv.install(gen)
 	srv.fdinfo = -1
-	if fd, err := opener.ResolveDir(root, "/proc/self/fdinfo", srv.dirsOpenat2()); err == nil {
+	if fd, err := opener.ResolveDir(root, "/proc/self/fdinfo", gen.dirs.Openat2()); err == nil {
 		srv.fdinfo = fd
 	}
 	return nil
-}
-
-func (srv *server) dirsOpenat2() bool {
-	srv.gensMu.Lock()
-	defer srv.gensMu.Unlock()
-	return srv.gens[len(srv.gens)-1].Openat2()
 }
 
 // newGeneration makes a ruleset for every policy of pols, resolving each
@@ -175,7 +214,7 @@ func (srv *server) newGeneration(pols *policy.ScopedPolicy) (*generation, int, e
 		return nil, -1, fmt.Errorf("privsep: server: %w", err)
 	}
 	dirs := opener.NewDirTable(root, opener.HaveOpenat2(root))
-	gen := &generation{pols: pols, sets: make(map[*policy.Policy]*opener.Ruleset)}
+	gen := &generation{pols: pols, sets: make(map[*policy.Policy]*opener.Ruleset), dirs: dirs}
 	for _, pol := range pols.Policies() {
 		if gen.sets[pol] != nil {
 			continue
@@ -188,9 +227,6 @@ func (srv *server) newGeneration(pols *policy.ScopedPolicy) (*generation, int, e
 		}
 		gen.sets[pol] = rs
 	}
-	srv.gensMu.Lock()
-	srv.gens = append(srv.gens, dirs)
-	srv.gensMu.Unlock()
 	srv.log.Debug("policies ready", "policies", len(gen.sets), "directories", dirs.Len(), "openat2", dirs.Openat2())
 	return gen, root, nil
 }
@@ -206,7 +242,7 @@ func (srv *server) reload(pols *policy.ScopedPolicy) error {
 		return fmt.Errorf("reload: %w", err)
 	}
 	unix.Close(root)
-	srv.cur.Store(gen)
+	srv.install(gen)
 	return nil
 }
 
@@ -322,10 +358,11 @@ func (srv *server) shutdown() {
 
 func (srv *server) closeDirs() {
 	srv.gensMu.Lock()
-	for _, d := range srv.gens {
-		d.Close()
+	srv.cur.dirs.Close()
+	for g := range srv.old {
+		g.dirs.Close()
 	}
-	srv.gens = nil
+	srv.old = nil
 	srv.gensMu.Unlock()
 	if srv.fdinfo >= 0 {
 		unix.Close(srv.fdinfo)
