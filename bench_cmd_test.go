@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -49,10 +50,37 @@ func TestBenchJSON(t *testing.T) {
 	}
 }
 
-// TestBenchTable runs a very short privsep bench and checks the table's
-// rows, with the C reference when gcc and ../shared/bench are at hand.
+// TestBenchUserTable runs a very short privsep bench as a user would: the
+// figures against a direct open, rounded durations, memory in MiB, and no
+// developer targets or C reference.
+func TestBenchUserTable(t *testing.T) {
+	r := privsep(t, nil, "bench", "--duration", "100ms", "--rounds", "1")
+	checkCode(t, r, exitOK)
+	for _, row := range []string{
+		"direct open+close", "opener, 1 caller", "opener, 16 callers", "opener, batch of 64",
+		"start to first file", "idle opener memory (RSS)", "MiB", "allocations per open", "/ direct",
+	} {
+		if !strings.Contains(r.stdout, row) {
+			t.Errorf("the table has no %q:\n%s", row, r.stdout)
+		}
+	}
+	for _, dev := range []string{"target", "not met", "met\n", "--ref-dir", "C opener", " MB"} {
+		if strings.Contains(r.stdout, dev) {
+			t.Errorf("the user table shows the developer's %q:\n%s", dev, r.stdout)
+		}
+	}
+	// Durations are rounded to one decimal in their unit: no 666.666666ms.
+	if m := regexp.MustCompile(`[0-9]\.[0-9]{2,}(ns|µs|ms|s)`).FindString(r.stdout); m != "" {
+		t.Errorf("unrounded duration %q in:\n%s", m, r.stdout)
+	}
+	checkStderrContains(t, r, "privsep bench: round 1/1: 1 caller")
+}
+
+// TestBenchTable runs a very short privsep bench --dev and checks the
+// table's rows, with the C reference when gcc and ../shared/bench are at
+// hand.
 func TestBenchTable(t *testing.T) {
-	args := []string{"bench", "--duration", "100ms", "--rounds", "1"}
+	args := []string{"bench", "--dev", "--duration", "100ms", "--rounds", "1"}
 	ref := ""
 	if _, err := exec.LookPath("gcc"); err == nil {
 		if abs, err := filepath.Abs(filepath.Join("..", "shared", "bench")); err == nil {

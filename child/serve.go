@@ -30,6 +30,9 @@ const (
 // the limits (each field is documented on its definition).
 type ServerConfig = server.Config
 
+// ServerReload is a new policy sent on ServerConfig.Reload.
+type ServerReload = server.Reload
+
 // OwnProcessError reports a rule directory that resolves into a process's
 // own directory on procfs: the opener (or Serve) refuses the whole policy.
 type OwnProcessError = opener.OwnProcessError

@@ -4,12 +4,15 @@ package parent
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -51,15 +54,16 @@ func (t *logTail) get() []string {
 }
 
 // forwardLogs reads the opener's stderr until EOF and re-emits each line
-// through log (the parent's logger, named "child"). Lines that are hclog JSON
-// keep their level, message and fields; anything else (a Go panic, say) is
-// emitted as is at info. No field's type is trusted.
-func forwardLogs(r io.Reader, log hclog.Logger, tail *logTail) {
+// through log (the parent's logger, named "child") and, if not nil, h.
+// Lines that are hclog JSON keep their level, message and fields; anything
+// else (a Go panic, say) is emitted as is at info. No field's type is
+// trusted.
+func forwardLogs(r io.Reader, log hclog.Logger, h slog.Handler, tail *logTail) {
 	br := bufio.NewReaderSize(r, 4096)
 	for {
 		line, err := readLine(br)
 		if len(line) > 0 {
-			emitLogLine(log, tail, line)
+			emitLogLine(log, h, tail, line)
 		}
 		if err != nil {
 			return
@@ -88,11 +92,12 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 // The keys hclog's JSON format uses for its own fields.
 var hclogKeys = map[string]bool{"@level": true, "@message": true, "@timestamp": true, "@module": true, "@caller": true}
 
-func emitLogLine(log hclog.Logger, tail *logTail, line []byte) {
+func emitLogLine(log hclog.Logger, h slog.Handler, tail *logTail, line []byte) {
 	var m map[string]any
 	if json.Unmarshal(line, &m) != nil || m == nil {
 		tail.add(string(line))
 		log.Info(string(line))
+		emitSlog(h, hclog.Info, string(line), nil)
 		return
 	}
 	level := hclog.Info
@@ -125,4 +130,53 @@ func emitLogLine(log hclog.Logger, tail *logTail, line []byte) {
 		tail.add(text.String())
 	}
 	log.Log(level, msg, args...)
+	emitSlog(h, level, msg, args)
+}
+
+// slogLevel maps hclog's levels to slog's; trace is below debug, as
+// slog suggests for finer levels.
+func slogLevel(l hclog.Level) slog.Level {
+	switch l {
+	case hclog.Trace:
+		return slog.LevelDebug - 4
+	case hclog.Debug:
+		return slog.LevelDebug
+	case hclog.Warn:
+		return slog.LevelWarn
+	case hclog.Error:
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// emitSlog sends one opener line to h, if any, with the attribute
+// module=child so that it can be told from the program's own lines. args
+// alternate keys and values, as for hclog.
+func emitSlog(h slog.Handler, level hclog.Level, msg string, args []any) {
+	if h == nil {
+		return
+	}
+	ctx := context.Background()
+	lvl := slogLevel(level)
+	if !h.Enabled(ctx, lvl) {
+		return
+	}
+	rec := slog.NewRecord(time.Now(), lvl, msg, 0)
+	rec.AddAttrs(slog.String("module", "child"))
+	for i := 0; i+1 < len(args); i += 2 {
+		k, _ := args[i].(string)
+		rec.AddAttrs(slog.Any(k, args[i+1]))
+	}
+	// A handler that fails has nowhere better to report it than itself.
+	_ = h.Handle(ctx, rec)
+}
+
+// slogMinLevel is the most verbose hclog level h wants, or hclog.Off.
+func slogMinLevel(h slog.Handler) hclog.Level {
+	for _, l := range []hclog.Level{hclog.Trace, hclog.Debug, hclog.Info, hclog.Warn, hclog.Error} {
+		if h.Enabled(context.Background(), slogLevel(l)) {
+			return l
+		}
+	}
+	return hclog.Off
 }

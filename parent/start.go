@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -54,6 +55,14 @@ type Config struct {
 	// and the parent's own. The opener logs at this logger's level. Nil
 	// discards everything.
 	Logger hclog.Logger
+
+	// SlogHandler, if not nil, receives the opener's log lines too, for
+	// programs that log with log/slog: each with its level (hclog's trace
+	// is slog.LevelDebug-4), message and fields as attributes, and the
+	// attribute module=child. The opener then logs at the most verbose
+	// level that Logger or SlogHandler wants. The parent's own lines go to
+	// Logger only.
+	SlogHandler slog.Handler
 
 	// Executable is the program to start as the opener; it must call
 	// child.Init at the top of main. Empty means "/proc/self/exe": this
@@ -183,7 +192,7 @@ func spawn(cfg Config, log hclog.Logger, closeTimeout time.Duration) (*Opener, *
 		Path: exe,
 		// ExtraFiles[0] becomes descriptor 3 in the child.
 		Args:       []string{protocol.OpenerArgv0, protocol.OpenerArg, strconv.Itoa(3)},
-		Env:        []string{protocol.OpenerEnv(), protocol.LogLevelEnv + "=" + childLevel(log.GetLevel())},
+		Env:        []string{protocol.OpenerEnv(), protocol.LogLevelEnv + "=" + childLevel(logLevel(log, cfg.SlogHandler))},
 		ExtraFiles: []*os.File{childEnd},
 		Stderr:     logW,
 		// Its own process group: a Ctrl-C at the terminal stops the
@@ -213,21 +222,21 @@ func spawn(cfg Config, log hclog.Logger, closeTimeout time.Duration) (*Opener, *
 		}
 		return nil, nil, fmt.Errorf("privsep: %w", err)
 	}
-	return o, startProc(o, cmd.Process, closeTimeout, processWaiter(cmd, logR), forwardChildLogs(o, logR, log)), nil
+	return o, startProc(o, cmd.Process, closeTimeout, processWaiter(cmd, logR), forwardChildLogs(o, logR, log, cfg.SlogHandler)), nil
 }
 
 // forwardChildLogs starts re-emitting the opener's log lines from logR
 // through log, if there is a pipe (nil: the opener writes to
 // Config.ChildStderr), and returns a channel closed when logR has been read
 // to the end. The goroutine owns logR and closes it.
-func forwardChildLogs(o *Opener, logR *os.File, log hclog.Logger) <-chan struct{} {
+func forwardChildLogs(o *Opener, logR *os.File, log hclog.Logger, h slog.Handler) <-chan struct{} {
 	logsDone := make(chan struct{})
 	if logR == nil {
 		close(logsDone)
 		return logsDone
 	}
 	go func() {
-		forwardLogs(logR, log.Named("child"), &o.tail)
+		forwardLogs(logR, log.Named("child"), h, &o.tail)
 		logR.Close()
 		close(logsDone)
 	}()
@@ -248,6 +257,19 @@ func processWaiter(cmd *exec.Cmd, logR *os.File) func() *os.ProcessState {
 		}
 		return cmd.ProcessState
 	}
+}
+
+// logLevel is the most verbose level log or h (if not nil) wants.
+func logLevel(log hclog.Logger, h slog.Handler) hclog.Level {
+	l := log.GetLevel()
+	if h == nil {
+		return l
+	}
+	hl := slogMinLevel(h)
+	if l == hclog.NoLevel || l == hclog.Off || hl < l {
+		return hl
+	}
+	return l
 }
 
 // childLevel is the level the opener logs at: the parent logger's, but

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"runtime"
@@ -46,6 +47,7 @@ type Config struct {
 	Listen         []string
 	Policy         *policy.Policy
 	Logger         hclog.Logger
+	SlogHandler    slog.Handler
 	Executable     string
 	StartTimeout   time.Duration
 	ChildStderr    *os.File

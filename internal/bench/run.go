@@ -120,7 +120,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	if rep.ChildRSSBytes, err = r.idleRSS(); err != nil {
 		return nil, fmt.Errorf("idle opener RSS: %w", err)
 	}
-	r.progress("idle opener RSS: %.2f MB", float64(rep.ChildRSSBytes)/1e6)
+	r.progress("idle opener RSS: %.2f MiB", float64(rep.ChildRSSBytes)/(1<<20))
 	rep.ElapsedNs = time.Since(start).Nanoseconds()
 	return rep, nil
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -57,6 +56,14 @@ replaced. The file is removed when privsep serve ends.
 SIGTERM or SIGINT: stop accepting, let every session answer the requests it
 already received (at most 5 seconds), remove the socket and exit 0.
 
+SIGHUP: read the --policy files again. Sessions that start from then on get
+the new policy; sessions in progress keep theirs. A bad new policy is
+logged (naming the file and line) and the old one kept.
+
+Socket activation: started by systemd with one socket (LISTEN_FDS=1, a
+ListenSequentialPacket= .socket unit), privsep serve serves on it, without
+--socket; systemd owns the socket file (see examples/systemd).
+
 Exit status: 0 after SIGTERM or SIGINT, 1 if serving fails, 2 on a usage
 error (a bad rule or policy file included).
 
@@ -72,6 +79,7 @@ type serveFlags struct {
 	idle                  time.Duration
 	level                 string
 	logJSON               bool
+	activated             bool // systemd passed the listening socket
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -94,8 +102,11 @@ func (f *serveFlags) check(fs *flag.FlagSet) (perm uint64, gid int, lvl hclog.Le
 	if fs.NArg() > 0 {
 		return 0, 0, 0, fmt.Errorf("unexpected argument %q (see privsep serve --help)", fs.Arg(0))
 	}
-	if f.socket == "" {
+	if f.socket == "" && !f.activated {
 		return 0, 0, 0, errors.New("no --socket PATH given (see privsep serve --help)")
+	}
+	if f.socket != "" && f.activated {
+		return 0, 0, 0, errors.New("--socket given, and systemd passed a socket (LISTEN_FDS): give one")
 	}
 	perm, err = strconv.ParseUint(f.mode, 8, 32)
 	if err != nil || perm&^0o777 != 0 {
@@ -131,6 +142,15 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	if ok, code := parse(args); !ok {
 		return code
 	}
+	actLn, err := activatedListener()
+	switch {
+	case err == nil:
+		f.activated = true
+		defer actLn.Close()
+	case !errors.Is(err, errNotActivated):
+		fmt.Fprintf(stderr, "privsep serve: %v\n", err)
+		return exitFail
+	}
 	perm, gid, lvl, err := f.check(fs)
 	var pols *policy.ScopedPolicy
 	if err == nil {
@@ -141,7 +161,14 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "privsep", Level: lvl, Output: stderr, JSONFormat: f.logJSON})
-	sock, err := child.ListenSocket(absolute(f.socket), os.FileMode(perm), gid)
+	var sock *child.Socket
+	if f.activated {
+		// systemd made the socket file and removes it: ours is only the
+		// listener.
+		sock = &child.Socket{UnixListener: actLn, Path: actLn.Addr().String() + " (from systemd)"}
+	} else {
+		sock, err = child.ListenSocket(absolute(f.socket), os.FileMode(perm), gid)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "privsep serve: %v\n", err)
 		return exitFail
@@ -154,10 +181,20 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// serve serves on sock until SIGTERM or SIGINT, and removes its file.
+// serve serves on sock until SIGTERM or SIGINT, reloading the policy on
+// SIGHUP, and removes its file.
 func (f *serveFlags) serve(sock *child.Socket, perm uint64, pols *policy.ScopedPolicy, log hclog.Logger) error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	reload := make(chan child.ServerReload)
+	sigs := notifyServeSignals()
+	defer signal.Stop(sigs)
+	sigDone := make(chan struct{})
+	go func() {
+		defer close(sigDone)
+		f.serveSignals(ctx, sigs, stop, reload, log)
+	}()
+	defer func() { stop(); <-sigDone }()
 	who := []any{"allow_uids", f.uids, "allow_gids", f.gids}
 	if len(f.uids) == 0 && len(f.gids) == 0 {
 		who = []any{"allow_uids", []int{os.Geteuid()}}
@@ -166,6 +203,7 @@ func (f *serveFlags) serve(sock *child.Socket, perm uint64, pols *policy.ScopedP
 		"max_sessions_per_uid", f.maxPerUID, "idle_timeout", f.idle}, who...)...)
 	err := child.Serve(ctx, sock.UnixListener, child.ServerConfig{
 		Policies:          pols,
+		Reload:            reload,
 		AllowUIDs:         f.uids,
 		AllowGIDs:         f.gids,
 		MaxClients:        f.maxClients,
@@ -173,6 +211,9 @@ func (f *serveFlags) serve(sock *child.Socket, perm uint64, pols *policy.ScopedP
 		IdleTimeout:       f.idle,
 		Logger:            log,
 	})
+	if f.activated {
+		return err
+	}
 	if rerr := sock.Remove(); rerr != nil {
 		log.Warn("cannot remove the socket file", "error", rerr)
 	}

@@ -201,14 +201,16 @@ func (srv *server) serve(c *client) {
 	log := c.log
 	c.sendTimeout = srv.cfg.SendTimeout
 	cn := opener.ConnOf(c.fd, c.rc, c.sendBounded)
-	pol := srv.cfg.Policies.For(c.peer.UID, c.peer.GID)
+	gen := srv.acquire()
+	defer srv.release(gen) // before sessions.Done, deferred above
+	pol := gen.pols.For(c.peer.UID, c.peer.GID)
 	idle := &idleWatch{}
-	s := opener.NewSession(log, cn, srv.sets[pol], func(int) { c.shutdown(unix.SHUT_RDWR) }, idle)
+	s := opener.NewSession(log, cn, gen.sets[pol], func(int) { c.shutdown(unix.SHUT_RDWR) }, idle)
 	s.ShareBuffers(srv.workBufs)
 	if !srv.handshake(c, s) {
 		return
 	}
-	log.Info("client connected", "pidfd", c.peer.PIDFD, "sections", srv.cfg.Policies.Sections(c.peer.UID, c.peer.GID))
+	log.Info("client connected", "pidfd", c.peer.PIDFD, "sections", gen.pols.Sections(c.peer.UID, c.peer.GID))
 	stopIdle := idle.watch(srv.cfg.IdleTimeout, func() {
 		log.Info("closing an idle session", "idle_timeout", srv.cfg.IdleTimeout)
 		c.shutdown(unix.SHUT_RD)

@@ -28,6 +28,14 @@ type Config struct {
 	// the sessions that use it.
 	Policies *policy.ScopedPolicy
 
+	// Reload, if not nil, swaps the policy: each Reload received replaces
+	// Policies for the sessions that start after it (their rule
+	// directories resolved afresh from the root, as at start); sessions in
+	// progress keep the policy they started with. A policy that cannot be
+	// prepared is logged at error level and the old one kept. Either way
+	// the outcome is sent on the Reload's Done, if not nil.
+	Reload <-chan Reload
+
 	// AllowUIDs and AllowGIDs are who may connect: a client whose uid is in
 	// AllowUIDs or whose primary gid is in AllowGIDs (as the kernel reports
 	// them for the connection: SO_PEERCRED, the effective ids at connect
@@ -83,6 +91,15 @@ type Config struct {
 	// sessions to answer the requests they already received. Then their
 	// connections are shut down outright. Zero means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+}
+
+// Reload is a new policy for Config.Reload.
+type Reload struct {
+	Policies *policy.ScopedPolicy
+	// Done, if not nil, receives nil once new sessions get Policies, or
+	// why they cannot (the old policy is kept). It needs room for one
+	// value: the server does not wait on it.
+	Done chan<- error
 }
 
 // Socket is a server's listening socket file, made by ListenSocket.

@@ -38,7 +38,15 @@ func Serve(ctx context.Context, ln *net.UnixListener, cfg Config) error {
 	}
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	rctx, cancel := context.WithCancel(ctx)
+	reloads := make(chan struct{})
+	go func() {
+		defer close(reloads)
+		srv.watchReloads(rctx)
+	}()
 	err = srv.accept(ctx, ln)
+	cancel()
+	<-reloads
 	ln.Close()
 	srv.shutdown()
 	return err
@@ -48,10 +56,15 @@ type server struct {
 	cfg     Config
 	log     hclog.Logger
 	allowed func(uid, gid uint32) bool
-	sets    map[*policy.Policy]*opener.Ruleset
-	dirs    *opener.DirTable // every rule directory descriptor, shared by the rulesets
-	fdinfo  int              // O_PATH descriptor of /proc/self/fdinfo, or -1
-	bufs    sync.Pool
+	fdinfo  int // O_PATH descriptor of /proc/self/fdinfo, or -1
+	// cur is the policy new sessions get; a session keeps the one it
+	// started with, so a reload never changes a session in progress. An
+	// old generation's directories are closed when its last session ends
+	// (old holds those still in use).
+	gensMu sync.Mutex
+	cur    *generation
+	old    map[*generation]struct{}
+	bufs   sync.Pool
 	// workBufs lends the sessions' workers their buffers for one request
 	// at a time, so that an idle session holds none.
 	workBufs *opener.BufferPool
@@ -104,7 +117,7 @@ func newServer(ln *net.UnixListener, cfg Config) (*server, error) {
 	if typErr != nil || typ != unix.SOCK_SEQPACKET {
 		return nil, fmt.Errorf("privsep: server: the listener is not a SOCK_SEQPACKET socket (listen on \"unixpacket\")")
 	}
-	srv := &server{cfg: cfg, log: log, conns: make(map[*client]struct{}), perUID: make(map[uint32]int), sets: make(map[*policy.Policy]*opener.Ruleset), workBufs: opener.NewBufferPool()}
+	srv := &server{cfg: cfg, log: log, conns: make(map[*client]struct{}), perUID: make(map[uint32]int), workBufs: opener.NewBufferPool()}
 	srv.allowed = allowFunc(cfg.AllowUIDs, cfg.AllowGIDs)
 	srv.bufs.New = func() any { b := make([]byte, protocol.MaxMessage); return &b }
 	if err := srv.prepare(); err != nil {
@@ -123,33 +136,141 @@ func allowFunc(uids, gids []uint32) func(uid, gid uint32) bool {
 	return func(uid, gid uint32) bool { return slices.Contains(u, uid) || slices.Contains(g, gid) }
 }
 
-// prepare makes a ruleset for every policy, resolving each directory once
-// for all of them from the pinned root, and pins /proc/self/fdinfo for
+// generation is one policy with its rulesets: what sessions started
+// between two reloads use.
+type generation struct {
+	pols *policy.ScopedPolicy
+	sets map[*policy.Policy]*opener.Ruleset
+	dirs *opener.DirTable // every rule directory descriptor, shared by the rulesets
+	// Under server.gensMu:
+	sessions int  // sessions using it
+	retired  bool // a reload replaced it
+}
+
+// acquire returns the current generation for a new session, which
+// gives it back with release when it ends.
+func (srv *server) acquire() *generation {
+	srv.gensMu.Lock()
+	defer srv.gensMu.Unlock()
+	g := srv.cur
+	g.sessions++
+	return g
+}
+
+func (srv *server) release(g *generation) {
+	srv.gensMu.Lock()
+	defer srv.gensMu.Unlock()
+	if g.sessions--; g.sessions == 0 && g.retired {
+		delete(srv.old, g)
+		g.dirs.Close()
+	}
+}
+
+// install makes g the generation of new sessions, and retires the one
+// before: its directories are closed now if no session uses them, else by
+// the last one's release.
+func (srv *server) install(g *generation) {
+	srv.gensMu.Lock()
+	defer srv.gensMu.Unlock()
+	prev := srv.cur
+	srv.cur = g
+	if prev == nil {
+		return
+	}
+	prev.retired = true
+	if prev.sessions == 0 {
+		prev.dirs.Close()
+		return
+	}
+	if srv.old == nil {
+		srv.old = make(map[*generation]struct{})
+	}
+	srv.old[prev] = struct{}{}
+}
+
+// prepare makes the first generation and pins /proc/self/fdinfo for
 // reading pids from pidfds.
 func (srv *server) prepare() error {
-	root, err := opener.PinRoot()
+	gen, root, err := srv.newGeneration(srv.cfg.Policies)
 	if err != nil {
-		return fmt.Errorf("privsep: server: %w", err)
+		return err
 	}
 	defer unix.Close(root)
-	srv.dirs = opener.NewDirTable(root, opener.HaveOpenat2(root))
-	for _, pol := range srv.cfg.Policies.Policies() {
-		if srv.sets[pol] != nil {
-			continue
-		}
-		rs, err := opener.NewRuleset(srv.log, pol, srv.dirs)
-		if err != nil {
-			srv.dirs.Close()
-			return fmt.Errorf("privsep: server: %w", err)
-		}
-		srv.sets[pol] = rs
-	}
+	srv.install(gen)
 	srv.fdinfo = -1
-	if fd, err := opener.ResolveDir(root, "/proc/self/fdinfo", srv.dirs.Openat2()); err == nil {
+	if fd, err := opener.ResolveDir(root, "/proc/self/fdinfo", gen.dirs.Openat2()); err == nil {
 		srv.fdinfo = fd
 	}
-	srv.log.Debug("policies ready", "policies", len(srv.sets), "directories", srv.dirs.Len(), "openat2", srv.dirs.Openat2())
 	return nil
+}
+
+// newGeneration makes a ruleset for every policy of pols, resolving each
+// directory once for all of them from a newly pinned root, so that a
+// reload sees the directories as they are now. It returns the root, which
+// the caller closes.
+func (srv *server) newGeneration(pols *policy.ScopedPolicy) (*generation, int, error) {
+	root, err := opener.PinRoot()
+	if err != nil {
+		return nil, -1, fmt.Errorf("privsep: server: %w", err)
+	}
+	dirs := opener.NewDirTable(root, opener.HaveOpenat2(root))
+	gen := &generation{pols: pols, sets: make(map[*policy.Policy]*opener.Ruleset), dirs: dirs}
+	for _, pol := range pols.Policies() {
+		if gen.sets[pol] != nil {
+			continue
+		}
+		rs, err := opener.NewRuleset(srv.log, pol, dirs)
+		if err != nil {
+			dirs.Close()
+			unix.Close(root)
+			return nil, -1, fmt.Errorf("privsep: server: %w", err)
+		}
+		gen.sets[pol] = rs
+	}
+	srv.log.Debug("policies ready", "policies", len(gen.sets), "directories", dirs.Len(), "openat2", dirs.Openat2())
+	return gen, root, nil
+}
+
+// reload makes pols the policy of the sessions that start from now on. If
+// it cannot be prepared, the old policy stays and the error says why.
+func (srv *server) reload(pols *policy.ScopedPolicy) error {
+	if pols == nil {
+		return errors.New("privsep: server: reload: no policy")
+	}
+	gen, root, err := srv.newGeneration(pols)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	unix.Close(root)
+	srv.install(gen)
+	return nil
+}
+
+// watchReloads applies the policies sent on cfg.Reload until ctx is done.
+func (srv *server) watchReloads(ctx context.Context) {
+	if srv.cfg.Reload == nil {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r, ok := <-srv.cfg.Reload:
+			if !ok {
+				return
+			}
+			err := srv.reload(r.Policies)
+			if err != nil {
+				srv.log.Error("reload failed: keeping the old policy", "error", err)
+			} else {
+				srv.log.Info("policy reloaded: new sessions get the new policy", "policies", len(r.Policies.Policies()))
+			}
+			select {
+			case r.Done <- err: // a nil Done blocks: skipped
+			default:
+			}
+		}
+	}
 }
 
 // accept accepts connections until ln is closed.
@@ -236,7 +357,13 @@ func (srv *server) shutdown() {
 }
 
 func (srv *server) closeDirs() {
-	srv.dirs.Close()
+	srv.gensMu.Lock()
+	srv.cur.dirs.Close()
+	for g := range srv.old {
+		g.dirs.Close()
+	}
+	srv.old = nil
+	srv.gensMu.Unlock()
 	if srv.fdinfo >= 0 {
 		unix.Close(srv.fdinfo)
 		srv.fdinfo = -1

@@ -1,0 +1,113 @@
+//go:build linux
+
+package main
+
+// The README's recipes for programs that are not Go, run as written.
+
+import (
+	"fmt"
+	"github.com/privsep-go/privsep/internal/testutil"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pythonRecipe is the README's python3 -c that serves HTTP on the socket
+// privsep exec --listen passes at descriptor 3. Keep the two in step.
+const pythonRecipe = `import http.server as h, socket
+s = h.HTTPServer(("", 0), h.SimpleHTTPRequestHandler, bind_and_activate=False)
+s.socket = socket.socket(fileno=3); s.serve_forever()`
+
+// TestRecipePythonHTTPServer runs Python's http.server as nobody on a
+// privileged port, the socket from privsep exec --listen, and fetches a
+// file from it.
+func TestRecipePythonHTTPServer(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: binds a port below 1024 and drops to nobody")
+	}
+	python := ""
+	for _, p := range []string{"/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"} {
+		if st, err := os.Stat(p); err == nil && st.Mode().Perm()&0o001 != 0 {
+			python = p
+			break
+		}
+	}
+	if python == "" {
+		t.Skip("no python3 that nobody may run")
+	}
+	if !strings.Contains(readmeText(t), pythonRecipe) {
+		t.Fatalf("README.md does not hold the recipe as tested:\n%s", pythonRecipe)
+	}
+	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
+	writeMode(t, filepath.Join(dir, "index.txt"), "served\n", 0o644)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePrivilegedPort(t))
+	cmd := exec.Command(binary, "exec", "--listen", "http=tcp:"+addr, "--user", "nobody", "--", python, "-c", pythonRecipe)
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.WaitDelay = 5 * time.Second
+	testutil.Must(t, cmd.Start())
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	deadline := time.Now().Add(cmdTimeout)
+	for {
+		resp, err := http.Get("http://" + addr + "/index.txt")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != "served\n" {
+				t.Errorf("GET /index.txt: %s %q, want 200 served", resp.Status, b)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("http.server never answered: %v; stderr:\n%s", err, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRecipeDevFdOtherUser checks the README's note: a program running as
+// another user cannot open /dev/fd/N for a descriptor privsep passed it (the
+// kernel re-opens the file with that user's permissions), but can read the
+// descriptor itself (cat <&3).
+func TestRecipeDevFdOtherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: drops to nobody")
+	}
+	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
+	file := filepath.Join(dir, "secret")
+	writeMode(t, file, "root only\n", 0o600)
+	r := privsep(t, nil, "exec", "--open", "3="+file, "--user", "nobody", "--", "cat", "/dev/fd/3")
+	if r.code == 0 || !strings.Contains(r.stderr, "Permission denied") {
+		t.Errorf("cat /dev/fd/3 as nobody: exit %d, stderr %q; want permission denied", r.code, r.stderr)
+	}
+	r = privsep(t, nil, "exec", "--open", "3="+file, "--user", "nobody", "--", "sh", "-c", "cat <&3")
+	checkCode(t, r, 0)
+	checkStdout(t, r, "root only\n")
+	// /dev/stdin is /dev/fd/0: the same refusal on the file, but a pipe
+	// nobody made is nobody's to open.
+	r = privsep(t, nil, "exec", "--open", "3="+file, "--user", "nobody", "--", "sh", "-c", "cat /dev/stdin <&3")
+	if r.code == 0 {
+		t.Errorf("cat /dev/stdin <&3 as nobody: exit 0, want a refusal")
+	}
+	r = privsep(t, nil, "exec", "--open", "3="+file, "--user", "nobody", "--", "sh", "-c", "cat <&3 | cat /dev/stdin")
+	checkCode(t, r, 0)
+	checkStdout(t, r, "root only\n")
+}
+
+func readmeText(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
