@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,7 +29,7 @@ const serveUsage = `Usage: privsep serve --socket PATH [--allow RULE]... [--poli
                      [--allow-uid UID|USER]... [--allow-gid GID|GROUP]...
                      [--socket-mode 0660] [--socket-group GROUP] [--max-clients N]
                      [--max-sessions-per-uid N] [--idle-timeout D]
-                     [--log-level LEVEL] [--log-json]
+                     [--log-level LEVEL] [--log-json] [--check]
 
 Serve files to unrelated processes on a unix socket (SOCK_SEQPACKET), as a
 long-running opener. Clients connect with "privsep get", parent.Dial or any
@@ -74,6 +75,7 @@ type serveFlags struct {
 	idle                  time.Duration
 	level                 string
 	logJSON               bool
+	checkOnly             bool
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -88,6 +90,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.idle, "idle-timeout", child.DefaultIdleTimeout, "close a session that has had no request for `D` (such as 30s or 5m)")
 	fs.StringVar(&f.level, "log-level", "info", "log `LEVEL`: trace, debug, info, warn, error, off")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
+	fs.BoolVar(&f.checkOnly, "check", false, "check the options, policies and rule directories, print what is wrong, and exit (0: all good, 2: not)")
 }
 
 // check returns the socket file's permissions and group (-1: unchanged)
@@ -143,6 +146,18 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "privsep", Level: lvl, Output: stderr, JSONFormat: f.logJSON})
+	for _, w := range socketWarnings(absolute(f.socket), perm) {
+		fmt.Fprintf(stderr, "privsep serve: warning: %s\n", w)
+	}
+	if f.checkOnly {
+		// Everything Serve checks before it accepts, without a socket.
+		if err := child.CheckServer(child.ServerConfig{Policies: pols, Logger: log}); err != nil {
+			fmt.Fprintf(stderr, "privsep serve: %v\n", err)
+			return exitUsage
+		}
+		fmt.Fprintf(stdout, "privsep serve: configuration OK (%d policies)\n", len(pols.Policies()))
+		return exitOK
+	}
 	sock, err := child.ListenSocket(absolute(f.socket), os.FileMode(perm), gid)
 	if err != nil {
 		fmt.Fprintf(stderr, "privsep serve: %v\n", err)
@@ -150,6 +165,10 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := f.serve(sock, perm, pols, log); err != nil {
 		fmt.Fprintf(stderr, "privsep serve: %v\n", err)
+		var me *child.MissingDirError
+		if errors.As(err, &me) {
+			return exitUsage // the policy names a directory that is not there
+		}
 		return exitFail
 	}
 	log.Info("stopped")
@@ -234,4 +253,21 @@ func lookupID(s, what string, byName func(string) (string, error)) (uint32, erro
 		return 0, fmt.Errorf("%s %q has id %q", what, s, idStr)
 	}
 	return uint32(n), nil
+}
+
+// socketWarnings says what is risky about serving on path with permissions
+// perm: a mode that lets others than the owner and group connect, and a
+// directory that anyone may write in (whoever can write there can remove
+// the socket and put one of their own in its place, unless the directory
+// is sticky and then only the owner of the file can).
+func socketWarnings(path string, perm uint64) []string {
+	var ws []string
+	if perm&^0o660 != 0 {
+		ws = append(ws, fmt.Sprintf("--socket-mode %#o is wider than 0660: users outside the socket's owner and group can connect (the server still checks --allow-uid/--allow-gid)", perm))
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o002 != 0 {
+		ws = append(ws, fmt.Sprintf("the socket's directory %s is world-writable: other users can create files beside the socket; prefer a directory only the server's user can write, such as /run/privsep", dir))
+	}
+	return ws
 }

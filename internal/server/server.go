@@ -242,3 +242,26 @@ func (srv *server) closeDirs() {
 		srv.fdinfo = -1
 	}
 }
+
+// Check does what Serve does before it accepts, without a listener: it
+// compiles every policy and resolves every rule directory from the pinned
+// root, then closes them. It returns what Serve would fail to start with
+// (a *opener.MissingDirError, an *opener.OwnProcessError, ...), or nil.
+func Check(cfg Config) error {
+	if cfg.Policies == nil {
+		return errors.New("privsep: server: no policy (Config.Policies)")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	srv := &server{cfg: cfg, log: log, sets: make(map[*policy.Policy]*opener.Ruleset)}
+	if err := srv.prepare(); err != nil {
+		return err
+	}
+	if srv.fdinfo >= 0 {
+		unix.Close(srv.fdinfo)
+	}
+	srv.dirs.Close()
+	return nil
+}
