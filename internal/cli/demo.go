@@ -145,6 +145,13 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 		if errors.As(err, &ee) && ee.Exited() {
 			return ee.ExitCode()
 		}
+		// The steps died of SIGPIPE: the reader of their output went away
+		// ("| head"), which needs no message; the directory goes as always.
+		if ee != nil {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGPIPE {
+				return 128 + int(syscall.SIGPIPE)
+			}
+		}
 		fmt.Fprintf(stderr, "privsep demo: %v\n", err)
 		return exitFail
 	}
