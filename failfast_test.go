@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,6 +109,7 @@ func TestFailFastServeCheck(t *testing.T) {
 		{"serve", "--check", "--socket", sock, "--allow", gone + "/"},
 		{"serve", "--socket", sock, "--allow", gone + "/"},
 		{"serve", "--check", "--socket", sock, "--socket-mode", "9"},
+		{"serve", "--check", "--socket", filepath.Join(gone, "s.sock"), "--allow", "/etc/hostname"},
 		{"serve", "--check", "--socket", sock, "--policy", writePolicy(t, "[uid no-such-user-privsep]\nr:/etc/hostname\n")},
 	} {
 		r := privsep(t, nil, args...)
@@ -226,6 +228,19 @@ func TestFailFastHints(t *testing.T) {
 	checkCode(t, r, 1)
 	if !strings.Contains(r.stderr, "is privsep serve running") || !strings.Contains(r.stderr, sock) {
 		t.Errorf("get: stderr %q", r.stderr)
+	}
+	// A socket file nobody answers on: left by a server that ended.
+	stale := filepath.Join(t.TempDir(), "stale.sock")
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: stale, Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	r = privsep(t, nil, "get", "--socket", stale, "/etc/hostname")
+	checkCode(t, r, 1)
+	if !strings.Contains(r.stderr, "nothing answers on "+stale+": is privsep serve running?") {
+		t.Errorf("get on a stale socket: stderr %q", r.stderr)
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run the binary as nobody")

@@ -150,7 +150,12 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "privsep serve: warning: %s\n", w)
 	}
 	if f.checkOnly {
-		// Everything Serve checks before it accepts, without a socket.
+		// Everything Serve checks before it accepts, without a socket:
+		// the socket's directory must be there for ListenSocket.
+		if fi, err := os.Stat(filepath.Dir(absolute(f.socket))); err != nil || !fi.IsDir() {
+			fmt.Fprintf(stderr, "privsep serve: --socket %s: its directory cannot be used: %v\n", f.socket, err)
+			return exitUsage
+		}
 		if err := child.CheckServer(child.ServerConfig{Policies: pols, Logger: log}); err != nil {
 			fmt.Fprintf(stderr, "privsep serve: %v\n", err)
 			return exitUsage
