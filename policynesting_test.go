@@ -7,6 +7,7 @@ package main
 // rules, a policy file, and a section of a server's policy.
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +20,9 @@ func TestNarrowerRuleInsideTreeRefused(t *testing.T) {
 		t.Skipf("temporary directory %q would be quoted in rule output", dir)
 	}
 	app, key := dir+"/app/", dir+"/app/key"
+	if err := os.Mkdir(dir+"/app", 0o755); err != nil { // a tree rule's directory must exist
+		t.Fatal(err)
+	}
 	tree, narrow := "rwc:"+app, "r:"+key
 	tail := ", which grants more (w, c) through any link or rename into it: a narrower rule inside a broader tree cannot be enforced by path; split the tree or narrow it"
 

@@ -254,7 +254,8 @@ func TestServeGet(t *testing.T) {
 	}
 	r = privsep(t, nil, "get", "--socket", sock, file)
 	checkCode(t, r, 1)
-	checkStderrLines(t, r, "privsep: dial "+sock+": connect: no such file or directory\n")
+	checkStderrLines(t, r, "privsep: dial "+sock+": connect: no such file or directory\n",
+		"privsep get: no socket at "+sock+": is privsep serve running, with --socket "+sock+"?\n")
 }
 
 // TestServeEtcHostname is the scenario of the issue, literally, where the

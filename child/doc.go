@@ -58,6 +58,9 @@
 // A rule directory that resolves into a process's own directory on procfs
 // (where /proc/self leads) is refused at the handshake with an
 // [*OwnProcessError]: a rule there would hand out the opener's memory.
+// A tree rule whose directory does not resolve is refused there too, with
+// a [*MissingDirError] naming the rule (the parent sees a hello refused
+// with reason 3 and the errno), unless the rule says optional=yes.
 //
 // # Concurrency and exit status
 //

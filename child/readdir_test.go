@@ -302,6 +302,7 @@ func TestHostileReadDir(t *testing.T) {
 			testutil.Must(t, unix.Mkfifo(filepath.Join(tree, "fifo"), 0o644))
 			testutil.Must(t, os.Mkdir(filepath.Join(dir, "exact"), 0o755))
 			testutil.Must(t, os.WriteFile(filepath.Join(dir, "exact", "x"), nil, 0o644))
+			testutil.Must(t, os.Mkdir(filepath.Join(dir, "wo"), 0o755)) // a tree rule's directory must exist
 			p := startWith(t, noOpenat2, tree+"/", dir+"/exact", "w:"+dir+"/wo/")
 			theirs := testutil.FDs(t, p.cmd.Process.Pid)
 

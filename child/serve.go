@@ -37,6 +37,16 @@ type ServerReload = server.Reload
 // own directory on procfs: the opener (or Serve) refuses the whole policy.
 type OwnProcessError = opener.OwnProcessError
 
+// MissingDirError reports a tree rule whose directory did not resolve when
+// the policy was loaded, and that does not say optional=yes: Serve (and the
+// opener) refuse the whole policy, naming the rule.
+type MissingDirError = opener.MissingDirError
+
+// CheckServer does what Serve does before it accepts, without a socket:
+// it resolves every policy's rule directories and returns what Serve would
+// refuse to start with, or nil. privsep serve --check uses it.
+func CheckServer(cfg ServerConfig) error { return server.Check(cfg) }
+
 // Socket is a server's listening socket file, made by ListenSocket. Its
 // Remove removes the file if it is still the one ListenSocket made, in the
 // directory it was made in.

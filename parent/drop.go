@@ -5,6 +5,7 @@ package parent
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -74,6 +75,10 @@ func setIDs(c Credential) ([]int, error) {
 		groups = []int{}
 	}
 	if err := syscall.Setgroups(groups); err != nil {
+		if errors.Is(err, syscall.EPERM) && os.Geteuid() != 0 {
+			// The usual cause: the program was not started as root.
+			return nil, fmt.Errorf("privsep: drop privileges: setgroups: %w: dropping privileges (privsep --user) needs root, and this process runs as uid %d: run it as root", err, os.Geteuid())
+		}
 		return nil, fmt.Errorf("privsep: drop privileges: setgroups: %w", err)
 	}
 	if err := syscall.Setresgid(c.GID, c.GID, c.GID); err != nil {

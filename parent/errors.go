@@ -169,3 +169,26 @@ func replyError(path string, e protocol.ErrorReply) error {
 	}
 	return &fs.PathError{Op: "open", Path: path, Err: &RefusedError{Reason: e.Reason, Errno: errno}}
 }
+
+// RuleDirError is the error Start returns when the opener refused the
+// policy because a tree rule's directory did not resolve at the handshake
+// (it does not exist, or is not a directory) and the rule does not say
+// optional=yes. Rule and Dir name the first such rule the parent finds; they
+// are empty if it found none (the opener saw something the parent does
+// not). Err is the start's error, with the opener's own account in its log.
+type RuleDirError struct {
+	Rule  string        // the rule as the policy writes it
+	Dir   string        // its directory
+	Errno syscall.Errno // what resolving it gave the opener (ENOENT when missing)
+	Err   error
+}
+
+func (e *RuleDirError) Error() string {
+	if e.Rule == "" {
+		return fmt.Sprintf("a rule directory did not resolve (%v); create it, or add optional=yes to its rule: %v", e.Errno, e.Err)
+	}
+	return fmt.Sprintf("rule %q: directory %s: %v; create it, or add optional=yes to the rule if it may be missing", e.Rule, e.Dir, e.Errno)
+}
+
+// Unwrap returns the start's error.
+func (e *RuleDirError) Unwrap() error { return e.Err }

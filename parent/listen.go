@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strconv"
 	"syscall"
 
 	"github.com/privsep-go/privsep/policy"
@@ -92,6 +93,9 @@ func (o *Opener) listen(ctx context.Context, network, addr string) (*os.File, er
 	if len(c.fds) == 0 {
 		errno := syscall.Errno(c.reply.Errno)
 		if c.reply.Reason == protocol.ReasonSystem {
+			if errno == syscall.EACCES && privilegedPort(network, addr) {
+				return nil, opErr(&lowPortError{errno})
+			}
 			return nil, opErr(errno)
 		}
 		return nil, opErr(&RefusedError{Reason: c.reply.Reason, Errno: errno})
@@ -118,3 +122,26 @@ func opAddr(network, addr string) net.Addr {
 	}
 	return nil
 }
+
+// privilegedPort reports whether addr names an IP port below 1024, which
+// only root (CAP_NET_BIND_SERVICE) may bind by default.
+func privilegedPort(network, addr string) bool {
+	if network == "unix" {
+		return false
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n > 0 && n < 1024
+}
+
+// lowPortError is EACCES from binding a port below 1024: it says what to do.
+type lowPortError struct{ errno syscall.Errno }
+
+func (e *lowPortError) Error() string {
+	return e.errno.Error() + ": binding a port below 1024 needs root (CAP_NET_BIND_SERVICE) in the opener: start privsep as root; the opener binds the port, and the program runs as --user"
+}
+
+func (e *lowPortError) Unwrap() error { return e.errno }

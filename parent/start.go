@@ -136,10 +136,41 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 		if ee, ok := o.exitErr.(*ExitError); ok {
 			ret.ProcessState, ret.Log = ee.ProcessState, ee.Log
 		}
+		var hr *helloRefusal
+		if errors.As(err, &hr) && hr.e.Reason == protocol.ReasonSystem {
+			return nil, fmt.Errorf("privsep: starting the opener: %w", missingRuleDir(cfg, syscall.Errno(hr.e.Errno), ret))
+		}
 		return nil, fmt.Errorf("privsep: starting the opener: %w", ret)
 	}
 	log.Debug("opener ready", "pid", o.pid, "openat2", o.openat2)
 	return o, nil
+}
+
+// missingRuleDir builds the error for an opener that refused the hello with
+// ReasonSystem: a tree rule's directory did not resolve. The opener's log
+// names the rule; to name it in a typed error too, the parent looks for the
+// first non-optional tree rule whose directory it cannot stat. This is a
+// diagnosis only: what the opener resolved (from its pinned root, never
+// through a magic link) decided.
+func missingRuleDir(cfg Config, errno syscall.Errno, cause error) *RuleDirError {
+	e := &RuleDirError{Errno: errno, Err: cause}
+	pol := cfg.Policy
+	if pol == nil {
+		var err error
+		if pol, err = (PolicySource{Rules: cfg.Rules, Listen: cfg.Listen}).Policy(); err != nil {
+			return e
+		}
+	}
+	for _, r := range pol.Rules() {
+		if !r.Tree || r.Optional {
+			continue
+		}
+		if fi, err := os.Stat(r.Path); err != nil || !fi.IsDir() {
+			e.Rule, e.Dir = r.String(), r.Path
+			return e
+		}
+	}
+	return e
 }
 
 // startHello compiles cfg's policy into the hello message that carries it.
@@ -192,7 +223,7 @@ func spawn(cfg Config, log hclog.Logger, closeTimeout time.Duration) (*Opener, *
 		Path: exe,
 		// ExtraFiles[0] becomes descriptor 3 in the child.
 		Args:       []string{protocol.OpenerArgv0, protocol.OpenerArg, strconv.Itoa(3)},
-		Env:        []string{protocol.OpenerEnv(), protocol.LogLevelEnv + "=" + childLevel(logLevel(log, cfg.SlogHandler))},
+		Env:        []string{protocol.OpenerEnv(), protocol.LogLevelEnv + "=" + childLevel(logLevel(log, cfg.SlogHandler), cfg.ChildStderr != nil)},
 		ExtraFiles: []*os.File{childEnd},
 		Stderr:     logW,
 		// Its own process group: a Ctrl-C at the terminal stops the
@@ -272,11 +303,18 @@ func logLevel(log hclog.Logger, h slog.Handler) hclog.Level {
 	return l
 }
 
-// childLevel is the level the opener logs at: the parent logger's, but
-// never quieter than warn, so that an opener that fails has left its reasons
-// for ExitError even when the parent logs nothing.
-func childLevel(l hclog.Level) string {
-	if l == hclog.NoLevel || l > hclog.Warn {
+// childLevel is the level the opener logs at: the parent logger's, but,
+// when the parent reads the opener's log (not direct, to ChildStderr),
+// never quieter than warn, so that an opener that fails has left its
+// reasons for ExitError even when the parent logs nothing; those lines are
+// filtered by the parent's own level when re-emitted. Lines the opener
+// writes straight to ChildStderr are seen as they are, so there the
+// parent's level is the opener's.
+func childLevel(l hclog.Level, direct bool) string {
+	if l == hclog.NoLevel {
+		l = hclog.Warn
+	}
+	if !direct && l > hclog.Warn {
 		l = hclog.Warn
 	}
 	return l.String()

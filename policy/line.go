@@ -19,7 +19,7 @@ type Resolver interface {
 
 // ParseLine parses one rule in the policy-file language:
 //
-//	[MODES:]PATH [mode=OCTAL] [owner=USER[:GROUP]] [hardlinks=yes|no] [dirs=yes|no]
+//	[MODES:]PATH [mode=OCTAL] [owner=USER[:GROUP]] [hardlinks=yes|no] [dirs=yes|no] [optional=yes|no]
 //	listen NET:ADDR [mode=OCTAL] [owner=USER[:GROUP]] [replace]
 //
 // PATH may be written in double quotes, with Go escapes, when it holds
@@ -28,8 +28,9 @@ type Resolver interface {
 // resolves names and may be nil, in which case only numeric ids are
 // accepted. hardlinks=yes allows opening regular files with more than one
 // link (the default, no, refuses them). dirs=yes allows handing out
-// descriptors of directories (see Rule.Dirs); the default is no. Unknown
-// options are errors.
+// descriptors of directories (see Rule.Dirs); the default is no.
+// optional=yes lets a tree rule's directory be missing at start (see
+// Rule.Optional); it applies to tree rules only. Unknown options are errors.
 func ParseLine(s string, res Resolver) (Rule, error) {
 	if rest, ok := strings.CutPrefix(s, "listen"); ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
 		return parseListenLine(s, rest, res)
@@ -95,12 +96,23 @@ func ParseLine(s string, res Resolver) (Rule, error) {
 			default:
 				return bad("dirs=%s: want yes or no", v)
 			}
+		case "optional":
+			switch v {
+			case "yes":
+				r.Optional = true
+			case "no":
+			default:
+				return bad("optional=%s: want yes or no", v)
+			}
 		default:
-			return bad("unknown option %q (known: mode, owner, hardlinks, dirs)", k)
+			return bad("unknown option %q (known: mode, owner, hardlinks, dirs, optional)", k)
 		}
 	}
 	if r.Dirs && r.Modes&Read == 0 {
 		return bad("dirs=yes hands out directory descriptors, which open for reading only, but the rule has no r mode")
+	}
+	if r.Optional && !r.Tree {
+		return bad("optional=yes applies to tree rules (a path ending in /), whose directory must exist at start")
 	}
 	if r.CreateMode != 0 && r.Modes&Create == 0 {
 		return bad("mode= applies to created files, but the rule has no c mode")

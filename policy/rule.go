@@ -84,6 +84,15 @@ type Rule struct {
 	// Landlock, which the holder cannot shed, still bounds what it reaches.
 	// It needs the r mode: a directory opens for reading only.
 	Dirs bool
+	// Optional, written optional=yes, says the rule's directory (the tree
+	// a tree rule names) may be missing when the opener starts. Without it
+	// a tree rule whose directory does not resolve at the handshake is
+	// refused, naming the rule, since every request under it would fail.
+	// With it the opener starts, logs a warning, and requests under the
+	// rule fail with the errno the resolution gave (ENOENT): the directory
+	// is resolved once, at the handshake, so one created later is not seen
+	// until the opener is restarted.
+	Optional bool
 	// Network and Addr, when Network is not empty, make this a listen rule:
 	// it allows the opener to create one listening socket (a TCP or unix
 	// stream listener, or a bound UDP socket) instead of opening a path,
@@ -142,6 +151,9 @@ func (r Rule) String() string {
 	}
 	if r.Dirs {
 		b.WriteString(" dirs=yes")
+	}
+	if r.Optional {
+		b.WriteString(" optional=yes")
 	}
 	return b.String()
 }

@@ -76,6 +76,10 @@ func cat(args []string, stdout, stderr io.Writer) int {
 	op, err := parent.Start(ctx, parent.Config{Policy: pol, Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "%v\n", err)
+		var de *parent.RuleDirError
+		if errors.As(err, &de) {
+			return exitUsage // the policy names a directory that is not there
+		}
 		return exitFail
 	}
 	return printFiles(ctx, op, files, paths, stdout, stderr)

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -33,8 +34,13 @@ it expects and what happened.
 Run it as root for the whole demonstration; without root it says which
 steps it cannot show and runs the others.
 
+USER must exist and not be root (the demo shows dropping root's
+privileges). Interrupted (SIGINT, SIGTERM, SIGHUP, or SIGPIPE when its
+output is cut short, as by "| head"), the demo still removes its temporary
+directory and the root-only file in it, and exits 128+signal.
+
 Exit status: 0 if every step behaved as it claims, 1 otherwise, 2 on a
-usage error.
+usage error (an unknown USER, or root), 128+N after signal N.
 
 Options:
 `
@@ -58,6 +64,23 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 	if *dir != "" {
 		return demoSteps(*dir, *userName, stdout)
 	}
+	// A user that cannot be dropped to is the command line's fault: say so
+	// before anything runs, rather than run every step around it.
+	if cred, err := parent.LookupCredential(*userName, ""); err != nil {
+		fmt.Fprintf(stderr, "privsep demo: --user %s: %v\n", *userName, err)
+		return exitUsage
+	} else if cred.UID == 0 {
+		fmt.Fprintf(stderr, "privsep demo: --user %s: is root (uid 0); the demo shows dropping root's privileges: choose an unprivileged user, such as nobody\n", *userName)
+		return exitUsage
+	}
+	// Catch the signals that would end this process before its deferred
+	// clean-up: the directory holds a root-only secret. SIGPIPE comes from
+	// output cut short ("| head"); the steps then die of it, and this
+	// process must not. The signal is passed on to the steps, which die of
+	// it or of their opener's end; this process removes the directory.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	defer signal.Stop(sigs)
 
 	d, err := os.MkdirTemp("", "privsep-demo-")
 	if err != nil {
@@ -92,13 +115,42 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 	reqW.Close()
 	ackR.Close()
 	go demoKiller(reqR, ackW, cmd.Process.Pid)
+	got := make(chan syscall.Signal, 1)
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case sig := <-sigs:
+			n := sig.(syscall.Signal)
+			got <- n
+			// SIGPIPE would not end the steps if they catch nothing:
+			// they are ended for good.
+			if n == syscall.SIGPIPE {
+				n = syscall.SIGKILL
+			}
+			cmd.Process.Signal(n)
+		case <-stopped:
+		}
+	}()
 	err = cmd.Wait()
 	reqR.Close()
 	ackW.Close()
+	select {
+	case n := <-got:
+		return 128 + int(n) // the deferred RemoveAll runs first
+	default:
+	}
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) && ee.Exited() {
 			return ee.ExitCode()
+		}
+		// The steps died of SIGPIPE: the reader of their output went away
+		// ("| head"), which needs no message; the directory goes as always.
+		if ee != nil {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGPIPE {
+				return 128 + int(syscall.SIGPIPE)
+			}
 		}
 		fmt.Fprintf(stderr, "privsep demo: %v\n", err)
 		return exitFail
@@ -259,7 +311,13 @@ func demoDrop(s *demoStep, root bool, userName string) {
 				return err.Error(), false
 			}
 			r, e, sv := unix.Getresuid()
-			return fmt.Sprintf("now uid %d (real %d, saved %d), gid %d; setuid(0) fails", e, r, sv, os.Getegid()), e == cred.UID && r == cred.UID && sv == cred.UID
+			dropped := e == cred.UID && r == cred.UID && sv == cred.UID
+			// Try to get root back, and say what really happened.
+			regain := "setuid(0) fails: " + fmt.Sprint(syscall.Setuid(0))
+			if r2, e2, _ := unix.Getresuid(); e2 == 0 || r2 == 0 {
+				regain, dropped = "setuid(0) succeeded: root is back, the drop did not hold", false
+			}
+			return fmt.Sprintf("now uid %d (real %d, saved %d), gid %d; %s", e, r, sv, os.Getegid(), regain), dropped
 		})
 		s.run("Open /etc/shadow directly, without the opener", func() (string, bool) {
 			f, err := os.Open("/etc/shadow")

@@ -100,7 +100,8 @@ Each --landlock-* PATH or PORT option implies --landlock.
 --keep-opener leaves the opener running and passes its socket to CMD, at
 the next descriptor after the others, named by PRIVSEP_OPENER_FD (and
 PRIVSEP_OPENER_PID); a Go program built on privsep picks it up with
-parent.Inherited. The opener then logs straight to stderr.
+parent.Inherited. The opener then logs straight to stderr (CMD's stderr),
+as JSON lines, at --log-level.
 
 Exit status: 125 if privsep fails (usage, policy, a refused or failed
 --open, the opener's exit status, a failed drop), 126 if CMD cannot be run,

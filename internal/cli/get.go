@@ -4,8 +4,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"syscall"
 
 	"github.com/privsep-go/privsep/parent"
 )
@@ -45,6 +47,12 @@ func getCmd(args []string, stdout, stderr io.Writer) int {
 	op, err := parent.Dial(ctx, absolute(*socket))
 	if err != nil {
 		fmt.Fprintf(stderr, "%v\n", err)
+		switch {
+		case errors.Is(err, syscall.ENOENT):
+			fmt.Fprintf(stderr, "privsep get: no socket at %s: is privsep serve running, with --socket %s?\n", absolute(*socket), absolute(*socket))
+		case errors.Is(err, syscall.ECONNREFUSED):
+			fmt.Fprintf(stderr, "privsep get: nothing answers on %s: is privsep serve running? (the file may be left from one that ended)\n", absolute(*socket))
+		}
 		return exitFail
 	}
 	files := fs.Args()

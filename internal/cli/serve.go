@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -25,7 +26,7 @@ const serveUsage = `Usage: privsep serve --socket PATH [--allow RULE]... [--poli
                      [--allow-uid UID|USER]... [--allow-gid GID|GROUP]...
                      [--socket-mode 0660] [--socket-group GROUP] [--max-clients N]
                      [--max-sessions-per-uid N] [--idle-timeout D]
-                     [--log-level LEVEL] [--log-json]
+                     [--log-level LEVEL] [--log-json] [--check]
 
 Serve files to unrelated processes on a unix socket (SOCK_SEQPACKET), as a
 long-running opener. Clients connect with "privsep get", parent.Dial or any
@@ -80,6 +81,7 @@ type serveFlags struct {
 	level                 string
 	logJSON               bool
 	activated             bool // systemd passed the listening socket
+	checkOnly             bool
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -94,6 +96,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.idle, "idle-timeout", child.DefaultIdleTimeout, "close a session that has had no request for `D` (such as 30s or 5m)")
 	fs.StringVar(&f.level, "log-level", "info", "log `LEVEL`: trace, debug, info, warn, error, off")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
+	fs.BoolVar(&f.checkOnly, "check", false, "check the options, policies and rule directories, print what is wrong, and exit (0: all good, 2: not)")
 }
 
 // check returns the socket file's permissions and group (-1: unchanged)
@@ -161,6 +164,23 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "privsep", Level: lvl, Output: stderr, JSONFormat: f.logJSON})
+	for _, w := range socketWarnings(absolute(f.socket), perm, f.activated) {
+		fmt.Fprintf(stderr, "privsep serve: warning: %s\n", w)
+	}
+	if f.checkOnly {
+		// Everything Serve checks before it accepts, without a socket:
+		// the socket's directory must be there for ListenSocket.
+		if fi, err := os.Stat(filepath.Dir(absolute(f.socket))); err != nil || !fi.IsDir() {
+			fmt.Fprintf(stderr, "privsep serve: --socket %s: its directory cannot be used: %v\n", f.socket, err)
+			return exitUsage
+		}
+		if err := child.CheckServer(child.ServerConfig{Policies: pols, Logger: log}); err != nil {
+			fmt.Fprintf(stderr, "privsep serve: %v\n", err)
+			return exitUsage
+		}
+		fmt.Fprintf(stdout, "privsep serve: configuration OK (%d policies)\n", len(pols.Policies()))
+		return exitOK
+	}
 	var sock *child.Socket
 	if f.activated {
 		// systemd made the socket file and removes it: ours is only the
@@ -175,6 +195,10 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := f.serve(sock, perm, pols, log); err != nil {
 		fmt.Fprintf(stderr, "privsep serve: %v\n", err)
+		var me *child.MissingDirError
+		if errors.As(err, &me) {
+			return exitUsage // the policy names a directory that is not there
+		}
 		return exitFail
 	}
 	log.Info("stopped")
@@ -230,4 +254,24 @@ func idFlag(list *[]uint32, lookup func(string) (uint32, error)) func(string) er
 		*list = append(*list, id)
 		return nil
 	}
+}
+
+// socketWarnings says what is risky about serving on path with permissions
+// perm: a mode that lets others than the owner and group connect, and a
+// directory that anyone may write in (whoever can write there can remove
+// the socket and put one of their own in its place, unless the directory
+// is sticky and then only the owner of the file can).
+func socketWarnings(path string, perm uint64, activated bool) []string {
+	if activated {
+		return nil // systemd made the socket: its unit decides mode and place
+	}
+	var ws []string
+	if perm&^0o660 != 0 {
+		ws = append(ws, fmt.Sprintf("--socket-mode %#o is wider than 0660: users outside the socket's owner and group can connect (the server still checks --allow-uid/--allow-gid)", perm))
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o002 != 0 {
+		ws = append(ws, fmt.Sprintf("the socket's directory %s is world-writable: other users can create files beside the socket; prefer a directory only the server's user can write, such as /run/privsep", dir))
+	}
+	return ws
 }

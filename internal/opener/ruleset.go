@@ -25,22 +25,31 @@ type Ruleset struct {
 
 // NewRuleset opens the policy's rule directories, and the directory of
 // every unix-socket listen rule, through t: each resolved once, from the
-// pinned root. A directory that cannot be opened is not fatal: requests
+// pinned root. A tree rule's directory that cannot be opened is fatal (a
+// *MissingDirError naming the rule) unless the rule says optional=yes; an
+// optional one, or the directory of exact-file rules, is not: requests
 // under its rules fail with the same errno, which is what a plain open
 // would have said. One that resolves into a process's own /proc directory
-// is (an *OwnProcessError).
+// is fatal too (an *OwnProcessError).
 func NewRuleset(log hclog.Logger, pol *policy.Policy, t *DirTable) (*Ruleset, error) {
 	rs := &Ruleset{pol: pol, rules: pol.Strings(), openat2: t.openat2, sockDir: make(map[string]int)}
 	trees := make(map[string]bool)
+	required := make(map[string]string) // a tree directory → a non-optional rule naming it
 	for _, r := range pol.Rules() {
 		if r.Tree {
 			trees[r.Path] = true
+			if _, ok := required[r.Path]; !r.Optional && !ok {
+				required[r.Path] = r.String()
+			}
 		}
 	}
 	add := func(d string) error {
 		fd, errno, err := t.open(d, trees[d])
 		if err != nil {
 			return err
+		}
+		if rule, ok := required[d]; ok && errno != 0 {
+			return &MissingDirError{Rule: rule, Dir: d, Errno: errno}
 		}
 		if errno != 0 {
 			log.Warn("rule directory unavailable", "dir", d, "error", errno.Error())

@@ -295,6 +295,13 @@ func (s *Session) handshake() int {
 	unix.Close(s.root)
 	s.root = -1
 	if err != nil {
+		// A missing rule directory is the kernel's answer, not a broken
+		// protocol: the refusal says so (ReasonSystem) with its errno.
+		var missing *MissingDirError
+		if errors.As(err, &missing) {
+			s.fatalReason(protocol.ExitProtocol, "policy in hello", err, missing.Errno, protocol.ReasonSystem)
+			return protocol.ExitProtocol
+		}
 		s.fatal(protocol.ExitProtocol, "policy in hello", err, unix.EACCES)
 		return protocol.ExitProtocol
 	}
@@ -323,11 +330,16 @@ func (s *Session) ready(buf []byte) error {
 // (best effort, id 0) and ends the session with code. Only the first call
 // does anything. In the opener process it does not return.
 func (s *Session) fatal(code int, what string, err error, errno syscall.Errno) {
+	s.fatalReason(code, what, err, errno, protocol.ReasonProtocol)
+}
+
+// fatalReason is fatal with the reason the peer is told.
+func (s *Session) fatalReason(code int, what string, err error, errno syscall.Errno, reason protocol.Reason) {
 	s.fatalOnce.Do(func() {
 		s.log.Error("exiting: "+what, "error", err, "status", code)
 		if code == protocol.ExitProtocol {
 			var b [protocol.HeaderSize + 8]byte
-			msg := protocol.AppendError(b[:0], 0, protocol.ErrorReply{Errno: uint32(errno), Reason: protocol.ReasonProtocol})
+			msg := protocol.AppendError(b[:0], 0, protocol.ErrorReply{Errno: uint32(errno), Reason: reason})
 			s.conn.trySend(msg)
 		}
 		s.code.Store(int32(code))

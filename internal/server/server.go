@@ -369,3 +369,25 @@ func (srv *server) closeDirs() {
 		srv.fdinfo = -1
 	}
 }
+
+// Check does what Serve does before it accepts, without a listener: it
+// compiles every policy and resolves every rule directory from the pinned
+// root, then closes them. It returns what Serve would fail to start with
+// (a *opener.MissingDirError, an *opener.OwnProcessError, ...), or nil.
+func Check(cfg Config) error {
+	if cfg.Policies == nil {
+		return errors.New("privsep: server: no policy (Config.Policies)")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	srv := &server{cfg: cfg, log: log}
+	gen, root, err := srv.newGeneration(cfg.Policies)
+	if err != nil {
+		return err
+	}
+	unix.Close(root)
+	gen.dirs.Close()
+	return nil
+}

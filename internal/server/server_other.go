@@ -39,3 +39,6 @@ func ListenSocket(path string, mode os.FileMode, gid int) (*Socket, error) {
 
 // Remove does nothing: ListenSocket never made a file here.
 func (s *Socket) Remove() error { return nil }
+
+// Check fails with an error matching errors.ErrUnsupported.
+func Check(cfg Config) error { return Unsupported("serve") }
