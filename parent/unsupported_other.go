@@ -50,6 +50,7 @@ type Config struct {
 	StartTimeout   time.Duration
 	ChildStderr    *os.File
 	DisableOpenat2 bool
+	Broker         bool
 	CloseTimeout   time.Duration
 }
 

@@ -175,7 +175,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"hello version 0", decHello, cat(u16(0), u16(0), u16(0), u16(0)), ver, "version"},
 		{"hello version 2", decHello, cat(u16(2), u16(0), u16(1), u16(0), u16(1), "/"), ver, "version"},
 		{"hello version 0x0101", decHello, cat(u16(0x101), u16(0), u16(0), u16(0)), ver, "version"},
-		{"hello unknown flag 1<<1", decHello, cat(u16(1), u16(2), u16(0), u16(0)), mal, "flags"},
+		{"hello unknown flag 1<<2", decHello, cat(u16(1), u16(4), u16(0), u16(0)), mal, "flags"},
 		{"hello unknown flag 1<<15", decHello, cat(u16(1), u16(0x8001), u16(0), u16(0)), mal, "flags"},
 		{"hello count without rules", decHello, cat(u16(1), u16(0), u16(1), u16(0)), mal, "declares"},
 		{"hello count 65535", decHello, cat(u16(1), u16(0), u16(0xffff), u16(0), u16(1), "/"), mal, "declares"},

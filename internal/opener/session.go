@@ -66,6 +66,9 @@ type Session struct {
 	// pool, when not nil, lends the workers their buffers for one request
 	// at a time (a server's sessions).
 	pool *BufferPool
+
+	// brk is the open broker, in an opener whose hello allowed one.
+	brk brokerState
 }
 
 // The receiving role (Session.receiving, worker.holding, Session.look).
@@ -165,6 +168,9 @@ func ServeProcess(log hclog.Logger, sock, root int) int {
 		return code // a failed handshake, or end of stream before it
 	}
 	code := s.run(DefaultWorkers)
+	// The trampoline that started a broker closed its socket at execve:
+	// end of stream, while the program still calls on the broker.
+	s.waitBroker()
 	if code != protocol.ExitOK {
 		return code
 	}
@@ -299,6 +305,7 @@ func (s *Session) handshake() int {
 		return protocol.ExitProtocol
 	}
 	s.rs = rs
+	s.brk.allowed = h.Flags&protocol.HelloBroker != 0
 	if err := s.ready(buf); err != nil {
 		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
 			return protocol.ExitOK // the parent went away before we were ready

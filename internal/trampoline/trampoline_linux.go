@@ -29,6 +29,12 @@ const Arg = "-privsep-exec-trampoline"
 // keepPrefix marks a trampoline argument naming a kept descriptor.
 const keepPrefix = "keep:"
 
+// BrokerPrefix marks the trampoline argument "broker:N": the move whose
+// target is N is the opener's socket, over which the trampoline hands the
+// opener its seccomp listener (privsep exec --broker) right before execve.
+// The command does not get it.
+const BrokerPrefix = "broker:"
+
 // Is reports whether argv is that of a trampoline.
 func Is(argv []string) bool { return len(argv) > 1 && argv[1] == Arg }
 
@@ -100,19 +106,38 @@ func Main(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "privsep exec: trampoline: %v\n", err)
 		return ExitFailed
 	}
+	brokerFD := -1
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if n, ok := strings.CutPrefix(a, BrokerPrefix); ok {
+			brokerFD, _ = strconv.Atoi(n) // parseArgs checked it
+		}
+	}
 	path, argv := rest[0], rest[1:]
 	for _, m := range moves {
 		if err := unix.Dup3(m[0], m[1], 0); err != nil {
 			fmt.Fprintf(stderr, "privsep exec: placing descriptor %d: %v\n", m[1], err)
 			return ExitFailed
 		}
-		keep = append(keep, m[1])
+		if m[1] != brokerFD {
+			keep = append(keep, m[1])
+		}
 	}
 	// Everything else goes at execve: what the first half inherited
 	// without close-on-exec, and the temporary copies above.
 	if err := cloexecAllBut(keep); err != nil {
 		fmt.Fprintf(stderr, "privsep exec: %v\n", err)
 		return ExitFailed
+	}
+	if brokerFD >= 0 {
+		// The last thing before execve: from here every open of this
+		// process waits for the opener.
+		if err := handOver(brokerFD); err != nil {
+			fmt.Fprintf(stderr, "privsep exec: --broker: %v\n", err)
+			return ExitFailed
+		}
 	}
 	err = syscall.Exec(path, argv, os.Environ())
 	fmt.Fprintf(stderr, "privsep exec: %s: %v\n", argv[0], err)
@@ -126,7 +151,22 @@ func Main(args []string, stderr io.Writer) int {
 // the descriptors to keep (0, 1, 2 and each keep:N) and [PATH, ARGV...].
 func parseArgs(args []string) (moves [][2]int, keep []int, rest []string, err error) {
 	keep = []int{0, 1, 2}
+	brokerFD := -1
+	defer func() {
+		if err == nil && brokerFD >= 0 && !slices.ContainsFunc(moves, func(m [2]int) bool { return m[1] == brokerFD }) {
+			moves, keep, rest, err = nil, nil, nil, fmt.Errorf("broker descriptor %d is not one placed", brokerFD)
+		}
+	}()
 	for len(args) > 0 && args[0] != "--" {
+		if n, ok := strings.CutPrefix(args[0], BrokerPrefix); ok {
+			fd, err := strconv.Atoi(n)
+			if err != nil || fd < 3 || brokerFD >= 0 {
+				return nil, nil, nil, fmt.Errorf("bad broker descriptor %q", args[0])
+			}
+			brokerFD = fd
+			args = args[1:]
+			continue
+		}
 		if n, ok := strings.CutPrefix(args[0], keepPrefix); ok {
 			fd, err := strconv.Atoi(n)
 			if err != nil || fd < 3 {

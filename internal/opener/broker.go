@@ -1,0 +1,140 @@
+//go:build linux
+
+package opener
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/internal/broker"
+	"github.com/privsep-go/privsep/policy"
+	"github.com/privsep-go/privsep/protocol"
+)
+
+// brokerState is a session's open broker (privsep exec --broker): the
+// hello allowed one, a broker message started it, and the opener process
+// stays until it has ended.
+type brokerState struct {
+	allowed bool        // the hello set HelloBroker
+	started atomic.Bool // a broker message was accepted: at most one
+	wg      sync.WaitGroup
+	// idle are workers kept between brokered opens: each has its own
+	// buffers (the NUL-terminated path for openat2) and procfs cache, so
+	// Serve's concurrent calls each take one.
+	idle chan *worker
+}
+
+// brokerIdle is how many deciding workers stay between calls: as many as
+// Serve answers at once.
+const brokerIdle = 8
+
+// startBroker answers a broker message: it takes the listener, serves it
+// on a goroutine of its own and acks. Anything but the one broker message
+// the hello allowed is refused, and its descriptor closed.
+func (w *worker) startBroker(m protocol.Msg) {
+	s := w.s
+	if err := protocol.DecodeBroker(m.Header, m.Payload); err != nil || len(m.FDs) != 1 {
+		protocol.CloseFDs(m.FDs)
+		w.protoError(m.Header, "malformed broker message", err)
+		return
+	}
+	if !s.brk.allowed || !s.brk.started.CompareAndSwap(false, true) {
+		protocol.CloseFDs(m.FDs)
+		w.protoError(m.Header, "broker message refused: the hello did not allow one, or one was already served", nil)
+		return
+	}
+	lfd := m.FDs[0]
+	s.brk.idle = make(chan *worker, brokerIdle)
+	s.brk.wg.Add(1)
+	go func() {
+		defer s.brk.wg.Done()
+		// Serve owns lfd and returns nil once no process uses the filter.
+		if err := broker.Serve(context.Background(), lfd, brokerDecider{s}); err != nil {
+			s.log.Error("open broker ended", "error", err)
+			return
+		}
+		s.log.Debug("open broker ended: the program has exited")
+	}()
+	s.log.Info("serving the program's opens (broker)")
+	w.reply(protocol.AppendBrokerAck(w.out[:0], m.ID), nil)
+}
+
+// waitBroker waits for the broker, if one was started, to end: the program
+// keeps calling on it after the trampoline's socket is gone.
+func (s *Session) waitBroker() { s.brk.wg.Wait() }
+
+// brokerDecider decides the program's calls with the session's policy and
+// opens what it allows exactly as an Open request is opened
+// (worker.openDecided). What the policy does not serve goes ahead with the
+// program's own credentials (Continue), which grants nothing: the kernel
+// then reads the path again, but as the program.
+type brokerDecider struct{ s *Session }
+
+func (b brokerDecider) Decide(r *broker.Request) broker.Answer {
+	if r.Path == "" || r.Resolve != 0 {
+		// No path the opener can judge, or RESOLVE_ flags it would have
+		// to honour on top of its own containment: the program's own call.
+		return broker.Continue()
+	}
+	s := b.s
+	d, err := s.rs.pol.Check(r.Path, r.Flags, r.Mode)
+	if err != nil {
+		if s.log.IsTrace() {
+			s.log.Trace("brokered open continued: not the policy's", "pid", r.PID, "syscall", string(r.Syscall), "path", strconv.Quote(r.Path), "why", err.Error())
+		}
+		return broker.Continue()
+	}
+	w := b.get()
+	defer b.put(w)
+	w.brokered = r
+	o := protocol.Open{Flags: uint32(r.Flags), Mode: r.Mode, Path: []byte(r.Path)}
+	fd, st := w.openDecided(o, d, false)
+	w.brokered = nil
+	return brokerAnswer(s, r, fd, st)
+}
+
+// brokerAnswer turns the open path's outcome into the call's result. What
+// the file is (missing, exists, not a directory) fails the call with the
+// errno an Open request reports; a refusal of containment or file type,
+// or an errno that says "not allowed", leaves the program its own call,
+// so that it loses nothing it had.
+func brokerAnswer(s *Session, r *broker.Request, fd int, st protocol.Status) broker.Answer {
+	if st.Reason == protocol.ReasonOK {
+		s.log.Info("brokered open", "pid", r.PID, "syscall", string(r.Syscall), "raw", strconv.Quote(r.Raw),
+			"path", strconv.Quote(r.Path), "flags", policy.FlagString(r.Flags))
+		return broker.Place(fd)
+	}
+	errno := syscall.Errno(st.Errno)
+	switch {
+	case st.Reason != protocol.ReasonSystem && st.Reason != protocol.ReasonLimit,
+		errno == unix.EACCES, errno == unix.EPERM, errno == 0:
+		return broker.Continue()
+	}
+	return broker.Fail(errno)
+}
+
+// BrokerError logs what Serve reports about a call it could not serve.
+func (b brokerDecider) BrokerError(err error) { b.s.log.Warn("open broker", "error", err) }
+
+func (b brokerDecider) get() *worker {
+	select {
+	case w := <-b.s.brk.idle:
+		return w
+	default:
+	}
+	w := newWorker(b.s)
+	w.take()
+	return w
+}
+
+func (b brokerDecider) put(w *worker) {
+	select {
+	case b.s.brk.idle <- w:
+	default:
+	}
+}
