@@ -22,7 +22,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 const brokerPython = "/usr/bin/python3"
