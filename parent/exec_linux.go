@@ -5,7 +5,6 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -98,7 +97,7 @@ func Exec(cfg ExecConfig) error {
 		return err
 	}
 	if brokerFD >= 0 {
-		tramp = slices.Insert(tramp, 2, trampoline.BrokerPrefix+strconv.Itoa(brokerFD))
+		tramp = slices.Insert(tramp, 2, trampoline.BrokerArg(brokerFD, cfg.Broker.PID()))
 	}
 	err = syscall.Exec("/proc/self/exe", tramp, env)
 	return fmt.Errorf("privsep: re-executing itself to place the descriptors: %w", err)

@@ -29,11 +29,26 @@ const Arg = "-privsep-exec-trampoline"
 // keepPrefix marks a trampoline argument naming a kept descriptor.
 const keepPrefix = "keep:"
 
-// BrokerPrefix marks the trampoline argument "broker:N": the move whose
-// target is N is the opener's socket, over which the trampoline hands the
-// opener its seccomp listener (privsep exec --broker) right before execve.
-// The command does not get it.
+// BrokerPrefix marks the trampoline argument "broker:N:PID": the move
+// whose target is N is the socket of the opener PID, over which the
+// trampoline hands the opener its seccomp listener (privsep exec --broker)
+// right before execve. The command does not get it.
 const BrokerPrefix = "broker:"
+
+// BrokerArg is the trampoline argument for the socket at fd of the opener
+// pid.
+func BrokerArg(fd, pid int) string { return fmt.Sprintf("%s%d:%d", BrokerPrefix, fd, pid) }
+
+// parseBroker parses the rest of a BrokerPrefix argument.
+func parseBroker(s string) (fd, pid int, err error) {
+	a, b, ok := strings.Cut(s, ":")
+	fd, err1 := strconv.Atoi(a)
+	pid, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || fd < 3 || pid <= 0 {
+		return 0, 0, fmt.Errorf("bad broker argument %q", BrokerPrefix+s)
+	}
+	return fd, pid, nil
+}
 
 // Is reports whether argv is that of a trampoline.
 func Is(argv []string) bool { return len(argv) > 1 && argv[1] == Arg }
@@ -101,18 +116,26 @@ func Args(srcs []*os.File, targets, keep []int, path string, argv []string) ([]s
 // close-on-exec files it opens at start, above the targets or not used
 // again before execve).
 func Main(args []string, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case watchLaunchArg:
+			return launchWatcher()
+		case watchArg:
+			return watch()
+		}
+	}
 	moves, keep, rest, err := parseArgs(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "privsep exec: trampoline: %v\n", err)
 		return ExitFailed
 	}
-	brokerFD := -1
+	brokerFD, openerPID := -1, 0
 	for _, a := range args {
 		if a == "--" {
 			break
 		}
 		if n, ok := strings.CutPrefix(a, BrokerPrefix); ok {
-			brokerFD, _ = strconv.Atoi(n) // parseArgs checked it
+			brokerFD, openerPID, _ = parseBroker(n) // parseArgs checked it
 		}
 	}
 	path, argv := rest[0], rest[1:]
@@ -134,7 +157,7 @@ func Main(args []string, stderr io.Writer) int {
 	if brokerFD >= 0 {
 		// The last thing before execve: from here every open of this
 		// process waits for the opener.
-		if err := handOver(brokerFD); err != nil {
+		if err := handOver(brokerFD, openerPID, stderr); err != nil {
 			fmt.Fprintf(stderr, "privsep exec: --broker: %v\n", err)
 			return ExitFailed
 		}
@@ -159,9 +182,12 @@ func parseArgs(args []string) (moves [][2]int, keep []int, rest []string, err er
 	}()
 	for len(args) > 0 && args[0] != "--" {
 		if n, ok := strings.CutPrefix(args[0], BrokerPrefix); ok {
-			fd, err := strconv.Atoi(n)
-			if err != nil || fd < 3 || brokerFD >= 0 {
-				return nil, nil, nil, fmt.Errorf("bad broker descriptor %q", args[0])
+			fd, _, err := parseBroker(n)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			if brokerFD >= 0 {
+				return nil, nil, nil, fmt.Errorf("broker argument %q given twice", args[0])
 			}
 			brokerFD = fd
 			args = args[1:]
