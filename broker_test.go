@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/privsep-go/privsep/parent"
 )
 
 const brokerPython = "/usr/bin/python3"
@@ -394,4 +396,108 @@ func TestBrokerWatcherNotAChild(t *testing.T) {
 	r := privsep(t, nil, brokerArgs([]string{"r:" + f.key}, "sh", "-c", `cat "$1" & wait; echo waited`, "sh", f.key)...)
 	checkCode(t, r, 0)
 	checkStdout(t, r, "the-key\nwaited\n")
+}
+
+// brokerRoleEnv, set to "loop", makes this test binary the loop program of
+// BenchmarkBrokeredOpen instead of running tests: it opens and closes
+// argv[1] argv[2] times and prints how long that took, in nanoseconds.
+const brokerRoleEnv = "PRIVSEP_BROKER_TEST_ROLE"
+
+func init() {
+	if os.Getenv(brokerRoleEnv) != "loop" || len(os.Args) != 3 {
+		return
+	}
+	n, _ := strconv.Atoi(os.Args[2])
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		fd, err := syscall.Open(os.Args[1], syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "open %d: %v\n", i, err)
+			os.Exit(1)
+		}
+		syscall.Close(fd)
+	}
+	fmt.Println(time.Since(start).Nanoseconds())
+	os.Exit(0)
+}
+
+// BenchmarkBrokeredOpen measures, in one run, opening and closing one
+// allowed root-only file three ways, through the real privsep binary:
+//
+//	direct    the loop program (this test binary) as root, no filter
+//	brokered  the same program under privsep exec --broker --user nobody:
+//	          each open goes to the opener, which takes an Open request's
+//	          whole path (policy, containment, checks) and places the
+//	          descriptor
+//	request   an Open request over the opener's socket (package parent)
+//
+// The loop program times its own loop; ns/open is the figure.
+func BenchmarkBrokeredOpen(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	dir, err := os.MkdirTemp("", "privsep-broker-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	secret := filepath.Join(dir, "secret")
+	key := filepath.Join(secret, "key")
+	if err := os.Mkdir(secret, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(key, []byte("the-key\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := os.ReadFile(self)
+	if err != nil {
+		b.Fatal(err)
+	}
+	loopBin := filepath.Join(dir, "loop")
+	if err := os.WriteFile(loopBin, data, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	loop := func(b *testing.B, argv ...string) {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), brokerRoleEnv+"=loop")
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("%q: %v", argv, err)
+		}
+		ns, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+		if err != nil {
+			b.Fatalf("loop printed %q", out)
+		}
+		b.ReportMetric(ns/float64(b.N), "ns/open")
+	}
+	n := func(b *testing.B) string { return strconv.Itoa(b.N) }
+	b.Run("direct", func(b *testing.B) { loop(b, loopBin, key, n(b)) })
+	b.Run("brokered", func(b *testing.B) {
+		loop(b, binary, "exec", "--broker", "--allow", "r:"+key, "--user", "nobody", "--", loopBin, key, n(b))
+	})
+	b.Run("request", func(b *testing.B) {
+		ctx := context.Background()
+		o, err := parent.Start(ctx, parent.Config{Rules: []string{"r:" + key}, Executable: binary})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer o.Close()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			fh, err := o.Open(ctx, key, os.O_RDONLY, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fh.Close()
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/open")
+	})
 }

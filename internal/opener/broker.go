@@ -105,6 +105,9 @@ func (b brokerDecider) Decide(r *broker.Request) broker.Answer {
 // so that it loses nothing it had.
 func brokerAnswer(s *Session, r *broker.Request, fd int, st protocol.Status) broker.Answer {
 	if st.Reason == protocol.ReasonOK {
+		if !s.log.IsInfo() {
+			return broker.Place(fd)
+		}
 		s.log.Info("brokered open", "pid", r.PID, "syscall", string(r.Syscall), "raw", strconv.Quote(r.Raw),
 			"path", strconv.Quote(r.Path), "flags", policy.FlagString(r.Flags))
 		return broker.Place(fd)
