@@ -244,7 +244,6 @@ for line in sys.stdin:
 type brokerRun struct {
 	cmd   *exec.Cmd
 	in    io.WriteCloser
-	out   *bufio.Scanner
 	lines chan string
 }
 
