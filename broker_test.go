@@ -500,3 +500,31 @@ func BenchmarkBrokeredOpen(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/open")
 	})
 }
+
+// TestBrokerOnly: with --broker-only, cat and an unmodified Python start
+// (the loader's world-readable files are served), the allowed root-only
+// file is served, and a world-readable file the policy does not allow,
+// which nobody could read itself, is refused with EACCES.
+func TestBrokerOnly(t *testing.T) {
+	f := newBrokerFixture(t)
+	world := filepath.Join(f.dir, "world")
+	writeMode(t, world, "for-everyone\n", 0o644)
+	args := func(cmd ...string) []string {
+		return append([]string{"exec", "--broker-only", "--user", "nobody", "--allow", "r:" + f.key, "--"}, cmd...)
+	}
+	r := privsep(t, nil, args("cat", f.key, world)...)
+	checkCode(t, r, 1)
+	checkStdout(t, r, "the-key\n")
+	checkNotPrinted(t, r, "for-everyone")
+	checkStderrContains(t, r, "Permission denied")
+
+	// Without --broker-only, nobody reads the world-readable file itself.
+	r = privsep(t, nil, brokerArgs([]string{"r:" + f.key}, "cat", world)...)
+	checkCode(t, r, 0)
+	checkStdout(t, r, "for-everyone\n")
+
+	needPython(t)
+	r = privsep(t, nil, args(brokerPython, "-c", "import os, sys; print(open(sys.argv[1]).read(), end='')\ntry:\n open(sys.argv[2])\nexcept OSError as e:\n print(e.errno)", f.key, world)...)
+	checkCode(t, r, 0)
+	checkStdout(t, r, "the-key\n13\n")
+}

@@ -51,6 +51,7 @@ type Config struct {
 	ChildStderr    *os.File
 	DisableOpenat2 bool
 	Broker         bool
+	BrokerOnly     bool
 	CloseTimeout   time.Duration
 }
 

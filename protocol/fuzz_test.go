@@ -130,7 +130,7 @@ func checkHello(t *testing.T, p []byte) []byte {
 		}
 		return nil
 	}
-	if h.Version != protocol.Version || h.Flags&^(protocol.HelloNoOpenat2|protocol.HelloBroker) != 0 {
+	if h.Version != protocol.Version || h.Flags&^(protocol.HelloNoOpenat2|protocol.HelloBroker|protocol.HelloBrokerOnly) != 0 || h.Flags&protocol.HelloBrokerOnly != 0 && h.Flags&protocol.HelloBroker == 0 {
 		t.Fatalf("accepted version %d, flags %#x", h.Version, h.Flags)
 	}
 	for i, r := range h.Rules {

@@ -20,7 +20,13 @@ const (
 	// it a broker message is refused, so no other parent can start one.
 	HelloBroker uint16 = 1 << 1
 
-	helloFlagsKnown = HelloNoOpenat2 | HelloBroker
+	// HelloBrokerOnly, with HelloBroker, makes the broker refuse (EACCES)
+	// every call it does not serve instead of letting it go ahead, except
+	// reads of world-readable files beneath the dynamic loader's
+	// directories, which it serves (privsep exec --broker-only).
+	HelloBrokerOnly uint16 = 1 << 2
+
+	helloFlagsKnown = HelloNoOpenat2 | HelloBroker | HelloBrokerOnly
 )
 
 // Features reported in the ready message.
@@ -180,6 +186,9 @@ func DecodeHello(p []byte) (Hello, error) {
 	}
 	if h.Flags&^helloFlagsKnown != 0 {
 		return Hello{}, malformed("unknown hello flags %#04x", h.Flags&^helloFlagsKnown)
+	}
+	if h.Flags&HelloBrokerOnly != 0 && h.Flags&HelloBroker == 0 {
+		return Hello{}, malformed("hello flag HelloBrokerOnly without HelloBroker")
 	}
 	// Each rule takes at least 3 bytes, which bounds the allocation by what
 	// actually arrived, not by what the count claims.

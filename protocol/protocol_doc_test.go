@@ -211,6 +211,7 @@ func TestProtocolDocTables(t *testing.T) {
 		fmt.Sprintf("`%s` =", protocol.LogLevelEnv),
 		fmt.Sprintf("`HelloNoOpenat2` (`%#04x`)", protocol.HelloNoOpenat2),
 		fmt.Sprintf("`HelloBroker` (`%#04x`)", protocol.HelloBroker),
+		fmt.Sprintf("`HelloBrokerOnly` (`%#04x`)", protocol.HelloBrokerOnly),
 		fmt.Sprintf("`FeatureOpenat2` (`%#04x`)", protocol.FeatureOpenat2),
 	)
 	for _, r := range rows {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
 	"github.com/privsep-go/privsep/internal/broker"
@@ -27,6 +28,40 @@ type brokerState struct {
 	// buffers (the NUL-terminated path for openat2) and procfs cache, so
 	// Serve's concurrent calls each take one.
 	idle chan *worker
+
+	// loader, with HelloBrokerOnly, is a session of its own over the
+	// loader's rules, whose workers serve what the policy does not:
+	// read-only opens of world-readable files, so that a dynamically
+	// linked program starts. Nil without HelloBrokerOnly: then what the
+	// policy does not serve goes ahead as the program's own call.
+	loader     *Session
+	loaderIdle chan *worker
+}
+
+// loaderRules are what --broker-only serves besides the policy, to
+// world-readable files only (see brokerDecider.loaderOpen).
+var loaderRules = []string{
+	"r:/etc/ld.so.cache",
+	"r:/usr/lib/ dirs=yes hardlinks=yes",
+	"r:/usr/lib64/ dirs=yes hardlinks=yes",
+	"r:/lib/ dirs=yes hardlinks=yes",
+	"r:/lib64/ dirs=yes hardlinks=yes",
+}
+
+// pinLoader pins the loader's directories, at the handshake: from the
+// pinned root, like the policy's.
+func (b *brokerState) pinLoader(log hclog.Logger, t *DirTable) error {
+	pol, err := policy.ParseLines(loaderRules)
+	if err != nil {
+		return err
+	}
+	rs, err := NewRuleset(log, pol, t)
+	if err != nil {
+		return err
+	}
+	b.loader = &Session{log: log, rs: rs, root: -1}
+	b.loaderIdle = make(chan *worker, brokerIdle)
+	return nil
 }
 
 // brokerIdle is how many deciding workers stay between calls: as many as
@@ -76,6 +111,16 @@ func (s *Session) waitBroker() { s.brk.wg.Wait() }
 type brokerDecider struct{ s *Session }
 
 func (b brokerDecider) Decide(r *broker.Request) broker.Answer {
+	a := b.decide(r)
+	if b.s.brk.loader != nil && a == broker.Continue() {
+		// --broker-only: never let a call go ahead on its own, since
+		// another thread could swap its path after the decision.
+		return b.loaderOpen(r)
+	}
+	return a
+}
+
+func (b brokerDecider) decide(r *broker.Request) broker.Answer {
 	if r.Path == "" || r.Resolve != 0 {
 		// No path the opener can judge, or RESOLVE_ flags it would have
 		// to honour on top of its own containment: the program's own call.
@@ -89,13 +134,48 @@ func (b brokerDecider) Decide(r *broker.Request) broker.Answer {
 		}
 		return broker.Continue()
 	}
-	w := b.get()
-	defer b.put(w)
+	w := get(s, s.brk.idle)
+	defer put(s.brk.idle, w)
 	w.brokered = r
 	o := protocol.Open{Flags: uint32(r.Flags), Mode: r.Mode, Path: []byte(r.Path)}
 	fd, st := w.openDecided(o, d, false)
 	w.brokered = nil
 	return brokerAnswer(s, r, fd, st)
+}
+
+// loaderOpen serves, under --broker-only, a call the policy did not: a
+// read-only open beneath the loader's directories of a file every user
+// may read (so that a root-only file in /usr/lib stays root's), by the
+// same open path. Anything else fails with EACCES, or with the errno the
+// open met (ENOENT, so that the loader searches on).
+func (b brokerDecider) loaderOpen(r *broker.Request) broker.Answer {
+	ls := b.s.brk.loader
+	if r.Path == "" || r.Resolve != 0 || r.Flags&(unix.O_ACCMODE|unix.O_CREAT|unix.O_TRUNC) != unix.O_RDONLY {
+		return broker.Fail(unix.EACCES)
+	}
+	d, err := ls.rs.pol.Check(r.Path, r.Flags, r.Mode)
+	if err != nil {
+		return broker.Fail(unix.EACCES)
+	}
+	w := get(ls, b.s.brk.loaderIdle)
+	defer put(b.s.brk.loaderIdle, w)
+	w.brokered = r
+	o := protocol.Open{Flags: uint32(r.Flags), Mode: r.Mode, Path: []byte(r.Path)}
+	fd, st := w.openDecided(o, d, false)
+	w.brokered = nil
+	if st.Reason != protocol.ReasonOK {
+		if errno := syscall.Errno(st.Errno); st.Reason == protocol.ReasonSystem && errno != 0 {
+			return broker.Fail(errno)
+		}
+		return broker.Fail(unix.EACCES)
+	}
+	var fst unix.Stat_t
+	if err := unix.Fstat(fd, &fst); err != nil || fst.Mode&0o004 == 0 ||
+		fst.Mode&unix.S_IFMT == unix.S_IFDIR && fst.Mode&0o001 == 0 {
+		unix.Close(fd)
+		return broker.Fail(unix.EACCES)
+	}
+	return broker.Place(fd)
 }
 
 // brokerAnswer turns the open path's outcome into the call's result. What
@@ -124,20 +204,21 @@ func brokerAnswer(s *Session, r *broker.Request, fd int, st protocol.Status) bro
 // BrokerError logs what Serve reports about a call it could not serve.
 func (b brokerDecider) BrokerError(err error) { b.s.log.Warn("open broker", "error", err) }
 
-func (b brokerDecider) get() *worker {
+// get takes an idle deciding worker of s, or makes one.
+func get(s *Session, idle chan *worker) *worker {
 	select {
-	case w := <-b.s.brk.idle:
+	case w := <-idle:
 		return w
 	default:
 	}
-	w := newWorker(b.s)
+	w := newWorker(s)
 	w.take()
 	return w
 }
 
-func (b brokerDecider) put(w *worker) {
+func put(idle chan *worker, w *worker) {
 	select {
-	case b.s.brk.idle <- w:
+	case idle <- w:
 	default:
 	}
 }

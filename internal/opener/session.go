@@ -298,6 +298,9 @@ func (s *Session) handshake() int {
 	// after that. The table's descriptors live as long as the process.
 	s.dirs = NewDirTable(s.root, h.Flags&protocol.HelloNoOpenat2 == 0 && HaveOpenat2(s.root))
 	rs, err := NewRuleset(s.log, pol, s.dirs)
+	if err == nil && h.Flags&protocol.HelloBrokerOnly != 0 {
+		err = s.brk.pinLoader(s.log, s.dirs)
+	}
 	unix.Close(s.root)
 	s.root = -1
 	if err != nil {
