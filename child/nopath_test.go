@@ -16,10 +16,11 @@ import (
 
 // openerPackages are the directories, relative to this one, of every
 // package whose code runs in the opener: this one (the process entry),
-// internal/opener (the core) and internal/server (server mode).
+// internal/opener (the core), internal/server (server mode) and
+// internal/broker (the open broker's Serve, run by the opener).
 // TestOpenerPackagesListed fails on a package that imports the core and is
 // missing here.
-var openerPackages = []string{".", "../internal/opener", "../internal/server"}
+var openerPackages = []string{".", "../internal/opener", "../internal/server", "../internal/broker"}
 
 // pathCalls are the functions, by import path, that take a path and resolve
 // it from the current directory or "/" (following symlinks, most of them).
@@ -55,6 +56,10 @@ var pathAllowed = map[string]string{
 	"sockfile.go:chrootHere":      `chroot(".") on inDir's thread, whose working directory was just set from a pinned descriptor (fchdir) and whose filesystem state is its own (CLONE_FS) and thrown away with it`,
 	"sockfile.go:privateDir.bind": `bind(2) on inDir's thread, relative to the private directory it pinned (or to the root moved there)`,
 	"sockfile.go:ConnectIn":       `connect(2) on inDir's thread, relative to the private directory it pinned`,
+	// The open broker's Serve, in the opener (privsep exec --broker).
+	"serve_linux.go:openProc":       `the broker pins /proc once, O_PATH, when Serve starts, and checks it is procfs (PROC_SUPER_MAGIC); the per-call lookups of the program's cwd and descriptors are made beneath it`,
+	"serve_linux.go:server.request": `AT_FDCWD is compared with the program's dirfd argument, the program's own "relative to my cwd"; nothing is resolved from the opener's`,
+	"serve_linux.go:server.dirOf":   `AT_FDCWD is compared with the program's dirfd; its cwd is then opened beneath the pinned /proc (openat), not from the opener's`,
 }
 
 // TestNoPathCalls keeps every path the opener resolves relative to a

@@ -42,6 +42,17 @@ type ExecConfig struct {
 	// (runtime.LockOSThread before Start): the opener's parent-death
 	// signal follows that thread.
 	Opener *Opener
+	// Broker, if not nil, serves the command's opens: an opener started
+	// with Config.Broker, whose socket the command does not get. Right
+	// before execve a seccomp filter makes each open, openat, openat2 and
+	// creat of the command (its threads and children too) wait for the
+	// opener, which opens a path its policy allows exactly as for Open and
+	// makes the descriptor the call's result; any other call goes ahead
+	// with the command's own credentials. The filter needs no_new_privs,
+	// so Sandbox must give a Credential. Linux on amd64 and arm64 only.
+	// As for Opener, the goroutine that started it must stay locked to
+	// its thread until Exec.
+	Broker *Opener
 	// Sandbox, if not nil, is applied with [Sandbox], and verified, before
 	// the command runs. Its Landlock rules are given the running binary and
 	// Path to read and execute, so that both execs are allowed.

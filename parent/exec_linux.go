@@ -42,6 +42,11 @@ func Exec(cfg ExecConfig) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Broker != nil && (cfg.Sandbox == nil || cfg.Sandbox.Credential == nil) {
+		// A command left as root gains nothing from the broker, and the
+		// filter needs the no_new_privs the drop comes with.
+		return fmt.Errorf("privsep: exec %q: a broker needs Sandbox.Credential (run the command as another user)", cfg.Path)
+	}
 	if cfg.Sandbox != nil {
 		if _, err := Sandbox(execSandbox(*cfg.Sandbox, cfg.Path)); err != nil {
 			return err
@@ -72,9 +77,27 @@ func Exec(cfg ExecConfig) error {
 		srcs, targets = append(srcs, sock), append(targets, next)
 		env = append(env, fmt.Sprintf("%s=%d", OpenerFDEnv, next), fmt.Sprintf("%s=%d", OpenerPIDEnv, cfg.Opener.PID()))
 	}
+	brokerFD := -1
+	if cfg.Broker != nil {
+		// Placed above everything the command gets, and closed at its
+		// execve: the trampoline uses it, the command never sees it.
+		brokerFD = 3
+		for _, t := range append(slices.Clone(targets), cfg.KeepFDs...) {
+			brokerFD = max(brokerFD, t+1)
+		}
+		sock, err := cfg.Broker.File()
+		if err != nil {
+			return err
+		}
+		defer sock.Close()
+		srcs, targets = append(srcs, sock), append(targets, brokerFD)
+	}
 	tramp, err := trampoline.Args(srcs, targets, cfg.KeepFDs, cfg.Path, cfg.Args)
 	if err != nil {
 		return err
+	}
+	if brokerFD >= 0 {
+		tramp = slices.Insert(tramp, 2, trampoline.BrokerArg(brokerFD, cfg.Broker.PID()))
 	}
 	err = syscall.Exec("/proc/self/exe", tramp, env)
 	return fmt.Errorf("privsep: re-executing itself to place the descriptors: %w", err)

@@ -84,6 +84,17 @@ type Config struct {
 	// It exists for tests; the fallback is weaker (see package child).
 	DisableOpenat2 bool
 
+	// Broker lets the opener serve one seccomp listener, for [ExecConfig]
+	// Broker: the opens of a program run with [Exec] are then brokered
+	// (privsep exec --broker). Without it the opener refuses the listener.
+	Broker bool
+
+	// BrokerOnly, with Broker, makes the broker refuse (EACCES) every
+	// open it does not serve instead of letting it go ahead, except reads
+	// of world-readable files beneath the dynamic loader's directories
+	// (privsep exec --broker-only). It is not confinement: see SECURITY.md.
+	BrokerOnly bool
+
 	// CloseTimeout bounds how long Close waits for the opener to answer
 	// what it has and exit before Close kills it, as exec.Cmd.WaitDelay
 	// does for a command's pipes. Zero means DefaultCloseTimeout.
@@ -188,6 +199,12 @@ func startHello(cfg Config) ([]byte, error) {
 	var flags uint16
 	if cfg.DisableOpenat2 {
 		flags |= protocol.HelloNoOpenat2
+	}
+	if cfg.Broker {
+		flags |= protocol.HelloBroker
+		if cfg.BrokerOnly {
+			flags |= protocol.HelloBrokerOnly
+		}
 	}
 	hello, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version, Flags: flags, Rules: pol.Strings()})
 	if err != nil {

@@ -52,6 +52,8 @@ type Config struct {
 	StartTimeout   time.Duration
 	ChildStderr    *os.File
 	DisableOpenat2 bool
+	Broker         bool
+	BrokerOnly     bool
 	CloseTimeout   time.Duration
 }
 

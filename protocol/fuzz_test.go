@@ -67,8 +67,8 @@ func FuzzParseHeader(f *testing.F) {
 				if !errors.Is(err, protocol.ErrMalformed) {
 					t.Fatalf("unknown type error %q does not match ErrMalformed", err)
 				}
-				if h.Type == 0 || (h.Type >= protocol.TypeHello && h.Type <= protocol.TypeDirList) {
-					t.Fatalf("ErrUnknownType for type %d, want it only for types 11 to 255", h.Type)
+				if h.Type == 0 || (h.Type >= protocol.TypeHello && h.Type <= protocol.TypeBrokerAck) {
+					t.Fatalf("ErrUnknownType for type %d, want it only for types 13 to 255", h.Type)
 				}
 				if p != nil {
 					t.Fatalf("ErrUnknownType came with a payload")
@@ -84,7 +84,7 @@ func FuzzParseHeader(f *testing.F) {
 			}
 			return
 		}
-		if h.Type < protocol.TypeHello || h.Type > protocol.TypeDirList {
+		if h.Type < protocol.TypeHello || h.Type > protocol.TypeBrokerAck {
 			t.Fatalf("accepted unknown type %d", h.Type)
 		}
 		checkHeader(t, h, msg)
@@ -130,7 +130,7 @@ func checkHello(t *testing.T, p []byte) []byte {
 		}
 		return nil
 	}
-	if h.Version != protocol.Version || h.Flags&^protocol.HelloNoOpenat2 != 0 {
+	if h.Version != protocol.Version || h.Flags&^(protocol.HelloNoOpenat2|protocol.HelloBroker|protocol.HelloBrokerOnly) != 0 || h.Flags&protocol.HelloBrokerOnly != 0 && h.Flags&protocol.HelloBroker == 0 {
 		t.Fatalf("accepted version %d, flags %#x", h.Version, h.Flags)
 	}
 	for i, r := range h.Rules {
@@ -325,6 +325,18 @@ func FuzzMessage(f *testing.F) {
 			re = checkReadDir(t, h.ID, p)
 		case protocol.TypeDirList:
 			re = checkDirList(t, h.ID, p)
+		case protocol.TypeBroker:
+			if err := protocol.DecodeBroker(h, p); err != nil {
+				checkDecodeErr(t, err)
+				return
+			}
+			re = protocol.AppendBroker(nil, h.ID)
+		case protocol.TypeBrokerAck:
+			if err := protocol.DecodeBrokerAck(h, p); err != nil {
+				checkDecodeErr(t, err)
+				return
+			}
+			re = protocol.AppendBrokerAck(nil, h.ID)
 		default:
 			t.Fatalf("ParseHeader accepted type %d", h.Type)
 		}

@@ -58,6 +58,8 @@ const (
 	TypeListen     Type = 8  // parent → opener: create a listening socket; answered by opened or error
 	TypeReadDir    Type = 9  // parent → opener: list a directory, from a cookie; answered by dir-list or error
 	TypeDirList    Type = 10 // opener → parent: directory entries and the cookie to go on from
+	TypeBroker     Type = 11 // parent → opener: a seccomp listener to serve; one descriptor, empty payload; answered by broker-ack or error
+	TypeBrokerAck  Type = 12 // opener → parent: the listener is being served; empty payload
 )
 
 func (t Type) String() string {
@@ -82,11 +84,15 @@ func (t Type) String() string {
 		return "readdir"
 	case TypeDirList:
 		return "dir-list"
+	case TypeBroker:
+		return "broker"
+	case TypeBrokerAck:
+		return "broker-ack"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
 
-func (t Type) known() bool { return t >= TypeHello && t <= TypeDirList }
+func (t Type) known() bool { return t >= TypeHello && t <= TypeBrokerAck }
 
 // ErrMalformed is matched (with errors.Is) by every error that reports a
 // message that does not follow the wire format.

@@ -14,7 +14,19 @@ const (
 	// a modern kernel; it is fixed at start, like the policy.
 	HelloNoOpenat2 uint16 = 1 << 0
 
-	helloFlagsKnown = HelloNoOpenat2
+	// HelloBroker allows one broker message on the connection: the parent
+	// will hand the opener a seccomp user-notification listener and the
+	// opener serves the opens it reports (privsep exec --broker). Without
+	// it a broker message is refused, so no other parent can start one.
+	HelloBroker uint16 = 1 << 1
+
+	// HelloBrokerOnly, with HelloBroker, makes the broker refuse (EACCES)
+	// every call it does not serve instead of letting it go ahead, except
+	// reads of world-readable files beneath the dynamic loader's
+	// directories, which it serves (privsep exec --broker-only).
+	HelloBrokerOnly uint16 = 1 << 2
+
+	helloFlagsKnown = HelloNoOpenat2 | HelloBroker | HelloBrokerOnly
 )
 
 // Features reported in the ready message.
@@ -174,6 +186,9 @@ func DecodeHello(p []byte) (Hello, error) {
 	}
 	if h.Flags&^helloFlagsKnown != 0 {
 		return Hello{}, malformed("unknown hello flags %#04x", h.Flags&^helloFlagsKnown)
+	}
+	if h.Flags&HelloBrokerOnly != 0 && h.Flags&HelloBroker == 0 {
+		return Hello{}, malformed("hello flag HelloBrokerOnly without HelloBroker")
 	}
 	// Each rule takes at least 3 bytes, which bounds the allocation by what
 	// actually arrived, not by what the count claims.
@@ -411,4 +426,47 @@ func DecodeListen(p []byte) (Listen, error) {
 		return Listen{}, malformed("listen: address %v", err)
 	}
 	return l, nil
+}
+
+// AppendBroker appends a broker message: the parent hands the opener the
+// seccomp listener attached to it (one descriptor) to serve.
+//
+//	payload: empty; exactly one descriptor
+func AppendBroker(b []byte, id uint32) []byte {
+	start := len(b)
+	b = appendHeader(b)
+	b, _ = finish(b, start, TypeBroker, id, 1)
+	return b
+}
+
+// DecodeBroker checks a broker message: an empty payload and exactly one
+// descriptor.
+func DecodeBroker(h Header, p []byte) error {
+	if len(p) != 0 {
+		return malformed("broker payload is %d bytes, want 0", len(p))
+	}
+	if h.NFD != 1 {
+		return malformed("broker message carries %d descriptors, want 1", h.NFD)
+	}
+	return nil
+}
+
+// AppendBrokerAck appends the opener's answer to a broker message: it now
+// serves the listener.
+//
+//	payload: empty; no descriptor
+func AppendBrokerAck(b []byte, id uint32) []byte {
+	start := len(b)
+	b = appendHeader(b)
+	b, _ = finish(b, start, TypeBrokerAck, id, 0)
+	return b
+}
+
+// DecodeBrokerAck checks a broker-ack message: an empty payload and no
+// descriptor.
+func DecodeBrokerAck(h Header, p []byte) error {
+	if len(p) != 0 || h.NFD != 0 {
+		return malformed("broker-ack with a %d-byte payload and %d descriptors, want none", len(p), h.NFD)
+	}
+	return nil
 }

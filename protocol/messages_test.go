@@ -444,7 +444,7 @@ func TestStrings(t *testing.T) {
 	types := map[protocol.Type]string{
 		0: "type(0)", protocol.TypeHello: "hello", protocol.TypeReady: "ready", protocol.TypeOpen: "open",
 		protocol.TypeOpened: "opened", protocol.TypeError: "error", protocol.TypeOpenBatch: "open-batch",
-		protocol.TypeBatchReply: "batch-reply", 8: "listen", 9: "readdir", 10: "dir-list", 11: "type(11)", 255: "type(255)",
+		protocol.TypeBatchReply: "batch-reply", 8: "listen", 9: "readdir", 10: "dir-list", 11: "broker", 12: "broker-ack", 13: "type(13)", 255: "type(255)",
 	}
 	for typ, want := range types {
 		if got := typ.String(); got != want {
@@ -502,6 +502,9 @@ func TestWireConstants(t *testing.T) {
 		{"TypeListen", int(protocol.TypeListen), 8},
 		{"TypeReadDir", int(protocol.TypeReadDir), 9},
 		{"TypeDirList", int(protocol.TypeDirList), 10},
+		{"TypeBroker", int(protocol.TypeBroker), 11},
+		{"TypeBrokerAck", int(protocol.TypeBrokerAck), 12},
+		{"HelloBroker", int(protocol.HelloBroker), 2},
 		{"FeatureReadDir", int(protocol.FeatureReadDir), 2},
 		{"DirListMore", int(protocol.DirListMore), 1},
 		{"MaxName", protocol.MaxName, 255},

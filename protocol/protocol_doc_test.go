@@ -114,6 +114,8 @@ func TestProtocolDocExamples(t *testing.T) {
 		"listen":          must(protocol.AppendListen(nil, 5, "tcp", ":443")),
 		"error-directory": protocol.AppendError(nil, 2, protocol.ErrorReply{Errno: eACCES, Reason: protocol.ReasonDirectory}),
 		"readdir":         must(protocol.AppendReadDir(nil, 6, 0, "/srv/www")),
+		"broker":          protocol.AppendBroker(nil, 7),
+		"broker-ack":      protocol.AppendBrokerAck(nil, 7),
 		"dir-list": must(protocol.AppendDirList(nil, 6, 0, false, []protocol.DirEntry{
 			{Type: protocol.DirDir, Name: []byte(".")},
 			{Type: protocol.DirDir, Name: []byte("..")},
@@ -143,7 +145,7 @@ func TestProtocolDocExamples(t *testing.T) {
 			seen[h.Type] = true
 		}
 	}
-	for typ := protocol.TypeHello; typ <= protocol.TypeDirList; typ++ {
+	for typ := protocol.TypeHello; typ <= protocol.TypeBrokerAck; typ++ {
 		if !seen[typ] {
 			t.Errorf("PROTOCOL.md: no example of a %v message", typ)
 		}
@@ -197,7 +199,7 @@ func TestProtocolDocTables(t *testing.T) {
 	} {
 		rows = append(rows, fmt.Sprintf("| %s | %d |", l.name, l.v))
 	}
-	for typ := protocol.TypeHello; typ <= protocol.TypeDirList; typ++ {
+	for typ := protocol.TypeHello; typ <= protocol.TypeBrokerAck; typ++ {
 		rows = append(rows, fmt.Sprintf("| %d | %s |", typ, typ))
 	}
 	for code := protocol.ExitOK; code <= protocol.ExitProtocol; code++ {
@@ -208,6 +210,8 @@ func TestProtocolDocTables(t *testing.T) {
 		fmt.Sprintf("`%s` (required)", protocol.OpenerEnv()),
 		fmt.Sprintf("`%s` =", protocol.LogLevelEnv),
 		fmt.Sprintf("`HelloNoOpenat2` (`%#04x`)", protocol.HelloNoOpenat2),
+		fmt.Sprintf("`HelloBroker` (`%#04x`)", protocol.HelloBroker),
+		fmt.Sprintf("`HelloBrokerOnly` (`%#04x`)", protocol.HelloBrokerOnly),
 		fmt.Sprintf("`FeatureOpenat2` (`%#04x`)", protocol.FeatureOpenat2),
 	)
 	for _, r := range rows {

@@ -3,25 +3,20 @@
 package broker
 
 import (
-	"context"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/privsep-go/privsep/parent"
 )
 
 // BenchmarkBrokeredOpen measures, in one run, the cost of opening and
-// closing one allowed root-only file three ways:
+// closing one allowed root-only file two ways (the root package's
+// BenchmarkBrokeredOpen adds the Open request, through the real binary):
 //
 //	direct    the loop program as root, no filter: open(2) alone
 //	brokered  the same program as nobody under the broker: every open
 //	          goes to the supervisor (this process), which decides with
 //	          the policy, opens beneath the pinned rule directory and
 //	          places the descriptor in the program
-//	request   an Open request to a privsep opener over its socket, from
-//	          this process (package parent)
 //
 // The loop program times its own loop, so ns/open leaves out its start;
 // ns/op of direct and brokered includes it and is not the figure.
@@ -47,22 +42,4 @@ func BenchmarkBrokeredOpen(b *testing.B) {
 	}
 	b.Run("direct", func(b *testing.B) { loop(b, runOpts{noFilter: true}) })
 	b.Run("brokered", func(b *testing.B) { loop(b, runOpts{}) })
-	b.Run("request", func(b *testing.B) {
-		ctx := context.Background()
-		o, err := parent.Start(ctx, parent.Config{Rules: []string{"r:" + f.privKey}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer o.Close()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			fh, err := o.Open(ctx, f.privKey, os.O_RDONLY, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			fh.Close()
-		}
-		b.StopTimer()
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/open")
-	})
 }

@@ -32,7 +32,7 @@ const (
 
 const execUsage = `Usage: privsep exec [--allow RULE]... [--allow-listen NET:ADDR]... [--policy FILE]...
                     [--listen [NAME=]NET:ADDR]... [--open [FD=][MODES:]PATH]...
-                    [--user USER] [--group GROUP] [--keep-opener]
+                    [--user USER] [--group GROUP] [--keep-opener] [--broker] [--broker-only]
                     [--landlock] [--landlock-ro PATH]... [--landlock-rw PATH]...
                     [--landlock-bind PORT]... [--landlock-connect PORT]...
                     [--landlock-any-tcp] [--landlock-best-effort] [--keep-fd N]...
@@ -103,6 +103,22 @@ PRIVSEP_OPENER_PID); a Go program built on privsep picks it up with
 parent.Inherited. The opener then logs straight to stderr (CMD's stderr),
 as JSON lines, at --log-level.
 
+--broker (needs --user) keeps the opener running and serves CMD's own
+opens through it: right before execve a seccomp filter makes each open,
+openat, openat2 and creat of CMD, its threads and its children wait for
+the opener. A path the policy allows is opened by the opener exactly as an
+--open would be (the same containment, checks and log), and the
+descriptor becomes the call's result; any other call goes ahead with
+CMD's own credentials, so CMD loses nothing it could open itself. It
+grants, it does not confine: use --landlock for that. Linux 5.14 or newer
+on amd64 or arm64; a 32-bit system call of CMD kills it (SIGSYS).
+
+--broker-only is --broker that refuses (EACCES) every open it does not
+serve, even one CMD could make itself, but serves read-only the
+world-readable files beneath /usr/lib, /usr/lib64, /lib, /lib64 and
+/etc/ld.so.cache, so that dynamically linked programs start. It is not a
+sandbox either (io_uring, execve, inherited descriptors bypass it).
+
 Exit status: 125 if privsep fails (usage, policy, a refused or failed
 --open, the opener's exit status, a failed drop), 126 if CMD cannot be run,
 127 if CMD is not found, else CMD's own status.
@@ -118,6 +134,8 @@ type execFlags struct {
 	user, group string
 	ll          landlockFlags
 	keepOpener  bool
+	broker      bool
+	brokerOnly  bool
 	keepFDs     []int
 	level       string
 }
@@ -142,6 +160,8 @@ func (e *execFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&e.group, "group", "", "with `GROUP` (a name or gid; default USER's primary group)")
 	e.ll.register(fs)
 	fs.BoolVar(&e.keepOpener, "keep-opener", false, "keep the opener running and pass its socket to CMD")
+	fs.BoolVar(&e.broker, "broker", false, "serve CMD's own opens of what the policy allows through the opener (needs --user)")
+	fs.BoolVar(&e.brokerOnly, "broker-only", false, "--broker, refusing every open it does not serve but the loader's world-readable files")
 	fs.Func("keep-fd", "pass inherited descriptor `N` (3 or more) on to CMD at the same number; repeatable", func(s string) error {
 		n, err := parseKeepFD(s)
 		if err == nil {
@@ -161,6 +181,13 @@ func (e *execFlags) check() (hclog.Level, error) {
 	}
 	if e.group != "" && e.user == "" {
 		return lvl, errors.New("--group needs --user")
+	}
+	e.broker = e.broker || e.brokerOnly
+	if e.broker && e.user == "" {
+		return lvl, errors.New("--broker needs --user: the filter needs no_new_privs, and CMD left as root gains nothing")
+	}
+	if e.broker && e.keepOpener {
+		return lvl, errors.New("--broker and --keep-opener do not go together: the opener's socket is the broker's")
 	}
 	if (e.ll.anyTCP || e.ll.bestEffort) && !e.ll.on {
 		return lvl, errors.New("--landlock-any-tcp and --landlock-best-effort need --landlock")
@@ -238,7 +265,8 @@ func execCmd(args []string, stdout, stderr io.Writer) int {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread() // only if it fails
 	start := parent.Config{Policy: pol, Logger: hclog.New(&hclog.LoggerOptions{Name: "privsep", Level: lvl, Output: stderr})}
-	if e.keepOpener {
+	start.Broker, start.BrokerOnly = e.broker, e.brokerOnly
+	if e.keepOpener || e.broker {
 		start.ChildStderr = os.Stderr
 	}
 	if err := e.openAll(start, &cfg); err != nil {
@@ -287,6 +315,10 @@ func (e *execFlags) openAll(start parent.Config, cfg *parent.ExecConfig) error {
 			return err
 		}
 		cfg.Files = append(cfg.Files, parent.ExecFile{File: f, FD: o.fd, Name: filepath.Base(o.path)})
+	}
+	if e.broker {
+		cfg.Broker = op
+		return nil
 	}
 	if e.keepOpener {
 		cfg.Opener = op

@@ -8,7 +8,10 @@
 // opens beneath a pinned directory (openat2, or the component walk where
 // openat2 is missing), directory listings, listen rules, and the one helper
 // that makes unix socket files for both listen rules and a server's own
-// socket (MakeSocket, in sockfile.go).
+// socket (MakeSocket, in sockfile.go). It also serves the open broker
+// (broker.go): with the hello's HelloBroker, one broker message hands it a
+// seccomp listener, and each call it reports is decided and opened by the
+// same open path as an Open request (worker.openDecided).
 //
 // # What it guarantees
 //

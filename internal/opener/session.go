@@ -66,6 +66,9 @@ type Session struct {
 	// pool, when not nil, lends the workers their buffers for one request
 	// at a time (a server's sessions).
 	pool *BufferPool
+
+	// brk is the open broker, in an opener whose hello allowed one.
+	brk brokerState
 }
 
 // The receiving role (Session.receiving, worker.holding, Session.look).
@@ -165,6 +168,9 @@ func ServeProcess(log hclog.Logger, sock, root int) int {
 		return code // a failed handshake, or end of stream before it
 	}
 	code := s.run(DefaultWorkers)
+	// The trampoline that started a broker closed its socket at execve:
+	// end of stream, while the program still calls on the broker.
+	s.waitBroker()
 	if code != protocol.ExitOK {
 		return code
 	}
@@ -292,6 +298,9 @@ func (s *Session) handshake() int {
 	// after that. The table's descriptors live as long as the process.
 	s.dirs = NewDirTable(s.root, h.Flags&protocol.HelloNoOpenat2 == 0 && HaveOpenat2(s.root))
 	rs, err := NewRuleset(s.log, pol, s.dirs)
+	if err == nil && h.Flags&protocol.HelloBrokerOnly != 0 {
+		err = s.brk.pinLoader(s.log, s.dirs)
+	}
 	unix.Close(s.root)
 	s.root = -1
 	if err != nil {
@@ -306,6 +315,7 @@ func (s *Session) handshake() int {
 		return protocol.ExitProtocol
 	}
 	s.rs = rs
+	s.brk.allowed = h.Flags&protocol.HelloBroker != 0
 	if err := s.ready(buf); err != nil {
 		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
 			return protocol.ExitOK // the parent went away before we were ready

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/privsep-go/privsep/internal/broker"
 	"github.com/privsep-go/privsep/policy"
 	"github.com/privsep-go/privsep/protocol"
 )
@@ -42,7 +43,10 @@ type worker struct {
 	done     atomic.Uint32
 	seenDone uint32
 	busy     bool // counted in s.act as serving a request
-	work     int  // opens since the worker last yielded
+	// brokered is the program's call this worker is deciding, for the
+	// audit log; nil for a socket request.
+	brokered *broker.Request
+	work     int // opens since the worker last yielded
 }
 
 // bufSet is what a worker needs to serve one request: about 80 KiB, most
@@ -205,6 +209,12 @@ func (w *worker) idleEnd() {
 // handle answers one well-framed message. Descriptors that came with it are
 // closed: no request takes any.
 func (w *worker) handle(m protocol.Msg) {
+	if m.Type == protocol.TypeBroker && m.ID != 0 {
+		// The one request that brings a descriptor: the program's
+		// seccomp listener (privsep exec --broker).
+		w.startBroker(m)
+		return
+	}
 	if len(m.FDs) > 0 {
 		protocol.CloseFDs(m.FDs)
 		w.protoError(m.Header, "descriptors attached to a request", nil)
@@ -317,6 +327,15 @@ func (w *worker) openFor(o protocol.Open, listing bool) (int, protocol.Status) {
 		w.audit(o, reason, r.Errno, r.Why, d.Rule)
 		return -1, protocol.Status{Errno: uint32(r.Errno), Reason: reason}
 	}
+	return w.openDecided(o, d, listing)
+}
+
+// openDecided carries out o, which the policy allowed with d: the open
+// beneath the rule's pinned directory and every check on what it opened.
+// An Open request and a brokered open (see broker.go) both come here, so
+// that the two cannot drift apart.
+func (w *worker) openDecided(o protocol.Open, d policy.Decision, listing bool) (int, protocol.Status) {
+	s := w.s
 	dirfd := s.rs.dirs[d.Dir]
 	if dirfd < 0 {
 		w.audit(o, protocol.ReasonSystem, s.rs.dirErr[d.Dir], "rule directory unavailable", d.Rule)
@@ -438,6 +457,9 @@ func (w *worker) audit(o protocol.Open, reason protocol.Reason, errno syscall.Er
 		"reason", reason.String(), "errno", errno.Error(), "why", why}
 	if rule >= 0 {
 		args = append(args, "rule", w.s.rs.rules[rule])
+	}
+	if r := w.brokered; r != nil {
+		args = append(args, "pid", r.PID, "syscall", string(r.Syscall), "raw", strconv.Quote(r.Raw))
 	}
 	if routine {
 		log.Debug("open failed", args...)

@@ -11,6 +11,14 @@
 // clobber, dup3s each into place, marks every other descriptor above 2
 // close-on-exec, and execs the command. The pid stays the same throughout.
 //
+// With a broker argument (parent.ExecConfig.Broker, privsep exec
+// --broker) it does one thing more right before execve: it starts the
+// watcher (double-forked, so not the command's child), installs the
+// broker's seccomp filter, hands the listener to the watcher and to the
+// opener over the opener's socket (a broker message) and waits for the
+// opener's ack. The watcher, this same binary again, kills the command
+// when the opener dies.
+//
 // # Guarantees
 //
 // The command gets descriptors 0, 1 and 2, the ones placed, the kept

@@ -29,6 +29,27 @@ const Arg = "-privsep-exec-trampoline"
 // keepPrefix marks a trampoline argument naming a kept descriptor.
 const keepPrefix = "keep:"
 
+// BrokerPrefix marks the trampoline argument "broker:N:PID": the move
+// whose target is N is the socket of the opener PID, over which the
+// trampoline hands the opener its seccomp listener (privsep exec --broker)
+// right before execve. The command does not get it.
+const BrokerPrefix = "broker:"
+
+// BrokerArg is the trampoline argument for the socket at fd of the opener
+// pid.
+func BrokerArg(fd, pid int) string { return fmt.Sprintf("%s%d:%d", BrokerPrefix, fd, pid) }
+
+// parseBroker parses the rest of a BrokerPrefix argument.
+func parseBroker(s string) (fd, pid int, err error) {
+	a, b, ok := strings.Cut(s, ":")
+	fd, err1 := strconv.Atoi(a)
+	pid, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || fd < 3 || pid <= 0 {
+		return 0, 0, fmt.Errorf("bad broker argument %q", BrokerPrefix+s)
+	}
+	return fd, pid, nil
+}
+
 // Is reports whether argv is that of a trampoline.
 func Is(argv []string) bool { return len(argv) > 1 && argv[1] == Arg }
 
@@ -95,10 +116,27 @@ func Args(srcs []*os.File, targets, keep []int, path string, argv []string) ([]s
 // close-on-exec files it opens at start, above the targets or not used
 // again before execve).
 func Main(args []string, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case watchLaunchArg:
+			return launchWatcher()
+		case watchArg:
+			return watch()
+		}
+	}
 	moves, keep, rest, err := parseArgs(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "privsep exec: trampoline: %v\n", err)
 		return ExitFailed
+	}
+	brokerFD, openerPID := -1, 0
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if n, ok := strings.CutPrefix(a, BrokerPrefix); ok {
+			brokerFD, openerPID, _ = parseBroker(n) // parseArgs checked it
+		}
 	}
 	path, argv := rest[0], rest[1:]
 	for _, m := range moves {
@@ -106,13 +144,23 @@ func Main(args []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "privsep exec: placing descriptor %d: %v\n", m[1], err)
 			return ExitFailed
 		}
-		keep = append(keep, m[1])
+		if m[1] != brokerFD {
+			keep = append(keep, m[1])
+		}
 	}
 	// Everything else goes at execve: what the first half inherited
 	// without close-on-exec, and the temporary copies above.
 	if err := cloexecAllBut(keep); err != nil {
 		fmt.Fprintf(stderr, "privsep exec: %v\n", err)
 		return ExitFailed
+	}
+	if brokerFD >= 0 {
+		// The last thing before execve: from here every open of this
+		// process waits for the opener.
+		if err := handOver(brokerFD, openerPID, stderr); err != nil {
+			fmt.Fprintf(stderr, "privsep exec: --broker: %v\n", err)
+			return ExitFailed
+		}
 	}
 	err = syscall.Exec(path, argv, os.Environ())
 	fmt.Fprintf(stderr, "privsep exec: %s: %v\n", argv[0], err)
@@ -126,7 +174,25 @@ func Main(args []string, stderr io.Writer) int {
 // the descriptors to keep (0, 1, 2 and each keep:N) and [PATH, ARGV...].
 func parseArgs(args []string) (moves [][2]int, keep []int, rest []string, err error) {
 	keep = []int{0, 1, 2}
+	brokerFD := -1
+	defer func() {
+		if err == nil && brokerFD >= 0 && !slices.ContainsFunc(moves, func(m [2]int) bool { return m[1] == brokerFD }) {
+			moves, keep, rest, err = nil, nil, nil, fmt.Errorf("broker descriptor %d is not one placed", brokerFD)
+		}
+	}()
 	for len(args) > 0 && args[0] != "--" {
+		if n, ok := strings.CutPrefix(args[0], BrokerPrefix); ok {
+			fd, _, err := parseBroker(n)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			if brokerFD >= 0 {
+				return nil, nil, nil, fmt.Errorf("broker argument %q given twice", args[0])
+			}
+			brokerFD = fd
+			args = args[1:]
+			continue
+		}
 		if n, ok := strings.CutPrefix(args[0], keepPrefix); ok {
 			fd, err := strconv.Atoi(n)
 			if err != nil || fd < 3 {
