@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/privsep-go/privsep/internal/testutil"
 	"io"
 	"os"
 	"os/exec"
@@ -37,11 +38,11 @@ type brokerFixture struct {
 
 func newBrokerFixture(t *testing.T) brokerFixture {
 	t.Helper()
-	needRoot(t, "the broker runs the command as nobody, and the opener must read root-only files")
+	testutil.NeedRoot(t, "the broker runs the command as nobody, and the opener must read root-only files")
 	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
 		t.Skip("the open broker exists on amd64 and arm64 only")
 	}
-	dir := publicDir(t)
+	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
 	f := brokerFixture{dir: dir, secret: filepath.Join(dir, "secret")}
 	if err := os.Mkdir(f.secret, 0o700); err != nil {
 		t.Fatal(err)
