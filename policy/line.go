@@ -80,29 +80,18 @@ func ParseLine(s string, res Resolver) (Rule, error) {
 			if r.UID, r.GID, err = parseOwner(v, res); err != nil {
 				return bad("owner=%s: %v", v, err)
 			}
-		case "hardlinks":
-			switch v {
-			case "yes":
-				r.Hardlinks = true
-			case "no":
-			default:
-				return bad("hardlinks=%s: want yes or no", v)
+		case "hardlinks", "dirs", "optional":
+			b, ok := yesNo(v)
+			if !ok {
+				return bad("%s=%s: want yes or no", k, v)
 			}
-		case "dirs":
-			switch v {
-			case "yes":
-				r.Dirs = true
-			case "no":
+			switch k {
+			case "hardlinks":
+				r.Hardlinks = b
+			case "dirs":
+				r.Dirs = b
 			default:
-				return bad("dirs=%s: want yes or no", v)
-			}
-		case "optional":
-			switch v {
-			case "yes":
-				r.Optional = true
-			case "no":
-			default:
-				return bad("optional=%s: want yes or no", v)
+				r.Optional = b
 			}
 		default:
 			return bad("unknown option %q (known: mode, owner, hardlinks, dirs, optional)", k)
@@ -118,6 +107,17 @@ func ParseLine(s string, res Resolver) (Rule, error) {
 		return bad("mode= applies to created files, but the rule has no c mode")
 	}
 	return r, nil
+}
+
+// yesNo parses the value of a yes-or-no option.
+func yesNo(v string) (b, ok bool) {
+	switch v {
+	case "yes":
+		return true, true
+	case "no":
+		return false, true
+	}
+	return false, false
 }
 
 // splitModesLine is splitModes for a line, where the path may be quoted and

@@ -64,20 +64,12 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 	if *dir != "" {
 		return demoSteps(*dir, *userName, stdout)
 	}
-	// A user that cannot be dropped to is the command line's fault: say so
-	// before anything runs, rather than run every step around it.
-	if cred, err := parent.LookupCredential(*userName, ""); err != nil {
-		fmt.Fprintf(stderr, "privsep demo: --user %s: %v\n", *userName, err)
-		return exitUsage
-	} else if cred.UID == 0 {
-		fmt.Fprintf(stderr, "privsep demo: --user %s: is root (uid 0); the demo shows dropping root's privileges: choose an unprivileged user, such as nobody\n", *userName)
-		return exitUsage
+	if code := demoCheckUser(*userName, stderr); code != exitOK {
+		return code
 	}
-	// Catch the signals that would end this process before its deferred
-	// clean-up: the directory holds a root-only secret. SIGPIPE comes from
-	// output cut short ("| head"); the steps then die of it, and this
-	// process must not. The signal is passed on to the steps, which die of
-	// it or of their opener's end; this process removes the directory.
+	// The directory holds a root-only secret: catch what would end this
+	// process before its clean-up (SIGPIPE: output cut short by "| head"),
+	// pass it on to the steps, and remove the directory.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer signal.Stop(sigs)
@@ -95,12 +87,7 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 	// The steps run as USER after the drop, and may then not signal the
 	// root opener; this process, still root, kills it on request: a line
 	// "kill PID" on descriptor 3, answered on descriptor 4.
-	reqR, reqW, err := os.Pipe()
-	if err != nil {
-		fmt.Fprintf(stderr, "privsep demo: %v\n", err)
-		return exitFail
-	}
-	ackR, ackW, err := os.Pipe()
+	reqR, reqW, ackR, ackW, err := demoPipes()
 	if err != nil {
 		fmt.Fprintf(stderr, "privsep demo: %v\n", err)
 		return exitFail
@@ -140,6 +127,40 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 		return 128 + int(n) // the deferred RemoveAll runs first
 	default:
 	}
+	return demoStatus(err, stderr)
+}
+
+// demoPipes makes the steps' request pipe and the answer pipe.
+func demoPipes() (reqR, reqW, ackR, ackW *os.File, err error) {
+	if reqR, reqW, err = os.Pipe(); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if ackR, ackW, err = os.Pipe(); err != nil {
+		reqR.Close()
+		reqW.Close()
+		return nil, nil, nil, nil, err
+	}
+	return reqR, reqW, ackR, ackW, nil
+}
+
+// demoCheckUser refuses a user that cannot be dropped to: that is the
+// command line's fault, said before anything runs rather than after every
+// step ran around it.
+func demoCheckUser(userName string, stderr io.Writer) int {
+	cred, err := parent.LookupCredential(userName, "")
+	if err != nil {
+		fmt.Fprintf(stderr, "privsep demo: --user %s: %v\n", userName, err)
+		return exitUsage
+	}
+	if cred.UID == 0 {
+		fmt.Fprintf(stderr, "privsep demo: --user %s: is root (uid 0); the demo shows dropping root's privileges: choose an unprivileged user, such as nobody\n", userName)
+		return exitUsage
+	}
+	return exitOK
+}
+
+// demoStatus turns how the steps ended into the demo's exit status.
+func demoStatus(err error, stderr io.Writer) int {
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) && ee.Exited() {
