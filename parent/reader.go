@@ -79,6 +79,19 @@ func (o *mux) recv(ctx context.Context) (protocol.Msg, error) {
 	return m, err
 }
 
+// recvFirst is recv for the handshake: the ready (or the refusal) that
+// arrived is returned even when the opener has ended since, so that an
+// opener which answers and exits at once makes Start succeed with an
+// Opener whose Err says how it ended, rather than fail as if it had never
+// answered. Only when nothing arrived does the end count.
+func (o *mux) recvFirst(ctx context.Context) (protocol.Msg, error) {
+	m, err := o.conn.recv(ctx, o.rbuf, o.roob, o.rfds)
+	if err != nil && o.terminated.Load() {
+		return protocol.Msg{}, io.EOF
+	}
+	return m, err
+}
+
 // wait waits for c's reply, reading the socket itself when nobody else is.
 func (o *mux) wait(ctx context.Context, c *call) error {
 	for {

@@ -354,7 +354,7 @@ func (o *Opener) handshake(ctx context.Context, hello []byte, pid int) error {
 // error for an end of stream. An error with id 0 instead of ready is
 // returned as a *helloRefusal.
 func (o *Opener) awaitReady(ctx context.Context, pid int, errGone error) error {
-	m, err := o.recv(ctx)
+	m, err := o.recvFirst(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("no ready message before the deadline (does the program call child.Init at the top of main?): %w", err)
 	}
