@@ -16,17 +16,11 @@ import (
 	"github.com/privsep-go/privsep/protocol"
 )
 
-// TestWorkerSteadyStateAllocs serves requests in this process, over a
-// socket pair, and counts the allocations per request: the opener's steady
-// state must allocate nothing beyond the descriptor it opens (which is the
-// kernel's, not the heap's). The client side uses the protocol package's
-// raw calls, which do not allocate either.
-func TestWorkerSteadyStateAllocs(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "f")
-	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+// servedSession serves a tree rule for dir on one worker in this process,
+// and returns the client's end of the socket and a function that ends the
+// session and waits for it.
+func servedSession(t *testing.T, dir string) (mine int, stop func()) {
+	t.Helper()
 	pol, err := policy.Parse([]string{dir + "/"})
 	if err != nil {
 		t.Fatal(err)
@@ -35,9 +29,9 @@ func TestWorkerSteadyStateAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(mine)
 	c, err := newConn(theirs)
 	if err != nil {
+		unix.Close(mine)
 		t.Fatal(err)
 	}
 	s := &Session{log: hclog.NewNullLogger(), conn: c, end: func(int) {}}
@@ -51,9 +45,30 @@ func TestWorkerSteadyStateAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.dirs.Close()
 	done := make(chan int)
 	go func() { done <- s.run(1) }()
+	return mine, func() {
+		unix.Shutdown(mine, unix.SHUT_WR)
+		<-done
+		c.close()
+		s.dirs.Close()
+		unix.Close(mine)
+	}
+}
+
+// TestWorkerSteadyStateAllocs serves requests in this process, over a
+// socket pair, and counts the allocations per request: the opener's steady
+// state must allocate nothing beyond the descriptor it opens (which is the
+// kernel's, not the heap's). The client side uses the protocol package's
+// raw calls, which do not allocate either.
+func TestWorkerSteadyStateAllocs(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mine, stop := servedSession(t, dir)
+	defer stop()
 
 	req, err := protocol.AppendOpenPath(nil, 1, unix.O_RDONLY, 0, file)
 	if err != nil {
@@ -76,9 +91,6 @@ func TestWorkerSteadyStateAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, roundTrip); n != 0 {
 		t.Errorf("got %v allocations per request in the steady state, want 0", n)
 	}
-	unix.Shutdown(mine, unix.SHUT_WR)
-	<-done
-	c.close()
 }
 
 // TestReadDirSteadyStateAllocs: a listing, once the worker has made its
@@ -90,33 +102,8 @@ func TestReadDirSteadyStateAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pol, err := policy.Parse([]string{dir + "/"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mine, theirs, err := protocol.Socketpair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(mine)
-	c, err := newConn(theirs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Session{log: hclog.NewNullLogger(), conn: c, end: func(int) {}}
-	root, err := PinRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.dirs = NewDirTable(root, HaveOpenat2(root))
-	s.rs, err = NewRuleset(s.log, pol, s.dirs)
-	unix.Close(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.dirs.Close()
-	done := make(chan int)
-	go func() { done <- s.run(1) }()
+	mine, stop := servedSession(t, dir)
+	defer stop()
 
 	req, err := protocol.AppendReadDir(nil, 1, 0, dir)
 	if err != nil {
@@ -138,9 +125,6 @@ func TestReadDirSteadyStateAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, roundTrip); n != 0 {
 		t.Errorf("got %v allocations per listing in the steady state, want 0", n)
 	}
-	unix.Shutdown(mine, unix.SHUT_WR)
-	<-done
-	c.close()
 }
 
 // TestPooledSessionSteadyStateAllocs: a server's session, whose workers
