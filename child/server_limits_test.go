@@ -116,7 +116,7 @@ func refusedText(p *peer) string {
 // and root still connect and get a file.
 func TestHostileSessionFlood(t *testing.T) {
 	const limit = 4
-	before := testutil.FDs(t, os.Getpid())
+	before, tbl := testutil.FDs(t, os.Getpid()), testutil.FDList(0)
 	f := newLimitFixture(t, child.ServerConfig{MaxSessionsPerUID: limit, MaxClients: 3 * limit})
 	held := make([]*peer, limit)
 	for i := range held {
@@ -156,7 +156,7 @@ func TestHostileSessionFlood(t *testing.T) {
 		t.Errorf("Serve: %v", err)
 	}
 	if after := testutil.FDs(t, os.Getpid()); after != before {
-		t.Errorf("descriptors: %d before, %d after", before, after)
+		t.Errorf("descriptors: %d before the server, %d after: %v then %v", before, after, tbl, testutil.FDList(0))
 	}
 }
 

@@ -36,8 +36,15 @@ func Serve(ctx context.Context, ln *net.UnixListener, cfg Config) error {
 		ln.Close()
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
+	// Closing ln is what ends a blocked accept. A second Close returns at
+	// once, without waiting for the first to finish, so the listener
+	// could still be open when Serve returns: wait for the closer if it
+	// started.
+	closed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(closed)
+		ln.Close()
+	})
 	rctx, cancel := context.WithCancel(ctx)
 	reloads := make(chan struct{})
 	go func() {
@@ -47,7 +54,11 @@ func Serve(ctx context.Context, ln *net.UnixListener, cfg Config) error {
 	err = srv.accept(ctx, ln)
 	cancel()
 	<-reloads
-	ln.Close()
+	if stop() {
+		ln.Close()
+	} else {
+		<-closed
+	}
 	srv.shutdown()
 	return err
 }
