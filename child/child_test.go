@@ -69,15 +69,30 @@ func spawn(t *testing.T, argFD string) *peer {
 	return p
 }
 
+// helloFlags spawns an opener and sends it a hello with flags and rules,
+// leaving the reply to the caller.
+func helloFlags(t *testing.T, flags uint16, rules ...string) *peer {
+	t.Helper()
+	p := spawn(t, "3")
+	msg, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version, Flags: flags, Rules: rules})
+	testutil.Must(t, err)
+	p.send(msg, nil)
+	return p
+}
+
+// walkFlags returns the hello flags that make the opener walk paths with
+// openat2, or with its fallback (HelloNoOpenat2).
+func walkFlags(noOpenat2 bool) uint16 {
+	if noOpenat2 {
+		return protocol.HelloNoOpenat2
+	}
+	return 0
+}
+
 // start spawns an opener and completes the handshake with rules.
 func start(t *testing.T, rules ...string) *peer {
 	t.Helper()
-	p := spawn(t, "3")
-	msg, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version, Rules: rules})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.send(msg, nil)
+	p := helloFlags(t, 0, rules...)
 	m := p.recv()
 	if m.Type != protocol.TypeReady {
 		t.Fatalf("first reply: got %s, want ready", m.Type)
@@ -204,14 +219,7 @@ func TestBadInvocation(t *testing.T) {
 		f := os.NewFile(uintptr(fds[1]), "stream")
 		cmd := exec.Command("/proc/self/exe", protocol.OpenerArg, "3")
 		cmd.Args[0] = protocol.OpenerArgv0
-		cmd.Env = []string{protocol.OpenerEnv()}
-		cmd.ExtraFiles = []*os.File{f}
-		err = cmd.Run()
-		f.Close()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != protocol.ExitUsage {
-			t.Errorf("got %v, want exit status %d", err, protocol.ExitUsage)
-		}
+		runWantUsage(t, cmd, f)
 	})
 	t.Run("peer is not the parent", func(t *testing.T) {
 		// The socket pair is made by a helper process, so SO_PEERCRED names
@@ -223,15 +231,22 @@ func TestBadInvocation(t *testing.T) {
 		// Hand our end to a grandchild: start the opener from a shell that is
 		// its parent, while the socket's creator is this test process.
 		cmd := exec.Command("/bin/sh", "-c", `"$0" "$@"; exit $?`, "/proc/"+strconv.Itoa(os.Getpid())+"/exe", protocol.OpenerArg, "3")
-		cmd.Env = []string{protocol.OpenerEnv()}
-		cmd.ExtraFiles = []*os.File{theirs}
-		err = cmd.Run()
-		theirs.Close()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != protocol.ExitUsage {
-			t.Errorf("got %v, want exit status %d", err, protocol.ExitUsage)
-		}
+		runWantUsage(t, cmd, theirs)
 	})
+}
+
+// runWantUsage runs cmd, which starts an opener, with sock as its
+// descriptor 3, and fails unless the opener refuses it with ExitUsage.
+func runWantUsage(t *testing.T, cmd *exec.Cmd, sock *os.File) {
+	t.Helper()
+	cmd.Env = []string{protocol.OpenerEnv()}
+	cmd.ExtraFiles = []*os.File{sock}
+	err := cmd.Run()
+	sock.Close()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != protocol.ExitUsage {
+		t.Errorf("got %v, want exit status %d", err, protocol.ExitUsage)
+	}
 }
 
 func TestHandshakeViolations(t *testing.T) {
@@ -394,15 +409,7 @@ func TestReplies(t *testing.T) {
 	testutil.Must(t, os.Symlink("f", filepath.Join(dir, "exactlink")))
 	for _, noOpenat2 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fallback=%v", noOpenat2), func(t *testing.T) {
-			p := spawn(t, "3")
-			var flags uint16
-			if noOpenat2 {
-				flags = protocol.HelloNoOpenat2
-			}
-			msg, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version, Flags: flags,
-				Rules: []string{dir + "/", filepath.Join(dir, "exactlink"), "/nonexistent-dir/x"}})
-			testutil.Must(t, err)
-			p.send(msg, nil)
+			p := helloFlags(t, walkFlags(noOpenat2), dir+"/", filepath.Join(dir, "exactlink"), "/nonexistent-dir/x")
 			r, err := protocol.DecodeReady(p.recv().Payload)
 			testutil.Must(t, err)
 			if got, want := r.Features&protocol.FeatureOpenat2 != 0, !noOpenat2; got != want {
