@@ -101,31 +101,32 @@ func mustOpenVia(t *testing.T, o *parent.Opener, path string, flag int, perm fs.
 // the call left path as it was.
 func wantDenied(t *testing.T, o *parent.Opener, path string, flag int) {
 	t.Helper()
-	before := snapshot(path)
-	f, err := openVia(t, o, path, flag, 0o644)
-	if err == nil {
-		t.Fatalf("Open(%q, %s): got %s, want a denial", path, policy.FlagString(flag), f.Name())
-	}
-	if !errors.Is(err, parent.ErrDenied) || !errors.Is(err, fs.ErrPermission) || !errors.Is(err, syscall.EACCES) {
-		t.Errorf("Open(%q, %s): got %v, want a policy denial (ErrDenied, EACCES)", path, policy.FlagString(flag), err)
-	}
-	if after := snapshot(path); after != before {
-		t.Errorf("Open(%q, %s) was denied but changed the file: %s, then %s", path, policy.FlagString(flag), before, after)
-	}
+	wantRefused(t, o, path, flag, "a policy denial (ErrDenied, EACCES)", func(err error) bool {
+		return errors.Is(err, parent.ErrDenied) && errors.Is(err, fs.ErrPermission) && errors.Is(err, syscall.EACCES)
+	})
 }
 
 // wantBadRequest checks that opening is refused as a bad request (EINVAL)
 // and left path as it was.
 func wantBadRequest(t *testing.T, o *parent.Opener, path string, flag int) {
 	t.Helper()
+	wantRefused(t, o, path, flag, "a bad request (EINVAL)", func(err error) bool {
+		var re *parent.RefusedError
+		return errors.As(err, &re) && re.Reason == protocol.ReasonBadRequest && errors.Is(err, syscall.EINVAL)
+	})
+}
+
+// wantRefused checks that opening fails with an error for which is holds
+// (want says what that is) and that the refusal left path as it was.
+func wantRefused(t *testing.T, o *parent.Opener, path string, flag int, want string, is func(error) bool) {
+	t.Helper()
 	before := snapshot(path)
 	f, err := openVia(t, o, path, flag, 0o644)
 	if err == nil {
-		t.Fatalf("Open(%q, %s): got %s, want a bad request", path, policy.FlagString(flag), f.Name())
+		t.Fatalf("Open(%q, %s): got %s, want %s", path, policy.FlagString(flag), f.Name(), want)
 	}
-	var re *parent.RefusedError
-	if !errors.As(err, &re) || re.Reason != protocol.ReasonBadRequest || !errors.Is(err, syscall.EINVAL) {
-		t.Errorf("Open(%q, %s): got %v, want a bad request (EINVAL)", path, policy.FlagString(flag), err)
+	if !is(err) {
+		t.Errorf("Open(%q, %s): got %v, want %s", path, policy.FlagString(flag), err, want)
 	}
 	if after := snapshot(path); after != before {
 		t.Errorf("Open(%q, %s) was refused but changed the file: %s, then %s", path, policy.FlagString(flag), before, after)

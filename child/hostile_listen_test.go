@@ -35,10 +35,7 @@ const listenRoot = "the attacks are on a root opener's bind, chmod, chown and un
 // rules.
 func startFlags(t *testing.T, flags uint16, rules ...string) *peer {
 	t.Helper()
-	p := spawn(t, "3")
-	msg, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version, Flags: flags, Rules: rules})
-	testutil.Must(t, err)
-	p.send(msg, nil)
+	p := helloFlags(t, flags, rules...)
 	if m := p.recv(); m.Type != protocol.TypeReady {
 		t.Fatalf("first reply: got %s, want ready (opener stderr: %s)", m.Type, p.stderr.String())
 	}
@@ -49,13 +46,23 @@ func startFlags(t *testing.T, flags uint16, rules ...string) *peer {
 func eachWalk(t *testing.T, f func(t *testing.T, flags uint16)) {
 	for _, fallback := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fallback=%v", fallback), func(t *testing.T) {
-			var flags uint16
-			if fallback {
-				flags = protocol.HelloNoOpenat2
-			}
-			f(t, flags)
+			f(t, walkFlags(fallback))
 		})
 	}
+}
+
+// eachListenAttack runs attack as root, with openat2 and with the fallback
+// walk, given dir, a fresh directory the parent writes in, and rootOnly, a
+// fresh root-only (0700) directory the attack tries to reach; the opener
+// must leave no private directory in rootOnly.
+func eachListenAttack(t *testing.T, attack func(t *testing.T, flags uint16, dir, rootOnly string)) {
+	testutil.NeedRoot(t, listenRoot)
+	eachWalk(t, func(t *testing.T, flags uint16) {
+		dir, rootOnly := testutil.TempDir(t, "psl"), testutil.TempDir(t, "psl")
+		testutil.Must(t, os.Chmod(rootOnly, 0o700))
+		attack(t, flags, dir, rootOnly)
+		noPrivateDirs(t, rootOnly)
+	})
 }
 
 // listen sends a listen request for a unix socket and returns the socket
@@ -106,10 +113,7 @@ func (p *peer) checkFDs(self0, opener0 int) {
 // chmodded the file the symlink pointed to (0600 became 0666 within 0.3 s).
 // The mode is on the socket before bind now, and nothing is done by path.
 func TestHostileListenChmodRace(t *testing.T) {
-	testutil.NeedRoot(t, listenRoot)
-	eachWalk(t, func(t *testing.T, flags uint16) {
-		dir, secretDir := testutil.TempDir(t, "psl"), testutil.TempDir(t, "psl")
-		testutil.Must(t, os.Chmod(secretDir, 0o700))
+	eachListenAttack(t, func(t *testing.T, flags uint16, dir, secretDir string) {
 		secret := filepath.Join(secretDir, "secret")
 		testutil.Must(t, os.WriteFile(secret, []byte("root only"), 0o600))
 		sock := filepath.Join(dir, "app.sock")
@@ -174,10 +178,7 @@ func TestHostileListenChmodRace(t *testing.T) {
 // root-only directory. The socket used to be bound there, owned by the
 // parent's uid; the directory pinned at the handshake is used instead.
 func TestHostileListenMiddleSymlink(t *testing.T) {
-	testutil.NeedRoot(t, listenRoot)
-	eachWalk(t, func(t *testing.T, flags uint16) {
-		dir, secretDir := testutil.TempDir(t, "psl"), testutil.TempDir(t, "psl")
-		testutil.Must(t, os.Chmod(secretDir, 0o700))
+	eachListenAttack(t, func(t *testing.T, flags uint16, dir, secretDir string) {
 		sub := filepath.Join(dir, "sub")
 		testutil.Must(t, os.Mkdir(sub, 0o755))
 		sock := filepath.Join(sub, "app.sock")
@@ -204,7 +205,6 @@ func TestHostileListenMiddleSymlink(t *testing.T) {
 			observed = "granted in the directory pinned at the handshake; nothing in the root-only directory"
 		}
 		noPrivateDirs(t, moved)
-		noPrivateDirs(t, secretDir)
 		p.checkFDs(self0, opener0)
 		hostile.Row(t, secListen, "a middle directory of the listen path swapped for a symlink into a root-only directory after the handshake",
 			"no socket in the root-only directory", observed)
@@ -216,10 +216,7 @@ func TestHostileListenMiddleSymlink(t *testing.T) {
 // another root service's socket, and its clients, became the parent's.
 // replace removes only a socket file at the name itself, atomically.
 func TestHostileListenReplace(t *testing.T) {
-	testutil.NeedRoot(t, listenRoot)
-	eachWalk(t, func(t *testing.T, flags uint16) {
-		dir, otherDir := testutil.TempDir(t, "psl"), testutil.TempDir(t, "psl")
-		testutil.Must(t, os.Chmod(otherDir, 0o700))
+	eachListenAttack(t, func(t *testing.T, flags uint16, dir, otherDir string) {
 		// Another root service's live socket.
 		victim := filepath.Join(otherDir, "svc.sock")
 		vln, err := net.ListenUnix("unix", &net.UnixAddr{Name: victim, Net: "unix"})
@@ -308,7 +305,6 @@ func TestHostileListenReplace(t *testing.T) {
 		}
 		unix.Close(fd)
 		noPrivateDirs(t, dir)
-		noPrivateDirs(t, otherDir)
 		p.checkFDs(self0, opener0)
 		hostile.Row(t, secListen, "replace where the name is a regular file, a directory, a symlink to another service's socket, or reached through a middle symlink",
 			"nothing but a socket at the name itself is removed; EADDRINUSE", "file, directory, symlink and the other service's socket intact; a stale socket replaced")
@@ -383,10 +379,7 @@ func TestHostileOwnProcessRules(t *testing.T) {
 			{"r:" + toPID1 + "/", "a process's own directory"},
 			{"r:" + toProc + "/", "procfs root"},
 		} {
-			p := spawn(t, "3")
-			msg, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version, Flags: flags, Rules: []string{tc.rule}})
-			testutil.Must(t, err)
-			p.send(msg, nil)
+			p := helloFlags(t, flags, tc.rule)
 			m := p.recv()
 			observed := hostile.Describe(m)
 			if m.Type != protocol.TypeError || m.ID != 0 {

@@ -16,20 +16,6 @@ import (
 	"github.com/privsep-go/privsep/protocol"
 )
 
-// helloWith sends a hello carrying rules, with or without openat2.
-func helloWith(t *testing.T, noOpenat2 bool, rules ...string) *peer {
-	t.Helper()
-	p := spawn(t, "3")
-	var flags uint16
-	if noOpenat2 {
-		flags = protocol.HelloNoOpenat2
-	}
-	msg, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version, Flags: flags, Rules: rules})
-	testutil.Must(t, err)
-	p.send(msg, nil)
-	return p
-}
-
 // TestMissingRuleDirRefused: a tree rule whose directory does not exist is
 // refused at the handshake (error id 0, ReasonSystem, ENOENT) and the
 // opener exits, its log naming the rule and the directory; a path that is a
@@ -49,7 +35,7 @@ func TestMissingRuleDirRefused(t *testing.T) {
 		} {
 			t.Run(fmt.Sprintf("%s/fallback=%v", tc.name, noOpenat2), func(t *testing.T) {
 				rule := "r:" + tc.path + "/"
-				p := helloWith(t, noOpenat2, "r:/etc/hostname", rule)
+				p := helloFlags(t, walkFlags(noOpenat2), "r:/etc/hostname", rule)
 				p.expectError(0, protocol.ReasonSystem, tc.errno)
 				if code := p.exit(); code != protocol.ExitProtocol {
 					t.Errorf("exit status %d, want %d", code, protocol.ExitProtocol)
@@ -70,7 +56,7 @@ func TestMissingRuleDirOptional(t *testing.T) {
 	for _, noOpenat2 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fallback=%v", noOpenat2), func(t *testing.T) {
 			gone := filepath.Join(t.TempDir(), "gone")
-			p := helloWith(t, noOpenat2, "r:"+gone+"/ optional=yes")
+			p := helloFlags(t, walkFlags(noOpenat2), "r:"+gone+"/ optional=yes")
 			m := p.recv()
 			if m.Type != protocol.TypeReady {
 				t.Fatalf("got %s, want ready; stderr: %s", m.Type, p.stderr.String())

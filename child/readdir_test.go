@@ -24,14 +24,7 @@ const secDirs = "opener: directory descriptors and listings"
 // startWith starts an opener with rules, on openat2 or on its fallback.
 func startWith(t *testing.T, noOpenat2 bool, rules ...string) *peer {
 	t.Helper()
-	p := spawn(t, "3")
-	var flags uint16
-	if noOpenat2 {
-		flags = protocol.HelloNoOpenat2
-	}
-	msg, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version, Flags: flags, Rules: rules})
-	testutil.Must(t, err)
-	p.send(msg, nil)
+	p := helloFlags(t, walkFlags(noOpenat2), rules...)
 	m := p.recv()
 	r, err := protocol.DecodeReady(m.Payload)
 	if err != nil || m.Type != protocol.TypeReady {

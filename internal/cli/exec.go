@@ -142,33 +142,15 @@ type execFlags struct {
 
 func (e *execFlags) register(fs *flag.FlagSet) {
 	e.pf.register(fs)
-	fs.Func("open", "open `[FD=][MODES:]PATH` through the opener for CMD; repeatable", func(s string) error {
-		o, err := parseOpenSpec(s)
-		if err == nil {
-			e.opens = append(e.opens, o)
-		}
-		return err
-	})
-	fs.Func("listen", "pass CMD a listening socket on `[NAME=]NET:ADDR`; repeatable", func(s string) error {
-		l, err := parseListenSpec(s)
-		if err == nil {
-			e.listens = append(e.listens, l)
-		}
-		return err
-	})
+	fs.Func("open", "open `[FD=][MODES:]PATH` through the opener for CMD; repeatable", repeated(&e.opens, parseOpenSpec))
+	fs.Func("listen", "pass CMD a listening socket on `[NAME=]NET:ADDR`; repeatable", repeated(&e.listens, parseListenSpec))
 	fs.StringVar(&e.user, "user", "", "run CMD as `USER` (a name or uid)")
 	fs.StringVar(&e.group, "group", "", "with `GROUP` (a name or gid; default USER's primary group)")
 	e.ll.register(fs)
 	fs.BoolVar(&e.keepOpener, "keep-opener", false, "keep the opener running and pass its socket to CMD")
 	fs.BoolVar(&e.broker, "broker", false, "serve CMD's own opens of what the policy allows through the opener (needs --user)")
 	fs.BoolVar(&e.brokerOnly, "broker-only", false, "--broker, refusing every open it does not serve but the loader's world-readable files")
-	fs.Func("keep-fd", "pass inherited descriptor `N` (3 or more) on to CMD at the same number; repeatable", func(s string) error {
-		n, err := parseKeepFD(s)
-		if err == nil {
-			e.keepFDs = append(e.keepFDs, n)
-		}
-		return err
-	})
+	fs.Func("keep-fd", "pass inherited descriptor `N` (3 or more) on to CMD at the same number; repeatable", repeated(&e.keepFDs, parseKeepFD))
 	fs.StringVar(&e.level, "log-level", "error", "log `LEVEL`: trace, debug, info, warn, error, off")
 }
 

@@ -240,6 +240,19 @@ func absoluteListen(s string) string {
 	return network + ":" + absolute(addr)
 }
 
+// repeated makes the function of a repeatable flag: each value is parsed,
+// and appended to list unless parse refuses it.
+func repeated[T any](list *[]T, parse func(string) (T, error)) func(string) error {
+	return func(s string) error {
+		v, err := parse(s)
+		if err != nil {
+			return err
+		}
+		*list = append(*list, v)
+		return nil
+	}
+}
+
 // policyFlags are the flags that make a policy: --allow, --allow-listen
 // and --policy.
 type policyFlags struct {
@@ -249,22 +262,16 @@ type policyFlags struct {
 }
 
 func (p *policyFlags) register(fs *flag.FlagSet) {
-	fs.Func("allow", "allow `RULE`: [MODES:]PATH, PATH/ for a tree; repeatable", func(s string) error {
+	fs.Func("allow", "allow `RULE`: [MODES:]PATH, PATH/ for a tree; repeatable", repeated(&p.rules, func(s string) (string, error) {
 		s = absoluteRule(s)
-		if _, err := policy.ParseRule(s); err != nil {
-			return err
-		}
-		p.rules = append(p.rules, s)
-		return nil
-	})
-	fs.Func("allow-listen", "allow a listening socket on `NET:ADDR` (tcp::443, unix:/run/app.sock); repeatable", func(s string) error {
+		_, err := policy.ParseRule(s)
+		return s, err
+	}))
+	fs.Func("allow-listen", "allow a listening socket on `NET:ADDR` (tcp::443, unix:/run/app.sock); repeatable", repeated(&p.listens, func(s string) (string, error) {
 		s = absoluteListen(s)
-		if _, err := policy.ParseListen(s); err != nil {
-			return err
-		}
-		p.listens = append(p.listens, s)
-		return nil
-	})
+		_, err := policy.ParseListen(s)
+		return s, err
+	}))
 	fs.Func("policy", "read rules from policy `FILE`; repeatable", func(s string) error {
 		p.files = append(p.files, s)
 		return nil

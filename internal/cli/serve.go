@@ -87,8 +87,8 @@ type serveFlags struct {
 func (f *serveFlags) register(fs *flag.FlagSet) {
 	f.pf.register(fs)
 	fs.StringVar(&f.socket, "socket", "", "listen on the unix socket `PATH` (required)")
-	fs.Func("allow-uid", "let clients with `UID|USER` connect; repeatable", idFlag(&f.uids, ids.UID))
-	fs.Func("allow-gid", "let clients whose primary group is `GID|GROUP` connect; repeatable", idFlag(&f.gids, ids.GID))
+	fs.Func("allow-uid", "let clients with `UID|USER` connect; repeatable", repeated(&f.uids, ids.UID))
+	fs.Func("allow-gid", "let clients whose primary group is `GID|GROUP` connect; repeatable", repeated(&f.gids, ids.GID))
 	fs.StringVar(&f.mode, "socket-mode", "0660", "permissions of the socket file, in `OCTAL`")
 	fs.StringVar(&f.group, "socket-group", "", "give the socket file the group `GROUP` (name or number)")
 	fs.IntVar(&f.maxClients, "max-clients", child.DefaultMaxClients, "serve at most `N` clients at once")
@@ -242,18 +242,6 @@ func (f *serveFlags) serve(sock *child.Socket, perm uint64, pols *policy.ScopedP
 		log.Warn("cannot remove the socket file", "error", rerr)
 	}
 	return err
-}
-
-// idFlag parses a user or group, by number or by name, into ids.
-func idFlag(list *[]uint32, lookup func(string) (uint32, error)) func(string) error {
-	return func(s string) error {
-		id, err := lookup(s)
-		if err != nil {
-			return err
-		}
-		*list = append(*list, id)
-		return nil
-	}
 }
 
 // socketWarnings says what is risky about serving on path with permissions

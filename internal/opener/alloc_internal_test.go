@@ -16,35 +16,46 @@ import (
 	"github.com/privsep-go/privsep/protocol"
 )
 
-// servedSession serves a tree rule for dir on one worker in this process,
-// and returns the client's end of the socket and a function that ends the
-// session and waits for it.
-func servedSession(t *testing.T, dir string) (mine int, stop func()) {
+// treeRuleset builds the ruleset of one tree rule for dir, on a directory
+// table the caller closes.
+func treeRuleset(t *testing.T, dir string) (*DirTable, *Ruleset) {
 	t.Helper()
 	pol, err := policy.Parse([]string{dir + "/"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	root, err := PinRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := NewDirTable(root, HaveOpenat2(root))
+	rs, err := NewRuleset(hclog.NewNullLogger(), pol, dirs)
+	unix.Close(root)
+	if err != nil {
+		dirs.Close()
+		t.Fatal(err)
+	}
+	return dirs, rs
+}
+
+// servedSession serves a tree rule for dir on one worker in this process,
+// and returns the client's end of the socket and a function that ends the
+// session and waits for it.
+func servedSession(t *testing.T, dir string) (mine int, stop func()) {
+	t.Helper()
+	dirs, rs := treeRuleset(t, dir)
 	mine, theirs, err := protocol.Socketpair()
 	if err != nil {
+		dirs.Close()
 		t.Fatal(err)
 	}
 	c, err := newConn(theirs)
 	if err != nil {
 		unix.Close(mine)
+		dirs.Close()
 		t.Fatal(err)
 	}
-	s := &Session{log: hclog.NewNullLogger(), conn: c, end: func(int) {}}
-	root, err := PinRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.dirs = NewDirTable(root, HaveOpenat2(root))
-	s.rs, err = NewRuleset(s.log, pol, s.dirs)
-	unix.Close(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := &Session{log: hclog.NewNullLogger(), conn: c, end: func(int) {}, dirs: dirs, rs: rs}
 	done := make(chan int)
 	go func() { done <- s.run(1) }()
 	return mine, func() {
@@ -54,6 +65,29 @@ func servedSession(t *testing.T, dir string) (mine int, stop func()) {
 		s.dirs.Close()
 		unix.Close(mine)
 	}
+}
+
+// steadyStateAllocs sends req over mine, warms the server up (the worker's
+// timer, the poller, its buffers), and returns the allocations per round
+// trip once it is warm. Every reply must be of type want; the descriptors
+// it carries are closed.
+func steadyStateAllocs(t *testing.T, mine int, req []byte, want protocol.Type) float64 {
+	t.Helper()
+	buf, oob, fds := make([]byte, protocol.MaxMessage), make([]byte, protocol.OOBSize), make([]int, 0, 4)
+	roundTrip := func() {
+		if err := protocol.Send(mine, req, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		m, err := protocol.Recv(mine, buf, oob, fds, 0)
+		if err != nil || m.Type != want {
+			t.Fatalf("reply: %v %v, want %v", m.Type, err, want)
+		}
+		protocol.CloseFDs(m.FDs)
+	}
+	for i := 0; i < 100; i++ {
+		roundTrip()
+	}
+	return testing.AllocsPerRun(1000, roundTrip)
 }
 
 // TestWorkerSteadyStateAllocs serves requests in this process, over a
@@ -74,21 +108,7 @@ func TestWorkerSteadyStateAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	buf, oob, fds := make([]byte, protocol.MaxMessage), make([]byte, protocol.OOBSize), make([]int, 0, 4)
-	roundTrip := func() {
-		if err := protocol.Send(mine, req, nil, 0); err != nil {
-			t.Fatal(err)
-		}
-		m, err := protocol.Recv(mine, buf, oob, fds, 0)
-		if err != nil || m.Type != protocol.TypeOpened {
-			t.Fatalf("reply: %v %v", m.Type, err)
-		}
-		protocol.CloseFDs(m.FDs)
-	}
-	for i := 0; i < 100; i++ { // warm up: the worker's timer, the poller
-		roundTrip()
-	}
-	if n := testing.AllocsPerRun(1000, roundTrip); n != 0 {
+	if n := steadyStateAllocs(t, mine, req, protocol.TypeOpened); n != 0 {
 		t.Errorf("got %v allocations per request in the steady state, want 0", n)
 	}
 }
@@ -109,20 +129,7 @@ func TestReadDirSteadyStateAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	buf, oob, fds := make([]byte, protocol.MaxMessage), make([]byte, protocol.OOBSize), make([]int, 0, 4)
-	roundTrip := func() {
-		if err := protocol.Send(mine, req, nil, 0); err != nil {
-			t.Fatal(err)
-		}
-		m, err := protocol.Recv(mine, buf, oob, fds, 0)
-		if err != nil || m.Type != protocol.TypeDirList {
-			t.Fatalf("reply: %v %v", m.Type, err)
-		}
-	}
-	for i := 0; i < 100; i++ {
-		roundTrip()
-	}
-	if n := testing.AllocsPerRun(1000, roundTrip); n != 0 {
+	if n := steadyStateAllocs(t, mine, req, protocol.TypeDirList); n != 0 {
 		t.Errorf("got %v allocations per listing in the steady state, want 0", n)
 	}
 }
@@ -135,10 +142,6 @@ func TestPooledSessionSteadyStateAllocs(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "f")
 	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pol, err := policy.Parse([]string{dir + "/"})
-	if err != nil {
 		t.Fatal(err)
 	}
 	mine, theirs, err := protocol.Socketpair()
@@ -160,17 +163,8 @@ func TestPooledSessionSteadyStateAllocs(t *testing.T) {
 	}
 	var fd int
 	rc.Control(func(x uintptr) { fd = int(x) })
-	root, err := PinRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dirs := NewDirTable(root, HaveOpenat2(root))
+	dirs, rs := treeRuleset(t, dir)
 	defer dirs.Close()
-	rs, err := NewRuleset(hclog.NewNullLogger(), pol, dirs)
-	unix.Close(root)
-	if err != nil {
-		t.Fatal(err)
-	}
 	made := 0
 	pool := &BufferPool{p: sync.Pool{New: func() any { made++; return newBufSet() }}}
 	s := NewSession(hclog.NewNullLogger(), ConnOf(fd, rc, nil), rs, func(int) {}, nil)
@@ -185,21 +179,7 @@ func TestPooledSessionSteadyStateAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	buf, oob, fds := make([]byte, protocol.MaxMessage), make([]byte, protocol.OOBSize), make([]int, 0, 4)
-	roundTrip := func() {
-		if err := protocol.Send(mine, req, nil, 0); err != nil {
-			t.Fatal(err)
-		}
-		m, err := protocol.Recv(mine, buf, oob, fds, 0)
-		if err != nil || m.Type != protocol.TypeOpened {
-			t.Fatalf("reply: %v %v", m.Type, err)
-		}
-		protocol.CloseFDs(m.FDs)
-	}
-	for i := 0; i < 100; i++ {
-		roundTrip()
-	}
-	if n := testing.AllocsPerRun(1000, roundTrip); n != 0 {
+	if n := steadyStateAllocs(t, mine, req, protocol.TypeOpened); n != 0 {
 		t.Errorf("got %v allocations per request in the steady state, want 0", n)
 	}
 	unix.Shutdown(mine, unix.SHUT_WR)

@@ -91,27 +91,13 @@ func newServer(ln *net.UnixListener, cfg Config) (*server, error) {
 	if cfg.Policies == nil {
 		return nil, errors.New("privsep: server: no policy (Config.Policies)")
 	}
-	if cfg.MaxClients <= 0 {
-		cfg.MaxClients = DefaultMaxClients
-	}
-	if cfg.MaxSessionsPerUID <= 0 {
-		cfg.MaxSessionsPerUID = DefaultMaxSessionsPerUID
-	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
-	}
-	if cfg.WorkersPerConn <= 0 {
-		cfg.WorkersPerConn = DefaultWorkersPerConn
-	}
-	if cfg.HelloTimeout <= 0 {
-		cfg.HelloTimeout = DefaultHelloTimeout
-	}
-	if cfg.SendTimeout <= 0 {
-		cfg.SendTimeout = DefaultSendTimeout
-	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = DefaultShutdownTimeout
-	}
+	orDefault(&cfg.MaxClients, DefaultMaxClients)
+	orDefault(&cfg.MaxSessionsPerUID, DefaultMaxSessionsPerUID)
+	orDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
+	orDefault(&cfg.WorkersPerConn, DefaultWorkersPerConn)
+	orDefault(&cfg.HelloTimeout, DefaultHelloTimeout)
+	orDefault(&cfg.SendTimeout, DefaultSendTimeout)
+	orDefault(&cfg.ShutdownTimeout, DefaultShutdownTimeout)
 	log := cfg.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -135,6 +121,14 @@ func newServer(ln *net.UnixListener, cfg Config) (*server, error) {
 		return nil, err
 	}
 	return srv, nil
+}
+
+// orDefault gives a bound of Config its default when it is zero (unset) or
+// negative (no bound could mean that).
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // allowFunc decides who may connect.
