@@ -7,17 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net"
 	"os"
 	"runtime"
-	"syscall"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/privsep-go/privsep/policy"
-	"github.com/privsep-go/privsep/protocol"
 )
 
 // The opener and the sandbox calls need Linux. On other systems the package
@@ -25,36 +19,15 @@ import (
 // library builds, and every call that would start, reach or use an opener,
 // or restrict the process, returns an error matching errors.ErrUnsupported
 // that names the platform. Loading and checking policies (PolicySource,
-// LoadPolicy) is pure and works everywhere. The declarations mirror
-// the Linux files; the build matrix in .ci/run compiles the CLI against
-// both.
+// LoadPolicy) is pure and works everywhere. What is the same on every
+// system (Config, the error types, the request and result types) is
+// declared once in the untagged files; the stubs here mirror the Linux
+// files, and the build matrix in .ci/run compiles the CLI against both.
 
 // errUnsupported says that op needs Linux, naming this platform.
 func errUnsupported(op string) error {
 	return fmt.Errorf("privsep: %s: the opener needs Linux; this is %s/%s: %w",
 		op, runtime.GOOS, runtime.GOARCH, errors.ErrUnsupported)
-}
-
-// Defaults for Config.
-const (
-	DefaultStartTimeout = 10 * time.Second
-	DefaultCloseTimeout = 5 * time.Second
-)
-
-// Config says how to start the opener (see start.go for each field).
-type Config struct {
-	Rules          []string
-	Listen         []string
-	Policy         *policy.Policy
-	Logger         hclog.Logger
-	SlogHandler    slog.Handler
-	Executable     string
-	StartTimeout   time.Duration
-	ChildStderr    *os.File
-	DisableOpenat2 bool
-	Broker         bool
-	BrokerOnly     bool
-	CloseTimeout   time.Duration
 }
 
 // Opener is a running opener. None exists on this system: Start, Dial and
@@ -71,17 +44,6 @@ func Start(ctx context.Context, cfg Config) (*Opener, error) {
 func Dial(ctx context.Context, path string) (*Opener, error) {
 	return nil, errUnsupported("dial " + path)
 }
-
-// The environment variables through which privsep exec --keep-opener
-// names an inherited opener.
-const (
-	OpenerFDEnv  = "PRIVSEP_OPENER_FD"
-	OpenerPIDEnv = "PRIVSEP_OPENER_PID"
-)
-
-// ErrNoInheritedOpener is returned by Inherited on Linux when the
-// environment names no opener.
-var ErrNoInheritedOpener = errors.New("privsep: no inherited opener (" + OpenerFDEnv + " is not set)")
 
 // Inherited fails with an error matching errors.ErrUnsupported.
 func Inherited(log hclog.Logger) (*Opener, error) {
@@ -145,24 +107,9 @@ func (o *Opener) ListenFile(ctx context.Context, network, addr string) (*os.File
 	return nil, errUnsupported("listen on " + network + ":" + addr)
 }
 
-// ConnRefusedError reports that a server refused a connection in the
-// handshake. Dial never gets that far here; the type exists for programs
-// that test for it.
-type ConnRefusedError struct {
-	Reason protocol.Reason
-	Errno  syscall.Errno
-}
-
+// Error names only the reason: Dial never gets as far as a refusal here.
 func (e *ConnRefusedError) Error() string {
 	return "the server refused this connection: " + e.Reason.String()
-}
-
-// Unwrap returns the errno the server sent.
-func (e *ConnRefusedError) Unwrap() error { return e.Errno }
-
-// Is makes a refusal of who we are match ErrDenied and fs.ErrPermission.
-func (e *ConnRefusedError) Is(target error) bool {
-	return e.Reason == protocol.ReasonDenied && (target == ErrDenied || target == fs.ErrPermission)
 }
 
 // LookupCredential fails with an error matching errors.ErrUnsupported:
@@ -173,10 +120,6 @@ func LookupCredential(userName, groupName string) (Credential, error) {
 
 // DropPrivileges fails with an error matching errors.ErrUnsupported.
 func DropPrivileges(c Credential) error { return errUnsupported("drop privileges") }
-
-// ErrRegainedRoot is returned on Linux when setuid(0) still succeeds after
-// dropping privileges.
-var ErrRegainedRoot = errors.New("privsep: privileges were dropped but setuid(0) still succeeds")
 
 // SetNoNewPrivs fails with an error matching errors.ErrUnsupported.
 func SetNoNewPrivs() (Coverage, error) { return 0, errUnsupported("set no_new_privs") }
