@@ -44,6 +44,24 @@ type result struct {
 	serveErr       error
 }
 
+// wantOut fails the test unless the program exited 0 and printed exactly
+// stdout; what names the run.
+func (r result) wantOut(t testing.TB, what, stdout string) {
+	t.Helper()
+	if r.code != 0 || r.stdout != stdout {
+		t.Fatalf("%s: exit %d, stdout %q, stderr %q; want 0, %q", what, r.code, r.stdout, r.stderr, stdout)
+	}
+}
+
+// wantDenied fails the test unless the program failed as cat and Python
+// do on EACCES: exit 1, nothing on stdout, "Permission denied" on stderr.
+func (r result) wantDenied(t testing.TB, what string) {
+	t.Helper()
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "Permission denied") {
+		t.Fatalf("%s: exit %d, stdout %q, stderr %q; want 1, nothing, Permission denied", what, r.code, r.stdout, r.stderr)
+	}
+}
+
 type runOpts struct {
 	cwd      string
 	execRole string // role of the exec'd program (a copy of the test binary)
@@ -191,9 +209,7 @@ func TestBrokerCatAllowedRootOnlyFile(t *testing.T) {
 	f := newFixture(t)
 	d := newTestDecider(t, "r:"+f.privKey)
 	r := runBrokered(t, d, runOpts{}, "/bin/cat", f.privKey)
-	if r.code != 0 || r.stdout != "priv key\n" {
-		t.Fatalf("cat as nobody of an allowed root-only file: exit %d, stdout %q, stderr %q; want 0, %q", r.code, r.stdout, r.stderr, "priv key\n")
-	}
+	r.wantOut(t, "cat as nobody of an allowed root-only file", "priv key\n")
 	if d.served.Load() != 1 {
 		t.Errorf("served %d opens, want 1 (the loader's opens continue)", d.served.Load())
 	}
@@ -207,9 +223,7 @@ func TestBrokerCatNotAllowedFails(t *testing.T) {
 	f := newFixture(t)
 	d := newTestDecider(t, "r:"+f.privKey)
 	r := runBrokered(t, d, runOpts{}, "/bin/cat", f.other)
-	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "Permission denied") {
-		t.Fatalf("cat of a file the policy does not allow: exit %d, stdout %q, stderr %q; want 1, nothing, Permission denied", r.code, r.stdout, r.stderr)
-	}
+	r.wantDenied(t, "cat of a file the policy does not allow")
 	if d.served.Load() != 0 {
 		t.Errorf("served %d opens, want 0", d.served.Load())
 	}
@@ -239,10 +253,7 @@ except PermissionError as e:
     print("denied", e.errno)
 `
 	r := runBrokered(t, d, runOpts{}, python, "-c", script, f.privKey, f.other)
-	want := "65534 priv key\ndenied 13\n"
-	if r.code != 0 || r.stdout != want {
-		t.Fatalf("python as nobody: exit %d, stdout %q, stderr %q; want 0, %q", r.code, r.stdout, r.stderr, want)
-	}
+	r.wantOut(t, "python as nobody", "65534 priv key\ndenied 13\n")
 }
 
 func TestBrokerRelativePaths(t *testing.T) {
@@ -252,9 +263,7 @@ func TestBrokerRelativePaths(t *testing.T) {
 	// cwd: the trampoline enters priv/ (0700) as root and keeps it as its
 	// current directory after dropping to nobody.
 	r := runBrokered(t, d, runOpts{cwd: filepath.Join(f.base, "priv")}, "/bin/cat", "key", "tree/file")
-	if r.code != 0 || r.stdout != "priv key\ntree file\n" {
-		t.Fatalf("cat key tree/file in priv/: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
+	r.wantOut(t, "cat key tree/file in priv/", "priv key\ntree file\n")
 	// A directory descriptor: pub/ is searchable by nobody, so Python
 	// opens it itself and then asks openat(dirfd, "key").
 	script := `import os, sys
@@ -263,9 +272,7 @@ fd = os.open("key", os.O_RDONLY, dir_fd=d)
 print(os.read(fd, 100).decode(), end="")
 `
 	r = runBrokered(t, d, runOpts{}, python, "-c", script, filepath.Join(f.base, "pub"))
-	if r.code != 0 || r.stdout != "pub key\n" {
-		t.Fatalf("openat(dirfd, key): exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
+	r.wantOut(t, "openat(dirfd, key)", "pub key\n")
 }
 
 // TestBrokerSymlinkEscapeRefused: the program names a symlink inside an
@@ -277,9 +284,7 @@ func TestBrokerSymlinkEscapeRefused(t *testing.T) {
 	d := newTestDecider(t, "r:"+f.tree+"/")
 	for _, name := range []string{"esc", "abs"} {
 		r := runBrokered(t, d, runOpts{}, "/bin/cat", filepath.Join(f.tree, name))
-		if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "Permission denied") {
-			t.Errorf("cat tree/%s: exit %d, stdout %q, stderr %q; want 1, nothing, Permission denied", name, r.code, r.stdout, r.stderr)
-		}
+		r.wantDenied(t, "cat tree/"+name)
 	}
 	if d.served.Load() != 0 {
 		t.Errorf("served %d opens through an escaping symlink, want 0", d.served.Load())
@@ -364,9 +369,7 @@ print("done")
 	before := countFDs(t)
 	r := runBrokered(t, d, runOpts{cwd: filepath.Join(f.base, "priv")}, python, "-c", script, f.privKey, strconv.Itoa(n), f.secret)
 	after := countFDs(t)
-	if r.code != 0 || r.stdout != "done\n" {
-		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
+	r.wantOut(t, "python opening in a loop", "done\n")
 	if d.served.Load() < n {
 		t.Errorf("served %d opens, want at least %d", d.served.Load(), n)
 	}
@@ -412,9 +415,7 @@ print("errors", len(errors))
 	for _, o := range []serveOpts{{}, {noPidfdThread: true}} {
 		d.served.Store(0)
 		r := runBrokered(t, d, runOpts{cwd: filepath.Dir(f.privKey), serve: o}, python, "-c", script, f.privKey, f.pubKey)
-		if r.code != 0 || r.stdout != "errors 0\n" {
-			t.Fatalf("16 threads (%+v): exit %d, stdout %q, stderr %q", o, r.code, r.stdout, r.stderr)
-		}
+		r.wantOut(t, fmt.Sprintf("16 threads (%+v)", o), "errors 0\n")
 		if got := d.served.Load(); got != 16*200 {
 			t.Errorf("16 threads (%+v): served %d opens, want %d", o, got, 16*200)
 		}
@@ -547,17 +548,11 @@ func TestBrokerWithLandlock(t *testing.T) {
 	f := newFixture(t)
 	d := newTestDecider(t, "r:"+f.privKey)
 	r := runBrokered(t, d, runOpts{}, "/bin/cat", f.world)
-	if r.code != 0 || r.stdout != "world\n" {
-		t.Fatalf("without Landlock nobody reads %s itself: exit %d, stdout %q, stderr %q", f.world, r.code, r.stdout, r.stderr)
-	}
+	r.wantOut(t, "without Landlock nobody reads "+f.world+" itself", "world\n")
 	r = runBrokered(t, d, runOpts{landlock: true}, "/bin/cat", f.privKey)
-	if r.code != 0 || r.stdout != "priv key\n" {
-		t.Fatalf("cat of the served file under Landlock: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
+	r.wantOut(t, "cat of the served file under Landlock", "priv key\n")
 	r = runBrokered(t, d, runOpts{landlock: true}, "/bin/cat", f.world)
-	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "Permission denied") {
-		t.Fatalf("cat of a file outside Landlock and the policy: exit %d, stdout %q, stderr %q; want Permission denied", r.code, r.stdout, r.stderr)
-	}
+	r.wantDenied(t, "cat of a file outside Landlock and the policy")
 }
 
 // loaderRules are what a broker-only decider serves beyond the policy so
@@ -600,13 +595,9 @@ func TestBrokerOnly(t *testing.T) {
 	f := newFixture(t)
 	d := newBrokerOnlyDecider(t, "r:"+f.privKey)
 	r := runBrokered(t, d, runOpts{}, "/bin/cat", f.privKey)
-	if r.code != 0 || r.stdout != "priv key\n" {
-		t.Fatalf("broker-only cat of the allowed file: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
+	r.wantOut(t, "broker-only cat of the allowed file", "priv key\n")
 	r = runBrokered(t, d, runOpts{}, "/bin/cat", f.world)
-	if r.code != 1 || !strings.Contains(r.stderr, "Permission denied") {
-		t.Fatalf("broker-only cat of a world-readable file the policy does not allow: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
+	r.wantDenied(t, "broker-only cat of a world-readable file the policy does not allow")
 	script := `import sys, json
 print(open(sys.argv[1]).read(), end="")
 try:
@@ -615,9 +606,7 @@ except PermissionError as e:
     print("denied", e.errno)
 `
 	r = runBrokered(t, d, runOpts{}, python, "-c", script, f.privKey, f.world)
-	if r.code != 0 || r.stdout != "priv key\ndenied 13\n" {
-		t.Fatalf("broker-only python: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
+	r.wantOut(t, "broker-only python", "priv key\ndenied 13\n")
 	if n := d.continued.Load(); n != 0 {
 		t.Errorf("broker-only continued %d calls, want 0", n)
 	}
