@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"strconv"
@@ -111,16 +110,6 @@ func (o *Opener) dialHandshake(ctx context.Context, hello []byte) error {
 	return err
 }
 
-// ConnRefusedError reports that a server refused a connection in the
-// handshake, before serving anything: an error with id 0 instead of ready.
-type ConnRefusedError struct {
-	Reason protocol.Reason
-	Errno  syscall.Errno
-	// UID is this process's effective uid when it connected: the uid the
-	// server saw (SO_PEERCRED), which a per-uid limit counts.
-	UID uint32
-}
-
 func (e *ConnRefusedError) Error() string {
 	s := "the server refused this connection: "
 	switch {
@@ -141,14 +130,6 @@ func (e *ConnRefusedError) Error() string {
 		s += " (" + e.Errno.Error() + ")"
 	}
 	return s
-}
-
-// Unwrap returns the errno the server sent.
-func (e *ConnRefusedError) Unwrap() error { return e.Errno }
-
-// Is makes a refusal of who we are match ErrDenied and fs.ErrPermission.
-func (e *ConnRefusedError) Is(target error) bool {
-	return e.Reason == protocol.ReasonDenied && (target == ErrDenied || target == fs.ErrPermission)
 }
 
 // connBackend is the backend of a server's connection (Dial): there is no
@@ -197,10 +178,7 @@ func (b *connBackend) endConn() {
 // *ExitError of a connection that had failed before.
 func (b *connBackend) close() error {
 	o := b.m
-	o.mu.Lock()
-	o.closed = true
-	o.mu.Unlock()
-	_ = o.conn.shutdown(unix.SHUT_WR)
+	o.closeSend()
 	idle := make(chan struct{})
 	go func() {
 		o.mu.Lock()
@@ -225,10 +203,5 @@ func (b *connBackend) close() error {
 	o.mu.Lock()
 	err := o.exitErr
 	o.mu.Unlock()
-	o.flushes.Wait() // none starts once endConn has set o.err
-	o.conn.close()
-	if err == ErrClosed {
-		return nil
-	}
-	return err
+	return o.closeSocket(err)
 }

@@ -90,10 +90,6 @@ func setIDs(c Credential) ([]int, error) {
 	return groups, nil
 }
 
-// ErrRegainedRoot reports that a process that dropped to a user other than
-// root could become root again: the drop did not hold.
-var ErrRegainedRoot = errors.New("privsep: privileges were dropped but setresuid(0) or setresgid(0) still succeeds")
-
 func verifyDropped(c Credential, groups []int) error {
 	r, e, s := unix.Getresuid()
 	if r != c.UID || e != c.UID || s != c.UID {

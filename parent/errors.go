@@ -21,6 +21,14 @@ var ErrDenied = errors.New("denied by policy")
 // ErrClosed is returned by calls on an Opener after Close.
 var ErrClosed = errors.New("privsep: opener closed")
 
+// ErrNoInheritedOpener is returned by Inherited when the environment names
+// no opener.
+var ErrNoInheritedOpener = errors.New("privsep: no inherited opener (" + OpenerFDEnv + " is not set)")
+
+// ErrRegainedRoot reports that a process that dropped to a user other than
+// root could become root again: the drop did not hold.
+var ErrRegainedRoot = errors.New("privsep: privileges were dropped but setresuid(0) or setresgid(0) still succeeds")
+
 // RefusedError is the Err of the *fs.PathError that Open returns when the
 // opener refused a request rather than the kernel failing it. Errno is the
 // errno the opener reported (EACCES for policy denials).
@@ -100,6 +108,25 @@ func (e *RefusedError) Is(target error) bool {
 	denial := e.Reason == protocol.ReasonDenied || e.Reason == protocol.ReasonEscape || e.Reason == protocol.ReasonFileType ||
 		e.Reason == protocol.ReasonLinks || e.Reason == protocol.ReasonDirectory
 	return denial && (target == ErrDenied || target == fs.ErrPermission)
+}
+
+// ConnRefusedError reports that a server refused a connection in the
+// handshake, before serving anything: an error with id 0 instead of ready.
+// (Dial fails before it gets that far on systems other than Linux.)
+type ConnRefusedError struct {
+	Reason protocol.Reason
+	Errno  syscall.Errno
+	// UID is this process's effective uid when it connected: the uid the
+	// server saw (SO_PEERCRED), which a per-uid limit counts.
+	UID uint32
+}
+
+// Unwrap returns the errno the server sent.
+func (e *ConnRefusedError) Unwrap() error { return e.Errno }
+
+// Is makes a refusal of who we are match ErrDenied and fs.ErrPermission.
+func (e *ConnRefusedError) Is(target error) bool {
+	return e.Reason == protocol.ReasonDenied && (target == ErrDenied || target == fs.ErrPermission)
 }
 
 // ExitError reports that the opener process ended, or that the connection to

@@ -65,10 +65,7 @@ func Exec(cfg ExecConfig) error {
 			listenFDNamesEnv+"="+strings.Join(names, ":"))
 	}
 	if cfg.Opener != nil {
-		next := 3
-		for _, t := range append(slices.Clone(targets), cfg.KeepFDs...) {
-			next = max(next, t+1)
-		}
+		next := fdAbove(targets, cfg.KeepFDs)
 		sock, err := cfg.Opener.File()
 		if err != nil {
 			return err
@@ -81,10 +78,7 @@ func Exec(cfg ExecConfig) error {
 	if cfg.Broker != nil {
 		// Placed above everything the command gets, and closed at its
 		// execve: the trampoline uses it, the command never sees it.
-		brokerFD = 3
-		for _, t := range append(slices.Clone(targets), cfg.KeepFDs...) {
-			brokerFD = max(brokerFD, t+1)
-		}
+		brokerFD = fdAbove(targets, cfg.KeepFDs)
 		sock, err := cfg.Broker.File()
 		if err != nil {
 			return err
@@ -130,6 +124,20 @@ func execPlan(cfg ExecConfig) (srcs []*os.File, targets []int, names []string, e
 		placed[n] = true
 	}
 	return srcs, targets, names, nil
+}
+
+// fdAbove returns the lowest descriptor number above 2 and above every
+// number in targets and keep: where Exec puts one more descriptor without
+// taking a number the command was promised.
+func fdAbove(targets, keep []int) int {
+	n := 3
+	for _, t := range targets {
+		n = max(n, t+1)
+	}
+	for _, t := range keep {
+		n = max(n, t+1)
+	}
+	return n
 }
 
 // execSandbox is sb with the binary and path added to Landlock's

@@ -180,19 +180,7 @@ func (f *openerFS) Open(name string) (fs.File, error) {
 
 // Stat returns the FileInfo of name, following symlinks.
 func (f *openerFS) Stat(name string) (fs.FileInfo, error) {
-	file, err := f.open("stat", name, os.O_RDONLY)
-	if isDirRefusal(err) {
-		return dirInfo(name), nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer file.Close()
-	info, err := file.Stat()
-	if err != nil {
-		return nil, fsError("stat", name, err)
-	}
-	return named(info, name), nil
+	return f.fstat("stat", name, os.O_RDONLY)
 }
 
 // ReadDir reads the directory name and returns its entries sorted by name.
@@ -407,11 +395,17 @@ func (e *dirEntry) Info() (fs.FileInfo, error) {
 }
 
 // lstat asks the opener for the FileInfo of name without following a
-// symlink: it opens a regular file or a directory and fstats it; a
+// symlink.
+func (f *openerFS) lstat(name string) (fs.FileInfo, error) {
+	return f.fstat("lstat", name, os.O_RDONLY|unix.O_NOFOLLOW)
+}
+
+// fstat is Stat and lstat, for the op they report: the opener opens name
+// with flag (a regular file or a directory) and the parent fstats it; a
 // directory whose descriptor the rule keeps back (no dirs=yes) gets
 // dirInfo.
-func (f *openerFS) lstat(name string) (fs.FileInfo, error) {
-	file, err := f.open("lstat", name, os.O_RDONLY|unix.O_NOFOLLOW)
+func (f *openerFS) fstat(op, name string, flag int) (fs.FileInfo, error) {
+	file, err := f.open(op, name, flag)
 	if isDirRefusal(err) {
 		return dirInfo(name), nil
 	}
@@ -421,7 +415,7 @@ func (f *openerFS) lstat(name string) (fs.FileInfo, error) {
 	defer file.Close()
 	info, err := file.Stat()
 	if err != nil {
-		return nil, fsError("lstat", name, err)
+		return nil, fsError(op, name, err)
 	}
 	return named(info, name), nil
 }

@@ -3,7 +3,6 @@
 package parent
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -11,18 +10,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 )
-
-// The environment variables through which a process that started an opener
-// (privsep exec --keep-opener) tells the program it execs where the opener
-// is: the descriptor number of the socket, and the opener's pid.
-const (
-	OpenerFDEnv  = "PRIVSEP_OPENER_FD"
-	OpenerPIDEnv = "PRIVSEP_OPENER_PID"
-)
-
-// ErrNoInheritedOpener is returned by Inherited when the environment names
-// no opener.
-var ErrNoInheritedOpener = errors.New("privsep: no inherited opener (" + OpenerFDEnv + " is not set)")
 
 // Inherited returns the opener that the process which exec'd this program
 // started and left open for it, as privsep exec --keep-opener does. It finds

@@ -29,16 +29,7 @@ func (o *Opener) Listen(ctx context.Context, network, addr string) (net.Listener
 	if !policy.IsListenNetwork(network) || policy.IsPacketNetwork(network) {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
 	}
-	f, err := o.listen(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	ln, err := net.FileListener(f)
-	if err != nil {
-		return nil, &net.OpError{Op: "listen", Net: network, Addr: opAddr(network, addr), Err: err}
-	}
-	return ln, nil
+	return listenAs(ctx, o, network, addr, net.FileListener)
 }
 
 // ListenPacket is Listen for "udp", "udp4" and "udp6": it returns a bound
@@ -47,16 +38,24 @@ func (o *Opener) ListenPacket(ctx context.Context, network, addr string) (net.Pa
 	if !policy.IsPacketNetwork(network) {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
 	}
+	return listenAs(ctx, o, network, addr, net.FilePacketConn)
+}
+
+// listenAs is Listen and ListenPacket past their checks of network: it
+// asks for the socket and makes it what they return with conv, which dups
+// the descriptor, so the file from the opener is closed either way.
+func listenAs[T any](ctx context.Context, o *Opener, network, addr string, conv func(*os.File) (T, error)) (T, error) {
+	var none T
 	f, err := o.listen(ctx, network, addr)
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	defer f.Close()
-	pc, err := net.FilePacketConn(f)
+	v, err := conv(f)
 	if err != nil {
-		return nil, &net.OpError{Op: "listen", Net: network, Addr: opAddr(network, addr), Err: err}
+		return none, &net.OpError{Op: "listen", Net: network, Addr: opAddr(network, addr), Err: err}
 	}
-	return pc, nil
+	return v, nil
 }
 
 // ListenFile is Listen (or ListenPacket, for udp networks) returning the

@@ -71,6 +71,29 @@ type backend interface {
 	close() error
 }
 
+// closeSend begins a backend's close: it marks the connection closed and
+// shuts down our sending side, so that the peer answers what it has and
+// then ends its side.
+func (o *mux) closeSend() {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+	_ = o.conn.shutdown(unix.SHUT_WR)
+}
+
+// closeSocket finishes a backend's close once the end is complete: no
+// flush starts once o.err is set, but one that started before may still be
+// sending, so it waits for those before it closes the socket. It returns
+// err, the end's error, or nil for the ErrClosed of a clean Close.
+func (o *mux) closeSocket(err error) error {
+	o.flushes.Wait()
+	o.conn.close()
+	if err == ErrClosed {
+		return nil
+	}
+	return err
+}
+
 // call is one request in flight. The caller fills in the request before
 // roundTrip and reads the answer after it; in between the call belongs to
 // the mux, under mux.mu. A call that is abandoned is never handed back:

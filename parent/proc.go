@@ -51,10 +51,7 @@ func (p *procBackend) failed(eof bool) {
 // closes the socket.
 func (p *procBackend) close() error {
 	o := p.o
-	o.mu.Lock()
-	o.closed = true
-	o.mu.Unlock()
-	_ = o.conn.shutdown(unix.SHUT_WR)
+	o.closeSend()
 	select {
 	case <-o.done:
 	case <-time.After(p.closeTimeout):
@@ -67,14 +64,7 @@ func (p *procBackend) close() error {
 	}
 	err := o.exitErr
 	o.mu.Unlock()
-	// No flush starts once o.err is set (before o.done closed); one that
-	// started before may still be sending.
-	o.flushes.Wait()
-	o.conn.close()
-	if err == ErrClosed {
-		err = nil
-	}
-	return err
+	return o.closeSocket(err)
 }
 
 // waitProcess waits for the opener to exit and then fails every call with

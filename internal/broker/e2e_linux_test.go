@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +41,24 @@ type result struct {
 	code           int
 	signal         syscall.Signal // what killed the program, or 0
 	serveErr       error
+}
+
+// wantOut fails the test unless the program exited 0 and printed exactly
+// stdout; what names the run.
+func (r result) wantOut(t testing.TB, what, stdout string) {
+	t.Helper()
+	if r.code != 0 || r.stdout != stdout {
+		t.Fatalf("%s: exit %d, stdout %q, stderr %q; want 0, %q", what, r.code, r.stdout, r.stderr, stdout)
+	}
+}
+
+// wantDenied fails the test unless the program failed as cat and Python
+// do on EACCES: exit 1, nothing on stdout, "Permission denied" on stderr.
+func (r result) wantDenied(t testing.TB, what string) {
+	t.Helper()
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "Permission denied") {
+		t.Fatalf("%s: exit %d, stdout %q, stderr %q; want 1, nothing, Permission denied", what, r.code, r.stdout, r.stderr)
+	}
 }
 
 type runOpts struct {
@@ -191,9 +208,7 @@ func TestBrokerCatAllowedRootOnlyFile(t *testing.T) {
 	f := newFixture(t)
 	d := newTestDecider(t, "r:"+f.privKey)
 	r := runBrokered(t, d, runOpts{}, "/bin/cat", f.privKey)
-	if r.code != 0 || r.stdout != "priv key\n" {
-		t.Fatalf("cat as nobody of an allowed root-only file: exit %d, stdout %q, stderr %q; want 0, %q", r.code, r.stdout, r.stderr, "priv key\n")
-	}
+	r.wantOut(t, "cat as nobody of an allowed root-only file", "priv key\n")
 	if d.served.Load() != 1 {
 		t.Errorf("served %d opens, want 1 (the loader's opens continue)", d.served.Load())
 	}
@@ -207,9 +222,7 @@ func TestBrokerCatNotAllowedFails(t *testing.T) {
 	f := newFixture(t)
 	d := newTestDecider(t, "r:"+f.privKey)
 	r := runBrokered(t, d, runOpts{}, "/bin/cat", f.other)
-	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "Permission denied") {
-		t.Fatalf("cat of a file the policy does not allow: exit %d, stdout %q, stderr %q; want 1, nothing, Permission denied", r.code, r.stdout, r.stderr)
-	}
+	r.wantDenied(t, "cat of a file the policy does not allow")
 	if d.served.Load() != 0 {
 		t.Errorf("served %d opens, want 0", d.served.Load())
 	}
@@ -239,10 +252,7 @@ except PermissionError as e:
     print("denied", e.errno)
 `
 	r := runBrokered(t, d, runOpts{}, python, "-c", script, f.privKey, f.other)
-	want := "65534 priv key\ndenied 13\n"
-	if r.code != 0 || r.stdout != want {
-		t.Fatalf("python as nobody: exit %d, stdout %q, stderr %q; want 0, %q", r.code, r.stdout, r.stderr, want)
-	}
+	r.wantOut(t, "python as nobody", "65534 priv key\ndenied 13\n")
 }
 
 func TestBrokerRelativePaths(t *testing.T) {
@@ -252,9 +262,7 @@ func TestBrokerRelativePaths(t *testing.T) {
 	// cwd: the trampoline enters priv/ (0700) as root and keeps it as its
 	// current directory after dropping to nobody.
 	r := runBrokered(t, d, runOpts{cwd: filepath.Join(f.base, "priv")}, "/bin/cat", "key", "tree/file")
-	if r.code != 0 || r.stdout != "priv key\ntree file\n" {
-		t.Fatalf("cat key tree/file in priv/: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
+	r.wantOut(t, "cat key tree/file in priv/", "priv key\ntree file\n")
 	// A directory descriptor: pub/ is searchable by nobody, so Python
 	// opens it itself and then asks openat(dirfd, "key").
 	script := `import os, sys
@@ -263,9 +271,7 @@ fd = os.open("key", os.O_RDONLY, dir_fd=d)
 print(os.read(fd, 100).decode(), end="")
 `
 	r = runBrokered(t, d, runOpts{}, python, "-c", script, filepath.Join(f.base, "pub"))
-	if r.code != 0 || r.stdout != "pub key\n" {
-		t.Fatalf("openat(dirfd, key): exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
+	r.wantOut(t, "openat(dirfd, key)", "pub key\n")
 }
 
 // TestBrokerSymlinkEscapeRefused: the program names a symlink inside an
@@ -277,9 +283,7 @@ func TestBrokerSymlinkEscapeRefused(t *testing.T) {
 	d := newTestDecider(t, "r:"+f.tree+"/")
 	for _, name := range []string{"esc", "abs"} {
 		r := runBrokered(t, d, runOpts{}, "/bin/cat", filepath.Join(f.tree, name))
-		if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "Permission denied") {
-			t.Errorf("cat tree/%s: exit %d, stdout %q, stderr %q; want 1, nothing, Permission denied", name, r.code, r.stdout, r.stderr)
-		}
+		r.wantDenied(t, "cat tree/"+name)
 	}
 	if d.served.Load() != 0 {
 		t.Errorf("served %d opens through an escaping symlink, want 0", d.served.Load())
@@ -364,9 +368,7 @@ print("done")
 	before := countFDs(t)
 	r := runBrokered(t, d, runOpts{cwd: filepath.Join(f.base, "priv")}, python, "-c", script, f.privKey, strconv.Itoa(n), f.secret)
 	after := countFDs(t)
-	if r.code != 0 || r.stdout != "done\n" {
-		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
+	r.wantOut(t, "python opening in a loop", "done\n")
 	if d.served.Load() < n {
 		t.Errorf("served %d opens, want at least %d", d.served.Load(), n)
 	}
@@ -412,276 +414,10 @@ print("errors", len(errors))
 	for _, o := range []serveOpts{{}, {noPidfdThread: true}} {
 		d.served.Store(0)
 		r := runBrokered(t, d, runOpts{cwd: filepath.Dir(f.privKey), serve: o}, python, "-c", script, f.privKey, f.pubKey)
-		if r.code != 0 || r.stdout != "errors 0\n" {
-			t.Fatalf("16 threads (%+v): exit %d, stdout %q, stderr %q", o, r.code, r.stdout, r.stderr)
-		}
+		r.wantOut(t, fmt.Sprintf("16 threads (%+v)", o), "errors 0\n")
 		if got := d.served.Load(); got != 16*200 {
 			t.Errorf("16 threads (%+v): served %d opens, want %d", o, got, 16*200)
 		}
-	}
-}
-
-// TestBrokerSupervisorDeathFailsPendingCalls kills the supervisor while
-// it holds a call unanswered: the pending call and every later one fail
-// with ENOSYS, and the program runs on to its end instead of hanging.
-func TestBrokerSupervisorDeathFailsPendingCalls(t *testing.T) {
-	supervisorDeath(t, false)
-}
-
-// TestBrokerSupervisorDeathKillsProgram: the same with KillWhenExits
-// watching (this test process plays the watcher): the program is killed,
-// and prints nothing after the first, served open.
-func TestBrokerSupervisorDeathKillsProgram(t *testing.T) {
-	supervisorDeath(t, true)
-}
-
-func supervisorDeath(t *testing.T, watch bool) {
-	needRoot(t)
-	f := newFixture(t)
-	block := filepath.Join(f.base, "priv", "block")
-	toProg, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
-	defer cancel()
-	self, _ := os.Executable()
-	sup := exec.CommandContext(ctx, self, "r:"+f.privKey)
-	sup.Env = append(os.Environ(), roleEnv+"=supervisor")
-	supOut, err := sup.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var supErr bytes.Buffer
-	sup.Stderr = &supErr
-	supEnd := os.NewFile(uintptr(toProg[0]), "sup")
-	progEnd := os.NewFile(uintptr(toProg[1]), "prog")
-	sup.ExtraFiles = []*os.File{supEnd}
-	script := `import os, sys
-print(open(sys.argv[1]).read(), end="", flush=True)
-for p in (sys.argv[2], sys.argv[1]):
-    try:
-        open(p)
-        print("opened", flush=True)
-    except OSError as e:
-        print("errno", e.errno, flush=True)
-`
-	prog := exec.CommandContext(ctx, self, python, "-c", script, f.privKey, block)
-	prog.Env = append(os.Environ(), roleEnv+"=trampoline", execRoleEnv+"=")
-	var progOut, progErr bytes.Buffer
-	prog.Stdout, prog.Stderr = &progOut, &progErr
-	prog.ExtraFiles = []*os.File{progEnd}
-	if err := sup.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := prog.Start(); err != nil {
-		t.Fatal(err)
-	}
-	supEnd.Close()
-	progEnd.Close()
-	head := make([]byte, len("listener 123\n"))
-	if _, err := io.ReadFull(supOut, head); err != nil {
-		sup.Process.Kill()
-		prog.Process.Kill()
-		t.Fatalf("supervisor: %q, %v; stderr %s; program stderr %s", head, err, supErr.String(), progErr.String())
-	}
-	watched := make(chan error, 1)
-	if watch {
-		supFD, err := unix.PidfdOpen(sup.Process.Pid, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(supFD)
-		progFD, err := unix.PidfdOpen(prog.Process.Pid, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(progFD)
-		// The watcher holds a copy of the listener: while it does, the
-		// dead supervisor's pending call waits instead of failing, so the
-		// program is killed before it sees an ENOSYS.
-		var lfdNum int
-		fmt.Sscanf(string(head), "listener %d", &lfdNum)
-		lcopy, err := unix.PidfdGetfd(supFD, lfdNum, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(lcopy)
-		go func() { watched <- KillWhenExits(ctx, supFD, progFD) }()
-	}
-	line := make([]byte, len("blocked\n"))
-	if _, err := io.ReadFull(supOut, line); err != nil || string(line) != "blocked\n" {
-		sup.Process.Kill()
-		prog.Process.Kill()
-		t.Fatalf("supervisor did not block a call: %q, %v; stderr %s; program stderr %s", line, err, supErr.String(), progErr.String())
-	}
-	sup.Process.Kill()
-	sup.Wait()
-	err = prog.Wait()
-	if ctx.Err() != nil {
-		t.Fatalf("the program hung after its supervisor died")
-	}
-	if watch {
-		if werr := <-watched; werr != nil {
-			t.Errorf("KillWhenExits: %v", werr)
-		}
-		ws, _ := prog.ProcessState.Sys().(syscall.WaitStatus)
-		if !ws.Signaled() || ws.Signal() != syscall.SIGKILL || progOut.String() != "priv key\n" {
-			t.Errorf("program after supervisor death: %v, stdout %q; want killed by SIGKILL after %q", err, progOut.String(), "priv key\n")
-		}
-		return
-	}
-	want := "priv key\nerrno 38\nerrno 38\n"
-	if progOut.String() != want {
-		t.Errorf("program after supervisor death: stdout %q, stderr %q, %v; want %q", progOut.String(), progErr.String(), err, want)
-	}
-}
-
-// TestBrokerWithLandlock: under Landlock, which allows the program only
-// the system's directories, the file the opener serves is readable (the
-// opener opened it, outside the program's domain) and a world-readable
-// file the policy does not allow is not (the call continues, and
-// Landlock refuses nobody's own open).
-func TestBrokerWithLandlock(t *testing.T) {
-	needRoot(t)
-	f := newFixture(t)
-	d := newTestDecider(t, "r:"+f.privKey)
-	r := runBrokered(t, d, runOpts{}, "/bin/cat", f.world)
-	if r.code != 0 || r.stdout != "world\n" {
-		t.Fatalf("without Landlock nobody reads %s itself: exit %d, stdout %q, stderr %q", f.world, r.code, r.stdout, r.stderr)
-	}
-	r = runBrokered(t, d, runOpts{landlock: true}, "/bin/cat", f.privKey)
-	if r.code != 0 || r.stdout != "priv key\n" {
-		t.Fatalf("cat of the served file under Landlock: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
-	r = runBrokered(t, d, runOpts{landlock: true}, "/bin/cat", f.world)
-	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "Permission denied") {
-		t.Fatalf("cat of a file outside Landlock and the policy: exit %d, stdout %q, stderr %q; want Permission denied", r.code, r.stdout, r.stderr)
-	}
-}
-
-// loaderRules are what a broker-only decider serves beyond the policy so
-// that dynamically linked programs start: the loader's cache and the
-// library trees, read-only, world-readable files only.
-var loaderRules = []string{
-	"r:/etc/ld.so.cache",
-	"r:/usr/lib/ dirs=yes hardlinks=yes",
-	"r:/usr/lib64/ dirs=yes hardlinks=yes",
-	"r:/lib/ dirs=yes hardlinks=yes",
-	"r:/lib64/ dirs=yes hardlinks=yes",
-}
-
-func newBrokerOnlyDecider(t testing.TB, rules ...string) *testDecider {
-	t.Helper()
-	d := newTestDecider(t, rules...)
-	d.brokerOnly = true
-	var present []string
-	for _, r := range loaderRules {
-		p := strings.Fields(r)[0][2:]
-		if _, err := os.Stat(p); err == nil {
-			present = append(present, r)
-		}
-	}
-	l, err := newTestDeciderLines(present)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.worldReadable = true
-	d.loader = l
-	return d
-}
-
-// TestBrokerOnly: everything the policy does not allow is refused, even
-// a file nobody could read itself, yet cat and Python, dynamically
-// linked, still start: their loader's and interpreter's files are served
-// read-only from the loader rules. No call is continued.
-func TestBrokerOnly(t *testing.T) {
-	needRoot(t)
-	f := newFixture(t)
-	d := newBrokerOnlyDecider(t, "r:"+f.privKey)
-	r := runBrokered(t, d, runOpts{}, "/bin/cat", f.privKey)
-	if r.code != 0 || r.stdout != "priv key\n" {
-		t.Fatalf("broker-only cat of the allowed file: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
-	r = runBrokered(t, d, runOpts{}, "/bin/cat", f.world)
-	if r.code != 1 || !strings.Contains(r.stderr, "Permission denied") {
-		t.Fatalf("broker-only cat of a world-readable file the policy does not allow: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
-	script := `import sys, json
-print(open(sys.argv[1]).read(), end="")
-try:
-    open(sys.argv[2])
-except PermissionError as e:
-    print("denied", e.errno)
-`
-	r = runBrokered(t, d, runOpts{}, python, "-c", script, f.privKey, f.world)
-	if r.code != 0 || r.stdout != "priv key\ndenied 13\n" {
-		t.Fatalf("broker-only python: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
-	if n := d.continued.Load(); n != 0 {
-		t.Errorf("broker-only continued %d calls, want 0", n)
-	}
-}
-
-// TestServeCancelFailsLaterCalls cancels Serve while the program runs:
-// Serve returns context.Canceled and closes the listener, and the
-// program's next open fails with ENOSYS instead of waiting for an answer
-// nobody will give.
-func TestServeCancelFailsLaterCalls(t *testing.T) {
-	needRoot(t)
-	f := newFixture(t)
-	d := newTestDecider(t, "r:"+f.privKey)
-	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(sp[0])
-	guard, cancelGuard := context.WithTimeout(context.Background(), hangGuard)
-	defer cancelGuard()
-	self, _ := os.Executable()
-	script := `import sys
-print(open(sys.argv[1]).read(), end="", flush=True)
-sys.stdin.readline()
-try:
-    open(sys.argv[1])
-    print("opened")
-except OSError as e:
-    print("errno", e.errno)
-`
-	cmd := exec.CommandContext(guard, self, python, "-c", script, f.privKey)
-	cmd.Env = append(os.Environ(), roleEnv+"=trampoline", execRoleEnv+"=")
-	theirs := os.NewFile(uintptr(sp[1]), "theirs")
-	cmd.ExtraFiles = []*os.File{theirs}
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	theirs.Close()
-	lfd, err := recvListener(sp[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(guard)
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- Serve(ctx, lfd, d) }()
-	unix.Write(sp[0], []byte{'A'})
-	line := make([]byte, len("priv key\n"))
-	if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "priv key\n" {
-		t.Fatalf("first open: %q, %v", line, err)
-	}
-	cancel()
-	if err := <-serveErr; !errors.Is(err, context.Canceled) {
-		t.Errorf("Serve after cancel: %v, want context.Canceled", err)
-	}
-	stdin.Write([]byte("\n"))
-	rest, _ := io.ReadAll(stdout)
-	cmd.Wait()
-	if guard.Err() != nil {
-		t.Fatal("the program hung after Serve was cancelled")
-	}
-	if string(rest) != "errno 38\n" {
-		t.Errorf("open after Serve ended: %q, want errno 38 (ENOSYS)", rest)
 	}
 }
 

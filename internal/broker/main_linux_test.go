@@ -37,19 +37,16 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	switch os.Getenv(roleEnv) {
-	case "trampoline":
-		os.Exit(trampolineMain(os.Args[1:]))
-	case "supervisor":
-		os.Exit(supervisorMain(os.Args[1:]))
-	case "probe":
-		os.Exit(probeMain(os.Args[1:]))
-	case "int80":
-		os.Exit(int80Main(os.Args[1:]))
-	case "swap":
-		os.Exit(swapMain(os.Args[1:]))
-	case "loop":
-		os.Exit(loopMain(os.Args[1:]))
+	roles := map[string]func(args []string) int{
+		"trampoline": trampolineMain,
+		"supervisor": supervisorMain,
+		"probe":      probeMain,
+		"int80":      int80Main,
+		"swap":       swapMain,
+		"loop":       loopMain,
+	}
+	if role, ok := roles[os.Getenv(roleEnv)]; ok {
+		os.Exit(role(os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }

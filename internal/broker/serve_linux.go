@@ -71,24 +71,11 @@ func serve(ctx context.Context, notifyFD int, d Decider, o serveOpts) error {
 		return err
 	}
 	defer unix.Close(proc)
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	wake, release, err := wakeOnDone(ctx)
 	if err != nil {
-		return fmt.Errorf("broker: eventfd: %w", err)
+		return err
 	}
-	defer unix.Close(wake)
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(fired)
-		var one = [8]byte{1}
-		unix.Write(wake, one[:])
-	})
-	// Before wake is closed: a write still running would otherwise land
-	// on whatever reuses its number.
-	defer func() {
-		if !stop() {
-			<-fired
-		}
-	}()
+	defer release()
 
 	s := &server{listener: notifyFD, proc: proc, d: d, wake: wake, ctx: ctx, opts: o}
 	// Leader and followers: each worker takes the receive lock, waits
@@ -338,6 +325,23 @@ func (s *server) goneOr(id uint64, err error) error {
 	return err
 }
 
+// liveFD returns fd, which a system call made for call id returning err,
+// if the call succeeded and the notified call is still live. Otherwise it
+// closes fd if there is one and returns errGone, or err saying what fd was
+// to be.
+func (s *server) liveFD(id uint64, fd int, err error, what string) (int, error) {
+	if err = s.goneOr(id, err); err == nil {
+		return fd, nil
+	}
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+	if errors.Is(err, errGone) {
+		return -1, err
+	}
+	return -1, fmt.Errorf("broker: %s: %w", what, err)
+}
+
 // dirOf returns a descriptor of the directory a relative path of thread
 // tid starts from: dirfd's file, taken from the program with
 // pidfd_getfd, or for AT_FDCWD its current directory, which no descriptor
@@ -346,16 +350,7 @@ func (s *server) goneOr(id uint64, err error) error {
 func (s *server) dirOf(id uint64, tid int, dirfd int32) (int, error) {
 	if dirfd == unix.AT_FDCWD {
 		fd, err := unix.Openat(s.proc, strconv.Itoa(tid)+"/cwd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err = s.goneOr(id, err); err != nil {
-			if fd >= 0 {
-				unix.Close(fd)
-			}
-			if errors.Is(err, errGone) {
-				return -1, err
-			}
-			return -1, fmt.Errorf("broker: current directory of thread %d: %w", tid, err)
-		}
-		return fd, nil
+		return s.liveFD(id, fd, err, "current directory of thread "+strconv.Itoa(tid))
 	}
 	if dirfd < 0 {
 		return -1, s.goneOr(id, &callError{unix.EBADF, "dirfd"})
@@ -371,14 +366,8 @@ func (s *server) dirOf(id uint64, tid int, dirfd int32) (int, error) {
 		// shows per thread.
 		return s.dirByProc(id, tid, dirfd)
 	}
-	if err = s.goneOr(id, err); err != nil {
-		if pidfd >= 0 {
-			unix.Close(pidfd)
-		}
-		if errors.Is(err, errGone) {
-			return -1, err
-		}
-		return -1, fmt.Errorf("broker: pidfd of thread %d: %w", tid, err)
+	if pidfd, err = s.liveFD(id, pidfd, err, "pidfd of thread "+strconv.Itoa(tid)); err != nil {
+		return -1, err
 	}
 	defer unix.Close(pidfd)
 	fd, err := unix.PidfdGetfd(pidfd, int(dirfd), 0)

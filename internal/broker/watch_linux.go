@@ -26,22 +26,11 @@ import (
 // program's pending calls fail with ENOSYS a moment before the kill, and
 // with it they wait and the program dies without seeing one.
 func KillWhenExits(ctx context.Context, supervisorPidfd, programPidfd int) error {
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	wake, release, err := wakeOnDone(ctx)
 	if err != nil {
-		return fmt.Errorf("broker: eventfd: %w", err)
+		return err
 	}
-	defer unix.Close(wake)
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(fired)
-		var one = [8]byte{1}
-		unix.Write(wake, one[:])
-	})
-	defer func() {
-		if !stop() {
-			<-fired
-		}
-	}()
+	defer release()
 	fds := []unix.PollFd{
 		{Fd: int32(supervisorPidfd), Events: unix.POLLIN},
 		{Fd: int32(programPidfd), Events: unix.POLLIN},

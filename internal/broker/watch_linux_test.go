@@ -26,11 +26,20 @@ func startSleep(t *testing.T) (*exec.Cmd, int) {
 	return cmd, fd
 }
 
-func TestKillWhenExitsKillsProgram(t *testing.T) {
+// startWatch runs KillWhenExits under ctx on two sleeping processes, a
+// supervisor and a program, and returns them, the program's pidfd and
+// the channel its result arrives on.
+func startWatch(t *testing.T, ctx context.Context) (sup, prog *exec.Cmd, progFD int, done <-chan error) {
+	t.Helper()
 	sup, supFD := startSleep(t)
-	prog, progFD := startSleep(t)
-	done := make(chan error, 1)
-	go func() { done <- KillWhenExits(context.Background(), supFD, progFD) }()
+	prog, progFD = startSleep(t)
+	result := make(chan error, 1)
+	go func() { result <- KillWhenExits(ctx, supFD, progFD) }()
+	return sup, prog, progFD, result
+}
+
+func TestKillWhenExitsKillsProgram(t *testing.T) {
+	sup, prog, _, done := startWatch(t, context.Background())
 	sup.Process.Kill()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -43,10 +52,7 @@ func TestKillWhenExitsKillsProgram(t *testing.T) {
 }
 
 func TestKillWhenExitsProgramExitsFirst(t *testing.T) {
-	sup, supFD := startSleep(t)
-	prog, progFD := startSleep(t)
-	done := make(chan error, 1)
-	go func() { done <- KillWhenExits(context.Background(), supFD, progFD) }()
+	sup, prog, _, done := startWatch(t, context.Background())
 	prog.Process.Kill()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -57,11 +63,8 @@ func TestKillWhenExitsProgramExitsFirst(t *testing.T) {
 }
 
 func TestKillWhenExitsCancel(t *testing.T) {
-	_, supFD := startSleep(t)
-	prog, progFD := startSleep(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- KillWhenExits(ctx, supFD, progFD) }()
+	_, _, progFD, done := startWatch(t, ctx)
 	cancel()
 	if err := <-done; err != context.Canceled {
 		t.Fatalf("got %v, want context.Canceled", err)
@@ -69,5 +72,4 @@ func TestKillWhenExitsCancel(t *testing.T) {
 	if err := unix.PidfdSendSignal(progFD, 0, nil, 0); err != nil {
 		t.Errorf("the program is gone after a cancelled watch: %v", err)
 	}
-	_ = prog
 }
