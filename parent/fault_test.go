@@ -18,11 +18,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -54,60 +52,6 @@ const faultRoleEnv = "PRIVSEP_FAULT_ROLE"
 
 // faultDirEnv hands the helper a directory of test files.
 const faultDirEnv = "PRIVSEP_FAULT_DIR"
-
-// settleGoroutines waits up to 5s for the goroutine count to drop to want
-// and returns the last count.
-func settleGoroutines(want int) int {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n := runtime.NumGoroutine()
-		if n <= want || time.Now().After(deadline) {
-			return n
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// settleSelfFDs waits up to 2s for this process's descriptor count to drop
-// to want and returns the last count.
-func settleSelfFDs(t *testing.T, want int) int {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		n := testutil.FDs(t, 0)
-		if n <= want || time.Now().After(deadline) {
-			return n
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// status describes how a process state ended: "exit 1", "signal killed".
-func status(ps *os.ProcessState) string {
-	if ps == nil {
-		return "no process state"
-	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "signal " + ws.Signal().String()
-	}
-	return fmt.Sprintf("exit %d", ps.ExitCode())
-}
-
-// exitStatus describes the status an error carries, or says it has none.
-func exitStatus(err error) string {
-	var ee *parent.ExitError
-	if !errors.As(err, &ee) {
-		return "not an *ExitError"
-	}
-	return status(ee.ProcessState)
-}
-
-func short(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}
 
 // killed is how an opener the parent killed ended.
 const killed = "signal killed"
@@ -177,10 +121,7 @@ func runFakeCase(t *testing.T, fc *hostile.FakeChildren, tc fakeCase) {
 	fds0, g0 := testutil.FDs(t, 0), runtime.NumGoroutine()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	o, err := parent.Start(ctx, parent.Config{Executable: fc.Path(t, tc.scenario), Rules: []string{"/etc/hostname"}})
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
+	o := startFake(t, ctx, fc, tc.scenario, parent.Config{})
 	pid := o.PID()
 	call := func() error {
 		if tc.readdir {
@@ -260,25 +201,13 @@ func runFakeCase(t *testing.T, fc *hostile.FakeChildren, tc fakeCase) {
 	hostile.Row(t, section, tc.what, want,
 		fmt.Sprintf("call error after %v: %q; Done after %v; Close: %s; fds %d→%d; goroutines %d→%d",
 			took.Round(time.Millisecond), short(errText(callErr), 160), doneAfter.Round(time.Millisecond), exitStatus(closeErr), fds0, fds1, g0, g1))
-	for _, f := range fail {
-		t.Error(f)
-	}
-}
-
-func errText(err error) string {
-	if err == nil {
-		return "<nil>"
-	}
-	return err.Error()
+	reportFails(t, fail)
 }
 
 // fakeIdleExit: the opener exits 0 on its own, with no call in flight.
 func fakeIdleExit(t *testing.T, fc *hostile.FakeChildren) {
 	fds0, g0 := testutil.FDs(t, 0), runtime.NumGoroutine()
-	o, err := parent.Start(context.Background(), parent.Config{Executable: fc.Path(t, "exit-0-idle"), Rules: []string{"/etc/hostname"}})
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
+	o := startFake(t, context.Background(), fc, "exit-0-idle", parent.Config{})
 	begin := time.Now()
 	var fail []string
 	var doneAfter time.Duration
@@ -299,15 +228,11 @@ func fakeIdleExit(t *testing.T, fc *hostile.FakeChildren) {
 	if !errors.As(callErr, &ee) || !errors.As(closeErr, &ee) {
 		fail = append(fail, fmt.Sprintf("Open: %v; Close: %v; want the *ExitError", callErr, closeErr))
 	}
-	if fds1 != fds0 || g1 > g0 {
-		fail = append(fail, fmt.Sprintf("descriptors %d→%d, goroutines %d→%d", fds0, fds1, g0, g1))
-	}
+	noneKept(t, fds0, fds1, g0, g1)
 	hostile.Row(t, secFakeDeath, "exits 0 right after ready, no call in flight",
 		"Done closes at once; Err, later calls and Close return *ExitError (status 0, exited before Close)",
 		fmt.Sprintf("Done after %v; Err: %q; Close: %s; fds %d→%d; goroutines %d→%d", doneAfter.Round(time.Millisecond), errText(errNow), exitStatus(closeErr), fds0, fds1, g0, g1))
-	for _, f := range fail {
-		t.Error(f)
-	}
+	reportFails(t, fail)
 }
 
 // fakeStderrHold: the opener dies leaving a grandchild that holds its
@@ -315,14 +240,7 @@ func fakeIdleExit(t *testing.T, fc *hostile.FakeChildren) {
 // grandchild lives.
 func fakeStderrHold(t *testing.T, fc *hostile.FakeChildren) {
 	fds0, g0 := testutil.FDs(t, 0), runtime.NumGoroutine()
-	o, err := parent.Start(context.Background(), parent.Config{Executable: fc.Path(t, "stderrhold"), Rules: []string{"/etc/hostname"}})
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	pid := o.PID()
-	// The grandchild is in the opener's process group; end it with the
-	// test whatever happens.
-	t.Cleanup(func() { unix.Kill(-pid, unix.SIGKILL) })
+	o, pid := startFakeGroup(t, fc, "stderrhold")
 	begin := time.Now()
 	_, callErr := o.Open(context.Background(), "/etc/hostname", os.O_RDONLY, 0)
 	callTook := time.Since(begin)
@@ -355,9 +273,7 @@ func fakeStderrHold(t *testing.T, fc *hostile.FakeChildren) {
 		fmt.Sprintf("call error after %v; Close: %s after %v; right after Close fds %d→%d, goroutines %d→%d; %v later fds %d, goroutines %d (the grandchild still alive); once it is killed fds %d, goroutines %d",
 			callTook.Round(time.Millisecond), exitStatus(closeErr), closeTook.Round(time.Millisecond), fds0, fds1, g0, g1,
 			settleTook.Round(time.Millisecond), fdsSettled, gSettled, fds2, g2))
-	for _, f := range fail {
-		t.Error(f)
-	}
+	reportFails(t, fail)
 }
 
 // fakeSockHold: the opener dies with a call in flight, leaving a grandchild
@@ -367,12 +283,7 @@ func fakeStderrHold(t *testing.T, fc *hostile.FakeChildren) {
 // after 2s so that the test ends either way.
 func fakeSockHold(t *testing.T, fc *hostile.FakeChildren) {
 	fds0, g0 := testutil.FDs(t, 0), runtime.NumGoroutine()
-	o, err := parent.Start(context.Background(), parent.Config{Executable: fc.Path(t, "sockhold"), Rules: []string{"/etc/hostname"}})
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	pid := o.PID()
-	t.Cleanup(func() { unix.Kill(-pid, unix.SIGKILL) })
+	o, pid := startFakeGroup(t, fc, "sockhold")
 	const rescue = 2 * time.Second
 	timer := time.AfterFunc(rescue, func() { unix.Kill(-pid, unix.SIGKILL) })
 	defer timer.Stop()
@@ -403,9 +314,7 @@ func fakeSockHold(t *testing.T, fc *hostile.FakeChildren) {
 	if callTook > time.Second {
 		t.Errorf("BUG: the pending call returned %v after it was made, %v after Done was closed: the caller holding the reading role stayed blocked in recvmsg after the opener was known dead, until the grandchild holding the socket was killed", callTook, callTook-doneAfter)
 	}
-	if fds1 != fds0 || g1 > g0 {
-		t.Errorf("descriptors %d→%d, goroutines %d→%d", fds0, fds1, g0, g1)
-	}
+	noneKept(t, fds0, fds1, g0, g1)
 }
 
 // fakeIgnoreEOF: an opener that does not exit at end of stream. Close
@@ -413,10 +322,7 @@ func fakeSockHold(t *testing.T, fc *hostile.FakeChildren) {
 func fakeIgnoreEOF(t *testing.T, fc *hostile.FakeChildren) {
 	fds0, g0 := testutil.FDs(t, 0), runtime.NumGoroutine()
 	// A short CloseTimeout keeps the test quick; the default is 5s.
-	o, err := parent.Start(context.Background(), parent.Config{Executable: fc.Path(t, "ignoreeof"), Rules: []string{"/etc/hostname"}, CloseTimeout: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
+	o := startFake(t, context.Background(), fc, "ignoreeof", parent.Config{CloseTimeout: 300 * time.Millisecond})
 	f, openErr := o.Open(context.Background(), "/etc/hostname", os.O_RDONLY, 0)
 	if f != nil {
 		f.Close()
@@ -439,9 +345,7 @@ func fakeIgnoreEOF(t *testing.T, fc *hostile.FakeChildren) {
 	if took > 10*time.Second {
 		t.Errorf("Close took %v", took)
 	}
-	if fds1 != fds0 || g1 > g0 {
-		t.Errorf("descriptors %d→%d, goroutines %d→%d", fds0, fds1, g0, g1)
-	}
+	noneKept(t, fds0, fds1, g0, g1)
 }
 
 // fakeLogs: non-JSON lines, JSON with the wrong types, a 10 MB line, bytes
@@ -450,10 +354,7 @@ func fakeLogs(t *testing.T, fc *hostile.FakeChildren) {
 	fds0, g0 := testutil.FDs(t, 0), runtime.NumGoroutine()
 	var buf testutil.LogBuffer
 	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: &buf})
-	o, err := parent.Start(context.Background(), parent.Config{Executable: fc.Path(t, "logs"), Rules: []string{"/etc/hostname"}, Logger: log})
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
+	o := startFake(t, context.Background(), fc, "logs", parent.Config{Logger: log})
 	var fail []string
 	opened := 0
 	deadline := time.Now().Add(10 * time.Second)
@@ -495,9 +396,7 @@ func fakeLogs(t *testing.T, fc *hostile.FakeChildren) {
 	if len(out) > 1<<20 || longest > 128<<10 {
 		fail = append(fail, fmt.Sprintf("the parent re-emitted %d bytes, longest line %d: a 10 MB line was not capped", len(out), longest))
 	}
-	if fds1 != fds0 || g1 > g0 {
-		fail = append(fail, fmt.Sprintf("descriptors %d→%d, goroutines %d→%d", fds0, fds1, g0, g1))
-	}
+	noneKept(t, fds0, fds1, g0, g1)
 	tail := 0
 	if ee != nil {
 		tail = len(ee.Log)
@@ -506,9 +405,7 @@ func fakeLogs(t *testing.T, fc *hostile.FakeChildren) {
 		"no panic; every line re-emitted (non-JSON as text at info), a line capped at 64 KiB; calls keep working; ExitError.Log keeps the last warnings, each at most 512 bytes",
 		fmt.Sprintf("%d opens served meanwhile; %d bytes re-emitted, longest line %d bytes; Close: %s with %d log lines; fds %d→%d; goroutines %d→%d",
 			opened, len(out), longest, exitStatus(closeErr), tail, fds0, fds1, g0, g1))
-	for _, f := range fail {
-		t.Error(f)
-	}
+	reportFails(t, fail)
 }
 
 // fakeBadReady: the handshake fails; Start returns an error and leaves
@@ -528,9 +425,7 @@ func fakeBadReady(t *testing.T, fc *hostile.FakeChildren, scenario, what, want s
 	if err == nil || !errors.As(err, &ee) || !strings.Contains(err.Error(), want) {
 		t.Errorf("Start: %v, want an *ExitError that says %q", err, want)
 	}
-	if fds1 != fds0 || g1 > g0 {
-		t.Errorf("descriptors %d→%d, goroutines %d→%d", fds0, fds1, g0, g1)
-	}
+	noneKept(t, fds0, fds1, g0, g1)
 }
 
 // TestFaultOpenerAtFDLimit lowers the real opener's RLIMIT_NOFILE to what
@@ -969,9 +864,7 @@ func TestFaultChildKilledLatency(t *testing.T) {
 			if maxLat > 2*time.Second {
 				t.Errorf("slowest call returned %v after the kill", maxLat)
 			}
-			if g1 > g0 || fds1 != fds0 {
-				t.Errorf("goroutines %d→%d, descriptors %d→%d", g0, g1, fds0, fds1)
-			}
+			noneKept(t, fds0, fds1, g0, g1)
 		})
 	}
 }
@@ -982,24 +875,8 @@ func TestFaultChildKilledLatency(t *testing.T) {
 // own file, and a goroutine that was making calls one after another goes on
 // in order.
 func TestFaultStoppedOpener(t *testing.T) {
-	dir := t.TempDir()
 	const n = 8
-	for i := 0; i < 20; i++ {
-		testutil.Must(t, os.WriteFile(filepath.Join(dir, strconv.Itoa(i)), []byte(strconv.Itoa(i)), 0o644))
-	}
-	o := start(t, parent.Config{Rules: []string{dir + "/"}})
-	readN := func(ctx context.Context, i int) (string, error) {
-		f, err := o.Open(ctx, filepath.Join(dir, strconv.Itoa(i)), os.O_RDONLY, 0)
-		if err != nil {
-			return "", err
-		}
-		defer f.Close()
-		b, err := io.ReadAll(f)
-		return string(b), err
-	}
-	if _, err := readN(context.Background(), 0); err != nil {
-		t.Fatal(err)
-	}
+	o, readN := numberedOpener(t, 20)
 	fds0 := testutil.FDs(t, 0)
 	g0 := runtime.NumGoroutine()
 	// A goroutine reading files 0..19 in order, stopped in the middle.
@@ -1095,9 +972,7 @@ func TestFaultStoppedOpener(t *testing.T) {
 	if early > 0 {
 		t.Errorf("%d calls without a deadline returned while the opener was stopped", early)
 	}
-	if fds1 != fds0 || g1 > g0 {
-		t.Errorf("descriptors %d→%d, goroutines %d→%d", fds0, fds1, g0, g1)
-	}
+	noneKept(t, fds0, fds1, g0, g1)
 }
 
 // TestFaultCloseRaces measures Close with calls in flight, two Closes at
@@ -1170,9 +1045,7 @@ func TestFaultCloseRaces(t *testing.T) {
 	if openErr != parent.ErrClosed || batchErr != parent.ErrClosed || third != parent.ErrClosed {
 		t.Errorf("after Close: %v, %v, %v; want ErrClosed", openErr, batchErr, third)
 	}
-	if g1 > g0 || fds1 != fds0 {
-		t.Errorf("goroutines %d→%d, descriptors %d→%d", g0, g1, fds0, fds1)
-	}
+	noneKept(t, fds0, fds1, g0, g1)
 }
 
 // TestFaultCancelReader cancels, with a context that has no deadline, a
@@ -1184,23 +1057,7 @@ func TestFaultCloseRaces(t *testing.T) {
 // reader, and a caller with a context that cannot end (the blocking
 // recvmsg) gets its own file.
 func TestFaultCancelReader(t *testing.T) {
-	dir := t.TempDir()
-	for i := 0; i < 2; i++ {
-		testutil.Must(t, os.WriteFile(filepath.Join(dir, strconv.Itoa(i)), []byte(strconv.Itoa(i)), 0o644))
-	}
-	o := start(t, parent.Config{Rules: []string{dir + "/"}})
-	open := func(ctx context.Context, i int) (string, error) {
-		f, err := o.Open(ctx, filepath.Join(dir, strconv.Itoa(i)), os.O_RDONLY, 0)
-		if err != nil {
-			return "", err
-		}
-		defer f.Close()
-		b, err := io.ReadAll(f)
-		return string(b), err
-	}
-	if _, err := open(context.Background(), 0); err != nil {
-		t.Fatal(err)
-	}
+	o, open := numberedOpener(t, 2)
 	fds0 := testutil.FDs(t, 0)
 	testutil.Must(t, hostile.Stop(o.PID(), 5*time.Second))
 	ctx, cancel := context.WithCancel(context.Background())

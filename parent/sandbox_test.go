@@ -205,6 +205,24 @@ func sandboxFiles(t *testing.T) string {
 	return dir
 }
 
+// runLandlockRole runs role of the helper test helper where the kernel
+// has Landlock, in parallel with the other tests, with the files of
+// sandboxFiles in the directory PRIVSEP_TEST_DIR names.
+func runLandlockRole(t *testing.T, helper, role string) {
+	t.Helper()
+	t.Parallel()
+	needLandlock(t)
+	runRole(t, helper, role, "PRIVSEP_TEST_DIR="+sandboxFiles(t))
+}
+
+// runLandlockRoles runs each of roles, of the helper test helper, as a
+// subtest of t named for it (runLandlockRole).
+func runLandlockRoles(t *testing.T, helper string, roles ...string) {
+	for _, role := range roles {
+		t.Run(role, func(t *testing.T) { runLandlockRole(t, helper, role) })
+	}
+}
+
 // checkLandlockResult checks what Landlock reported, and that another
 // goroutine, on another thread, is restricted too.
 func checkLandlockResult(t *testing.T, res parent.LandlockResult, abi int, probe string) {
@@ -251,16 +269,16 @@ func denied(t *testing.T, path string, flag int) {
 	}
 }
 
-// TestLandlockDeniesAllOpenerServes is the acceptance test: with the zero
-// LandlockConfig every filesystem access is denied, and an opener started
-// before still serves what its rule allows.
-func TestLandlockDeniesAllOpenerServes(t *testing.T) {
+// TestLandlock runs the roles of this file that need Landlock and the
+// files of sandboxFiles, each a subtest of its own.
+func TestLandlock(t *testing.T) {
 	t.Parallel()
-	needLandlock(t)
-	dir := sandboxFiles(t)
-	runRole(t, "TestHelperSandbox", "landlock-deny-all", "PRIVSEP_TEST_DIR="+dir)
+	runLandlockRoles(t, "TestHelperSandbox", "landlock-deny-all", "landlock-read-only")
 }
 
+// roleLandlockDenyAll is the acceptance test: with the zero
+// LandlockConfig every filesystem access is denied, and an opener started
+// before still serves what its rule allows.
 func roleLandlockDenyAll(t *testing.T) {
 	dir := os.Getenv("PRIVSEP_TEST_DIR")
 	allowed := filepath.Join(dir, "tree", "a.txt")
@@ -327,14 +345,7 @@ func roleLandlockDenyAll(t *testing.T) {
 	}
 }
 
-// TestLandlockReadOnly: ReadOnly paths stay readable, and nothing else.
-func TestLandlockReadOnly(t *testing.T) {
-	t.Parallel()
-	needLandlock(t)
-	dir := sandboxFiles(t)
-	runRole(t, "TestHelperSandbox", "landlock-read-only", "PRIVSEP_TEST_DIR="+dir)
-}
-
+// roleLandlockReadOnly: ReadOnly paths stay readable, and nothing else.
 func roleLandlockReadOnly(t *testing.T) {
 	dir := os.Getenv("PRIVSEP_TEST_DIR")
 	tree := filepath.Join(dir, "tree")
@@ -404,13 +415,10 @@ func roleLandlockReadOnly(t *testing.T) {
 // TestLandlockInheritedByExec: a program run from the restricted thread is
 // restricted too, and so is what it runs.
 func TestLandlockInheritedByExec(t *testing.T) {
-	t.Parallel()
-	needLandlock(t)
 	if _, err := os.Stat("/bin/cat"); err != nil {
 		t.Skipf("no /bin/cat: %v", err)
 	}
-	dir := sandboxFiles(t)
-	runRole(t, "TestHelperSandbox", "landlock-exec", "PRIVSEP_TEST_DIR="+dir)
+	runLandlockRole(t, "TestHelperSandbox", "landlock-exec")
 }
 
 func roleLandlockExec(t *testing.T) {
