@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -155,4 +156,17 @@ func numberedOpener(t *testing.T, n int) (o *parent.Opener, read func(ctx contex
 		t.Fatal(err)
 	}
 	return o, read
+}
+
+// waitCalls waits for the calls wg counts, and fails t if they are still
+// blocked 10s after event.
+func waitCalls(t *testing.T, wg *sync.WaitGroup, event string) {
+	t.Helper()
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("calls still blocked 10s after %s", event)
+	}
 }

@@ -307,13 +307,7 @@ func TestChildKilled(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond)
 	testutil.Must(t, unix.Kill(o.PID(), unix.SIGKILL))
-	finished := make(chan struct{})
-	go func() { wg.Wait(); close(finished) }()
-	select {
-	case <-finished:
-	case <-time.After(10 * time.Second):
-		t.Fatal("calls still blocked 10s after the opener was killed")
-	}
+	waitCalls(t, &wg, "the opener was killed")
 	close(errs)
 	n := 0
 	for err := range errs {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package parent_test
 
 // Tests of Sandbox and of the Landlock rights beyond read-only trees. Each
