@@ -118,6 +118,16 @@ func nobody(t *testing.T) (uid, gid int) {
 	return uid, gid
 }
 
+// needDrop marks a test of a privilege drop parallel, and skips it unless
+// it runs as root (what says what needs it) and there is a user nobody to
+// drop to.
+func needDrop(t *testing.T, what string) {
+	t.Helper()
+	t.Parallel()
+	testutil.NeedRoot(t, what)
+	nobody(t)
+}
+
 // TestHelperDrop is not a test: it plays a role of drop_test.go in a
 // re-executed test binary (see runRole), and does nothing otherwise.
 func TestHelperDrop(t *testing.T) {
@@ -189,9 +199,7 @@ func TestLookupCredential(t *testing.T) {
 // can no longer open a root-only file itself, the opener still can, every
 // id and every thread is nobody's, and root cannot be regained.
 func TestDropPrivileges(t *testing.T) {
-	t.Parallel()
-	testutil.NeedRoot(t, "dropping privileges to nobody")
-	nobody(t)
+	needDrop(t, "dropping privileges to nobody")
 	dir := testutil.PublicDir(t, "privsep-parent-test-")
 	secret := filepath.Join(dir, "secret")
 	public := filepath.Join(dir, "public")
@@ -334,9 +342,7 @@ func checkThreads(t *testing.T, uid, gid int, groups []int) {
 // TestDropPrivilegesGroups drops with explicit supplementary groups: they
 // are set, exactly.
 func TestDropPrivilegesGroups(t *testing.T) {
-	t.Parallel()
-	testutil.NeedRoot(t, "dropping privileges")
-	nobody(t)
+	needDrop(t, "dropping privileges")
 	runRole(t, "TestHelperDrop", "groups")
 }
 
@@ -365,9 +371,7 @@ func roleGroups(t *testing.T) {
 // changes, and ids the kernel cannot represent (which it would take as
 // "leave unchanged", or truncate) are caught by the verification.
 func TestDropPrivilegesBadIDs(t *testing.T) {
-	t.Parallel()
-	testutil.NeedRoot(t, "attempting privilege drops")
-	nobody(t)
+	needDrop(t, "attempting privilege drops")
 	runRole(t, "TestHelperDrop", "bad-ids")
 }
 

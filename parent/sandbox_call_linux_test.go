@@ -1,3 +1,5 @@
+//go:build linux
+
 package parent_test
 
 // Tests of Sandbox and of the Landlock rights beyond read-only trees. Each
@@ -33,14 +35,15 @@ func TestHelperSandboxCall(t *testing.T) {
 	})
 }
 
-// TestLandlockReadWrite: a ReadWrite tree keeps every right, a ReadOnly
-// one beside it only reading, and the rest nothing.
-func TestLandlockReadWrite(t *testing.T) {
+// TestSandboxCall runs the roles of this file that need Landlock and the
+// files of sandboxFiles, each a subtest of its own.
+func TestSandboxCall(t *testing.T) {
 	t.Parallel()
-	needLandlock(t)
-	runRole(t, "TestHelperSandboxCall", "landlock-read-write", "PRIVSEP_TEST_DIR="+sandboxFiles(t))
+	runLandlockRoles(t, "TestHelperSandboxCall", "landlock-read-write", "landlock-missing", "sandbox-probe-in-rules", "sandbox-root-rule")
 }
 
+// roleLandlockReadWrite: a ReadWrite tree keeps every right, a ReadOnly
+// one beside it only reading, and the rest nothing.
 func roleLandlockReadWrite(t *testing.T) {
 	dir := os.Getenv("PRIVSEP_TEST_DIR")
 	rw := filepath.Join(dir, "tree")
@@ -73,15 +76,9 @@ func roleLandlockReadWrite(t *testing.T) {
 	}
 }
 
-// TestLandlockMissingPath: a rule path that does not exist is an error
+// roleLandlockMissing: a rule path that does not exist is an error
 // naming it, and nothing is restricted; AllowMissing skips it (see
-// TestLandlockReadOnly).
-func TestLandlockMissingPath(t *testing.T) {
-	t.Parallel()
-	needLandlock(t)
-	runRole(t, "TestHelperSandboxCall", "landlock-missing", "PRIVSEP_TEST_DIR="+sandboxFiles(t))
-}
-
+// roleLandlockReadOnly).
 func roleLandlockMissing(t *testing.T) {
 	dir := os.Getenv("PRIVSEP_TEST_DIR")
 	missing := filepath.Join(dir, "no-such-dir")
@@ -103,14 +100,8 @@ func roleLandlockMissing(t *testing.T) {
 	}
 }
 
-// TestSandboxProbeInsideRules: a probe that the rules allow makes the
+// roleSandboxProbeInRules: a probe that the rules allow makes the
 // verification fail, and Sandbox says so rather than report success.
-func TestSandboxProbeInsideRules(t *testing.T) {
-	t.Parallel()
-	needLandlock(t)
-	runRole(t, "TestHelperSandboxCall", "sandbox-probe-in-rules", "PRIVSEP_TEST_DIR="+sandboxFiles(t))
-}
-
 func roleSandboxProbeInRules(t *testing.T) {
 	dir := os.Getenv("PRIVSEP_TEST_DIR")
 	tree := filepath.Join(dir, "tree")
@@ -131,14 +122,8 @@ func roleSandboxProbeInRules(t *testing.T) {
 	}
 }
 
-// TestSandboxRootRule: with the root directory as a rule, the default
+// roleSandboxRootRule: with the root directory as a rule, the default
 // probe cannot work: an error asks for one, before anything is applied.
-func TestSandboxRootRule(t *testing.T) {
-	t.Parallel()
-	needLandlock(t)
-	runRole(t, "TestHelperSandboxCall", "sandbox-root-rule", "PRIVSEP_TEST_DIR="+sandboxFiles(t))
-}
-
 func roleSandboxRootRule(t *testing.T) {
 	dir := os.Getenv("PRIVSEP_TEST_DIR")
 	_, err := parent.Sandbox(parent.SandboxConfig{Landlock: &parent.LandlockConfig{ReadOnly: []string{"/"}, AnyTCP: mptcpUnfiltered()}})

@@ -21,7 +21,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -205,6 +204,24 @@ func sandboxFiles(t *testing.T) string {
 	return dir
 }
 
+// runLandlockRole runs role of the helper test helper where the kernel
+// has Landlock, in parallel with the other tests, with the files of
+// sandboxFiles in the directory PRIVSEP_TEST_DIR names.
+func runLandlockRole(t *testing.T, helper, role string) {
+	t.Helper()
+	t.Parallel()
+	needLandlock(t)
+	runRole(t, helper, role, "PRIVSEP_TEST_DIR="+sandboxFiles(t))
+}
+
+// runLandlockRoles runs each of roles, of the helper test helper, as a
+// subtest of t named for it (runLandlockRole).
+func runLandlockRoles(t *testing.T, helper string, roles ...string) {
+	for _, role := range roles {
+		t.Run(role, func(t *testing.T) { runLandlockRole(t, helper, role) })
+	}
+}
+
 // checkLandlockResult checks what Landlock reported, and that another
 // goroutine, on another thread, is restricted too.
 func checkLandlockResult(t *testing.T, res parent.LandlockResult, abi int, probe string) {
@@ -251,16 +268,16 @@ func denied(t *testing.T, path string, flag int) {
 	}
 }
 
-// TestLandlockDeniesAllOpenerServes is the acceptance test: with the zero
-// LandlockConfig every filesystem access is denied, and an opener started
-// before still serves what its rule allows.
-func TestLandlockDeniesAllOpenerServes(t *testing.T) {
+// TestLandlock runs the roles of this file that need Landlock and the
+// files of sandboxFiles, each a subtest of its own.
+func TestLandlock(t *testing.T) {
 	t.Parallel()
-	needLandlock(t)
-	dir := sandboxFiles(t)
-	runRole(t, "TestHelperSandbox", "landlock-deny-all", "PRIVSEP_TEST_DIR="+dir)
+	runLandlockRoles(t, "TestHelperSandbox", "landlock-deny-all", "landlock-read-only")
 }
 
+// roleLandlockDenyAll is the acceptance test: with the zero
+// LandlockConfig every filesystem access is denied, and an opener started
+// before still serves what its rule allows.
 func roleLandlockDenyAll(t *testing.T) {
 	dir := os.Getenv("PRIVSEP_TEST_DIR")
 	allowed := filepath.Join(dir, "tree", "a.txt")
@@ -327,14 +344,7 @@ func roleLandlockDenyAll(t *testing.T) {
 	}
 }
 
-// TestLandlockReadOnly: ReadOnly paths stay readable, and nothing else.
-func TestLandlockReadOnly(t *testing.T) {
-	t.Parallel()
-	needLandlock(t)
-	dir := sandboxFiles(t)
-	runRole(t, "TestHelperSandbox", "landlock-read-only", "PRIVSEP_TEST_DIR="+dir)
-}
-
+// roleLandlockReadOnly: ReadOnly paths stay readable, and nothing else.
 func roleLandlockReadOnly(t *testing.T) {
 	dir := os.Getenv("PRIVSEP_TEST_DIR")
 	tree := filepath.Join(dir, "tree")
@@ -404,13 +414,10 @@ func roleLandlockReadOnly(t *testing.T) {
 // TestLandlockInheritedByExec: a program run from the restricted thread is
 // restricted too, and so is what it runs.
 func TestLandlockInheritedByExec(t *testing.T) {
-	t.Parallel()
-	needLandlock(t)
 	if _, err := os.Stat("/bin/cat"); err != nil {
 		t.Skipf("no /bin/cat: %v", err)
 	}
-	dir := sandboxFiles(t)
-	runRole(t, "TestHelperSandbox", "landlock-exec", "PRIVSEP_TEST_DIR="+dir)
+	runLandlockRole(t, "TestHelperSandbox", "landlock-exec")
 }
 
 func roleLandlockExec(t *testing.T) {
@@ -438,82 +445,4 @@ func roleLandlockExec(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "status ") || out == "status 0\n" || !strings.Contains(stderr, "Permission denied") {
 		t.Errorf("sh -c 'cat %s': %q, %v (stderr %q); want cat refused", outside, out, err, stderr)
 	}
-}
-
-// TestLandlockUnavailable makes the ABI probe fail, as on a kernel without
-// Landlock (ENOSYS), or with Landlock disabled at boot (EOPNOTSUPP), with a
-// seccomp filter on one thread: Landlock then fails with ErrNoLandlock, or,
-// with BestEffort, succeeds with ABI 0 and restricts nothing. Any other
-// probe error is an error either way.
-func TestLandlockUnavailable(t *testing.T) {
-	t.Parallel()
-	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
-		t.Skipf("the seccomp filter is written for amd64 and arm64, not %s", runtime.GOARCH)
-	}
-	runRole(t, "TestHelperSandbox", "landlock-unavailable")
-}
-
-func roleLandlockUnavailable(t *testing.T) {
-	for _, tc := range []struct {
-		errno   syscall.Errno
-		missing bool // counts as "no Landlock"
-	}{
-		{syscall.ENOSYS, true},
-		{syscall.EOPNOTSUPP, true},
-		{syscall.EPERM, false},
-	} {
-		// Each case on a thread of its own, thrown away afterwards: the
-		// filter cannot be removed.
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			runtime.LockOSThread() // never unlocked
-			if err := failLandlockProbe(tc.errno); err != nil {
-				t.Errorf("installing the seccomp filter: %v", err)
-				return
-			}
-			res, err := parent.Landlock(parent.LandlockConfig{})
-			if tc.missing {
-				if !errors.Is(err, parent.ErrNoLandlock) || res.ABI != 0 || res.Coverage != 0 || res.NotApplied != nil {
-					t.Errorf("probe fails with %v: Landlock = %+v, %v; want ErrNoLandlock", tc.errno, res, err)
-				}
-			} else if err == nil || errors.Is(err, parent.ErrNoLandlock) || !errors.Is(err, tc.errno) {
-				t.Errorf("probe fails with %v: Landlock = %+v, %v; want an error carrying %v that is not ErrNoLandlock", tc.errno, res, err, tc.errno)
-			}
-
-			res, err = parent.Landlock(parent.LandlockConfig{BestEffort: true})
-			if tc.missing {
-				if err != nil || res.ABI != 0 || res.Coverage != 0 {
-					t.Errorf("probe fails with %v, BestEffort: Landlock = %+v, %v; want ABI 0, no coverage, nil", tc.errno, res, err)
-				}
-				// Nothing was restricted.
-				if f, err := os.Open("/proc/self/status"); err != nil {
-					t.Errorf("after a best-effort Landlock without Landlock, open fails: %v", err)
-				} else {
-					f.Close()
-				}
-			} else if err == nil {
-				t.Errorf("probe fails with %v, BestEffort: Landlock = %+v, nil; want an error", tc.errno, res)
-			}
-		}()
-		<-done
-	}
-}
-
-// failLandlockProbe installs, on the calling thread only, a seccomp filter
-// that makes landlock_create_ruleset fail with errno and allows everything
-// else. The thread must be locked and never unlocked.
-func failLandlockProbe(errno syscall.Errno) error {
-	// Needed for an unprivileged filter; this thread only.
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return err
-	}
-	filter := []unix.SockFilter{
-		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0}, // seccomp_data.nr
-		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: unix.SYS_LANDLOCK_CREATE_RULESET},
-		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(errno)},
-		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
-	}
-	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	return unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, uintptr(unsafe.Pointer(&prog)), 0, 0)
 }

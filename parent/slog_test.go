@@ -41,13 +41,11 @@ func attrs(r slog.Record) map[string]string {
 	return m
 }
 
-// TestSlogHandler: the opener's lines reach Config.SlogHandler with their
-// level, message and fields, marked module=child, and the opener logs at the
-// handler's level (debug here, with no hclog logger at all).
-func TestSlogHandler(t *testing.T) {
-	root, secret := tree(t)
-	h := &recordHandler{level: slog.LevelDebug}
-	o := start(t, parent.Config{Rules: []string{root + "/"}, SlogHandler: h})
+// denyThenGrant makes the opener log one denial (secret) and one grant
+// (root/a.txt), the lines the log tests look for, and closes it so that
+// every line has arrived.
+func denyThenGrant(t *testing.T, o *parent.Opener, root, secret string) {
+	t.Helper()
 	if _, err := read(t, o, secret); err == nil {
 		t.Fatal("read of a denied path succeeded")
 	}
@@ -55,6 +53,16 @@ func TestSlogHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.Must(t, o.Close())
+}
+
+// TestSlogHandler: the opener's lines reach Config.SlogHandler with their
+// level, message and fields, marked module=child, and the opener logs at the
+// handler's level (debug here, with no hclog logger at all).
+func TestSlogHandler(t *testing.T) {
+	root, secret := tree(t)
+	h := &recordHandler{level: slog.LevelDebug}
+	o := start(t, parent.Config{Rules: []string{root + "/"}, SlogHandler: h})
+	denyThenGrant(t, o, root, secret)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var denied, granted bool

@@ -134,6 +134,24 @@ func waitRefs(t *testing.T, s *sock, n int64) {
 	}
 }
 
+// closeHeld starts closing s while a use (what: "send") holds a
+// reference to it, waits until close has begun, fails t if close returns
+// while that use still holds it, and returns close's result to come.
+func closeHeld(t *testing.T, s *sock, what string) <-chan error {
+	t.Helper()
+	closed := make(chan error, 1)
+	go func() { closed <- s.close() }()
+	for s.refs.Load()&sockClosing == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-closed:
+		t.Fatalf("close returned (%v) while a %s held the socket", err, what)
+	case <-time.After(20 * time.Millisecond):
+	}
+	return closed
+}
+
 // TestSockCloseWaitsForSend closes the socket while a send is waiting for
 // room: close must not close the number under it, and the send must end
 // on the socket it started on.
@@ -154,16 +172,7 @@ func TestSockCloseWaitsForSend(t *testing.T) {
 	sent := make(chan error, 1)
 	go func() { sent <- s.send(context.Background(), msg) }()
 	waitRefs(t, s, 1)
-	closed := make(chan error, 1)
-	go func() { closed <- s.close() }()
-	for s.refs.Load()&sockClosing == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	select {
-	case err := <-closed:
-		t.Fatalf("close returned (%v) while a send held the socket", err)
-	case <-time.After(20 * time.Millisecond):
-	}
+	closed := closeHeld(t, s, "send")
 	// Make room (a waiting sender is woken once the queue is down to a
 	// quarter): the waiting send goes out on the socket it started on, and
 	// the peer receives every message, that one last.
@@ -205,16 +214,7 @@ func TestSockShutdownWakesRecv(t *testing.T) {
 				read <- err
 			}()
 			waitRefs(t, s, 1)
-			closed := make(chan error, 1)
-			go func() { closed <- s.close() }()
-			for s.refs.Load()&sockClosing == 0 {
-				time.Sleep(time.Millisecond)
-			}
-			select {
-			case err := <-closed:
-				t.Fatalf("close returned (%v) while a receive held the socket", err)
-			case <-time.After(20 * time.Millisecond):
-			}
+			closed := closeHeld(t, s, "receive")
 			// close has begun, so shutdown by number is refused; the
 			// backends shut down before they close. Do it as they do,
 			// under the receive's reference.

@@ -150,9 +150,7 @@ func TestFaultFileAfterClose(t *testing.T) {
 	if other > 0 {
 		t.Errorf("%d Files racing Close failed with something other than os.ErrClosed, such as %v", other, otherErr)
 	}
-	if g1 > g0 || fds1 != fds0 {
-		t.Errorf("goroutines %d→%d, descriptors %d→%d", g0, g1, fds0, fds1)
-	}
+	noneKept(t, fds0, fds1, g0, g1)
 }
 
 // longTree makes a file whose path is about 3000 bytes long, so that a
@@ -353,7 +351,5 @@ func TestFaultCloseDuringFlush(t *testing.T) {
 	if other > 0 {
 		t.Errorf("%d calls ended otherwise, such as %v", other, otherErr)
 	}
-	if g1 > g0 || fds1 != fds0 {
-		t.Errorf("goroutines %d→%d, descriptors %d→%d", g0, g1, fds0, fds1)
-	}
+	noneKept(t, fds0, fds1, g0, g1)
 }

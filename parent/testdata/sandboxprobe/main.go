@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -259,40 +260,33 @@ func main() {
 	out.Encode(rep)
 }
 
-func connectUnix(addr string) error {
-	c, err := net.Dial("unix", addr)
+// closeIfMade closes what a call made, if it made it, and returns the
+// call's error: a probe asks only whether the call was allowed.
+func closeIfMade(c io.Closer, err error) error {
 	if err == nil {
 		c.Close()
 	}
 	return err
 }
 
+func connectUnix(addr string) error {
+	return closeIfMade(net.Dial("unix", addr))
+}
+
 func connectTCP(port int) error {
-	c, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
-	if err == nil {
-		c.Close()
-	}
-	return err
+	return closeIfMade(net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", port)))
 }
 
 // bindTCP binds with plain TCP.
 func bindTCP(port int) error {
 	var lc net.ListenConfig
 	lc.SetMultipathTCP(false)
-	l, err := lc.Listen(context.Background(), "tcp4", fmt.Sprintf("127.0.0.1:%d", port))
-	if err == nil {
-		l.Close()
-	}
-	return err
+	return closeIfMade(lc.Listen(context.Background(), "tcp4", fmt.Sprintf("127.0.0.1:%d", port)))
 }
 
 // bindDefault binds as net.Listen does, with MPTCP where the kernel has it.
 func bindDefault(port int) error {
-	l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
-	if err == nil {
-		l.Close()
-	}
-	return err
+	return closeIfMade(net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port)))
 }
 
 // mptcpSocket makes an MPTCP socket, which Landlock's TCP rules do not
