@@ -8,7 +8,6 @@ package main
 
 import (
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -18,31 +17,11 @@ import (
 	"github.com/privsep-go/privsep/protocol"
 )
 
-// holdSession connects to sock with this thread's effective uid set to
-// uid (the raw setresuid changes this thread only; the saved uid 0 lets it
-// change back), says hello and returns the connection, which the test
-// closes at its end.
+// holdSession connects to sock as uid (testutil.DialAs), says hello and
+// returns the connection, which the test closes at its end.
 func holdSession(t *testing.T, sock string, uid uint32) int {
 	t.Helper()
-	runtime.LockOSThread()
-	keep := uintptr(^uint(0))
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, keep, uintptr(uid), keep); e != 0 {
-		runtime.UnlockOSThread()
-		t.Fatalf("setresuid(-1, %d, -1): %v", uid, e)
-	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err == nil {
-		if err = unix.Connect(fd, &unix.SockaddrUnix{Name: sock}); err != nil {
-			unix.Close(fd)
-		}
-	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, keep, 0, keep); e != 0 {
-		t.Fatalf("setresuid back to 0: %v", e) // the thread stays locked and ends
-	}
-	runtime.UnlockOSThread()
-	if err != nil {
-		t.Fatalf("connect as uid %d: %v", uid, err)
-	}
+	fd := testutil.DialAs(t, sock, uid)
 	t.Cleanup(func() { unix.Close(fd) })
 	hello, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version})
 	testutil.Must(t, err)
