@@ -11,7 +11,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/privsep-go/privsep/internal/testutil"
 	"io"
 	"os"
 	"os/exec"
@@ -23,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 
 	"github.com/privsep-go/privsep/parent"
 )
@@ -257,16 +258,8 @@ func startBrokerLoop(t *testing.T, f brokerFixture, n int) *brokerRun {
 	cmd.Stderr = os.Stderr
 	cmd.WaitDelay = 2 * time.Second
 	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	testutil.Must(t, err)
+	out := startReading(t, cmd)
 	b := &brokerRun{cmd: cmd, in: in, lines: make(chan string, 16)}
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -296,16 +289,11 @@ func (b *brokerRun) expect(t *testing.T, want string) {
 // opener is the pid of the command's one child, the opener.
 func (b *brokerRun) opener(t *testing.T) int {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", b.cmd.Process.Pid, b.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kids := strings.Fields(string(data))
+	kids := children(b.cmd.Process.Pid)
 	if len(kids) != 1 {
-		t.Fatalf("the program's children: %q, want one, the opener", kids)
+		t.Fatalf("the program's children: %v, want one, the opener", kids)
 	}
-	pid, _ := strconv.Atoi(kids[0])
-	return pid
+	return kids[0]
 }
 
 // TestBrokerManyOpensNoOpenerLeak: 3000 brokered opens leave the opener's

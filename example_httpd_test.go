@@ -47,15 +47,9 @@ func TestExampleHTTPD(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-dir", www, "-addr", addr, "-print-ready")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout := startReading(t, cmd)
 	defer func() {
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()

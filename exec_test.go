@@ -653,30 +653,6 @@ func TestExecKeepOpener(t *testing.T) {
 	})
 }
 
-// children returns the pids of pid's children, zombies included.
-func children(pid int) []int {
-	var kids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := strings.LastIndexByte(string(b), ')')
-		if i < 0 {
-			continue
-		}
-		if fields := strings.Fields(string(b[i+1:])); len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
-			kids = append(kids, n)
-		}
-	}
-	return kids
-}
-
 // TestExecOpenerLifetime: without --keep-opener the opener has exited (and
 // been waited for) before CMD runs, and CMD is told of no opener, whatever
 // privsep's environment said; with it, the opener is CMD's child and ends
@@ -698,16 +674,8 @@ func TestExecOpenerLifetime(t *testing.T) {
 			cmd.Env = append(os.Environ(), parent.OpenerFDEnv+"=7", parent.OpenerPIDEnv+"=1")
 			cmd.WaitDelay = 2 * time.Second
 			stdin, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			testutil.Must(t, err)
+			stdout := startReading(t, cmd)
 			defer func() {
 				stdin.Close()
 				if err := cmd.Wait(); err != nil {

@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"github.com/privsep-go/privsep/internal/testutil"
 	"io/fs"
 	"net"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
 func writePolicy(t *testing.T, text string) string {
@@ -173,13 +174,7 @@ func TestFailFastDemoSignals(t *testing.T) {
 			defer cancel()
 			cmd := exec.CommandContext(ctx, binary, "demo")
 			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			out := startReading(t, cmd)
 			sc := bufio.NewScanner(out)
 			for i := 0; i < 5 && sc.Scan(); i++ {
 			}

@@ -723,48 +723,6 @@ func TestSuccessIsQuiet(t *testing.T) {
 	checkStderrLines(t, r)
 }
 
-// childOf returns the pid of a child process of ppid, waiting up to timeout
-// for one to appear.
-func childOf(ppid int, timeout time.Duration) (int, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		ents, _ := os.ReadDir("/proc")
-		for _, e := range ents {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-			if err != nil {
-				continue
-			}
-			// pid (comm) state ppid ...; comm may hold spaces and parens.
-			i := bytes.LastIndexByte(b, ')')
-			if i < 0 {
-				continue
-			}
-			fields := strings.Fields(string(b[i+1:]))
-			if len(fields) > 1 && fields[1] == strconv.Itoa(ppid) && fields[0] != "Z" {
-				return pid, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("no child of pid %d after %v", ppid, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// gone reports whether pid has exited (it may still be a zombie).
-func gone(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && len(b) > i+2 && (b[i+2] == 'Z' || b[i+2] == 'X')
-}
-
 // TestOpenerDeath kills the opener while privsep is blocked writing the
 // first file to a full pipe: the first file is still printed whole, the
 // next one fails with an error that names the opener, and the exit status
@@ -782,14 +740,7 @@ func TestOpenerDeath(t *testing.T) {
 	cmd.WaitDelay = 2 * time.Second
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(out)
+	br := bufio.NewReader(startReading(t, cmd))
 	// Once output flows, the opener is up and has answered the first open;
 	// privsep then blocks on the pipe, since nobody reads it.
 	first, err := br.Peek(1)

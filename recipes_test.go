@@ -6,7 +6,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/privsep-go/privsep/internal/testutil"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
 // pythonRecipe is the README's python3 -c that serves HTTP on the socket

@@ -8,7 +8,6 @@ package main
 import (
 	"context"
 	"errors"
-	"github.com/privsep-go/privsep/internal/testutil"
 	"io"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 
 	"golang.org/x/sys/unix"
 
