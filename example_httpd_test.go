@@ -15,14 +15,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
 // TestExampleHTTPD builds examples/httpd and runs it as root on a port
 // below 1024: it must serve a root-only page while running as nobody.
 func TestExampleHTTPD(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the example binds a privileged port and drops to nobody")
-	}
+	testutil.NeedRoot(t, "the example binds a privileged port and drops to nobody")
 	goTool, err := findGo()
 	if err != nil {
 		t.Fatal(err)

@@ -545,8 +545,8 @@ func TestExecLandlock(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if slices.Contains(tc.args, "--user") && os.Geteuid() != 0 {
-				t.Skip("needs root: dropping to nobody")
+			if slices.Contains(tc.args, "--user") {
+				testutil.NeedRoot(t, "dropping to nobody")
 			}
 			r := privsep(t, inDir(f.dir), append(append([]string{"exec"}, landlockAnyTCPHere()...), tc.args...)...)
 			checkCode(t, r, tc.code)

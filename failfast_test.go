@@ -238,9 +238,7 @@ func TestFailFastHints(t *testing.T) {
 	if !strings.Contains(r.stderr, "nothing answers on "+stale+": is privsep serve running?") {
 		t.Errorf("get on a stale socket: stderr %q", r.stderr)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run the binary as nobody")
-	}
+	testutil.NeedRoot(t, "running the binary as nobody")
 	asNobody := func(c *exec.Cmd) {
 		c.Dir = "/"
 		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
