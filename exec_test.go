@@ -484,39 +484,34 @@ func TestExecWriteModes(t *testing.T) {
 			t.Errorf("the created file has mode %v, want at most 0640", m)
 		}
 	})
-	t.Run("append", func(t *testing.T) {
-		t.Parallel()
-		p := filepath.Join(f.dir, "log")
-		writeMode(t, p, "old\n", 0o600)
-		r := privsep(t, nil, "exec", "--open", "3=a:"+p, "--user", "nobody", "--", "sh", "-c", "echo new >&3; cat <&3")
-		checkCode(t, r, 1) // the descriptor is write-only: cat fails
-		if b, err := os.ReadFile(p); err != nil || string(b) != "old\nnew\n" {
-			t.Errorf("the file holds %q (%v), want %q", b, err, "old\nnew\n")
-		}
-	})
-	t.Run("read and write", func(t *testing.T) {
-		t.Parallel()
-		p := filepath.Join(f.dir, "rw")
-		writeMode(t, p, "first\n", 0o600)
-		r := privsep(t, nil, "exec", "--open", "3=rw:"+p, "--user", "nobody", "--", "sh", "-c", "cat <&3; echo second >&3")
-		checkCode(t, r, 0)
-		checkStdout(t, r, "first\n")
-		if b, err := os.ReadFile(p); err != nil || string(b) != "first\nsecond\n" {
-			t.Errorf("the file holds %q (%v), want %q", b, err, "first\nsecond\n")
-		}
-	})
-	t.Run("read-only descriptor", func(t *testing.T) {
-		t.Parallel()
-		p := filepath.Join(f.dir, "ro")
-		writeMode(t, p, "keep\n", 0o600)
-		r := privsep(t, nil, "exec", "--open", "3="+p, "--user", "nobody", "--", "sh", "-c", "echo clobber >&3")
-		if r.code == 0 {
-			t.Errorf("writing to a read-only --open succeeded")
-		}
-		if b, _ := os.ReadFile(p); string(b) != "keep\n" {
-			t.Errorf("the file holds %q, want it unchanged", b)
-		}
-	})
+	// A root-only file that exists, through a descriptor of each mode.
+	for _, tc := range []struct {
+		name, file, mode   string // mode: the --open prefix
+		before, script     string
+		code               int // -1: any failure
+		stdout, afterwards string
+	}{
+		// The descriptor is write-only: cat fails.
+		{"append", "log", "a:", "old\n", "echo new >&3; cat <&3", 1, "", "old\nnew\n"},
+		{"read and write", "rw", "rw:", "first\n", "cat <&3; echo second >&3", 0, "first\n", "first\nsecond\n"},
+		{"read-only descriptor", "ro", "", "keep\n", "echo clobber >&3", -1, "", "keep\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := filepath.Join(f.dir, tc.file)
+			writeMode(t, p, tc.before, 0o600)
+			r := privsep(t, nil, "exec", "--open", "3="+tc.mode+p, "--user", "nobody", "--", "sh", "-c", tc.script)
+			if tc.code >= 0 {
+				checkCode(t, r, tc.code)
+			} else if r.code == 0 {
+				t.Errorf("%q through --open %s succeeded, want it to fail", tc.script, tc.mode+p)
+			}
+			checkStdout(t, r, tc.stdout)
+			if b, err := os.ReadFile(p); err != nil || string(b) != tc.afterwards {
+				t.Errorf("the file holds %q (%v), want %q", b, err, tc.afterwards)
+			}
+		})
+	}
 }
 
 // TestExecLandlock: with --landlock the command reaches files only through
