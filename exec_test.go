@@ -383,12 +383,7 @@ func TestExecExitStatus(t *testing.T) {
 	}
 	t.Run("help", func(t *testing.T) {
 		t.Parallel()
-		r := privsep(t, nil, "exec", "--help")
-		checkCode(t, r, 0)
-		if !strings.HasPrefix(r.stdout, "Usage: privsep exec") {
-			t.Errorf("stdout: got %q, want the usage", r.stdout)
-		}
-		checkStderrLines(t, r)
+		checkHelp(t, privsep(t, nil, "exec", "--help"), "Usage: privsep exec")
 	})
 }
 

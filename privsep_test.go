@@ -148,6 +148,17 @@ func checkStdout(t *testing.T, r result, want string) {
 	}
 }
 
+// checkHelp checks a run that asked for help: status 0, stdout starting
+// with usage, nothing on stderr.
+func checkHelp(t *testing.T, r result, usage string) {
+	t.Helper()
+	checkCode(t, r, 0)
+	if !strings.HasPrefix(r.stdout, usage) {
+		t.Errorf("stdout: got %q, want the usage, %q first", r.stdout, usage)
+	}
+	checkStderrLines(t, r)
+}
+
 func firstDiff(a, b string) int {
 	for i := 0; i < len(a) && i < len(b); i++ {
 		if a[i] != b[i] {

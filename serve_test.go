@@ -551,11 +551,7 @@ func TestServeUsage(t *testing.T) {
 	checkStderrContains(t, r, "sections are only for a server's policy")
 
 	for _, cmd := range []string{"serve", "get"} {
-		r := privsep(t, nil, "help", cmd)
-		checkCode(t, r, 0)
-		if !strings.HasPrefix(r.stdout, "Usage: privsep "+cmd+" --socket PATH") {
-			t.Errorf("help %s: got %q", cmd, r.stdout)
-		}
+		checkHelp(t, privsep(t, nil, "help", cmd), "Usage: privsep "+cmd+" --socket PATH")
 	}
 }
 
