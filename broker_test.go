@@ -386,27 +386,26 @@ func TestBrokerWatcherNotAChild(t *testing.T) {
 	checkStdout(t, r, "the-key\nwaited\n")
 }
 
-// brokerRoleEnv, set to "loop", makes this test binary the loop program of
-// BenchmarkBrokeredOpen instead of running tests: it opens and closes
-// argv[1] argv[2] times and prints how long that took, in nanoseconds.
-const brokerRoleEnv = "PRIVSEP_BROKER_TEST_ROLE"
-
-func init() {
-	if os.Getenv(brokerRoleEnv) != "loop" || len(os.Args) != 3 {
-		return
+// loopRole (testRoleEnv "loop") is the loop program of
+// BenchmarkBrokeredOpen: it opens and closes FILE N times and prints how
+// long that took, in nanoseconds.
+func loopRole(args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: FILE N")
+		return 2
 	}
-	n, _ := strconv.Atoi(os.Args[2])
+	n, _ := strconv.Atoi(args[1])
 	start := time.Now()
 	for i := 0; i < n; i++ {
-		fd, err := syscall.Open(os.Args[1], syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		fd, err := syscall.Open(args[0], syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "open %d: %v\n", i, err)
-			os.Exit(1)
+			return 1
 		}
 		syscall.Close(fd)
 	}
 	fmt.Println(time.Since(start).Nanoseconds())
-	os.Exit(0)
+	return 0
 }
 
 // BenchmarkBrokeredOpen measures, in one run, opening and closing one
@@ -454,7 +453,7 @@ func BenchmarkBrokeredOpen(b *testing.B) {
 	}
 	loop := func(b *testing.B, argv ...string) {
 		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Env = append(os.Environ(), brokerRoleEnv+"=loop")
+		cmd.Env = append(os.Environ(), testRoleEnv+"=loop")
 		out, err := cmd.Output()
 		if err != nil {
 			b.Fatalf("%q: %v", argv, err)

@@ -24,18 +24,9 @@ import (
 	"github.com/privsep-go/privsep/parent"
 )
 
-// scopeRoleEnv makes this test binary, as CMD, try each escape its
-// arguments name and print one line per attempt (see scopeRole).
-const scopeRoleEnv = "PRIVSEP_EXEC_TEST_SCOPE_ROLE"
-
-func init() {
-	if os.Getenv(scopeRoleEnv) == "1" {
-		os.Exit(scopeRole(os.Args[1:]))
-	}
-}
-
-// scopeRole takes: an abstract socket name, a pid, a TCP address allowed
-// and one not, and prints what each attempt got ("ok" or the error).
+// scopeRole (testRoleEnv "scope") is a CMD that tries each escape its
+// arguments name: an abstract socket name, a pid, a TCP address allowed and
+// one not. It prints what each attempt got ("ok" or the error).
 func scopeRole(args []string) int {
 	if len(args) != 4 {
 		fmt.Println("usage: NAME PID ALLOWED REFUSED")
@@ -130,7 +121,7 @@ func TestExecLandlockScopes(t *testing.T) {
 			defer func() { victim.Process.Kill(); victim.Wait() }()
 			args := append([]string{"exec", "--user", "nobody"}, tc.args...)
 			args = append(args, "--", prog, name, strconv.Itoa(victim.Process.Pid), addrs[0], addrs[1])
-			r := privsep(t, setups(inDir(f.dir), withEnv(scopeRoleEnv+"=1")), args...)
+			r := privsep(t, setups(inDir(f.dir), withEnv(testRoleEnv+"=scope")), args...)
 			if tc.want == "" {
 				checkCode(t, r, exitExecFailed)
 				checkStderrContains(t, r, "IPPROTO_MPTCP")

@@ -28,20 +28,10 @@ import (
 	"github.com/privsep-go/privsep/parent"
 )
 
-// execRoleEnv, when set to "inherited", makes this test binary the CMD of a
-// "privsep exec --keep-opener" instead of running tests: it picks up the
-// opener with parent.Inherited, asks it for each argument, prints what
-// happened and closes it (see inheritedRole). TestMain never runs then.
-const execRoleEnv = "PRIVSEP_EXEC_TEST_ROLE"
-
-func init() {
-	if os.Getenv(execRoleEnv) == "inherited" {
-		os.Exit(inheritedRole(os.Args[1:]))
-	}
-}
-
-// inheritedRole is a Go program built on privsep, run by privsep exec
-// --keep-opener: it reads each path through the inherited opener.
+// inheritedRole (testRoleEnv "inherited") is a Go program built on
+// privsep, run as the CMD of privsep exec --keep-opener: it picks up the
+// opener with parent.Inherited, asks it for each path, prints what happened
+// and closes it.
 func inheritedRole(paths []string) int {
 	child.Init() // what such a program does first; a no-op here
 	fmt.Printf("env fd=%s pid=%s listen=%s\n", os.Getenv(parent.OpenerFDEnv), os.Getenv(parent.OpenerPIDEnv), os.Getenv("LISTEN_FDS"))
@@ -585,7 +575,7 @@ func TestExecKeepOpener(t *testing.T) {
 	testutil.NeedRoot(t, "keeping a root opener for a command that runs as nobody")
 	f := newExecFiles(t)
 	prog := copyTestBinary(t, f.dir)
-	role := withEnv(execRoleEnv + "=inherited")
+	role := withEnv(testRoleEnv + "=inherited")
 	for _, tc := range []struct {
 		name   string
 		args   []string // between "exec" and "--"

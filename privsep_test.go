@@ -37,6 +37,26 @@ var binary string
 // blocks, an opener that never answers) can hang the suite.
 const cmdTimeout = 20 * time.Second
 
+// testRoleEnv, when set, makes this test binary play a program a test runs
+// (as privsep exec's CMD, say) instead of running tests: the value names
+// the role, whose exit status is the binary's. TestMain never runs then.
+const testRoleEnv = "PRIVSEP_EXEC_TEST_ROLE"
+
+func init() {
+	var role func(args []string) int
+	switch os.Getenv(testRoleEnv) {
+	case "inherited":
+		role = inheritedRole
+	case "scope":
+		role = scopeRole
+	case "loop":
+		role = loopRole
+	default:
+		return
+	}
+	os.Exit(role(os.Args[1:]))
+}
+
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
 }
