@@ -37,7 +37,7 @@ type brokerFixture struct {
 	dir, secret, key, other string
 }
 
-func newBrokerFixture(t *testing.T) brokerFixture {
+func newBrokerFixture(t testing.TB) brokerFixture {
 	t.Helper()
 	testutil.NeedRoot(t, "the broker runs the command as nobody, and the opener must read root-only files")
 	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
@@ -247,6 +247,7 @@ type brokerRun struct {
 	cmd   *exec.Cmd
 	in    io.WriteCloser
 	lines chan string
+	n     int // opens a round
 }
 
 func startBrokerLoop(t *testing.T, f brokerFixture, n int) *brokerRun {
@@ -260,7 +261,7 @@ func startBrokerLoop(t *testing.T, f brokerFixture, n int) *brokerRun {
 	in, err := cmd.StdinPipe()
 	testutil.Must(t, err)
 	out := startReading(t, cmd)
-	b := &brokerRun{cmd: cmd, in: in, lines: make(chan string, 16)}
+	b := &brokerRun{cmd: cmd, in: in, lines: make(chan string, 16), n: n}
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
@@ -286,6 +287,13 @@ func (b *brokerRun) expect(t *testing.T, want string) {
 	}
 }
 
+// round has the program open the key its n times, each served.
+func (b *brokerRun) round(t *testing.T) {
+	t.Helper()
+	fmt.Fprintln(b.in)
+	b.expect(t, "read "+strconv.Itoa(b.n))
+}
+
 // opener is the pid of the command's one child, the opener.
 func (b *brokerRun) opener(t *testing.T) int {
 	t.Helper()
@@ -302,12 +310,10 @@ func TestBrokerManyOpensNoOpenerLeak(t *testing.T) {
 	f := newBrokerFixture(t)
 	b := startBrokerLoop(t, f, 1000)
 	opener := b.opener(t)
-	fmt.Fprintln(b.in)
-	b.expect(t, "read 1000") // the opener's deciding workers are made
+	b.round(t) // the opener's deciding workers are made
 	before := openerFDs(t, opener)
 	for i := 0; i < 3; i++ {
-		fmt.Fprintln(b.in)
-		b.expect(t, "read 1000")
+		b.round(t)
 	}
 	if after := openerFDs(t, opener); !slices.Equal(after, before) {
 		t.Errorf("opener descriptors: %q before 3000 brokered opens, %q after", before, after)
@@ -357,8 +363,7 @@ func TestBrokerOpenerDeath(t *testing.T) {
 	f := newBrokerFixture(t)
 	b := startBrokerLoop(t, f, 1)
 	opener := b.opener(t)
-	fmt.Fprintln(b.in)
-	b.expect(t, "read 1")
+	b.round(t)
 	if err := syscall.Kill(opener, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -420,37 +425,9 @@ func loopRole(args []string) int {
 //
 // The loop program times its own loop; ns/open is the figure.
 func BenchmarkBrokeredOpen(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root")
-	}
-	dir, err := os.MkdirTemp("", "privsep-broker-bench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	secret := filepath.Join(dir, "secret")
-	key := filepath.Join(secret, "key")
-	if err := os.Mkdir(secret, 0o700); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(key, []byte("the-key\n"), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	data, err := os.ReadFile(self)
-	if err != nil {
-		b.Fatal(err)
-	}
-	loopBin := filepath.Join(dir, "loop")
-	if err := os.WriteFile(loopBin, data, 0o755); err != nil {
-		b.Fatal(err)
-	}
+	f := newBrokerFixture(b)
+	key := f.key
+	loopBin := copyTestBinary(b, f.dir)
 	loop := func(b *testing.B, argv ...string) {
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Env = append(os.Environ(), testRoleEnv+"=loop")

@@ -60,7 +60,7 @@ func inheritedRole(paths []string) int {
 }
 
 // writeMode writes a file with the given mode (whatever the umask).
-func writeMode(t *testing.T, path, data string, mode os.FileMode) {
+func writeMode(t testing.TB, path, data string, mode os.FileMode) {
 	t.Helper()
 	writeFile(t, path, data)
 	if err := os.Chmod(path, mode); err != nil {
@@ -540,8 +540,9 @@ func TestExecLandlock(t *testing.T) {
 }
 
 // copyTestBinary copies this test binary into dir, where the user nobody
-// can run it (the build directory is root's only).
-func copyTestBinary(t *testing.T, dir string) string {
+// can run it (the build directory is root's only), to play a role (see
+// testRoleEnv).
+func copyTestBinary(t testing.TB, dir string) string {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -552,7 +553,7 @@ func copyTestBinary(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	dst := filepath.Join(dir, "inherited.test")
+	dst := filepath.Join(dir, "role.test")
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
 	if err != nil {
 		t.Fatal(err)

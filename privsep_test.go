@@ -234,7 +234,7 @@ func checkNotPrinted(t *testing.T, r result, secrets ...string) {
 	}
 }
 
-func writeFile(t *testing.T, path string, data string) {
+func writeFile(t testing.TB, path string, data string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
