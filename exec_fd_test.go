@@ -23,6 +23,16 @@ func withFD7(f *os.File) func(*exec.Cmd) {
 	return func(c *exec.Cmd) { c.ExtraFiles = []*os.File{nil, nil, nil, nil, f} }
 }
 
+// openFD7 opens path read-only, for withFD7; the file is closed when the
+// test ends.
+func openFD7(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	testutil.Must(t, err)
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
 // fdList parses the output of ls /proc/PID/fd, sorted.
 func fdList(t *testing.T, out string) []int {
 	t.Helper()
@@ -64,11 +74,7 @@ func TestExecInheritedFDNotPassed(t *testing.T) {
 		{"--open 3 4 --keep-fd 7", []string{"--open", f.a, "--open", f.b, "--keep-fd", "7"}, "2", []int{0, 1, 2, 3, 4, 7}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			secret, err := os.Open(f.secret) // its own offset
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer secret.Close()
+			secret := openFD7(t, f.secret) // its own offset
 			args := append([]string{"exec", "--user", "nobody"}, tc.args...)
 			args = append(args, "--", "sh", "-c", show)
 			r := privsep(t, setups(inDir(f.dir), withFD7(secret)), args...)
@@ -92,11 +98,7 @@ func TestExecInheritedFDNotPassed(t *testing.T) {
 func TestExecKeepFDRefused(t *testing.T) {
 	t.Parallel()
 	f := newExecFiles(t)
-	null, err := os.Open(os.DevNull)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer null.Close()
+	null := openFD7(t, os.DevNull)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -168,11 +170,7 @@ func TestExecUserEnvironment(t *testing.T) {
 func TestExecOpenerGetsNoInheritedFD(t *testing.T) {
 	t.Parallel()
 	f := newExecFiles(t)
-	inherited, err := os.Open(f.b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inherited.Close()
+	inherited := openFD7(t, f.b)
 	// CMD runs as this user and lists the opener's descriptors, which
 	// are still open: --keep-opener.
 	r := privsep(t, withFD7(inherited), "exec", "--keep-opener", "--keep-fd", "7", "--open", f.a, "--",

@@ -292,16 +292,7 @@ func TestExecPassesOnlyItsDescriptors(t *testing.T) {
 		args := append(append([]string{"exec"}, tc.args...), "--", "sh", "-c", "ls /proc/$$/fd; :")
 		r := privsep(t, nil, args...)
 		checkCode(t, r, 0)
-		var got []int
-		for _, s := range strings.Fields(r.stdout) {
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				t.Fatalf("ls: %q", r.stdout)
-			}
-			got = append(got, n)
-		}
-		slices.Sort(got)
-		if !slices.Equal(got, tc.want) {
+		if got := fdList(t, r.stdout); !slices.Equal(got, tc.want) {
 			t.Errorf("exec %q: the command has descriptors %v, want %v (%v inherited by the tests, not to be passed on)", tc.args, got, tc.want, inherited)
 		}
 	}
