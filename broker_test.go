@@ -43,7 +43,7 @@ func newBrokerFixture(t testing.TB) brokerFixture {
 	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
 		t.Skip("the open broker exists on amd64 and arm64 only")
 	}
-	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
+	dir := publicDir(t)
 	f := brokerFixture{dir: dir, secret: filepath.Join(dir, "secret")}
 	if err := os.Mkdir(f.secret, 0o700); err != nil {
 		t.Fatal(err)

@@ -116,9 +116,26 @@ type execFiles struct {
 
 const secretData = "root-only secret\n"
 
+// publicDir is a fresh directory that any user can reach, as they can the
+// privsep binary: for a test that runs privsep, or its command, as another
+// user.
+func publicDir(t testing.TB) string {
+	return testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
+}
+
+// publicFile writes data, of the given mode, to name in a fresh publicDir
+// and returns the directory and the file's path.
+func publicFile(t testing.TB, name, data string, mode os.FileMode) (dir, file string) {
+	t.Helper()
+	dir = publicDir(t)
+	file = filepath.Join(dir, name)
+	writeMode(t, file, data, mode)
+	return dir, file
+}
+
 func newExecFiles(t *testing.T) execFiles {
 	t.Helper()
-	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
+	dir := publicDir(t)
 	f := execFiles{dir: dir, secret: filepath.Join(dir, "secret"), a: filepath.Join(dir, "a.txt"), b: filepath.Join(dir, "b.txt")}
 	writeMode(t, f.secret, secretData, 0o600)
 	writeFile(t, f.a, "alpha\n")

@@ -32,7 +32,7 @@ func TestRecipePythonHTTPServer(t *testing.T) {
 	if !strings.Contains(readmeText(t), pythonRecipe) {
 		t.Fatalf("README.md does not hold the recipe as tested:\n%s", pythonRecipe)
 	}
-	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
+	dir := publicDir(t)
 	writeMode(t, filepath.Join(dir, "index.txt"), "served\n", 0o644)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePrivilegedPort(t))
 	cmd := exec.Command(binary, "exec", "--listen", "http=tcp:"+addr, "--user", "nobody", "--", python, "-c", pythonRecipe)
@@ -60,9 +60,7 @@ func TestRecipePythonHTTPServer(t *testing.T) {
 // descriptor itself (cat <&3).
 func TestRecipeDevFdOtherUser(t *testing.T) {
 	testutil.NeedRoot(t, "drops to nobody")
-	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
-	file := filepath.Join(dir, "secret")
-	writeMode(t, file, "root only\n", 0o600)
+	_, file := publicFile(t, "secret", "root only\n", 0o600)
 	r := privsep(t, nil, "exec", "--open", "3="+file, "--user", "nobody", "--", "cat", "/dev/fd/3")
 	if r.code == 0 || !strings.Contains(r.stderr, "Permission denied") {
 		t.Errorf("cat /dev/fd/3 as nobody: exit %d, stderr %q; want permission denied", r.code, r.stderr)

@@ -42,9 +42,7 @@ func holdSession(t *testing.T, sock string, uid uint32) int {
 func TestServeSessionLimit(t *testing.T) {
 	t.Parallel()
 	testutil.NeedRoot(t, "clients with other uids")
-	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
-	file := filepath.Join(dir, "f")
-	writeMode(t, file, "served\n", 0o644)
+	dir, file := publicFile(t, "f", "served\n", 0o644)
 	sock := filepath.Join(dir, "s.sock")
 	s := startServe(t, sock, "--allow", file, "--allow-uid", "65534", "--allow-uid", "0", "--socket-mode", "0666",
 		"--max-sessions-per-uid", "2", "--idle-timeout", "1h")

@@ -208,9 +208,7 @@ func as(uid, gid uint32) func(*exec.Cmd) {
 // client that gets it, a user who may not connect and is told so.
 func TestServeGet(t *testing.T) {
 	t.Parallel()
-	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
-	file := filepath.Join(dir, "hostname")
-	writeMode(t, file, "myhost\n", 0o600)
+	dir, file := publicFile(t, "hostname", "myhost\n", 0o600)
 	sock := filepath.Join(dir, "p.sock")
 	s := startServe(t, sock, "--allow", file)
 
@@ -278,7 +276,7 @@ func TestServeEtcHostname(t *testing.T) {
 func TestServeUIDs(t *testing.T) {
 	t.Parallel()
 	testutil.NeedRoot(t, "switching clients to other uids")
-	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
+	dir := publicDir(t)
 	for _, n := range []string{"all", "alice", "staff", "root"} {
 		writeMode(t, filepath.Join(dir, n+".txt"), n+"\n", 0o600)
 	}
