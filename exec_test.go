@@ -315,6 +315,38 @@ func TestExecPassesOnlyItsDescriptors(t *testing.T) {
 	}
 }
 
+// execStatusCase is a run of privsep exec that prints nothing on stdout:
+// its exit status and what stderr must say.
+type execStatusCase struct {
+	name string
+	args []string // after "exec"
+	code int
+	want []string // substrings of stderr
+}
+
+// runExecStatusCases runs each case in dir. A status of privsep's own
+// (125 to 127, unless the case's name says it is CMD's own) comes with a
+// message that starts "privsep exec: " (or is the flag package's); a
+// success or CMD's 42 with no message at all.
+func runExecStatusCases(t *testing.T, dir string, cases []execStatusCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := privsep(t, inDir(dir), append([]string{"exec"}, tc.args...)...)
+			checkCode(t, r, tc.code)
+			checkStdout(t, r, "")
+			checkStderrContains(t, r, tc.want...)
+			if tc.code >= 125 && tc.code <= 127 && !strings.Contains(tc.name, "own") && !strings.HasPrefix(r.stderr, "privsep exec: ") && !strings.HasPrefix(r.stderr, "invalid value") && !strings.HasPrefix(r.stderr, "flag provided") {
+				t.Errorf("stderr: got %q, want it to start with \"privsep exec: \"", r.stderr)
+			}
+			if tc.code == 0 || tc.code == 42 {
+				checkStderrLines(t, r)
+			}
+		})
+	}
+}
+
 // TestExecExitStatus: 125 when privsep fails, 126 when CMD cannot run, 127
 // when it is missing, else CMD's own; the message names the problem.
 func TestExecExitStatus(t *testing.T) {
@@ -328,12 +360,7 @@ func TestExecExitStatus(t *testing.T) {
 	writeFile(t, badPolicy, "# a policy\nr:relative/path\n")
 	goodPolicy := filepath.Join(f.dir, "good.policy")
 	writeFile(t, goodPolicy, "r:"+f.a+"\n")
-	for _, tc := range []struct {
-		name string
-		args []string // after "exec"
-		code int
-		want []string // substrings of stderr
-	}{
+	runExecStatusCases(t, f.dir, []execStatusCase{
 		{"no CMD", []string{"--open", f.a}, 125, []string{"no CMD"}},
 		{"no CMD after --", []string{"--"}, 125, []string{"no CMD"}},
 		{"FD not a number", []string{"--open", "x=" + f.a, "--", "true"}, 125, []string{"not a descriptor number"}},
@@ -364,21 +391,7 @@ func TestExecExitStatus(t *testing.T) {
 		{"own status 125", []string{"--", "sh", "-c", "exit 125"}, 125, nil},
 		{"own success", []string{"--open", f.a, "--", "true"}, 0, nil},
 		{"a policy file that allows", []string{"--policy", goodPolicy, "--open", "3=" + f.a, "--", "true"}, 0, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			r := privsep(t, inDir(f.dir), append([]string{"exec"}, tc.args...)...)
-			checkCode(t, r, tc.code)
-			checkStdout(t, r, "")
-			checkStderrContains(t, r, tc.want...)
-			if tc.code >= 125 && tc.code <= 127 && !strings.Contains(tc.name, "own") && !strings.HasPrefix(r.stderr, "privsep exec: ") && !strings.HasPrefix(r.stderr, "invalid value") && !strings.HasPrefix(r.stderr, "flag provided") {
-				t.Errorf("stderr: got %q, want it to start with \"privsep exec: \"", r.stderr)
-			}
-			if tc.code == 0 || tc.code == 42 {
-				checkStderrLines(t, r)
-			}
-		})
-	}
+	})
 	t.Run("help", func(t *testing.T) {
 		t.Parallel()
 		checkHelp(t, privsep(t, nil, "exec", "--help"), "Usage: privsep exec")
@@ -392,12 +405,7 @@ func TestExecExitStatusAsRoot(t *testing.T) {
 	f := newExecFiles(t)
 	rootOnly := filepath.Join(f.dir, "root-only-cmd")
 	writeMode(t, rootOnly, "#!/bin/sh\necho ran\n", 0o700)
-	for _, tc := range []struct {
-		name string
-		args []string
-		code int
-		want []string
-	}{
+	runExecStatusCases(t, f.dir, []execStatusCase{
 		// Root finds it executable; nobody, after the drop, may not run it.
 		{"only root may run CMD", []string{"--user", "nobody", "--", rootOnly}, 126, []string{rootOnly}},
 		// Ids the kernel would take as "unchanged": the drop must fail.
@@ -405,15 +413,7 @@ func TestExecExitStatusAsRoot(t *testing.T) {
 		{"uid 4294967295", []string{"--user", "4294967295", "--", "true"}, 125, nil},
 		{"gid -1", []string{"--user", "nobody", "--group", "-1", "--", "true"}, 125, nil},
 		{"gid 4294967295", []string{"--user", "nobody", "--group", "4294967295", "--", "true"}, 125, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			r := privsep(t, inDir(f.dir), append([]string{"exec"}, tc.args...)...)
-			checkCode(t, r, tc.code)
-			checkStdout(t, r, "")
-			checkStderrContains(t, r, tc.want...)
-		})
-	}
+	})
 }
 
 // TestExecMessagesHaveOnePrefix: privsep's own failures read "privsep exec:
