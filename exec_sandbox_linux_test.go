@@ -74,25 +74,13 @@ func TestExecLandlockScopes(t *testing.T) {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	f := newExecFiles(t)
-	prog := copyTestBinary(t, f.dir)
+	prog := testutil.CopySelf(t, filepath.Join(f.dir, "role.test")) // nobody may run it: see testRoleEnv
 
 	name := fmt.Sprintf("privsep-exec-test-%d", os.Getpid())
 	ln, err := net.Listen("unix", "@"+name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go acceptAll(ln)
-	var addrs []string
-	for range 2 {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		go acceptAll(l)
-		addrs = append(addrs, l.Addr().String())
-	}
+	testutil.Must(t, err)
+	testutil.AcceptAndClose(t, ln)
+	addrs := []string{testutil.ListenLoopback(t), testutil.ListenLoopback(t)}
 	_, allowedPort, _ := net.SplitHostPort(addrs[0])
 
 	const sandboxed = "abstract EPERM\nsignal EPERM\ntcp-allowed ok\ntcp-refused EACCES\n"
@@ -132,16 +120,6 @@ func TestExecLandlockScopes(t *testing.T) {
 				t.Errorf("CMD %s: got\n%s\nwant\n%s(stderr %q)", tc.name, r.stdout, tc.want, strings.TrimSpace(r.stderr))
 			}
 		})
-	}
-}
-
-func acceptAll(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		c.Close()
 	}
 }
 

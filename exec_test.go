@@ -547,35 +547,6 @@ func TestExecLandlock(t *testing.T) {
 	}
 }
 
-// copyTestBinary copies this test binary into dir, where the user nobody
-// can run it (the build directory is root's only), to play a role (see
-// testRoleEnv).
-func copyTestBinary(t testing.TB, dir string) string {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.Open(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst := filepath.Join(dir, "role.test")
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, src); err != nil {
-		out.Close()
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
 // TestExecKeepOpener: a Go program exec'd with --keep-opener picks up the
 // opener with parent.Inherited and reads, as nobody, a root-only file that
 // the policy allows, and only that.
@@ -583,7 +554,7 @@ func TestExecKeepOpener(t *testing.T) {
 	t.Parallel()
 	testutil.NeedRoot(t, "keeping a root opener for a command that runs as nobody")
 	f := newExecFiles(t)
-	prog := copyTestBinary(t, f.dir)
+	prog := testutil.CopySelf(t, filepath.Join(f.dir, "role.test")) // nobody may run it: see testRoleEnv
 	role := withEnv(testRoleEnv + "=inherited")
 	for _, tc := range []struct {
 		name   string
