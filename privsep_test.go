@@ -441,6 +441,17 @@ func TestCatFailures(t *testing.T) {
 			stdout: f.a,
 			stderr: []string{"privsep: read " + f.t("sub") + ": is a directory\n"},
 			code:   1},
+	})
+}
+
+// TestCatContainment: a symlink or a ".." that would leave a rule's
+// directory is refused, and the file is named as given; the secret outside
+// is never printed.
+func TestCatContainment(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tree := f.tree + "/"
+	runCatCases(t, []catCase{
 		{name: "absolute symlink out of the tree",
 			args:     []string{"--allow", tree, f.t("link-abs")},
 			stderr:   []string{"privsep: open " + f.t("link-abs") + ": "},
