@@ -3,9 +3,11 @@
 package main
 
 // privsep exec passes CMD only the descriptors it placed (and --keep-fd
-// ones), and sets the target user's HOME, USER, LOGNAME and SHELL.
+// ones), places them without racing the Go runtime, and sets the target
+// user's HOME, USER, LOGNAME and SHELL.
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -182,5 +184,43 @@ func TestExecOpenerGetsNoInheritedFD(t *testing.T) {
 	}
 	if strings.TrimSpace(mine) != f.b {
 		t.Errorf("CMD's descriptor 7 is %q, want %s (--keep-fd 7)", mine, f.b)
+	}
+}
+
+// TestExecPlacementRace: privsep places the descriptors with dup3 just
+// before execve, onto numbers that may be ones the Go runtime holds (its
+// epoll instance, its eventfd). Another thread that polls in that window
+// gets EINVAL and the runtime dies ("fatal error: runtime: netpoll
+// failed"), or, through the eventfd's number, writes into the placed file.
+// It shows in about one run in a hundred, so the test makes many runs
+// (PRIVSEP_STRESS sets how many).
+func TestExecPlacementRace(t *testing.T) {
+	t.Parallel()
+	n := 400
+	if s := os.Getenv("PRIVSEP_STRESS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n < 0 {
+			t.Fatalf("PRIVSEP_STRESS=%q: want a number of runs", s)
+		}
+	}
+	f := newExecFiles(t)
+	args := []string{"exec"}
+	for fd := 3; fd <= 16; fd++ {
+		args = append(args, "--open", fmt.Sprintf("%d=%s", fd, f.a))
+	}
+	args = append(args, "--", "true")
+	// More Ps make more threads that poll.
+	env := withEnv("GOMAXPROCS=8")
+	const workers = 4
+	for w := range workers {
+		t.Run(fmt.Sprintf("worker %d", w), func(t *testing.T) {
+			t.Parallel()
+			for i := w; i < n; i += workers {
+				r := privsep(t, env, args...)
+				if r.code != 0 || r.stderr != "" {
+					t.Fatalf("run %d of %d: exit status %d, stderr %q; want 0 and nothing", i+1, n, r.code, r.stderr)
+				}
+			}
+		})
 	}
 }
