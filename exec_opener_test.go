@@ -108,7 +108,7 @@ func TestExecKeepOpener(t *testing.T) {
 	}
 	t.Run("with --landlock", func(t *testing.T) {
 		t.Parallel()
-		if landlockABI() <= 0 {
+		if testutil.LandlockABI() <= 0 {
 			t.Skip("needs Landlock")
 		}
 		args := append([]string{"exec", "--keep-opener", "--landlock"}, landlockAnyTCPHere()...)

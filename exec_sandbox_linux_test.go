@@ -64,7 +64,7 @@ func scopeRole(args []string) int {
 func TestExecLandlockScopes(t *testing.T) {
 	t.Parallel()
 	testutil.NeedRoot(t, "a root service and a process of nobody's")
-	if abi := landlockABI(); abi < 6 {
+	if abi := testutil.LandlockABI(); abi < 6 {
 		t.Skipf("needs Landlock ABI 6 (network rules and scopes); the kernel has %d", abi)
 	}
 	u, err := user.Lookup("nobody")
@@ -140,7 +140,7 @@ func landlockAnyTCPHere() []string {
 // ways on; each of them runs CMD. Elsewhere --landlock alone runs it.
 func TestExecLandlockMPTCP(t *testing.T) {
 	t.Parallel()
-	if abi := landlockABI(); abi < 4 {
+	if abi := testutil.LandlockABI(); abi < 4 {
 		t.Skipf("needs Landlock ABI 4 (TCP rules); the kernel has %d", abi)
 	}
 	dir := t.TempDir()

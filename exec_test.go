@@ -19,15 +19,6 @@ import (
 	"github.com/privsep-go/privsep/internal/testutil"
 )
 
-// landlockABI returns the kernel's Landlock ABI version, 0 without it.
-func landlockABI() int {
-	abi, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
-	if e != 0 {
-		return 0
-	}
-	return int(abi)
-}
-
 // checkOnePrefix checks that no stderr line says "privsep" twice over, as
 // in "privsep exec: privsep: ...".
 func checkOnePrefix(t *testing.T, r result) {
@@ -426,7 +417,7 @@ func TestExecWriteModes(t *testing.T) {
 // its descriptors (and may run what is under the system directories).
 func TestExecLandlock(t *testing.T) {
 	t.Parallel()
-	if landlockABI() <= 0 {
+	if testutil.LandlockABI() <= 0 {
 		t.Skip("needs Landlock: landlock_create_ruleset(LANDLOCK_CREATE_RULESET_VERSION) fails in this kernel")
 	}
 	f := newExecFiles(t)
