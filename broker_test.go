@@ -11,7 +11,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/privsep-go/privsep/internal/testutil"
 	"io"
 	"os"
 	"os/exec"
@@ -23,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 
 	"github.com/privsep-go/privsep/parent"
 )
@@ -36,13 +37,13 @@ type brokerFixture struct {
 	dir, secret, key, other string
 }
 
-func newBrokerFixture(t *testing.T) brokerFixture {
+func newBrokerFixture(t testing.TB) brokerFixture {
 	t.Helper()
 	testutil.NeedRoot(t, "the broker runs the command as nobody, and the opener must read root-only files")
 	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
 		t.Skip("the open broker exists on amd64 and arm64 only")
 	}
-	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
+	dir := publicDir(t)
 	f := brokerFixture{dir: dir, secret: filepath.Join(dir, "secret")}
 	if err := os.Mkdir(f.secret, 0o700); err != nil {
 		t.Fatal(err)
@@ -246,6 +247,7 @@ type brokerRun struct {
 	cmd   *exec.Cmd
 	in    io.WriteCloser
 	lines chan string
+	n     int // opens a round
 }
 
 func startBrokerLoop(t *testing.T, f brokerFixture, n int) *brokerRun {
@@ -257,17 +259,9 @@ func startBrokerLoop(t *testing.T, f brokerFixture, n int) *brokerRun {
 	cmd.Stderr = os.Stderr
 	cmd.WaitDelay = 2 * time.Second
 	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	b := &brokerRun{cmd: cmd, in: in, lines: make(chan string, 16)}
+	testutil.Must(t, err)
+	out := startReading(t, cmd)
+	b := &brokerRun{cmd: cmd, in: in, lines: make(chan string, 16), n: n}
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
@@ -293,19 +287,21 @@ func (b *brokerRun) expect(t *testing.T, want string) {
 	}
 }
 
+// round has the program open the key its n times, each served.
+func (b *brokerRun) round(t *testing.T) {
+	t.Helper()
+	fmt.Fprintln(b.in)
+	b.expect(t, "read "+strconv.Itoa(b.n))
+}
+
 // opener is the pid of the command's one child, the opener.
 func (b *brokerRun) opener(t *testing.T) int {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", b.cmd.Process.Pid, b.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kids := strings.Fields(string(data))
+	kids := children(b.cmd.Process.Pid)
 	if len(kids) != 1 {
-		t.Fatalf("the program's children: %q, want one, the opener", kids)
+		t.Fatalf("the program's children: %v, want one, the opener", kids)
 	}
-	pid, _ := strconv.Atoi(kids[0])
-	return pid
+	return kids[0]
 }
 
 // TestBrokerManyOpensNoOpenerLeak: 3000 brokered opens leave the opener's
@@ -314,12 +310,10 @@ func TestBrokerManyOpensNoOpenerLeak(t *testing.T) {
 	f := newBrokerFixture(t)
 	b := startBrokerLoop(t, f, 1000)
 	opener := b.opener(t)
-	fmt.Fprintln(b.in)
-	b.expect(t, "read 1000") // the opener's deciding workers are made
+	b.round(t) // the opener's deciding workers are made
 	before := openerFDs(t, opener)
 	for i := 0; i < 3; i++ {
-		fmt.Fprintln(b.in)
-		b.expect(t, "read 1000")
+		b.round(t)
 	}
 	if after := openerFDs(t, opener); !slices.Equal(after, before) {
 		t.Errorf("opener descriptors: %q before 3000 brokered opens, %q after", before, after)
@@ -369,8 +363,7 @@ func TestBrokerOpenerDeath(t *testing.T) {
 	f := newBrokerFixture(t)
 	b := startBrokerLoop(t, f, 1)
 	opener := b.opener(t)
-	fmt.Fprintln(b.in)
-	b.expect(t, "read 1")
+	b.round(t)
 	if err := syscall.Kill(opener, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -398,27 +391,22 @@ func TestBrokerWatcherNotAChild(t *testing.T) {
 	checkStdout(t, r, "the-key\nwaited\n")
 }
 
-// brokerRoleEnv, set to "loop", makes this test binary the loop program of
-// BenchmarkBrokeredOpen instead of running tests: it opens and closes
-// argv[1] argv[2] times and prints how long that took, in nanoseconds.
-const brokerRoleEnv = "PRIVSEP_BROKER_TEST_ROLE"
-
-func init() {
-	if os.Getenv(brokerRoleEnv) != "loop" || len(os.Args) != 3 {
-		return
+// loopRole (testRoleEnv "loop") is the loop program of
+// BenchmarkBrokeredOpen: it opens and closes FILE N times and prints how
+// long that took, in nanoseconds.
+func loopRole(args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: FILE N")
+		return 2
 	}
-	n, _ := strconv.Atoi(os.Args[2])
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		fd, err := syscall.Open(os.Args[1], syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "open %d: %v\n", i, err)
-			os.Exit(1)
-		}
-		syscall.Close(fd)
+	n, _ := strconv.Atoi(args[1])
+	took, err := testutil.OpenLoop(args[0], n)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	fmt.Println(time.Since(start).Nanoseconds())
-	os.Exit(0)
+	fmt.Println(took.Nanoseconds())
+	return 0
 }
 
 // BenchmarkBrokeredOpen measures, in one run, opening and closing one
@@ -433,40 +421,12 @@ func init() {
 //
 // The loop program times its own loop; ns/open is the figure.
 func BenchmarkBrokeredOpen(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root")
-	}
-	dir, err := os.MkdirTemp("", "privsep-broker-bench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	secret := filepath.Join(dir, "secret")
-	key := filepath.Join(secret, "key")
-	if err := os.Mkdir(secret, 0o700); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(key, []byte("the-key\n"), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	data, err := os.ReadFile(self)
-	if err != nil {
-		b.Fatal(err)
-	}
-	loopBin := filepath.Join(dir, "loop")
-	if err := os.WriteFile(loopBin, data, 0o755); err != nil {
-		b.Fatal(err)
-	}
+	f := newBrokerFixture(b)
+	key := f.key
+	loopBin := testutil.CopySelf(b, filepath.Join(f.dir, "role.test")) // nobody may run it: see testRoleEnv
 	loop := func(b *testing.B, argv ...string) {
 		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Env = append(os.Environ(), brokerRoleEnv+"=loop")
+		cmd.Env = append(os.Environ(), testRoleEnv+"=loop")
 		out, err := cmd.Output()
 		if err != nil {
 			b.Fatalf("%q: %v", argv, err)

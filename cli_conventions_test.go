@@ -4,7 +4,7 @@ package main
 
 // End-to-end tests of the command-line conventions (README "Command-line
 // conventions"): --version, flags anywhere before "--", one-line usage
-// errors, completion scripts and the one rule for relative paths.
+// errors, help, completion scripts and the one rule for relative paths.
 
 import (
 	"os"
@@ -242,5 +242,79 @@ func TestManPageShipped(t *testing.T) {
 		if !strings.Contains(string(data), ".SS \"privsep "+strings.Join(words, " ")+"\"") {
 			t.Errorf("privsep.1: no section for privsep %s", strings.Join(words, " "))
 		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string // substrings of stderr
+	}{
+		{name: "no command", args: nil, want: []string{"Usage:", "privsep cat"}},
+		{name: "unknown command", args: []string{"frob"}, want: []string{`unknown command "frob"`}},
+		{name: "help for an unknown command", args: []string{"help", "frob"}, want: []string{`unknown command "frob"`}},
+		{name: "cat without FILE", args: []string{"cat"}, want: []string{"no FILE given"}},
+		{name: "cat with rules but no FILE", args: []string{"cat", "--allow", "/etc/"}, want: []string{"no FILE given"}},
+		{name: "relative rule with ..", args: []string{"cat", "--allow", "../etc/hostname", "/etc/hostname"}, want: []string{`../etc/hostname"`, "not clean"}},
+		{name: "unclean rule", args: []string{"cat", "--allow", "/a/../b", "/b"}, want: []string{`"/a/../b"`, "not clean"}},
+		{name: "unclean tree rule", args: []string{"cat", "--allow", "/a//b/", "/a/b/c"}, want: []string{"not clean"}},
+		{name: "empty rule", args: []string{"cat", "--allow", "", "/b"}, want: []string{"-allow"}},
+		{name: "unknown mode", args: []string{"cat", "--allow", "x:/tmp/", "/tmp/x"}, want: []string{"mode"}},
+		{name: "unknown log level", args: []string{"cat", "--log-level", "loud", "/etc/hostname"}, want: []string{`unknown log level "loud"`}},
+		{name: "unknown flag", args: []string{"cat", "--frob", "/etc/hostname"}, want: []string{"frob"}},
+		{name: "missing flag value", args: []string{"cat", "--allow"}, want: []string{"allow"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := privsep(t, nil, tc.args...)
+			checkCode(t, r, 2)
+			checkStdout(t, r, "")
+			checkStderrContains(t, r, tc.want...)
+		})
+	}
+}
+
+// TestDuplicateRule: the same rule twice on the command line is the command
+// line's fault, so a usage error, reported once with one "privsep:" prefix.
+func TestDuplicateRule(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	r := privsep(t, nil, "cat", "--allow", f.t("a.txt"), "--allow", "r:"+f.t("a.txt"), f.t("a.txt"))
+	checkStdout(t, r, "")
+	checkStderrContains(t, r, "duplicates")
+	if strings.Contains(r.stderr, "privsep: privsep:") {
+		t.Errorf("stderr: got %q, want a single \"privsep:\" prefix", r.stderr)
+	}
+	checkCode(t, r, 2)
+}
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string // a line of the usage that must be on stdout
+	}{
+		{[]string{"--help"}, "privsep cat [--allow RULE]"},
+		{[]string{"-h"}, "privsep cat [--allow RULE]"},
+		{[]string{"help"}, "privsep cat [--allow RULE]"},
+		{[]string{"help", "cat"}, "Usage: privsep cat [--allow RULE]"},
+		{[]string{"cat", "--help"}, "Usage: privsep cat [--allow RULE]"},
+		{[]string{"cat", "-h"}, "Usage: privsep cat [--allow RULE]"},
+		{[]string{"cat", "--allow", "/etc/", "--help", "/etc/hostname"}, "Usage: privsep cat [--allow RULE]"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			r := privsep(t, nil, tc.args...)
+			checkCode(t, r, 0)
+			if !strings.Contains(r.stdout, tc.want) || !strings.Contains(r.stdout, "--allow") {
+				t.Errorf("stdout: got %q, want the usage, with %q", r.stdout, tc.want)
+			}
+			if n := strings.Count(r.stdout, "Usage:"); n != 1 {
+				t.Errorf("stdout: got the usage %d times, want once", n)
+			}
+			checkStderrLines(t, r)
+		})
 	}
 }

@@ -147,23 +147,12 @@ func TestDemoFailingStep(t *testing.T) {
 
 func TestDemoUsage(t *testing.T) {
 	t.Parallel()
-	t.Run("help", func(t *testing.T) {
-		t.Parallel()
-		r := privsep(t, nil, "demo", "--help")
-		checkCode(t, r, 0)
-		if !strings.HasPrefix(r.stdout, "Usage: privsep demo") {
-			t.Errorf("stdout: got %q, want the usage", r.stdout)
-		}
-		checkStderrLines(t, r)
-	})
-	t.Run("help command", func(t *testing.T) {
-		t.Parallel()
-		r := privsep(t, nil, "help", "demo")
-		checkCode(t, r, 0)
-		if !strings.HasPrefix(r.stdout, "Usage: privsep demo") {
-			t.Errorf("stdout: got %q, want the usage", r.stdout)
-		}
-	})
+	for _, args := range [][]string{{"demo", "--help"}, {"help", "demo"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			checkHelp(t, privsep(t, nil, args...), "Usage: privsep demo")
+		})
+	}
 	for _, args := range [][]string{{"demo", "extra"}, {"demo", "--frob"}, {"demo", "--user"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			t.Parallel()

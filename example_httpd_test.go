@@ -15,14 +15,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
 // TestExampleHTTPD builds examples/httpd and runs it as root on a port
 // below 1024: it must serve a root-only page while running as nobody.
 func TestExampleHTTPD(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the example binds a privileged port and drops to nobody")
-	}
+	testutil.NeedRoot(t, "the example binds a privileged port and drops to nobody")
 	goTool, err := findGo()
 	if err != nil {
 		t.Fatal(err)
@@ -47,15 +47,9 @@ func TestExampleHTTPD(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-dir", www, "-addr", addr, "-print-ready")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout := startReading(t, cmd)
 	defer func() {
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()

@@ -3,9 +3,11 @@
 package main
 
 // privsep exec passes CMD only the descriptors it placed (and --keep-fd
-// ones), and sets the target user's HOME, USER, LOGNAME and SHELL.
+// ones), places them without racing the Go runtime, and sets the target
+// user's HOME, USER, LOGNAME and SHELL.
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -21,6 +23,16 @@ import (
 // shell's "7</etc/shadow" on privsep's own command line would.
 func withFD7(f *os.File) func(*exec.Cmd) {
 	return func(c *exec.Cmd) { c.ExtraFiles = []*os.File{nil, nil, nil, nil, f} }
+}
+
+// openFD7 opens path read-only, for withFD7; the file is closed when the
+// test ends.
+func openFD7(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	testutil.Must(t, err)
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 // fdList parses the output of ls /proc/PID/fd, sorted.
@@ -64,11 +76,7 @@ func TestExecInheritedFDNotPassed(t *testing.T) {
 		{"--open 3 4 --keep-fd 7", []string{"--open", f.a, "--open", f.b, "--keep-fd", "7"}, "2", []int{0, 1, 2, 3, 4, 7}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			secret, err := os.Open(f.secret) // its own offset
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer secret.Close()
+			secret := openFD7(t, f.secret) // its own offset
 			args := append([]string{"exec", "--user", "nobody"}, tc.args...)
 			args = append(args, "--", "sh", "-c", show)
 			r := privsep(t, setups(inDir(f.dir), withFD7(secret)), args...)
@@ -92,11 +100,7 @@ func TestExecInheritedFDNotPassed(t *testing.T) {
 func TestExecKeepFDRefused(t *testing.T) {
 	t.Parallel()
 	f := newExecFiles(t)
-	null, err := os.Open(os.DevNull)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer null.Close()
+	null := openFD7(t, os.DevNull)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -168,11 +172,7 @@ func TestExecUserEnvironment(t *testing.T) {
 func TestExecOpenerGetsNoInheritedFD(t *testing.T) {
 	t.Parallel()
 	f := newExecFiles(t)
-	inherited, err := os.Open(f.b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inherited.Close()
+	inherited := openFD7(t, f.b)
 	// CMD runs as this user and lists the opener's descriptors, which
 	// are still open: --keep-opener.
 	r := privsep(t, withFD7(inherited), "exec", "--keep-opener", "--keep-fd", "7", "--open", f.a, "--",
@@ -184,5 +184,43 @@ func TestExecOpenerGetsNoInheritedFD(t *testing.T) {
 	}
 	if strings.TrimSpace(mine) != f.b {
 		t.Errorf("CMD's descriptor 7 is %q, want %s (--keep-fd 7)", mine, f.b)
+	}
+}
+
+// TestExecPlacementRace: privsep places the descriptors with dup3 just
+// before execve, onto numbers that may be ones the Go runtime holds (its
+// epoll instance, its eventfd). Another thread that polls in that window
+// gets EINVAL and the runtime dies ("fatal error: runtime: netpoll
+// failed"), or, through the eventfd's number, writes into the placed file.
+// It shows in about one run in a hundred, so the test makes many runs
+// (PRIVSEP_STRESS sets how many).
+func TestExecPlacementRace(t *testing.T) {
+	t.Parallel()
+	n := 400
+	if s := os.Getenv("PRIVSEP_STRESS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n < 0 {
+			t.Fatalf("PRIVSEP_STRESS=%q: want a number of runs", s)
+		}
+	}
+	f := newExecFiles(t)
+	args := []string{"exec"}
+	for fd := 3; fd <= 16; fd++ {
+		args = append(args, "--open", fmt.Sprintf("%d=%s", fd, f.a))
+	}
+	args = append(args, "--", "true")
+	// More Ps make more threads that poll.
+	env := withEnv("GOMAXPROCS=8")
+	const workers = 4
+	for w := range workers {
+		t.Run(fmt.Sprintf("worker %d", w), func(t *testing.T) {
+			t.Parallel()
+			for i := w; i < n; i += workers {
+				r := privsep(t, env, args...)
+				if r.code != 0 || r.stderr != "" {
+					t.Fatalf("run %d of %d: exit status %d, stderr %q; want 0 and nothing", i+1, n, r.code, r.stderr)
+				}
+			}
+		})
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
 // TestExecListen: privsep exec --listen hands a socket-activation-aware
@@ -18,21 +20,8 @@ import (
 // The program is a few lines of Python that take descriptor 3 the way
 // sd_listen_fds(3) describes and serve one HTTP request.
 func TestExecListen(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: binds a port below 1024 and drops to nobody")
-	}
-	// The server runs as nobody, so it needs a python3 that nobody may
-	// execute (not one under /root).
-	python := ""
-	for _, p := range []string{"/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"} {
-		if st, err := os.Stat(p); err == nil && st.Mode().Perm()&0o001 != 0 {
-			python = p
-			break
-		}
-	}
-	if python == "" {
-		t.Skip("no python3 that nobody may run: it plays the socket-activated server")
-	}
+	testutil.NeedRoot(t, "binds a port below 1024 and drops to nobody")
+	python := nobodyPython(t, "it plays the socket-activated server")
 	port := freePrivilegedPort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	const server = `
@@ -50,20 +39,9 @@ c.close()
 	go func() {
 		done <- privsep(t, nil, "exec", "--listen", "http=tcp:"+addr, "--user", "nobody", "--", python, "-c", server)
 	}()
-	var body string
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			body = string(b)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server never answered: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	_, body, err := getWhenUp("http://"+addr+"/", 15*time.Second)
+	if err != nil {
+		t.Fatalf("the server never answered: %v", err)
 	}
 	r := <-done
 	if r.code != 0 {
@@ -81,5 +59,37 @@ c.close()
 	if c, err := net.Dial("tcp", addr); err == nil {
 		c.Close()
 		t.Errorf("something still listens on %s", addr)
+	}
+}
+
+// nobodyPython returns a python3 that nobody may execute (not one under
+// /root), for a test that runs it as nobody, or skips the test; why says
+// what the program does in the test.
+func nobodyPython(t *testing.T, why string) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"} {
+		if st, err := os.Stat(p); err == nil && st.Mode().Perm()&0o001 != 0 {
+			return p
+		}
+	}
+	t.Skip("no python3 that nobody may run: " + why)
+	return ""
+}
+
+// getWhenUp GETs url until a server answers, for up to timeout, and
+// returns the answer's status code and body, or the last error.
+func getWhenUp(url string, timeout time.Duration) (int, string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode, string(b), err
+		}
+		if time.Now().After(deadline) {
+			return 0, "", err
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

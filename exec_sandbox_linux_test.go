@@ -24,18 +24,9 @@ import (
 	"github.com/privsep-go/privsep/parent"
 )
 
-// scopeRoleEnv makes this test binary, as CMD, try each escape its
-// arguments name and print one line per attempt (see scopeRole).
-const scopeRoleEnv = "PRIVSEP_EXEC_TEST_SCOPE_ROLE"
-
-func init() {
-	if os.Getenv(scopeRoleEnv) == "1" {
-		os.Exit(scopeRole(os.Args[1:]))
-	}
-}
-
-// scopeRole takes: an abstract socket name, a pid, a TCP address allowed
-// and one not, and prints what each attempt got ("ok" or the error).
+// scopeRole (testRoleEnv "scope") is a CMD that tries each escape its
+// arguments name: an abstract socket name, a pid, a TCP address allowed and
+// one not. It prints what each attempt got ("ok" or the error).
 func scopeRole(args []string) int {
 	if len(args) != 4 {
 		fmt.Println("usage: NAME PID ALLOWED REFUSED")
@@ -73,7 +64,7 @@ func scopeRole(args []string) int {
 func TestExecLandlockScopes(t *testing.T) {
 	t.Parallel()
 	testutil.NeedRoot(t, "a root service and a process of nobody's")
-	if abi := landlockABI(); abi < 6 {
+	if abi := testutil.LandlockABI(); abi < 6 {
 		t.Skipf("needs Landlock ABI 6 (network rules and scopes); the kernel has %d", abi)
 	}
 	u, err := user.Lookup("nobody")
@@ -83,25 +74,13 @@ func TestExecLandlockScopes(t *testing.T) {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	f := newExecFiles(t)
-	prog := copyTestBinary(t, f.dir)
+	prog := testutil.CopySelf(t, filepath.Join(f.dir, "role.test")) // nobody may run it: see testRoleEnv
 
 	name := fmt.Sprintf("privsep-exec-test-%d", os.Getpid())
 	ln, err := net.Listen("unix", "@"+name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go acceptAll(ln)
-	var addrs []string
-	for range 2 {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		go acceptAll(l)
-		addrs = append(addrs, l.Addr().String())
-	}
+	testutil.Must(t, err)
+	testutil.AcceptAndClose(t, ln)
+	addrs := []string{testutil.ListenLoopback(t), testutil.ListenLoopback(t)}
 	_, allowedPort, _ := net.SplitHostPort(addrs[0])
 
 	const sandboxed = "abstract EPERM\nsignal EPERM\ntcp-allowed ok\ntcp-refused EACCES\n"
@@ -130,7 +109,7 @@ func TestExecLandlockScopes(t *testing.T) {
 			defer func() { victim.Process.Kill(); victim.Wait() }()
 			args := append([]string{"exec", "--user", "nobody"}, tc.args...)
 			args = append(args, "--", prog, name, strconv.Itoa(victim.Process.Pid), addrs[0], addrs[1])
-			r := privsep(t, setups(inDir(f.dir), withEnv(scopeRoleEnv+"=1")), args...)
+			r := privsep(t, setups(inDir(f.dir), withEnv(testRoleEnv+"=scope")), args...)
 			if tc.want == "" {
 				checkCode(t, r, exitExecFailed)
 				checkStderrContains(t, r, "IPPROTO_MPTCP")
@@ -141,16 +120,6 @@ func TestExecLandlockScopes(t *testing.T) {
 				t.Errorf("CMD %s: got\n%s\nwant\n%s(stderr %q)", tc.name, r.stdout, tc.want, strings.TrimSpace(r.stderr))
 			}
 		})
-	}
-}
-
-func acceptAll(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		c.Close()
 	}
 }
 
@@ -171,7 +140,7 @@ func landlockAnyTCPHere() []string {
 // ways on; each of them runs CMD. Elsewhere --landlock alone runs it.
 func TestExecLandlockMPTCP(t *testing.T) {
 	t.Parallel()
-	if abi := landlockABI(); abi < 4 {
+	if abi := testutil.LandlockABI(); abi < 4 {
 		t.Skipf("needs Landlock ABI 4 (TCP rules); the kernel has %d", abi)
 	}
 	dir := t.TempDir()

@@ -6,105 +6,18 @@ package main
 // its opener, drops privileges and execs a command with the descriptors.
 
 import (
-	"bufio"
-	"context"
-	"errors"
-	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/privsep-go/privsep/child"
 	"github.com/privsep-go/privsep/internal/testutil"
-	"github.com/privsep-go/privsep/parent"
 )
-
-// execRoleEnv, when set to "inherited", makes this test binary the CMD of a
-// "privsep exec --keep-opener" instead of running tests: it picks up the
-// opener with parent.Inherited, asks it for each argument, prints what
-// happened and closes it (see inheritedRole). TestMain never runs then.
-const execRoleEnv = "PRIVSEP_EXEC_TEST_ROLE"
-
-func init() {
-	if os.Getenv(execRoleEnv) == "inherited" {
-		os.Exit(inheritedRole(os.Args[1:]))
-	}
-}
-
-// inheritedRole is a Go program built on privsep, run by privsep exec
-// --keep-opener: it reads each path through the inherited opener.
-func inheritedRole(paths []string) int {
-	child.Init() // what such a program does first; a no-op here
-	fmt.Printf("env fd=%s pid=%s listen=%s\n", os.Getenv(parent.OpenerFDEnv), os.Getenv(parent.OpenerPIDEnv), os.Getenv("LISTEN_FDS"))
-	op, err := parent.Inherited(nil)
-	if err != nil {
-		fmt.Printf("inherited: %v\n", err)
-		return 3
-	}
-	_, fdSet := os.LookupEnv(parent.OpenerFDEnv)
-	_, pidSet := os.LookupEnv(parent.OpenerPIDEnv)
-	fmt.Printf("opener pid %d, env cleared %v, uid %d\n", op.PID(), !fdSet && !pidSet, os.Geteuid())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, p := range paths {
-		f, err := op.Open(ctx, p, os.O_RDONLY, 0)
-		if err != nil {
-			fmt.Printf("open %s: denied %v: %v\n", p, errors.Is(err, parent.ErrDenied), err)
-			continue
-		}
-		b, err := io.ReadAll(f)
-		f.Close()
-		fmt.Printf("read %s: %q %v\n", p, b, err)
-	}
-	fmt.Printf("close: %v\n", op.Close())
-	return 0
-}
-
-// writeMode writes a file with the given mode (whatever the umask).
-func writeMode(t *testing.T, path, data string, mode os.FileMode) {
-	t.Helper()
-	writeFile(t, path, data)
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// landlockABI returns the kernel's Landlock ABI version, 0 without it.
-func landlockABI() int {
-	abi, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
-	if e != 0 {
-		return 0
-	}
-	return int(abi)
-}
-
-// setups combines setup functions for privsep().
-func setups(fs ...func(*exec.Cmd)) func(*exec.Cmd) {
-	return func(c *exec.Cmd) {
-		for _, f := range fs {
-			f(c)
-		}
-	}
-}
-
-// withEnv adds environment variables to the command's (the test's) own.
-func withEnv(kv ...string) func(*exec.Cmd) {
-	return func(c *exec.Cmd) {
-		if c.Env == nil {
-			c.Env = os.Environ()
-		}
-		c.Env = append(c.Env, kv...)
-	}
-}
 
 // checkOnePrefix checks that no stderr line says "privsep" twice over, as
 // in "privsep exec: privsep: ...".
@@ -128,7 +41,7 @@ const secretData = "root-only secret\n"
 
 func newExecFiles(t *testing.T) execFiles {
 	t.Helper()
-	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
+	dir := publicDir(t)
 	f := execFiles{dir: dir, secret: filepath.Join(dir, "secret"), a: filepath.Join(dir, "a.txt"), b: filepath.Join(dir, "b.txt")}
 	writeMode(t, f.secret, secretData, 0o600)
 	writeFile(t, f.a, "alpha\n")
@@ -302,18 +215,41 @@ func TestExecPassesOnlyItsDescriptors(t *testing.T) {
 		args := append(append([]string{"exec"}, tc.args...), "--", "sh", "-c", "ls /proc/$$/fd; :")
 		r := privsep(t, nil, args...)
 		checkCode(t, r, 0)
-		var got []int
-		for _, s := range strings.Fields(r.stdout) {
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				t.Fatalf("ls: %q", r.stdout)
-			}
-			got = append(got, n)
-		}
-		slices.Sort(got)
-		if !slices.Equal(got, tc.want) {
+		if got := fdList(t, r.stdout); !slices.Equal(got, tc.want) {
 			t.Errorf("exec %q: the command has descriptors %v, want %v (%v inherited by the tests, not to be passed on)", tc.args, got, tc.want, inherited)
 		}
+	}
+}
+
+// execStatusCase is a run of privsep exec that prints nothing on stdout:
+// its exit status and what stderr must say.
+type execStatusCase struct {
+	name string
+	args []string // after "exec"
+	code int
+	want []string // substrings of stderr
+}
+
+// runExecStatusCases runs each case in dir. A status of privsep's own
+// (125 to 127, unless the case's name says it is CMD's own) comes with a
+// message that starts "privsep exec: " (or is the flag package's); a
+// success or CMD's 42 with no message at all.
+func runExecStatusCases(t *testing.T, dir string, cases []execStatusCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := privsep(t, inDir(dir), append([]string{"exec"}, tc.args...)...)
+			checkCode(t, r, tc.code)
+			checkStdout(t, r, "")
+			checkStderrContains(t, r, tc.want...)
+			if tc.code >= 125 && tc.code <= 127 && !strings.Contains(tc.name, "own") && !strings.HasPrefix(r.stderr, "privsep exec: ") && !strings.HasPrefix(r.stderr, "invalid value") && !strings.HasPrefix(r.stderr, "flag provided") {
+				t.Errorf("stderr: got %q, want it to start with \"privsep exec: \"", r.stderr)
+			}
+			if tc.code == 0 || tc.code == 42 {
+				checkStderrLines(t, r)
+			}
+		})
 	}
 }
 
@@ -330,12 +266,7 @@ func TestExecExitStatus(t *testing.T) {
 	writeFile(t, badPolicy, "# a policy\nr:relative/path\n")
 	goodPolicy := filepath.Join(f.dir, "good.policy")
 	writeFile(t, goodPolicy, "r:"+f.a+"\n")
-	for _, tc := range []struct {
-		name string
-		args []string // after "exec"
-		code int
-		want []string // substrings of stderr
-	}{
+	runExecStatusCases(t, f.dir, []execStatusCase{
 		{"no CMD", []string{"--open", f.a}, 125, []string{"no CMD"}},
 		{"no CMD after --", []string{"--"}, 125, []string{"no CMD"}},
 		{"FD not a number", []string{"--open", "x=" + f.a, "--", "true"}, 125, []string{"not a descriptor number"}},
@@ -366,29 +297,10 @@ func TestExecExitStatus(t *testing.T) {
 		{"own status 125", []string{"--", "sh", "-c", "exit 125"}, 125, nil},
 		{"own success", []string{"--open", f.a, "--", "true"}, 0, nil},
 		{"a policy file that allows", []string{"--policy", goodPolicy, "--open", "3=" + f.a, "--", "true"}, 0, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			r := privsep(t, inDir(f.dir), append([]string{"exec"}, tc.args...)...)
-			checkCode(t, r, tc.code)
-			checkStdout(t, r, "")
-			checkStderrContains(t, r, tc.want...)
-			if tc.code >= 125 && tc.code <= 127 && !strings.Contains(tc.name, "own") && !strings.HasPrefix(r.stderr, "privsep exec: ") && !strings.HasPrefix(r.stderr, "invalid value") && !strings.HasPrefix(r.stderr, "flag provided") {
-				t.Errorf("stderr: got %q, want it to start with \"privsep exec: \"", r.stderr)
-			}
-			if tc.code == 0 || tc.code == 42 {
-				checkStderrLines(t, r)
-			}
-		})
-	}
+	})
 	t.Run("help", func(t *testing.T) {
 		t.Parallel()
-		r := privsep(t, nil, "exec", "--help")
-		checkCode(t, r, 0)
-		if !strings.HasPrefix(r.stdout, "Usage: privsep exec") {
-			t.Errorf("stdout: got %q, want the usage", r.stdout)
-		}
-		checkStderrLines(t, r)
+		checkHelp(t, privsep(t, nil, "exec", "--help"), "Usage: privsep exec")
 	})
 }
 
@@ -399,12 +311,7 @@ func TestExecExitStatusAsRoot(t *testing.T) {
 	f := newExecFiles(t)
 	rootOnly := filepath.Join(f.dir, "root-only-cmd")
 	writeMode(t, rootOnly, "#!/bin/sh\necho ran\n", 0o700)
-	for _, tc := range []struct {
-		name string
-		args []string
-		code int
-		want []string
-	}{
+	runExecStatusCases(t, f.dir, []execStatusCase{
 		// Root finds it executable; nobody, after the drop, may not run it.
 		{"only root may run CMD", []string{"--user", "nobody", "--", rootOnly}, 126, []string{rootOnly}},
 		// Ids the kernel would take as "unchanged": the drop must fail.
@@ -412,15 +319,7 @@ func TestExecExitStatusAsRoot(t *testing.T) {
 		{"uid 4294967295", []string{"--user", "4294967295", "--", "true"}, 125, nil},
 		{"gid -1", []string{"--user", "nobody", "--group", "-1", "--", "true"}, 125, nil},
 		{"gid 4294967295", []string{"--user", "nobody", "--group", "4294967295", "--", "true"}, 125, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			r := privsep(t, inDir(f.dir), append([]string{"exec"}, tc.args...)...)
-			checkCode(t, r, tc.code)
-			checkStdout(t, r, "")
-			checkStderrContains(t, r, tc.want...)
-		})
-	}
+	})
 }
 
 // TestExecMessagesHaveOnePrefix: privsep's own failures read "privsep exec:
@@ -484,46 +383,41 @@ func TestExecWriteModes(t *testing.T) {
 			t.Errorf("the created file has mode %v, want at most 0640", m)
 		}
 	})
-	t.Run("append", func(t *testing.T) {
-		t.Parallel()
-		p := filepath.Join(f.dir, "log")
-		writeMode(t, p, "old\n", 0o600)
-		r := privsep(t, nil, "exec", "--open", "3=a:"+p, "--user", "nobody", "--", "sh", "-c", "echo new >&3; cat <&3")
-		checkCode(t, r, 1) // the descriptor is write-only: cat fails
-		if b, err := os.ReadFile(p); err != nil || string(b) != "old\nnew\n" {
-			t.Errorf("the file holds %q (%v), want %q", b, err, "old\nnew\n")
-		}
-	})
-	t.Run("read and write", func(t *testing.T) {
-		t.Parallel()
-		p := filepath.Join(f.dir, "rw")
-		writeMode(t, p, "first\n", 0o600)
-		r := privsep(t, nil, "exec", "--open", "3=rw:"+p, "--user", "nobody", "--", "sh", "-c", "cat <&3; echo second >&3")
-		checkCode(t, r, 0)
-		checkStdout(t, r, "first\n")
-		if b, err := os.ReadFile(p); err != nil || string(b) != "first\nsecond\n" {
-			t.Errorf("the file holds %q (%v), want %q", b, err, "first\nsecond\n")
-		}
-	})
-	t.Run("read-only descriptor", func(t *testing.T) {
-		t.Parallel()
-		p := filepath.Join(f.dir, "ro")
-		writeMode(t, p, "keep\n", 0o600)
-		r := privsep(t, nil, "exec", "--open", "3="+p, "--user", "nobody", "--", "sh", "-c", "echo clobber >&3")
-		if r.code == 0 {
-			t.Errorf("writing to a read-only --open succeeded")
-		}
-		if b, _ := os.ReadFile(p); string(b) != "keep\n" {
-			t.Errorf("the file holds %q, want it unchanged", b)
-		}
-	})
+	// A root-only file that exists, through a descriptor of each mode.
+	for _, tc := range []struct {
+		name, file, mode   string // mode: the --open prefix
+		before, script     string
+		code               int // -1: any failure
+		stdout, afterwards string
+	}{
+		// The descriptor is write-only: cat fails.
+		{"append", "log", "a:", "old\n", "echo new >&3; cat <&3", 1, "", "old\nnew\n"},
+		{"read and write", "rw", "rw:", "first\n", "cat <&3; echo second >&3", 0, "first\n", "first\nsecond\n"},
+		{"read-only descriptor", "ro", "", "keep\n", "echo clobber >&3", -1, "", "keep\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := filepath.Join(f.dir, tc.file)
+			writeMode(t, p, tc.before, 0o600)
+			r := privsep(t, nil, "exec", "--open", "3="+tc.mode+p, "--user", "nobody", "--", "sh", "-c", tc.script)
+			if tc.code >= 0 {
+				checkCode(t, r, tc.code)
+			} else if r.code == 0 {
+				t.Errorf("%q through --open %s succeeded, want it to fail", tc.script, tc.mode+p)
+			}
+			checkStdout(t, r, tc.stdout)
+			if b, err := os.ReadFile(p); err != nil || string(b) != tc.afterwards {
+				t.Errorf("the file holds %q (%v), want %q", b, err, tc.afterwards)
+			}
+		})
+	}
 }
 
 // TestExecLandlock: with --landlock the command reaches files only through
 // its descriptors (and may run what is under the system directories).
 func TestExecLandlock(t *testing.T) {
 	t.Parallel()
-	if landlockABI() <= 0 {
+	if testutil.LandlockABI() <= 0 {
 		t.Skip("needs Landlock: landlock_create_ruleset(LANDLOCK_CREATE_RULESET_VERSION) fails in this kernel")
 	}
 	f := newExecFiles(t)
@@ -545,8 +439,8 @@ func TestExecLandlock(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if slices.Contains(tc.args, "--user") && os.Geteuid() != 0 {
-				t.Skip("needs root: dropping to nobody")
+			if slices.Contains(tc.args, "--user") {
+				testutil.NeedRoot(t, "dropping to nobody")
 			}
 			r := privsep(t, inDir(f.dir), append(append([]string{"exec"}, landlockAnyTCPHere()...), tc.args...)...)
 			checkCode(t, r, tc.code)
@@ -556,231 +450,5 @@ func TestExecLandlock(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(f.dir, "created")); err == nil {
 		t.Errorf("a command under --landlock created a file")
-	}
-}
-
-// copyTestBinary copies this test binary into dir, where the user nobody
-// can run it (the build directory is root's only).
-func copyTestBinary(t *testing.T, dir string) string {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.Open(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst := filepath.Join(dir, "inherited.test")
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, src); err != nil {
-		out.Close()
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
-// TestExecKeepOpener: a Go program exec'd with --keep-opener picks up the
-// opener with parent.Inherited and reads, as nobody, a root-only file that
-// the policy allows, and only that.
-func TestExecKeepOpener(t *testing.T) {
-	t.Parallel()
-	testutil.NeedRoot(t, "keeping a root opener for a command that runs as nobody")
-	f := newExecFiles(t)
-	prog := copyTestBinary(t, f.dir)
-	role := withEnv(execRoleEnv + "=inherited")
-	for _, tc := range []struct {
-		name   string
-		args   []string // between "exec" and "--"
-		fd     string   // PRIVSEP_OPENER_FD
-		listen string   // LISTEN_FDS
-	}{
-		{"alone", nil, "3", ""},
-		{"after --open", []string{"--open", f.a}, "4", "1"},
-		{"after a gap", []string{"--open", "6=" + f.a}, "7", ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			args := append([]string{"exec", "--keep-opener", "--allow", f.secret, "--allow", f.a, "--user", "nobody"}, tc.args...)
-			args = append(args, "--", prog, f.secret, f.b)
-			r := privsep(t, setups(inDir(f.dir), role), args...)
-			checkCode(t, r, 0)
-			lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
-			if len(lines) != 5 {
-				t.Fatalf("stdout: got %q, want five lines (stderr %q)", r.stdout, r.stderr)
-			}
-			var pid int
-			if _, err := fmt.Sscanf(lines[0], "env fd=%s pid=%d listen=", new(string), &pid); err != nil {
-				t.Fatalf("stdout line 1: %q: %v", lines[0], err)
-			}
-			if want := fmt.Sprintf("env fd=%s pid=%d listen=%s", tc.fd, pid, tc.listen); lines[0] != want {
-				t.Errorf("stdout line 1: got %q, want %q", lines[0], want)
-			}
-			for i, want := range []string{
-				fmt.Sprintf("opener pid %d, env cleared true, uid 65534", pid),
-				fmt.Sprintf("read %s: %q <nil>", f.secret, secretData),
-				fmt.Sprintf("open %s: denied true: ", f.b),
-				"close: <nil>",
-			} {
-				if !strings.HasPrefix(lines[i+1], want) {
-					t.Errorf("stdout line %d: got %q, want it to start with %q", i+2, lines[i+1], want)
-				}
-			}
-			if !gone(pid) {
-				t.Errorf("the opener (pid %d) is still running after the command closed it", pid)
-			}
-		})
-	}
-	t.Run("with --landlock", func(t *testing.T) {
-		t.Parallel()
-		if landlockABI() <= 0 {
-			t.Skip("needs Landlock")
-		}
-		args := append([]string{"exec", "--keep-opener", "--landlock"}, landlockAnyTCPHere()...)
-		args = append(args, "--allow", f.secret, "--user", "nobody", "--", prog, f.secret)
-		r := privsep(t, setups(inDir(f.dir), role), args...)
-		checkCode(t, r, 0)
-		if want := fmt.Sprintf("read %s: %q <nil>", f.secret, secretData); !strings.Contains(r.stdout, want) {
-			t.Errorf("stdout: got %q, want it to contain %q (a program under --landlock should still use its inherited opener)", r.stdout, want)
-		}
-	})
-}
-
-// children returns the pids of pid's children, zombies included.
-func children(pid int) []int {
-	var kids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := strings.LastIndexByte(string(b), ')')
-		if i < 0 {
-			continue
-		}
-		if fields := strings.Fields(string(b[i+1:])); len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
-			kids = append(kids, n)
-		}
-	}
-	return kids
-}
-
-// TestExecOpenerLifetime: without --keep-opener the opener has exited (and
-// been waited for) before CMD runs, and CMD is told of no opener, whatever
-// privsep's environment said; with it, the opener is CMD's child and ends
-// when CMD does.
-func TestExecOpenerLifetime(t *testing.T) {
-	t.Parallel()
-	f := newExecFiles(t)
-	for _, keep := range []bool{false, true} {
-		t.Run(fmt.Sprintf("keep=%v", keep), func(t *testing.T) {
-			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-			defer cancel()
-			args := []string{"exec", "--open", f.a}
-			if keep {
-				args = append(args, "--keep-opener")
-			}
-			args = append(args, "--", "sh", "-c", `echo "${PRIVSEP_OPENER_FD-unset} ${PRIVSEP_OPENER_PID-unset}"; read x; exit 0`)
-			cmd := exec.CommandContext(ctx, binary, args...)
-			cmd.Env = append(os.Environ(), parent.OpenerFDEnv+"=7", parent.OpenerPIDEnv+"=1")
-			cmd.WaitDelay = 2 * time.Second
-			stdin, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() {
-				stdin.Close()
-				if err := cmd.Wait(); err != nil {
-					t.Errorf("privsep exec: %v", err)
-				}
-			}()
-			line, err := bufio.NewReader(stdout).ReadString('\n')
-			if err != nil {
-				t.Fatalf("reading the command's output: %v", err)
-			}
-			// The command is running, blocked in read; privsep is gone.
-			kids := children(cmd.Process.Pid)
-			if !keep {
-				if line != "unset unset\n" {
-					t.Errorf("PRIVSEP_OPENER_FD and _PID: got %q, want them unset", line)
-				}
-				if len(kids) != 0 {
-					t.Errorf("the command has children %v, want none: the opener must have exited and been waited for", kids)
-				}
-				return
-			}
-			var fd, pid int
-			if _, err := fmt.Sscanf(line, "%d %d", &fd, &pid); err != nil || fd != 4 {
-				t.Fatalf("PRIVSEP_OPENER_FD and _PID: got %q, want 4 and a pid", line)
-			}
-			if len(kids) != 1 || kids[0] != pid {
-				t.Errorf("the command has children %v, want exactly the opener %d", kids, pid)
-			}
-			stdin.Close()
-			// The command ends; the opener sees end of stream and ends too.
-			for deadline := time.Now().Add(5 * time.Second); !gone(pid); time.Sleep(10 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("the opener (pid %d) still runs 5s after the command ended", pid)
-				}
-			}
-		})
-	}
-}
-
-// TestExecPlacementRace: privsep places the descriptors with dup3 just
-// before execve, onto numbers that may be ones the Go runtime holds (its
-// epoll instance, its eventfd). Another thread that polls in that window
-// gets EINVAL and the runtime dies ("fatal error: runtime: netpoll
-// failed"), or, through the eventfd's number, writes into the placed file.
-// It shows in about one run in a hundred, so the test makes many runs
-// (PRIVSEP_STRESS sets how many).
-func TestExecPlacementRace(t *testing.T) {
-	t.Parallel()
-	n := 400
-	if s := os.Getenv("PRIVSEP_STRESS"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil || n < 0 {
-			t.Fatalf("PRIVSEP_STRESS=%q: want a number of runs", s)
-		}
-	}
-	f := newExecFiles(t)
-	args := []string{"exec"}
-	for fd := 3; fd <= 16; fd++ {
-		args = append(args, "--open", fmt.Sprintf("%d=%s", fd, f.a))
-	}
-	args = append(args, "--", "true")
-	// More Ps make more threads that poll.
-	env := withEnv("GOMAXPROCS=8")
-	const workers = 4
-	for w := range workers {
-		t.Run(fmt.Sprintf("worker %d", w), func(t *testing.T) {
-			t.Parallel()
-			for i := w; i < n; i += workers {
-				r := privsep(t, env, args...)
-				if r.code != 0 || r.stderr != "" {
-					t.Fatalf("run %d of %d: exit status %d, stderr %q; want 0 and nothing", i+1, n, r.code, r.stderr)
-				}
-			}
-		})
 	}
 }

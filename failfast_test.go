@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"github.com/privsep-go/privsep/internal/testutil"
 	"io/fs"
 	"net"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
 func writePolicy(t *testing.T, text string) string {
@@ -173,13 +174,7 @@ func TestFailFastDemoSignals(t *testing.T) {
 			defer cancel()
 			cmd := exec.CommandContext(ctx, binary, "demo")
 			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			out := startReading(t, cmd)
 			sc := bufio.NewScanner(out)
 			for i := 0; i < 5 && sc.Scan(); i++ {
 			}
@@ -243,9 +238,7 @@ func TestFailFastHints(t *testing.T) {
 	if !strings.Contains(r.stderr, "nothing answers on "+stale+": is privsep serve running?") {
 		t.Errorf("get on a stale socket: stderr %q", r.stderr)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run the binary as nobody")
-	}
+	testutil.NeedRoot(t, "running the binary as nobody")
 	asNobody := func(c *exec.Cmd) {
 		c.Dir = "/"
 		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}

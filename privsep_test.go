@@ -2,10 +2,9 @@
 
 package main
 
-// End-to-end tests of the privsep binary. TestMain builds the binary once;
-// every test runs it with exec.Command under a timeout, in temporary
-// directory trees of its own, and checks stdout, stderr and the exit status
-// wherever the CLI promises them.
+// End-to-end tests of privsep cat, and of what every subcommand shares
+// with it: usage errors, help, log levels, inherited descriptors, the
+// opener's death. The harness is in harness_test.go.
 
 import (
 	"bufio"
@@ -14,13 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,293 +26,6 @@ import (
 
 	"github.com/privsep-go/privsep/internal/testutil"
 )
-
-// binary is the privsep binary TestMain built.
-var binary string
-
-// cmdTimeout bounds every run of the binary, so that nothing (a FIFO that
-// blocks, an opener that never answers) can hang the suite.
-const cmdTimeout = 20 * time.Second
-
-func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	goTool, err := findGo()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "privsep_test:", err)
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "privsep-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "privsep_test:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	// Traversable by everyone, so that the binary can run as nobody.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, "privsep_test:", err)
-		return 1
-	}
-	binary = filepath.Join(dir, "privsep")
-	build := exec.Command(goTool, "build", "-o", binary, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "privsep_test: go build: %v\n%s", err, out)
-		return 1
-	}
-	return m.Run()
-}
-
-// findGo finds the go command: on $PATH, else in the GOROOT the tests were
-// built with.
-func findGo() (string, error) {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p, nil
-	}
-	candidates := []string{}
-	if r := os.Getenv("GOROOT"); r != "" {
-		candidates = append(candidates, filepath.Join(r, "bin", "go"))
-	}
-	//lint:ignore SA1019 the fallback when go is not on $PATH; GOROOT is tried first.
-	candidates = append(candidates, filepath.Join(runtime.GOROOT(), "bin", "go"))
-	for _, p := range candidates {
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			return p, nil
-		}
-	}
-	return "", errors.New("cannot find the go command on $PATH or in GOROOT")
-}
-
-// result is what one run of the binary produced.
-type result struct {
-	stdout  string
-	stderr  string
-	code    int
-	elapsed time.Duration
-}
-
-// privsep runs the binary with args. setup, if not nil, adjusts the command
-// (Dir, ExtraFiles, credentials, stdout) before it starts.
-func privsep(t *testing.T, setup func(*exec.Cmd), args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 2 * time.Second
-	if setup != nil {
-		setup(cmd)
-	}
-	start := time.Now()
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String(), elapsed: time.Since(start)}
-	if ctx.Err() != nil {
-		t.Fatalf("privsep %q: still running after %v (killed); stderr so far: %q", args, cmdTimeout, r.stderr)
-	}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee) && ee.Exited():
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("privsep %q: %v; stderr: %q", args, err, r.stderr)
-	}
-	return r
-}
-
-// inDir returns a setup function that runs the command in dir.
-func inDir(dir string) func(*exec.Cmd) {
-	return func(c *exec.Cmd) { c.Dir = dir }
-}
-
-func checkCode(t *testing.T, r result, want int) {
-	t.Helper()
-	if r.code != want {
-		t.Errorf("exit status: got %d, want %d (stderr: %q)", r.code, want, r.stderr)
-	}
-}
-
-func checkStdout(t *testing.T, r result, want string) {
-	t.Helper()
-	if r.stdout != want {
-		if len(r.stdout) > 200 || len(want) > 200 {
-			t.Errorf("stdout: got %d bytes, want %d bytes (first difference at byte %d)", len(r.stdout), len(want), firstDiff(r.stdout, want))
-			return
-		}
-		t.Errorf("stdout: got %q, want %q", r.stdout, want)
-	}
-}
-
-func firstDiff(a, b string) int {
-	for i := 0; i < len(a) && i < len(b); i++ {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
-}
-
-// checkStderrLines checks that stderr is exactly len(prefixes) complete
-// lines, the i-th starting with prefixes[i]. No prefixes means empty.
-func checkStderrLines(t *testing.T, r result, prefixes ...string) {
-	t.Helper()
-	if len(prefixes) == 0 {
-		if r.stderr != "" {
-			t.Errorf("stderr: got %q, want it empty", r.stderr)
-		}
-		return
-	}
-	lines := strings.SplitAfter(r.stderr, "\n")
-	if lines[len(lines)-1] == "" {
-		lines = lines[:len(lines)-1]
-	}
-	if len(lines) != len(prefixes) {
-		t.Errorf("stderr: got %d lines %q, want %d lines starting %q", len(lines), r.stderr, len(prefixes), prefixes)
-		return
-	}
-	for i, l := range lines {
-		if !strings.HasSuffix(l, "\n") {
-			t.Errorf("stderr line %d: got %q, want it ended by a newline", i+1, l)
-		}
-		if !strings.HasPrefix(l, prefixes[i]) {
-			t.Errorf("stderr line %d: got %q, want it to start with %q", i+1, l, prefixes[i])
-		}
-	}
-}
-
-func checkStderrContains(t *testing.T, r result, subs ...string) {
-	t.Helper()
-	for _, s := range subs {
-		if !strings.Contains(r.stderr, s) {
-			t.Errorf("stderr: got %q, want it to contain %q", r.stderr, s)
-		}
-	}
-}
-
-func checkNotPrinted(t *testing.T, r result, secrets ...string) {
-	t.Helper()
-	for _, s := range secrets {
-		if strings.Contains(r.stdout, s) {
-			t.Errorf("stdout: got %q, which contains %q; want it never printed", r.stdout, s)
-		}
-	}
-}
-
-func writeFile(t *testing.T, path string, data string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func symlink(t *testing.T, target, link string) {
-	t.Helper()
-	if err := os.Symlink(target, link); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mkfifo(t *testing.T, path string) {
-	t.Helper()
-	if err := syscall.Mkfifo(path, 0o644); err != nil {
-		t.Fatalf("mkfifo %s: %v", path, err)
-	}
-}
-
-// randomBytes returns n reproducible pseudo-random bytes (NULs included).
-func randomBytes(n int, seed uint64) string {
-	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return string(b)
-}
-
-// The secret that symlinks and ".." try to reach; it must never be printed.
-const secret = "TOPSECRET-d0a1b2c3\n"
-
-// fixture is a tree the cat tests share (read-only once built):
-//
-//	root/tree/          the tree most rules allow
-//	root/tree/a.txt, b.bin (binary), empty, sub/c.txt, fifo
-//	root/tree/link-in      -> a.txt          (relative, inside)
-//	root/tree/link-in-dir  -> sub            (relative, inside)
-//	root/tree/link-abs     -> root/outside/secret (absolute, outside)
-//	root/tree/link-rel     -> ../outside/secret   (relative, outside)
-//	root/tree/link-outdir  -> ../outside          (directory outside)
-//	root/outside/secret
-//	root/www/index, root/wwwx/a
-type fixture struct {
-	root, tree, outside string
-	a, bin, c           string // contents of a.txt, b.bin, sub/c.txt
-}
-
-func newFixture(t *testing.T) *fixture {
-	t.Helper()
-	root := t.TempDir()
-	f := &fixture{
-		root:    root,
-		tree:    filepath.Join(root, "tree"),
-		outside: filepath.Join(root, "outside"),
-		a:       "alpha\n",
-		bin:     "\x00\x01\x02binary\x00\xff\xfe\r\n\x00",
-		c:       "gamma\n",
-	}
-	writeFile(t, filepath.Join(f.tree, "a.txt"), f.a)
-	writeFile(t, filepath.Join(f.tree, "b.bin"), f.bin)
-	writeFile(t, filepath.Join(f.tree, "empty"), "")
-	writeFile(t, filepath.Join(f.tree, "sub", "c.txt"), f.c)
-	writeFile(t, filepath.Join(f.outside, "secret"), secret)
-	writeFile(t, filepath.Join(root, "www", "index"), "www\n")
-	writeFile(t, filepath.Join(root, "wwwx", "a"), "wwwx "+secret)
-	symlink(t, "a.txt", filepath.Join(f.tree, "link-in"))
-	symlink(t, "sub", filepath.Join(f.tree, "link-in-dir"))
-	symlink(t, filepath.Join(f.outside, "secret"), filepath.Join(f.tree, "link-abs"))
-	symlink(t, "../outside/secret", filepath.Join(f.tree, "link-rel"))
-	symlink(t, "../outside", filepath.Join(f.tree, "link-outdir"))
-	mkfifo(t, filepath.Join(f.tree, "fifo"))
-	return f
-}
-
-func (f *fixture) t(rel string) string { return filepath.Join(f.tree, rel) }
-
-// catCase is one run of "privsep cat".
-type catCase struct {
-	name   string
-	args   []string // after "cat"
-	dir    string   // working directory; "" for the test's
-	stdout string
-	// stderr lines, by prefix, in order; none means stderr must be empty.
-	stderr []string
-	// substrings stderr must also contain.
-	contains []string
-	code     int
-}
-
-func runCatCases(t *testing.T, cases []catCase) {
-	t.Helper()
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			var setup func(*exec.Cmd)
-			if tc.dir != "" {
-				setup = inDir(tc.dir)
-			}
-			r := privsep(t, setup, append([]string{"cat"}, tc.args...)...)
-			checkCode(t, r, tc.code)
-			checkStdout(t, r, tc.stdout)
-			checkStderrLines(t, r, tc.stderr...)
-			checkStderrContains(t, r, tc.contains...)
-			checkNotPrinted(t, r, secret)
-		})
-	}
-}
 
 func TestCatPrints(t *testing.T) {
 	t.Parallel()
@@ -410,6 +120,17 @@ func TestCatFailures(t *testing.T) {
 			stdout: f.a,
 			stderr: []string{"privsep: read " + f.t("sub") + ": is a directory\n"},
 			code:   1},
+	})
+}
+
+// TestCatContainment: a symlink or a ".." that would leave a rule's
+// directory is refused, and the file is named as given; the secret outside
+// is never printed.
+func TestCatContainment(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tree := f.tree + "/"
+	runCatCases(t, []catCase{
 		{name: "absolute symlink out of the tree",
 			args:     []string{"--allow", tree, f.t("link-abs")},
 			stderr:   []string{"privsep: open " + f.t("link-abs") + ": "},
@@ -504,80 +225,6 @@ func TestSpecialFiles(t *testing.T) {
 			if r.elapsed > cmdTimeout/4 {
 				t.Errorf("took %v, want well under %v", r.elapsed, cmdTimeout)
 			}
-		})
-	}
-}
-
-func TestUsageErrors(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name string
-		args []string
-		want []string // substrings of stderr
-	}{
-		{name: "no command", args: nil, want: []string{"Usage:", "privsep cat"}},
-		{name: "unknown command", args: []string{"frob"}, want: []string{`unknown command "frob"`}},
-		{name: "help for an unknown command", args: []string{"help", "frob"}, want: []string{`unknown command "frob"`}},
-		{name: "cat without FILE", args: []string{"cat"}, want: []string{"no FILE given"}},
-		{name: "cat with rules but no FILE", args: []string{"cat", "--allow", "/etc/"}, want: []string{"no FILE given"}},
-		{name: "relative rule with ..", args: []string{"cat", "--allow", "../etc/hostname", "/etc/hostname"}, want: []string{`../etc/hostname"`, "not clean"}},
-		{name: "unclean rule", args: []string{"cat", "--allow", "/a/../b", "/b"}, want: []string{`"/a/../b"`, "not clean"}},
-		{name: "unclean tree rule", args: []string{"cat", "--allow", "/a//b/", "/a/b/c"}, want: []string{"not clean"}},
-		{name: "empty rule", args: []string{"cat", "--allow", "", "/b"}, want: []string{"-allow"}},
-		{name: "unknown mode", args: []string{"cat", "--allow", "x:/tmp/", "/tmp/x"}, want: []string{"mode"}},
-		{name: "unknown log level", args: []string{"cat", "--log-level", "loud", "/etc/hostname"}, want: []string{`unknown log level "loud"`}},
-		{name: "unknown flag", args: []string{"cat", "--frob", "/etc/hostname"}, want: []string{"frob"}},
-		{name: "missing flag value", args: []string{"cat", "--allow"}, want: []string{"allow"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			r := privsep(t, nil, tc.args...)
-			checkCode(t, r, 2)
-			checkStdout(t, r, "")
-			checkStderrContains(t, r, tc.want...)
-		})
-	}
-}
-
-// TestDuplicateRule: the same rule twice on the command line is the command
-// line's fault, so a usage error, reported once with one "privsep:" prefix.
-func TestDuplicateRule(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
-	r := privsep(t, nil, "cat", "--allow", f.t("a.txt"), "--allow", "r:"+f.t("a.txt"), f.t("a.txt"))
-	checkStdout(t, r, "")
-	checkStderrContains(t, r, "duplicates")
-	if strings.Contains(r.stderr, "privsep: privsep:") {
-		t.Errorf("stderr: got %q, want a single \"privsep:\" prefix", r.stderr)
-	}
-	checkCode(t, r, 2)
-}
-
-func TestHelp(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		args []string
-		want string // a line of the usage that must be on stdout
-	}{
-		{[]string{"--help"}, "privsep cat [--allow RULE]"},
-		{[]string{"-h"}, "privsep cat [--allow RULE]"},
-		{[]string{"help"}, "privsep cat [--allow RULE]"},
-		{[]string{"help", "cat"}, "Usage: privsep cat [--allow RULE]"},
-		{[]string{"cat", "--help"}, "Usage: privsep cat [--allow RULE]"},
-		{[]string{"cat", "-h"}, "Usage: privsep cat [--allow RULE]"},
-		{[]string{"cat", "--allow", "/etc/", "--help", "/etc/hostname"}, "Usage: privsep cat [--allow RULE]"},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			t.Parallel()
-			r := privsep(t, nil, tc.args...)
-			checkCode(t, r, 0)
-			if !strings.Contains(r.stdout, tc.want) || !strings.Contains(r.stdout, "--allow") {
-				t.Errorf("stdout: got %q, want the usage, with %q", r.stdout, tc.want)
-			}
-			if n := strings.Count(r.stdout, "Usage:"); n != 1 {
-				t.Errorf("stdout: got the usage %d times, want once", n)
-			}
-			checkStderrLines(t, r)
 		})
 	}
 }
@@ -723,48 +370,6 @@ func TestSuccessIsQuiet(t *testing.T) {
 	checkStderrLines(t, r)
 }
 
-// childOf returns the pid of a child process of ppid, waiting up to timeout
-// for one to appear.
-func childOf(ppid int, timeout time.Duration) (int, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		ents, _ := os.ReadDir("/proc")
-		for _, e := range ents {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-			if err != nil {
-				continue
-			}
-			// pid (comm) state ppid ...; comm may hold spaces and parens.
-			i := bytes.LastIndexByte(b, ')')
-			if i < 0 {
-				continue
-			}
-			fields := strings.Fields(string(b[i+1:]))
-			if len(fields) > 1 && fields[1] == strconv.Itoa(ppid) && fields[0] != "Z" {
-				return pid, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("no child of pid %d after %v", ppid, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// gone reports whether pid has exited (it may still be a zombie).
-func gone(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && len(b) > i+2 && (b[i+2] == 'Z' || b[i+2] == 'X')
-}
-
 // TestOpenerDeath kills the opener while privsep is blocked writing the
 // first file to a full pipe: the first file is still printed whole, the
 // next one fails with an error that names the opener, and the exit status
@@ -782,14 +387,7 @@ func TestOpenerDeath(t *testing.T) {
 	cmd.WaitDelay = 2 * time.Second
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(out)
+	br := bufio.NewReader(startReading(t, cmd))
 	// Once output flows, the opener is up and has answered the first open;
 	// privsep then blocks on the pipe, since nobody reads it.
 	first, err := br.Peek(1)

@@ -6,8 +6,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/privsep-go/privsep/internal/testutil"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
 // pythonRecipe is the README's python3 -c that serves HTTP on the socket
@@ -27,23 +27,12 @@ s.socket = socket.socket(fileno=3); s.serve_forever()`
 // privileged port, the socket from privsep exec --listen, and fetches a
 // file from it.
 func TestRecipePythonHTTPServer(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: binds a port below 1024 and drops to nobody")
-	}
-	python := ""
-	for _, p := range []string{"/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"} {
-		if st, err := os.Stat(p); err == nil && st.Mode().Perm()&0o001 != 0 {
-			python = p
-			break
-		}
-	}
-	if python == "" {
-		t.Skip("no python3 that nobody may run")
-	}
+	testutil.NeedRoot(t, "binds a port below 1024 and drops to nobody")
+	python := nobodyPython(t, "it runs http.server")
 	if !strings.Contains(readmeText(t), pythonRecipe) {
 		t.Fatalf("README.md does not hold the recipe as tested:\n%s", pythonRecipe)
 	}
-	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
+	dir := publicDir(t)
 	writeMode(t, filepath.Join(dir, "index.txt"), "served\n", 0o644)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePrivilegedPort(t))
 	cmd := exec.Command(binary, "exec", "--listen", "http=tcp:"+addr, "--user", "nobody", "--", python, "-c", pythonRecipe)
@@ -56,21 +45,12 @@ func TestRecipePythonHTTPServer(t *testing.T) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	}()
-	deadline := time.Now().Add(cmdTimeout)
-	for {
-		resp, err := http.Get("http://" + addr + "/index.txt")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 || string(b) != "served\n" {
-				t.Errorf("GET /index.txt: %s %q, want 200 served", resp.Status, b)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("http.server never answered: %v; stderr:\n%s", err, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	code, body, err := getWhenUp("http://"+addr+"/index.txt", cmdTimeout)
+	if err != nil {
+		t.Fatalf("http.server never answered: %v; stderr:\n%s", err, stderr.String())
+	}
+	if code != http.StatusOK || body != "served\n" {
+		t.Errorf("GET /index.txt: %d %q, want 200 served", code, body)
 	}
 }
 
@@ -79,12 +59,8 @@ func TestRecipePythonHTTPServer(t *testing.T) {
 // kernel re-opens the file with that user's permissions), but can read the
 // descriptor itself (cat <&3).
 func TestRecipeDevFdOtherUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: drops to nobody")
-	}
-	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
-	file := filepath.Join(dir, "secret")
-	writeMode(t, file, "root only\n", 0o600)
+	testutil.NeedRoot(t, "drops to nobody")
+	_, file := publicFile(t, "secret", "root only\n", 0o600)
 	r := privsep(t, nil, "exec", "--open", "3="+file, "--user", "nobody", "--", "cat", "/dev/fd/3")
 	if r.code == 0 || !strings.Contains(r.stderr, "Permission denied") {
 		t.Errorf("cat /dev/fd/3 as nobody: exit %d, stderr %q; want permission denied", r.code, r.stderr)

@@ -8,7 +8,6 @@ package main
 
 import (
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -18,31 +17,11 @@ import (
 	"github.com/privsep-go/privsep/protocol"
 )
 
-// holdSession connects to sock with this thread's effective uid set to
-// uid (the raw setresuid changes this thread only; the saved uid 0 lets it
-// change back), says hello and returns the connection, which the test
-// closes at its end.
+// holdSession connects to sock as uid (testutil.DialAs), says hello and
+// returns the connection, which the test closes at its end.
 func holdSession(t *testing.T, sock string, uid uint32) int {
 	t.Helper()
-	runtime.LockOSThread()
-	keep := uintptr(^uint(0))
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, keep, uintptr(uid), keep); e != 0 {
-		runtime.UnlockOSThread()
-		t.Fatalf("setresuid(-1, %d, -1): %v", uid, e)
-	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err == nil {
-		if err = unix.Connect(fd, &unix.SockaddrUnix{Name: sock}); err != nil {
-			unix.Close(fd)
-		}
-	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, keep, 0, keep); e != 0 {
-		t.Fatalf("setresuid back to 0: %v", e) // the thread stays locked and ends
-	}
-	runtime.UnlockOSThread()
-	if err != nil {
-		t.Fatalf("connect as uid %d: %v", uid, err)
-	}
+	fd := testutil.DialAs(t, sock, uid)
 	t.Cleanup(func() { unix.Close(fd) })
 	hello, err := protocol.AppendHello(nil, &protocol.Hello{Version: protocol.Version})
 	testutil.Must(t, err)
@@ -63,9 +42,7 @@ func holdSession(t *testing.T, sock string, uid uint32) int {
 func TestServeSessionLimit(t *testing.T) {
 	t.Parallel()
 	testutil.NeedRoot(t, "clients with other uids")
-	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
-	file := filepath.Join(dir, "f")
-	writeMode(t, file, "served\n", 0o644)
+	dir, file := publicFile(t, "f", "served\n", 0o644)
 	sock := filepath.Join(dir, "s.sock")
 	s := startServe(t, sock, "--allow", file, "--allow-uid", "65534", "--allow-uid", "0", "--socket-mode", "0666",
 		"--max-sessions-per-uid", "2", "--idle-timeout", "1h")
@@ -93,24 +70,10 @@ func TestServeSessionLimit(t *testing.T) {
 	checkStdout(t, r, "served\n")
 }
 
+// TestServeLimitFlags: serve's usage names the limit flags and their
+// defaults (TestServeUsage has their bad values).
 func TestServeLimitFlags(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--max-sessions-per-uid", "0"}, "privsep serve: --max-sessions-per-uid 0: want at least 1"},
-		{[]string{"--idle-timeout", "0s"}, "privsep serve: --idle-timeout 0s: want a positive duration"},
-		{[]string{"--idle-timeout", "-1m"}, "privsep serve: --idle-timeout -1m0s: want a positive duration"},
-		{[]string{"--idle-timeout", "soon"}, "invalid value"},
-	} {
-		r := privsep(t, nil, append([]string{"serve", "--socket", dir + "/a"}, tc.args...)...)
-		checkCode(t, r, 2)
-		if !strings.Contains(r.stderr, tc.want) {
-			t.Errorf("serve %q: stderr %q, want %q", tc.args, r.stderr, tc.want)
-		}
-	}
 	r := privsep(t, nil, "serve", "--help")
 	for _, f := range []string{"--max-sessions-per-uid N", "--idle-timeout D", "-max-sessions-per-uid N", "(default 16)", "(default 5m0s)"} {
 		if !strings.Contains(r.stdout, f) {

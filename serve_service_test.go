@@ -8,7 +8,6 @@ package main
 import (
 	"context"
 	"errors"
-	"github.com/privsep-go/privsep/internal/testutil"
 	"io"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 
 	"golang.org/x/sys/unix"
 
@@ -39,7 +40,7 @@ func readVia(o *parent.Opener, path string) (string, error) {
 // drains and removes the socket.
 func TestServeSIGHUPReload(t *testing.T) {
 	t.Parallel()
-	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
+	dir := publicDir(t)
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	writeMode(t, a, "A\n", 0o600)
 	writeMode(t, b, "B\n", 0o600)
@@ -98,9 +99,7 @@ func TestServeSIGHUPReload(t *testing.T) {
 // LISTEN_FDS and LISTEN_PID, as systemd does, and gets a file through it.
 func TestServeSocketActivation(t *testing.T) {
 	t.Parallel()
-	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
-	file := filepath.Join(dir, "f")
-	writeMode(t, file, "F\n", 0o600)
+	dir, file := publicFile(t, "f", "F\n", 0o600)
 	sock := filepath.Join(dir, "act.sock")
 	ln, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -152,7 +151,7 @@ func TestServeSocketActivation(t *testing.T) {
 // clear error, not a server that fails later.
 func TestServeSocketActivationWrongType(t *testing.T) {
 	t.Parallel()
-	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
+	dir := publicDir(t)
 	ln, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)

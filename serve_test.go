@@ -7,7 +7,6 @@ package main
 // and a client in Python written from PROTOCOL.md.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,189 +26,11 @@ import (
 	"github.com/privsep-go/privsep/parent"
 )
 
-// serveLog collects a server's stderr.
-type serveLog struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *serveLog) add(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, s)
-}
-
-func (l *serveLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
-}
-
-// with returns the lines that contain every one of subs.
-func (l *serveLog) with(subs ...string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-next:
-	for _, s := range l.lines {
-		for _, sub := range subs {
-			if !strings.Contains(s, sub) {
-				continue next
-			}
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-// await waits up to a few seconds for lines that contain every one of
-// subs (the server's stderr is read as it comes) and returns them.
-func (l *serveLog) await(subs ...string) []string {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got := l.with(subs...)
-		if len(got) > 0 || time.Now().After(deadline) {
-			return got
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// serveProc is a running "privsep serve".
-type serveProc struct {
-	cmd    *exec.Cmd
-	sock   string
-	log    *serveLog
-	exited chan struct{}
-	code   int
-}
-
-// startServe runs "privsep serve --socket sock ARGS..." and waits until it
-// listens. It is stopped (SIGTERM) when the test ends.
-func startServe(t *testing.T, sock string, args ...string) *serveProc {
-	t.Helper()
-	s, err := tryServe(t, sock, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// tryServe is startServe that reports a server that exits instead.
-func tryServe(t *testing.T, sock string, args ...string) (*serveProc, error) {
-	t.Helper()
-	s := &serveProc{sock: sock, log: &serveLog{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(binary, append([]string{"serve", "--socket", sock}, args...)...)
-	// The server's stderr goes through a copying goroutine that Wait
-	// bounds (WaitDelay): a process that inherited the pipe's write end
-	// (any child forked concurrently by another test, before its execve)
-	// must not keep this test waiting for end of file once the server is
-	// gone.
-	stderr, logw := io.Pipe()
-	s.cmd.Stderr = logw
-	s.cmd.WaitDelay = 5 * time.Second
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := sync.Once{}
-		for sc.Scan() {
-			s.log.add(sc.Text())
-			if strings.Contains(sc.Text(), "listening") {
-				once.Do(func() { close(ready) })
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	go func() {
-		s.cmd.Wait()
-		logw.Close()
-		s.code = s.cmd.ProcessState.ExitCode()
-		close(s.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.exited:
-			return
-		default:
-		}
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(10 * time.Second):
-			s.cmd.Process.Kill()
-			<-s.exited
-		}
-	})
-	deadline := time.After(cmdTimeout)
-	for {
-		select {
-		case <-ready:
-			return s, nil
-		case <-s.exited:
-			return s, errors.New("privsep serve exited with status " + strconv.Itoa(s.code) + ": " + s.log.String())
-		case <-deadline:
-			return s, errors.New("privsep serve not listening after " + cmdTimeout.String() + ": " + s.log.String())
-		case <-time.After(10 * time.Millisecond):
-			// Quieter log levels do not say "listening"; the kernel does.
-			if listening(sock) {
-				return s, nil
-			}
-		}
-	}
-}
-
-// listening reports whether a socket listens at path, from /proc/net/unix,
-// without connecting to it.
-func listening(path string) bool {
-	b, err := os.ReadFile("/proc/net/unix")
-	if err != nil {
-		return false
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		// Num RefCount Protocol Flags Type St Inode Path
-		f := strings.Fields(l)
-		if len(f) == 8 && f[7] == path {
-			flags, err := strconv.ParseUint(f[3], 16, 32)
-			if err == nil && flags&0x10000 != 0 { // __SO_ACCEPTCON
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// stop sends SIGTERM and returns the exit status and how long it took.
-func (s *serveProc) stop(t *testing.T) (int, time.Duration) {
-	t.Helper()
-	start := time.Now()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-s.exited:
-	case <-time.After(cmdTimeout):
-		t.Fatalf("privsep serve still running %v after SIGTERM; log:\n%s", cmdTimeout, s.log)
-	}
-	return s.code, time.Since(start)
-}
-
-// as runs a command with other credentials (supplementary groups cleared).
-func as(uid, gid uint32) func(*exec.Cmd) {
-	return func(c *exec.Cmd) {
-		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}}
-	}
-}
-
 // TestServeGet is the acceptance scenario: a server allowing one file, a
 // client that gets it, a user who may not connect and is told so.
 func TestServeGet(t *testing.T) {
 	t.Parallel()
-	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
-	file := filepath.Join(dir, "hostname")
-	writeMode(t, file, "myhost\n", 0o600)
+	dir, file := publicFile(t, "hostname", "myhost\n", 0o600)
 	sock := filepath.Join(dir, "p.sock")
 	s := startServe(t, sock, "--allow", file)
 
@@ -278,7 +98,7 @@ func TestServeEtcHostname(t *testing.T) {
 func TestServeUIDs(t *testing.T) {
 	t.Parallel()
 	testutil.NeedRoot(t, "switching clients to other uids")
-	dir := testutil.PublicDir(t, "privsep-exec-test-", filepath.Dir(binary))
+	dir := publicDir(t)
 	for _, n := range []string{"all", "alice", "staff", "root"} {
 		writeMode(t, filepath.Join(dir, n+".txt"), n+"\n", 0o600)
 	}
@@ -525,6 +345,10 @@ func TestServeUsage(t *testing.T) {
 		{[]string{"serve", "--socket", dir + "/a", "--max-clients", "0"}, 2, "privsep serve: --max-clients 0"},
 		{[]string{"serve", "--socket", dir + "/a", "--policy", dir + "/missing"}, 2, "privsep serve: " + dir + "/missing: cannot open"},
 		{[]string{"serve", "--socket", dir + "/a", "--log-level", "loud"}, 2, "privsep serve: unknown log level"},
+		{[]string{"serve", "--socket", dir + "/a", "--max-sessions-per-uid", "0"}, 2, "privsep serve: --max-sessions-per-uid 0: want at least 1"},
+		{[]string{"serve", "--socket", dir + "/a", "--idle-timeout", "0s"}, 2, "privsep serve: --idle-timeout 0s: want a positive duration"},
+		{[]string{"serve", "--socket", dir + "/a", "--idle-timeout", "-1m"}, 2, "privsep serve: --idle-timeout -1m0s: want a positive duration"},
+		{[]string{"serve", "--socket", dir + "/a", "--idle-timeout", "soon"}, 2, "privsep serve: invalid value \"soon\" for --idle-timeout"},
 		{[]string{"get", "/etc/hostname"}, 2, "privsep get: no --socket PATH given"},
 		{[]string{"get", "--socket", dir + "/a"}, 2, "privsep get: no FILE given"},
 		{[]string{"get", "--socket", dir + "/a", "/etc/hostname"}, 1, "privsep: dial " + dir + "/a: connect: no such file or directory"},
@@ -551,11 +375,7 @@ func TestServeUsage(t *testing.T) {
 	checkStderrContains(t, r, "sections are only for a server's policy")
 
 	for _, cmd := range []string{"serve", "get"} {
-		r := privsep(t, nil, "help", cmd)
-		checkCode(t, r, 0)
-		if !strings.HasPrefix(r.stdout, "Usage: privsep "+cmd+" --socket PATH") {
-			t.Errorf("help %s: got %q", cmd, r.stdout)
-		}
+		checkHelp(t, privsep(t, nil, "help", cmd), "Usage: privsep "+cmd+" --socket PATH")
 	}
 }
 

@@ -11,7 +11,6 @@ package child_test
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -25,35 +24,11 @@ import (
 
 const secServerLimits = "server: one client against the others"
 
-// dialAs connects to the server at path with this thread's effective uid
-// set to uid, so that SO_PEERCRED names uid, and returns a raw peer. Only
-// this thread changes credentials (the raw setresuid system call, not
-// syscall.Setresuid, which changes every thread), and only for the
-// socket(2) and connect(2); the saved uid stays 0, so it can change back.
-// The socket's directories and file must let uid reach and connect to it.
+// dialAs connects to the server at path as uid (testutil.DialAs) and
+// returns a raw peer, closed when the test ends.
 func dialAs(t *testing.T, path string, uid uint32) *peer {
 	t.Helper()
-	runtime.LockOSThread()
-	keep := uintptr(^uint(0)) // -1: leave that id as it is
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, keep, uintptr(uid), keep); e != 0 {
-		runtime.UnlockOSThread()
-		t.Fatalf("setresuid(-1, %d, -1) on this thread: %v", uid, e)
-	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err == nil {
-		if err = unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
-			unix.Close(fd)
-		}
-	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, keep, 0, keep); e != 0 {
-		// Still locked: the thread ends with this goroutine, and no other
-		// goroutine ever runs with uid's credentials.
-		t.Fatalf("setresuid back to 0 on this thread: %v", e)
-	}
-	runtime.UnlockOSThread()
-	if err != nil {
-		t.Fatalf("connect as uid %d: %v", uid, err)
-	}
+	fd := testutil.DialAs(t, path, uid)
 	p := &peer{t: t, sock: fd, buf: make([]byte, protocol.MaxMessage), oob: make([]byte, protocol.OOBSize)}
 	t.Cleanup(p.close)
 	return p
