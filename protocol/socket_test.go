@@ -709,82 +709,67 @@ func TestFDAccountingLoop(t *testing.T) {
 	credsRights := append(append([]byte(nil), creds...), unix.UnixRights(sent...)...)
 	smallOOB := make([]byte, unix.CmsgSpace(4))
 
+	// One kind of exchange: what is sent (nothing, with send nil), and what
+	// Recv on b (on cb, with passcred) must make of it.
 	type kind struct {
-		name string
-		run  func() error // nil error: the outcome was the expected one
+		name     string
+		send     func() error
+		passcred bool
+		buf, oob []byte // nil: the full-size buffers
+		flags    int
+		wantErr  bool
+		is       error // with wantErr, the very error wanted (nil: any)
+		nfd      int
 	}
-	want := func(wantErr bool, m protocol.Msg, err error, nfd int) error {
+	sendMsg := func(msg []byte, fds []int) func() error {
+		return func() error { mustSend(t, a, msg, fds); return nil }
+	}
+	sendRaw := func(fd int, data, oob []byte) func() error {
+		return func() error { return hostile.SendRaw(fd, data, oob, 0) }
+	}
+	kinds := []kind{
+		{name: "ok, no fds", send: sendMsg(open, nil)},
+		{name: "ok, 3 fds", send: sendMsg(reply3, sent), nfd: 3},
+		{name: "count mismatch", send: sendMsg(mismatch, sent), wantErr: true},
+		{name: "bad magic with fds", send: sendMsg(badMagic, sent), wantErr: true},
+		{name: "MSG_TRUNC with fds", send: sendMsg(reply3, sent), buf: buf[:20], wantErr: true},
+		{name: "MSG_CTRUNC", send: sendMsg(reply3, sent), oob: smallOOB, wantErr: true},
+		{name: "SCM_CREDENTIALS with fds", send: sendRaw(ca, reply3, credsRights), passcred: true, wantErr: true},
+		{name: "zero-length", send: sendRaw(a, nil, nil), wantErr: true},
+		{name: "zero-length with fds", send: sendRaw(a, nil, unix.UnixRights(sent...)), wantErr: true},
+		{name: "EAGAIN", flags: unix.MSG_DONTWAIT, wantErr: true, is: unix.EAGAIN},
+	}
+	exchange := func(k kind) error { // nil: the outcome was the expected one
+		if k.send != nil {
+			if err := k.send(); err != nil {
+				return err
+			}
+		}
+		from, kbuf, koob := b, buf, oob
+		if k.passcred {
+			from = cb
+		}
+		if k.buf != nil {
+			kbuf = k.buf
+		}
+		if k.oob != nil {
+			koob = k.oob
+		}
+		m, err := protocol.Recv(from, kbuf, koob, fds, k.flags)
+		if k.is != nil && err != k.is {
+			return fmt.Errorf("got %v, want %v", err, k.is)
+		}
 		n := len(m.FDs)
 		closeFDs(m.FDs)
 		switch {
-		case wantErr && err == nil:
+		case k.wantErr && err == nil:
 			return fmt.Errorf("got success, want an error")
-		case !wantErr && err != nil:
+		case !k.wantErr && err != nil:
 			return fmt.Errorf("got %v, want success", err)
-		case n != nfd:
-			return fmt.Errorf("got %d fds, want %d", n, nfd)
+		case n != k.nfd:
+			return fmt.Errorf("got %d fds, want %d", n, k.nfd)
 		}
 		return nil
-	}
-	kinds := []kind{
-		{"ok, no fds", func() error {
-			mustSend(t, a, open, nil)
-			m, err := protocol.Recv(b, buf, oob, fds, 0)
-			return want(false, m, err, 0)
-		}},
-		{"ok, 3 fds", func() error {
-			mustSend(t, a, reply3, sent)
-			m, err := protocol.Recv(b, buf, oob, fds, 0)
-			return want(false, m, err, 3)
-		}},
-		{"count mismatch", func() error {
-			mustSend(t, a, mismatch, sent)
-			m, err := protocol.Recv(b, buf, oob, fds, 0)
-			return want(true, m, err, 0)
-		}},
-		{"bad magic with fds", func() error {
-			mustSend(t, a, badMagic, sent)
-			m, err := protocol.Recv(b, buf, oob, fds, 0)
-			return want(true, m, err, 0)
-		}},
-		{"MSG_TRUNC with fds", func() error {
-			mustSend(t, a, reply3, sent)
-			m, err := protocol.Recv(b, buf[:20], oob, fds, 0)
-			return want(true, m, err, 0)
-		}},
-		{"MSG_CTRUNC", func() error {
-			mustSend(t, a, reply3, sent)
-			m, err := protocol.Recv(b, buf, smallOOB, fds, 0)
-			return want(true, m, err, 0)
-		}},
-		{"SCM_CREDENTIALS with fds", func() error {
-			if err := hostile.SendRaw(ca, reply3, credsRights, 0); err != nil {
-				return err
-			}
-			m, err := protocol.Recv(cb, buf, oob, fds, 0)
-			return want(true, m, err, 0)
-		}},
-		{"zero-length", func() error {
-			if err := hostile.SendRaw(a, nil, nil, 0); err != nil {
-				return err
-			}
-			m, err := protocol.Recv(b, buf, oob, fds, 0)
-			return want(true, m, err, 0)
-		}},
-		{"zero-length with fds", func() error {
-			if err := hostile.SendRaw(a, nil, unix.UnixRights(sent...), 0); err != nil {
-				return err
-			}
-			m, err := protocol.Recv(b, buf, oob, fds, 0)
-			return want(true, m, err, 0)
-		}},
-		{"EAGAIN", func() error {
-			m, err := protocol.Recv(b, buf, oob, fds, unix.MSG_DONTWAIT)
-			if err != unix.EAGAIN {
-				return fmt.Errorf("got %v, want EAGAIN", err)
-			}
-			return want(true, m, err, 0)
-		}},
 	}
 	const rounds = 400 // × len(kinds) exchanges
 	leaked := make([]int, len(kinds))
@@ -795,7 +780,7 @@ func TestFDAccountingLoop(t *testing.T) {
 				continue // reported once is enough; more would only slow the loop
 			}
 			before := testutil.FDs(t, 0)
-			if err := k.run(); err != nil && failed[i] == nil {
+			if err := exchange(k); err != nil && failed[i] == nil {
 				failed[i] = err
 			}
 			leaked[i] += testutil.FDs(t, 0) - before
