@@ -321,112 +321,82 @@ type checkCase struct {
 	errno syscall.Errno
 }
 
-func allowed(p, rule, dir, rel string) checkCase {
-	return checkCase{path: p, rule: rule, dir: dir, rel: rel}
+// allowed lists requests that rule (as String() writes it) allows, each
+// given by the relative path Check must return beneath dir; the request is
+// dir joined with it.
+func allowed(rule, dir string, rels ...string) []checkCase {
+	tests := make([]checkCase, len(rels))
+	for i, rel := range rels {
+		tests[i] = checkCase{path: joinRel(dir, rel), rule: rule, dir: dir, rel: rel}
+	}
+	return tests
 }
 
-func denied(p string) checkCase {
-	return checkCase{path: p, kind: policy.Denied, errno: syscall.EACCES}
+func denied(paths ...string) []checkCase {
+	return refused(policy.Denied, syscall.EACCES, paths)
 }
 
-func badRequest(p string, errno syscall.Errno) checkCase {
-	return checkCase{path: p, kind: policy.BadRequest, errno: errno}
+func badRequest(errno syscall.Errno, paths ...string) []checkCase {
+	return refused(policy.BadRequest, errno, paths)
+}
+
+func refused(kind policy.Kind, errno syscall.Errno, paths []string) []checkCase {
+	tests := make([]checkCase, len(paths))
+	for i, p := range paths {
+		tests[i] = checkCase{path: p, kind: kind, errno: errno}
+	}
+	return tests
 }
 
 func TestCheck(t *testing.T) {
-	deep := "/srv/www/" + strings.Repeat("d/", 100) + "f"
-	atMax := "/srv/www/" + strings.Repeat("a", policy.MaxPath-len("/srv/www/"))
-	overMax := atMax + "a"
-	tests := []checkCase{
+	deepRel := strings.Repeat("d/", 100) + "f"
+	atMaxRel := strings.Repeat("a", policy.MaxPath-len("/srv/www/"))
+	overMax := "/srv/www/" + atMaxRel + "a"
+	tests := slices.Concat(
 		// Exact rules allow exactly their file.
-		allowed("/etc/hostname", "r:/etc/hostname", "/etc", "hostname"),
-		denied("/etc/hostname/x"),
-		denied("/etc"),
-		denied("/etc/hostnamex"),
-		denied("/etc/hostnam"),
-		denied("/etc/hosts"),
-		allowed("/x", "r:/x", "/", "x"),
-		denied("/x/y"),
-		denied("/xy"),
+		allowed("r:/etc/hostname", "/etc", "hostname"),
+		denied("/etc/hostname/x", "/etc", "/etc/hostnamex", "/etc/hostnam", "/etc/hosts"),
+		allowed("r:/x", "/", "x"),
+		denied("/x/y", "/xy"),
 		// Tree rules: the directory itself, children, deep paths.
-		allowed("/etc/ssl", "r:/etc/ssl/", "/etc/ssl", "."),
-		allowed("/etc/ssl/certs/ca.pem", "r:/etc/ssl/", "/etc/ssl", "certs/ca.pem"),
-		allowed("/srv/www", "r:/srv/www/", "/srv/www", "."),
-		allowed("/srv/www/index.html", "r:/srv/www/", "/srv/www", "index.html"),
-		allowed("/srv/www/a/b/c/d/e/f/g", "r:/srv/www/", "/srv/www", "a/b/c/d/e/f/g"),
-		allowed(deep, "r:/srv/www/", "/srv/www", deep[len("/srv/www/"):]),
-		allowed(atMax, "r:/srv/www/", "/srv/www", atMax[len("/srv/www/"):]),
+		allowed("r:/etc/ssl/", "/etc/ssl", ".", "certs/ca.pem"),
+		allowed("r:/srv/www/", "/srv/www", ".", "index.html", "a/b/c/d/e/f/g", deepRel, atMaxRel),
 		// Names made of dots that are not "." or "..".
-		allowed("/srv/www/...", "r:/srv/www/", "/srv/www", "..."),
-		allowed("/srv/www/..a/b..", "r:/srv/www/", "/srv/www", "..a/b.."),
-		allowed("/srv/www/.hidden", "r:/srv/www/", "/srv/www", ".hidden"),
+		allowed("r:/srv/www/", "/srv/www", "...", "..a/b..", ".hidden"),
 		// No prefix confusion: matching is by whole components.
-		denied("/srv/wwwx/a"),
-		denied("/srv/wwwx"),
-		denied("/srv/ww"),
-		denied("/srv/ww/a"),
-		denied("/srv"),
-		denied("/"),
-		denied("/etc/ssl2/a"),
+		denied("/srv/wwwx/a", "/srv/wwwx", "/srv/ww", "/srv/ww/a", "/srv", "/", "/etc/ssl2/a"),
 		// Most specific wins: an exact rule beats the tree around it, and
 		// the deeper tree beats the shallower.
-		allowed("/etc/ssl/private/key.pem", "r:/etc/ssl/private/key.pem", "/etc/ssl/private", "key.pem"),
-		allowed("/etc/ssl/private/other", "r:/etc/ssl/", "/etc/ssl", "private/other"),
-		allowed("/etc/ssl/private/key.pem/x", "r:/etc/ssl/", "/etc/ssl", "private/key.pem/x"),
-		allowed("/srv/www/private", "r:/srv/www/private/", "/srv/www/private", "."),
-		allowed("/srv/www/private/x/y", "r:/srv/www/private/", "/srv/www/private", "x/y"),
-		allowed("/srv/www/privatex", "r:/srv/www/", "/srv/www", "privatex"),
-		allowed("/opt/both", "r:/opt/both", "/opt", "both"),
-		allowed("/opt/both/x", "r:/opt/both/", "/opt/both", "x"),
+		allowed("r:/etc/ssl/private/key.pem", "/etc/ssl/private", "key.pem"),
+		allowed("r:/etc/ssl/", "/etc/ssl", "private/other", "private/key.pem/x"),
+		allowed("r:/srv/www/private/", "/srv/www/private", ".", "x/y"),
+		allowed("r:/srv/www/", "/srv/www", "privatex"),
+		allowed("r:/opt/both", "/opt", "both"),
+		allowed("r:/opt/both/", "/opt/both", "x"),
 		denied("/opt"),
 		// Bytes that are not UTF-8 are just bytes.
-		allowed("/data/\xff\xfe", `r:"/data/\xff\xfe/"`, "/data/\xff\xfe", "."),
-		allowed("/data/\xff\xfe/\x80file", `r:"/data/\xff\xfe/"`, "/data/\xff\xfe", "\x80file"),
-		denied("/data/\xff"),
-		denied("/data/\xff\xfe\xfd"),
+		allowed(`r:"/data/\xff\xfe/"`, "/data/\xff\xfe", ".", "\x80file"),
+		denied("/data/\xff", "/data/\xff\xfe\xfd"),
 		// Bad requests are refused, never cleaned.
-		badRequest("", syscall.EINVAL),
-		badRequest("etc/hostname", syscall.EINVAL),
-		badRequest("./etc/hostname", syscall.EINVAL),
-		badRequest("srv/www/a", syscall.EINVAL),
-		badRequest("/srv/www/../../etc/shadow", syscall.EINVAL),
-		badRequest("/srv/www/a/../b", syscall.EINVAL),
-		badRequest("/srv/www/..", syscall.EINVAL),
-		badRequest("/srv/www/.", syscall.EINVAL),
-		badRequest("/srv/www/./a", syscall.EINVAL),
-		badRequest("/srv/www/", syscall.EINVAL),
-		badRequest("/etc/hostname/", syscall.EINVAL),
-		badRequest("//srv/www/a", syscall.EINVAL),
-		badRequest("/srv//www/a", syscall.EINVAL),
-		badRequest("//", syscall.EINVAL),
-		badRequest("/..", syscall.EINVAL),
-		badRequest("/.", syscall.EINVAL),
-		badRequest("/srv/www/a\x00", syscall.EINVAL),
-		badRequest("/etc/hostname\x00.txt", syscall.EINVAL),
-		badRequest("\x00", syscall.EINVAL),
-		badRequest(overMax, syscall.ENAMETOOLONG),
-		badRequest("/"+strings.Repeat("x", 1<<16), syscall.ENAMETOOLONG),
-	}
+		badRequest(syscall.EINVAL, "", "etc/hostname", "./etc/hostname", "srv/www/a"),
+		badRequest(syscall.EINVAL, "/srv/www/../../etc/shadow", "/srv/www/a/../b", "/srv/www/..", "/srv/www/.", "/srv/www/./a"),
+		badRequest(syscall.EINVAL, "/srv/www/", "/etc/hostname/", "//srv/www/a", "/srv//www/a", "//", "/..", "/."),
+		badRequest(syscall.EINVAL, "/srv/www/a\x00", "/etc/hostname\x00.txt", "\x00"),
+		badRequest(syscall.ENAMETOOLONG, overMax, "/"+strings.Repeat("x", 1<<16)),
+	)
 	p := mustParse(t, checkRules...)
 	runCheckCases(t, p, tests)
 }
 
 func TestCheckRootTree(t *testing.T) {
 	p := mustParse(t, "/", "/home/user/", "/etc/passwd")
-	tests := []checkCase{
-		allowed("/", "r:/", "/", "."),
-		allowed("/a", "r:/", "/", "a"),
-		allowed("/a/b/c", "r:/", "/", "a/b/c"),
-		allowed("/home", "r:/", "/", "home"),
-		allowed("/home/userx", "r:/", "/", "home/userx"),
-		allowed("/home/user", "r:/home/user/", "/home/user", "."),
-		allowed("/home/user/.ssh/id_ed25519", "r:/home/user/", "/home/user", ".ssh/id_ed25519"),
-		allowed("/etc/passwd", "r:/etc/passwd", "/etc", "passwd"),
-		allowed("/etc/passwd/x", "r:/", "/", "etc/passwd/x"),
-		allowed("/\xff", "r:/", "/", "\xff"),
-		badRequest("/../etc/shadow", syscall.EINVAL),
-		badRequest("relative", syscall.EINVAL),
-	}
+	tests := slices.Concat(
+		allowed("r:/", "/", ".", "a", "a/b/c", "home", "home/userx"),
+		allowed("r:/home/user/", "/home/user", ".", ".ssh/id_ed25519"),
+		allowed("r:/etc/passwd", "/etc", "passwd"),
+		allowed("r:/", "/", "etc/passwd/x", "\xff"),
+		badRequest(syscall.EINVAL, "/../etc/shadow", "relative"),
+	)
 	runCheckCases(t, p, tests)
 }
 
@@ -435,7 +405,7 @@ func TestCheckEmptyPolicy(t *testing.T) {
 	if got := p.Dirs(); len(got) != 0 {
 		t.Errorf("Dirs(): got %q, want none", got)
 	}
-	runCheckCases(t, p, []checkCase{denied("/"), denied("/etc/hostname"), badRequest("x", syscall.EINVAL)})
+	runCheckCases(t, p, slices.Concat(denied("/", "/etc/hostname"), badRequest(syscall.EINVAL, "x")))
 }
 
 func runCheckCases(t *testing.T, p *policy.Policy, tests []checkCase) {
