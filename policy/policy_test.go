@@ -528,22 +528,10 @@ func TestCheckPath(t *testing.T) {
 			t.Errorf("CheckPath(%q): got %v, want nil", shortName(s), err)
 		}
 	}
-	bad := []struct {
-		path  string
-		errno syscall.Errno
-	}{
-		{"", syscall.EINVAL},
-		{"a", syscall.EINVAL},
-		{".", syscall.EINVAL},
-		{"/a/", syscall.EINVAL},
-		{"/a/.", syscall.EINVAL},
-		{"/a/..", syscall.EINVAL},
-		{"/../a", syscall.EINVAL},
-		{"//a", syscall.EINVAL},
-		{"/a//b", syscall.EINVAL},
-		{"/a\x00", syscall.EINVAL},
-		{atMax + "a", syscall.ENAMETOOLONG},
-	}
+	bad := slices.Concat(
+		badRequest(syscall.EINVAL, "", "a", ".", "/a/", "/a/.", "/a/..", "/../a", "//a", "/a//b", "/a\x00"),
+		badRequest(syscall.ENAMETOOLONG, atMax+"a"),
+	)
 	for _, tt := range bad {
 		err := policy.CheckPath(tt.path)
 		if err == nil {
