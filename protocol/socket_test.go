@@ -306,17 +306,7 @@ func TestRecvZeroLengthAndEOF(t *testing.T) {
 	for _, end := range []string{"shutdown", "close"} {
 		t.Run(end, func(t *testing.T) {
 			noLeaks(t)
-			a, b, err := protocol.Socketpair()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { unix.Close(b) })
-			aOpen := true
-			t.Cleanup(func() {
-				if aOpen {
-					unix.Close(a)
-				}
-			})
+			a, b, closeEnd := pairClosable(t)
 			buf, oob, fds := buffers()
 			if err := hostile.SendRaw(a, nil, nil, 0); err != nil {
 				t.Fatalf("sendmsg of 0 bytes: %v", err)
@@ -343,8 +333,7 @@ func TestRecvZeroLengthAndEOF(t *testing.T) {
 					t.Fatal(err)
 				}
 			case "close":
-				aOpen = false
-				if err := unix.Close(a); err != nil {
+				if err := closeEnd(a); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -373,13 +362,9 @@ func TestRecvZeroLengthAndEOF(t *testing.T) {
 // reports as end of stream.
 func TestRecvPeerClosedWithUnread(t *testing.T) {
 	noLeaks(t)
-	a, b, err := protocol.Socketpair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(a) })
+	a, b, closeEnd := pairClosable(t)
 	mustSend(t, a, protocol.AppendOpened(nil, 1), makeFDs(t, 1))
-	unix.Close(b) // without reading
+	closeEnd(b) // without reading
 	buf, oob, fds := buffers()
 	for i := 0; i < 2; i++ {
 		m, err := protocol.Recv(a, buf, oob, fds, 0)
@@ -597,17 +582,7 @@ func TestRecvExtraControlMessage(t *testing.T) {
 
 func TestSendRefuses(t *testing.T) {
 	noLeaks(t)
-	a, b, err := protocol.Socketpair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(a) })
-	bOpen := true
-	t.Cleanup(func() {
-		if bOpen {
-			unix.Close(b)
-		}
-	})
+	a, b, closeEnd := pairClosable(t)
 	ok := protocol.AppendOpened(nil, 1)
 	one := makeFDs(t, 1)
 	closed, err := unix.MemfdCreate("closed", 0)
@@ -651,8 +626,7 @@ func TestSendRefuses(t *testing.T) {
 		t.Errorf("Send on a memfd: got %v, want ENOTSOCK", err)
 	}
 	// A closed peer gives EPIPE (MSG_NOSIGNAL: no SIGPIPE).
-	bOpen = false
-	unix.Close(b)
+	closeEnd(b)
 	if err := protocol.Send(a, ok, nil, 0); !errors.Is(err, unix.EPIPE) {
 		t.Errorf("Send to a closed peer: got %v, want EPIPE", err)
 	}
