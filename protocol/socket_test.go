@@ -683,25 +683,13 @@ func TestFDAccountingLoop(t *testing.T) {
 	credsRights := append(append([]byte(nil), creds...), unix.UnixRights(sent...)...)
 	smallOOB := make([]byte, unix.CmsgSpace(4))
 
-	// One kind of exchange: what is sent (nothing, with send nil), and what
-	// Recv on b (on cb, with passcred) must make of it.
-	type kind struct {
-		name     string
-		send     func() error
-		passcred bool
-		buf, oob []byte // nil: the full-size buffers
-		flags    int
-		wantErr  bool
-		is       error // with wantErr, the very error wanted (nil: any)
-		nfd      int
-	}
 	sendMsg := func(msg []byte, fds []int) func() error {
 		return func() error { mustSend(t, a, msg, fds); return nil }
 	}
 	sendRaw := func(fd int, data, oob []byte) func() error {
 		return func() error { return hostile.SendRaw(fd, data, oob, 0) }
 	}
-	kinds := []kind{
+	kinds := []fdKind{
 		{name: "ok, no fds", send: sendMsg(open, nil)},
 		{name: "ok, 3 fds", send: sendMsg(reply3, sent), nfd: 3},
 		{name: "count mismatch", send: sendMsg(mismatch, sent), wantErr: true},
@@ -713,38 +701,72 @@ func TestFDAccountingLoop(t *testing.T) {
 		{name: "zero-length with fds", send: sendRaw(a, nil, unix.UnixRights(sent...)), wantErr: true},
 		{name: "EAGAIN", flags: unix.MSG_DONTWAIT, wantErr: true, is: unix.EAGAIN},
 	}
-	exchange := func(k kind) error { // nil: the outcome was the expected one
-		if k.send != nil {
-			if err := k.send(); err != nil {
-				return err
-			}
+	accountingRounds(t, fdEnds{b: b, cb: cb, buf: buf, oob: oob, fds: fds}, kinds)
+	expectEmpty(t, b)
+	expectEmpty(t, cb)
+}
+
+// fdKind is one kind of exchange in TestFDAccountingLoop: what is sent
+// (nothing, with send nil), and what Recv on b (on cb, with passcred) must
+// make of it.
+type fdKind struct {
+	name     string
+	send     func() error
+	passcred bool
+	buf, oob []byte // nil: the full-size buffers
+	flags    int
+	wantErr  bool
+	is       error // with wantErr, the very error wanted (nil: any)
+	nfd      int
+}
+
+// fdEnds are the receiving ends of TestFDAccountingLoop (cb has
+// SO_PASSCRED) and Recv's full-size buffers.
+type fdEnds struct {
+	b, cb    int
+	buf, oob []byte
+	fds      []int
+}
+
+// exchange sends and receives one exchange of kind k; a nil error says the
+// outcome was the expected one.
+func (e fdEnds) exchange(k fdKind) error {
+	if k.send != nil {
+		if err := k.send(); err != nil {
+			return err
 		}
-		from, kbuf, koob := b, buf, oob
-		if k.passcred {
-			from = cb
-		}
-		if k.buf != nil {
-			kbuf = k.buf
-		}
-		if k.oob != nil {
-			koob = k.oob
-		}
-		m, err := protocol.Recv(from, kbuf, koob, fds, k.flags)
-		if k.is != nil && err != k.is {
-			return fmt.Errorf("got %v, want %v", err, k.is)
-		}
-		n := len(m.FDs)
-		closeFDs(m.FDs)
-		switch {
-		case k.wantErr && err == nil:
-			return fmt.Errorf("got success, want an error")
-		case !k.wantErr && err != nil:
-			return fmt.Errorf("got %v, want success", err)
-		case n != k.nfd:
-			return fmt.Errorf("got %d fds, want %d", n, k.nfd)
-		}
-		return nil
 	}
+	from, buf, oob := e.b, e.buf, e.oob
+	if k.passcred {
+		from = e.cb
+	}
+	if k.buf != nil {
+		buf = k.buf
+	}
+	if k.oob != nil {
+		oob = k.oob
+	}
+	m, err := protocol.Recv(from, buf, oob, e.fds, k.flags)
+	if k.is != nil && err != k.is {
+		return fmt.Errorf("got %v, want %v", err, k.is)
+	}
+	n := len(m.FDs)
+	closeFDs(m.FDs)
+	switch {
+	case k.wantErr && err == nil:
+		return fmt.Errorf("got success, want an error")
+	case !k.wantErr && err != nil:
+		return fmt.Errorf("got %v, want success", err)
+	case n != k.nfd:
+		return fmt.Errorf("got %d fds, want %d", n, k.nfd)
+	}
+	return nil
+}
+
+// accountingRounds runs every kind of exchange 400 times and reports, per
+// kind, a wrong outcome and the first round that left a descriptor open.
+func accountingRounds(t *testing.T, ends fdEnds, kinds []fdKind) {
+	t.Helper()
 	const rounds = 400 // × len(kinds) exchanges
 	leaked := make([]int, len(kinds))
 	failed := make([]error, len(kinds))
@@ -754,7 +776,7 @@ func TestFDAccountingLoop(t *testing.T) {
 				continue // reported once is enough; more would only slow the loop
 			}
 			before := testutil.FDs(t, 0)
-			if err := exchange(k); err != nil && failed[i] == nil {
+			if err := ends.exchange(k); err != nil && failed[i] == nil {
 				failed[i] = err
 			}
 			leaked[i] += testutil.FDs(t, 0) - before
@@ -771,6 +793,4 @@ func TestFDAccountingLoop(t *testing.T) {
 			t.Errorf("%s: got descriptors left open in round %d of %d, want none", k.name, -leaked[i], rounds)
 		}
 	}
-	expectEmpty(t, b)
-	expectEmpty(t, cb)
 }
