@@ -315,34 +315,37 @@ func TestCheckConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-// bigPolicy builds a policy of n rules, half exact files and half trees
-// three levels deep, the way a large deployment might list them.
-func bigPolicy(tb testing.TB, n int) *policy.Policy {
-	tb.Helper()
+// bigRules lists n rules, half exact files and half trees three levels
+// deep, the way a large deployment might list them. With modes, the exact
+// files are append-only and the trees let files be created with a mode and
+// owner.
+func bigRules(n int, modes bool) []string {
 	rules := make([]string, 0, n)
 	for i := range n {
-		if i%2 == 0 {
+		switch {
+		case i%2 == 0 && modes:
+			rules = append(rules, fmt.Sprintf("ra:/etc/app%04d/conf%04d.ini", i, i))
+		case i%2 == 0:
 			rules = append(rules, fmt.Sprintf("/etc/app%04d/conf%04d.ini", i, i))
-		} else {
+		case modes:
+			rules = append(rules, fmt.Sprintf("rwc:/data/d%04d/a/b/ mode=0640 owner=%d:%d", i, 1000+i, 2000+i))
+		default:
 			rules = append(rules, fmt.Sprintf("/data/d%04d/a/b/", i))
 		}
 	}
-	return mustParse(tb, rules...)
+	return rules
 }
 
-// bigModesPolicy is bigPolicy with write modes and options: append-only
-// exact files, and trees where files may be created with a mode and owner.
+// bigPolicy is the policy of bigRules without modes.
+func bigPolicy(tb testing.TB, n int) *policy.Policy {
+	tb.Helper()
+	return mustParse(tb, bigRules(n, false)...)
+}
+
+// bigModesPolicy is the policy of bigRules with modes and options.
 func bigModesPolicy(tb testing.TB, n int) *policy.Policy {
 	tb.Helper()
-	lines := make([]string, 0, n)
-	for i := range n {
-		if i%2 == 0 {
-			lines = append(lines, fmt.Sprintf("ra:/etc/app%04d/conf%04d.ini", i, i))
-		} else {
-			lines = append(lines, fmt.Sprintf("rwc:/data/d%04d/a/b/ mode=0640 owner=%d:%d", i, 1000+i, 2000+i))
-		}
-	}
-	return mustParseLines(tb, lines...)
+	return mustParseLines(tb, bigRules(n, true)...)
 }
 
 var (
