@@ -18,6 +18,23 @@ import (
 
 // Seed corpora live in testdata/fuzz/<FuzzName>/.
 
+// ruleRefused reports whether fn (ParseRule or ParseLine) refused rule s. A
+// refusal must be a *RuleError for the rule as written, with the zero Rule.
+func ruleRefused(t *testing.T, fn, s string, r policy.Rule, err error) bool {
+	t.Helper()
+	if err == nil {
+		return false
+	}
+	var re *policy.RuleError
+	if !errors.As(err, &re) || re.Rule != s {
+		t.Fatalf("%s(%q): got error %T %v, want *RuleError for the rule as written", fn, s, err, err)
+	}
+	if r != (policy.Rule{}) {
+		t.Fatalf("%s(%q): got %#v with an error, want the zero Rule", fn, s, r)
+	}
+	return true
+}
+
 // FuzzParseRule checks that whatever ParseRule accepts is a well-formed,
 // canonical rule that survives a round trip through its String form (the
 // policy-file form, read by ParseLine), and that whatever it refuses is
@@ -25,14 +42,7 @@ import (
 func FuzzParseRule(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		r, err := policy.ParseRule(s)
-		if err != nil {
-			var re *policy.RuleError
-			if !errors.As(err, &re) || re.Rule != s {
-				t.Fatalf("ParseRule(%q): got error %T %v, want *RuleError for the rule as written", s, err, err)
-			}
-			if r != (policy.Rule{}) {
-				t.Fatalf("ParseRule(%q): got %#v with an error, want the zero Rule", s, r)
-			}
+		if ruleRefused(t, "ParseRule", s, r, err) {
 			return
 		}
 		checkWellFormed(t, "ParseRule", s, r)
@@ -190,14 +200,7 @@ func FuzzParseLine(f *testing.F) {
 		if errn == nil && (err != nil || r != rn) {
 			t.Fatalf("ParseLine(%q): got %#v, %v without a resolver, %#v, %v with one: want the same", s, rn, errn, r, err)
 		}
-		if err != nil {
-			var re *policy.RuleError
-			if !errors.As(err, &re) || re.Rule != s {
-				t.Fatalf("ParseLine(%q): got error %T %v, want *RuleError for the rule as written", s, err, err)
-			}
-			if r != (policy.Rule{}) {
-				t.Fatalf("ParseLine(%q): got %#v with an error, want the zero Rule", s, r)
-			}
+		if ruleRefused(t, "ParseLine", s, r, err) {
 			return
 		}
 		checkWellFormed(t, "ParseLine", s, r)

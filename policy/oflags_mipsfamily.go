@@ -8,7 +8,6 @@ const (
 	oDsync     = 0x10
 	oNonblock  = 0x80
 	oCreat     = 0x100
-	oTrunc     = 0x200
 	oExcl      = 0x400
 	oNoctty    = 0x800
 	oAsync     = 0x1000
@@ -16,10 +15,6 @@ const (
 	oDirect    = 0x8000
 	oDirectory = 0x10000
 	oNofollow  = 0x20000
-	oNoatime   = 0x40000
-	oCloexec   = 0x80000
-	oPath      = 0x200000
-	oTmpfile   = 0x410000
 
 	// kernelLargefile is the kernel's O_LARGEFILE bit (see oflags_generic.go).
 	kernelLargefile = 0x2000

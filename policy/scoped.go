@@ -62,11 +62,25 @@ const MaxScopeCombinations = 4096
 // makes the per-client policies. The zero value is an empty policy, ready
 // to use.
 type Scoped struct {
-	all  []Rule
-	uids []uint32 // uid sections in order of first appearance
-	gids []uint32
-	uid  map[uint32][]Rule
-	gid  map[uint32][]Rule
+	all      []Rule
+	uid, gid sections
+}
+
+// sections holds the sections of one kind (uid or gid): each id's rules,
+// and the ids in order of first appearance.
+type sections struct {
+	ids   []uint32
+	rules map[uint32][]Rule
+}
+
+func (s *sections) add(id uint32, rules []Rule) {
+	if s.rules == nil {
+		s.rules = make(map[uint32][]Rule)
+	}
+	if _, ok := s.rules[id]; !ok {
+		s.ids = append(s.ids, id)
+	}
+	s.rules[id] = append(s.rules[id], rules...)
 }
 
 // Add adds rules to the section for scope (creating it if needed), after
@@ -74,21 +88,9 @@ type Scoped struct {
 func (s *Scoped) Add(scope Scope, rules ...Rule) {
 	switch scope.Kind {
 	case ScopeUID:
-		if s.uid == nil {
-			s.uid = make(map[uint32][]Rule)
-		}
-		if _, ok := s.uid[scope.ID]; !ok {
-			s.uids = append(s.uids, scope.ID)
-		}
-		s.uid[scope.ID] = append(s.uid[scope.ID], rules...)
+		s.uid.add(scope.ID, rules)
 	case ScopeGID:
-		if s.gid == nil {
-			s.gid = make(map[uint32][]Rule)
-		}
-		if _, ok := s.gid[scope.ID]; !ok {
-			s.gids = append(s.gids, scope.ID)
-		}
-		s.gid[scope.ID] = append(s.gid[scope.ID], rules...)
+		s.gid.add(scope.ID, rules)
 	default:
 		s.all = append(s.all, rules...)
 	}
@@ -98,11 +100,11 @@ func (s *Scoped) Add(scope Scope, rules ...Rule) {
 // policy files make one policy.
 func (s *Scoped) Merge(o *Scoped) {
 	s.Add(Scope{Kind: ScopeAll}, o.all...)
-	for _, id := range o.uids {
-		s.Add(Scope{Kind: ScopeUID, ID: id}, o.uid[id]...)
+	for _, id := range o.uid.ids {
+		s.uid.add(id, o.uid.rules[id])
 	}
-	for _, id := range o.gids {
-		s.Add(Scope{Kind: ScopeGID, ID: id}, o.gid[id]...)
+	for _, id := range o.gid.ids {
+		s.gid.add(id, o.gid.rules[id])
 	}
 }
 
@@ -110,10 +112,10 @@ func (s *Scoped) Merge(o *Scoped) {
 // sections and gid sections in the order they first appeared.
 func (s *Scoped) Sections() []Scope {
 	scopes := []Scope{{Kind: ScopeAll}}
-	for _, id := range s.uids {
+	for _, id := range s.uid.ids {
 		scopes = append(scopes, Scope{Kind: ScopeUID, ID: id})
 	}
-	for _, id := range s.gids {
+	for _, id := range s.gid.ids {
 		scopes = append(scopes, Scope{Kind: ScopeGID, ID: id})
 	}
 	return scopes
@@ -123,7 +125,7 @@ func (s *Scoped) Sections() []Scope {
 // rules for all clients, then those of the uid's section, then those of the
 // gid's section.
 func (s *Scoped) Rules(uid, gid uint32) []Rule {
-	return join(s.all, s.uid[uid], s.gid[gid])
+	return join(s.all, s.uid.rules[uid], s.gid.rules[gid])
 }
 
 // ParseScopedFile parses a policy file that may have sections: a line
@@ -234,13 +236,14 @@ func scopeID(name string, res Resolver, user bool) (uint32, error) {
 // More than
 // MaxScopeCombinations pairs of sections is an error.
 func (s *Scoped) Compile() (*ScopedPolicy, error) {
-	if len(s.uids)*len(s.gids) > MaxScopeCombinations {
+	nu, ng := len(s.uid.ids), len(s.gid.ids)
+	if nu*ng > MaxScopeCombinations {
 		return nil, fmt.Errorf("policy: %d uid sections and %d gid sections make %d combinations, more than the %d allowed",
-			len(s.uids), len(s.gids), len(s.uids)*len(s.gids), MaxScopeCombinations)
+			nu, ng, nu*ng, MaxScopeCombinations)
 	}
 	p := &ScopedPolicy{
-		uid:  make(map[uint32]*Policy, len(s.uids)),
-		gid:  make(map[uint32]*Policy, len(s.gids)),
+		uid:  make(map[uint32]*Policy, nu),
+		gid:  make(map[uint32]*Policy, ng),
 		both: make(map[[2]uint32]*Policy),
 	}
 	var err error
@@ -260,34 +263,36 @@ func (s *Scoped) Compile() (*ScopedPolicy, error) {
 		p.list = append(p.list, pol)
 		return pol, nil
 	}
-	for _, id := range s.uids {
-		pol := p.all
-		if len(s.uid[id]) > 0 {
-			if pol, err = compile(join(s.all, s.uid[id]), fmt.Sprintf("clients with uid %d", id)); err != nil {
-				return nil, err
+	// A section of one kind alone: with no rules of its own, the clients
+	// get the policy for all.
+	single := func(sec *sections, who string, into map[uint32]*Policy) error {
+		for _, id := range sec.ids {
+			pol := p.all
+			if len(sec.rules[id]) > 0 {
+				if pol, err = compile(join(s.all, sec.rules[id]), fmt.Sprintf("clients with %s %d", who, id)); err != nil {
+					return err
+				}
 			}
+			into[id] = pol
 		}
-		p.uid[id] = pol
+		return nil
 	}
-	for _, id := range s.gids {
-		pol := p.all
-		if len(s.gid[id]) > 0 {
-			if pol, err = compile(join(s.all, s.gid[id]), fmt.Sprintf("clients with primary gid %d", id)); err != nil {
-				return nil, err
-			}
-		}
-		p.gid[id] = pol
+	if err := single(&s.uid, "uid", p.uid); err != nil {
+		return nil, err
 	}
-	for _, u := range s.uids {
-		for _, g := range s.gids {
+	if err := single(&s.gid, "primary gid", p.gid); err != nil {
+		return nil, err
+	}
+	for _, u := range s.uid.ids {
+		for _, g := range s.gid.ids {
 			var pol *Policy
 			switch {
-			case len(s.gid[g]) == 0:
+			case len(s.gid.rules[g]) == 0:
 				pol = p.uid[u]
-			case len(s.uid[u]) == 0:
+			case len(s.uid.rules[u]) == 0:
 				pol = p.gid[g]
 			default:
-				if pol, err = compile(join(s.all, s.uid[u], s.gid[g]), fmt.Sprintf("a client with uid %d and primary gid %d, which gets both sections", u, g)); err != nil {
+				if pol, err = compile(join(s.all, s.uid.rules[u], s.gid.rules[g]), fmt.Sprintf("a client with uid %d and primary gid %d, which gets both sections", u, g)); err != nil {
 					return nil, err
 				}
 			}

@@ -31,6 +31,22 @@ func checkDecodeErr(t *testing.T, err error) {
 	}
 }
 
+// refused reports whether a payload decoder refused its input. A refusal
+// must be an error checkDecodeErr accepts, and come with nothing: empty
+// says whether the decoder's result was the zero value, got is that result
+// for the failure message.
+func refused(t *testing.T, err error, empty bool, got any) bool {
+	t.Helper()
+	if err == nil {
+		return false
+	}
+	checkDecodeErr(t, err)
+	if !empty {
+		t.Fatalf("error %q came with %+v", err, got)
+	}
+	return true
+}
+
 // within reports whether sub lies inside the memory of b.
 func within(sub, b []byte) bool {
 	if len(sub) == 0 {
@@ -123,11 +139,7 @@ func FuzzDecodeHello(f *testing.F) {
 
 func checkHello(t *testing.T, p []byte) []byte {
 	h, err := protocol.DecodeHello(p)
-	if err != nil {
-		checkDecodeErr(t, err)
-		if h.Version != 0 || h.Flags != 0 || h.Rules != nil {
-			t.Fatalf("error %q came with %+v", err, h)
-		}
+	if refused(t, err, h.Version == 0 && h.Flags == 0 && h.Rules == nil, h) {
 		return nil
 	}
 	if h.Version != protocol.Version || h.Flags&^(protocol.HelloNoOpenat2|protocol.HelloBroker|protocol.HelloBrokerOnly) != 0 || h.Flags&protocol.HelloBrokerOnly != 0 && h.Flags&protocol.HelloBroker == 0 {
@@ -151,11 +163,7 @@ func FuzzDecodeReady(f *testing.F) {
 
 func checkReady(t *testing.T, p []byte) []byte {
 	r, err := protocol.DecodeReady(p)
-	if err != nil {
-		checkDecodeErr(t, err)
-		if r != (protocol.Ready{}) {
-			t.Fatalf("error %q came with %+v", err, r)
-		}
+	if refused(t, err, r == (protocol.Ready{}), r) {
 		return nil
 	}
 	if r.PID == 0 || r.Version != protocol.Version || r.Features&^(protocol.FeatureOpenat2|protocol.FeatureReadDir) != 0 {
@@ -170,11 +178,7 @@ func FuzzDecodeOpen(f *testing.F) {
 
 func checkOpen(t *testing.T, id uint32, p []byte) []byte {
 	o, err := protocol.DecodeOpen(p)
-	if err != nil {
-		checkDecodeErr(t, err)
-		if o.Flags != 0 || o.Mode != 0 || o.Path != nil {
-			t.Fatalf("error %q came with %+v", err, o)
-		}
+	if refused(t, err, o.Flags == 0 && o.Mode == 0 && o.Path == nil, o) {
 		return nil
 	}
 	if len(o.Path) == 0 || len(o.Path) > protocol.MaxPath || !within(o.Path, p) {
@@ -190,11 +194,7 @@ func FuzzDecodeError(f *testing.F) {
 
 func checkError(t *testing.T, id uint32, p []byte) []byte {
 	e, err := protocol.DecodeError(p)
-	if err != nil {
-		checkDecodeErr(t, err)
-		if e != (protocol.ErrorReply{}) {
-			t.Fatalf("error %q came with %+v", err, e)
-		}
+	if refused(t, err, e == (protocol.ErrorReply{}), e) {
 		return nil
 	}
 	if e.Errno == 0 || e.Reason == protocol.ReasonOK || e.Reason > lastReason {
@@ -212,11 +212,7 @@ func checkOpenBatch(t *testing.T, id uint32, p []byte) []byte {
 	reuse := make([]protocol.Open, 2, 8)
 	reuse[0].Path = []byte("stale")
 	items, err := protocol.DecodeOpenBatch(p, reuse)
-	if err != nil {
-		checkDecodeErr(t, err)
-		if len(items) != 0 {
-			t.Fatalf("error %q came with %d items", err, len(items))
-		}
+	if refused(t, err, len(items) == 0, items) {
 		return nil
 	}
 	if len(items) == 0 || len(items) > protocol.MaxBatch {
@@ -243,13 +239,15 @@ func FuzzDecodeBatchReply(f *testing.F) {
 	f.Fuzz(func(t *testing.T, p []byte) { checkBatchReply(t, 1, p) })
 }
 
+// batchReplyResult is what DecodeBatchReply returns, for refused's message.
+type batchReplyResult struct {
+	Status []protocol.Status
+	OK     int
+}
+
 func checkBatchReply(t *testing.T, id uint32, p []byte) []byte {
 	status, ok, err := protocol.DecodeBatchReply(p, make([]protocol.Status, 3))
-	if err != nil {
-		checkDecodeErr(t, err)
-		if len(status) != 0 || ok != 0 {
-			t.Fatalf("error %q came with %d statuses, %d ok", err, len(status), ok)
-		}
+	if refused(t, err, len(status) == 0 && ok == 0, batchReplyResult{status, ok}) {
 		return nil
 	}
 	if len(status) == 0 || len(status) > protocol.MaxBatch {

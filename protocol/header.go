@@ -211,3 +211,13 @@ func finish(b []byte, start int, t Type, id uint32, nfd int) ([]byte, error) {
 	Header{Type: t, ID: id, Len: uint32(n), NFD: uint16(nfd)}.Put(b[start:])
 	return b, nil
 }
+
+// appendEmpty appends a whole message with an empty payload, whose header
+// says it carries nfd descriptors. An empty payload is never over the
+// limit, so finish cannot fail.
+func appendEmpty(b []byte, t Type, id uint32, nfd int) []byte {
+	start := len(b)
+	b = appendHeader(b)
+	b, _ = finish(b, start, t, id, nfd)
+	return b
+}

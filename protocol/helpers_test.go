@@ -40,6 +40,27 @@ func pair(t testing.TB) (a, b int) {
 	return a, b
 }
 
+// pairClosable is pair for a test that closes an end itself: closeEnd
+// closes a or b now, and the cleanup closes only the ends still open.
+func pairClosable(t testing.TB) (a, b int, closeEnd func(fd int) error) {
+	t.Helper()
+	a, b, err := protocol.Socketpair()
+	if err != nil {
+		t.Fatalf("Socketpair: %v", err)
+	}
+	open := map[int]bool{a: true, b: true}
+	t.Cleanup(func() {
+		for fd := range open {
+			unix.Close(fd)
+		}
+	})
+	closeEnd = func(fd int) error {
+		delete(open, fd)
+		return unix.Close(fd)
+	}
+	return a, b, closeEnd
+}
+
 // makeFDs returns n descriptors, each for a distinct file (a memfd), closed
 // at cleanup. They are deliberately not close-on-exec, so that the
 // close-on-exec flag seen on a received copy comes from the receiver.

@@ -300,10 +300,7 @@ func DecodeOpen(p []byte) (Open, error) {
 // AppendOpened appends a whole opened reply to b. The message must be sent
 // with exactly one descriptor.
 func AppendOpened(b []byte, id uint32) []byte {
-	start := len(b)
-	b = appendHeader(b)
-	b, _ = finish(b, start, TypeOpened, id, 1)
-	return b
+	return appendEmpty(b, TypeOpened, id, 1)
 }
 
 // DecodeOpened checks an opened payload, which is empty.
@@ -433,10 +430,7 @@ func DecodeListen(p []byte) (Listen, error) {
 //
 //	payload: empty; exactly one descriptor
 func AppendBroker(b []byte, id uint32) []byte {
-	start := len(b)
-	b = appendHeader(b)
-	b, _ = finish(b, start, TypeBroker, id, 1)
-	return b
+	return appendEmpty(b, TypeBroker, id, 1)
 }
 
 // DecodeBroker checks a broker message: an empty payload and exactly one
@@ -456,10 +450,7 @@ func DecodeBroker(h Header, p []byte) error {
 //
 //	payload: empty; no descriptor
 func AppendBrokerAck(b []byte, id uint32) []byte {
-	start := len(b)
-	b = appendHeader(b)
-	b, _ = finish(b, start, TypeBrokerAck, id, 0)
-	return b
+	return appendEmpty(b, TypeBrokerAck, id, 0)
 }
 
 // DecodeBrokerAck checks a broker-ack message: an empty payload and no

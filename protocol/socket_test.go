@@ -7,15 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/privsep-go/privsep/internal/hostile"
-	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/protocol"
 )
 
@@ -306,17 +302,7 @@ func TestRecvZeroLengthAndEOF(t *testing.T) {
 	for _, end := range []string{"shutdown", "close"} {
 		t.Run(end, func(t *testing.T) {
 			noLeaks(t)
-			a, b, err := protocol.Socketpair()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { unix.Close(b) })
-			aOpen := true
-			t.Cleanup(func() {
-				if aOpen {
-					unix.Close(a)
-				}
-			})
+			a, b, closeEnd := pairClosable(t)
 			buf, oob, fds := buffers()
 			if err := hostile.SendRaw(a, nil, nil, 0); err != nil {
 				t.Fatalf("sendmsg of 0 bytes: %v", err)
@@ -343,8 +329,7 @@ func TestRecvZeroLengthAndEOF(t *testing.T) {
 					t.Fatal(err)
 				}
 			case "close":
-				aOpen = false
-				if err := unix.Close(a); err != nil {
+				if err := closeEnd(a); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -373,13 +358,9 @@ func TestRecvZeroLengthAndEOF(t *testing.T) {
 // reports as end of stream.
 func TestRecvPeerClosedWithUnread(t *testing.T) {
 	noLeaks(t)
-	a, b, err := protocol.Socketpair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(a) })
+	a, b, closeEnd := pairClosable(t)
 	mustSend(t, a, protocol.AppendOpened(nil, 1), makeFDs(t, 1))
-	unix.Close(b) // without reading
+	closeEnd(b) // without reading
 	buf, oob, fds := buffers()
 	for i := 0; i < 2; i++ {
 		m, err := protocol.Recv(a, buf, oob, fds, 0)
@@ -450,368 +431,4 @@ func TestDontwait(t *testing.T) {
 		closeFDs(m.FDs)
 	}
 	expectEmpty(t, b)
-}
-
-// TestRecvControlTruncatedSmallOOB forces MSG_CTRUNC with a control buffer
-// too small for the descriptors: the ones that fit must be closed too.
-func TestRecvControlTruncatedSmallOOB(t *testing.T) {
-	for _, oobLen := range []int{0, unix.CmsgSpace(4 * 2), protocol.OOBSize - 8} {
-		t.Run(fmt.Sprint(oobLen), func(t *testing.T) {
-			noLeaks(t)
-			a, b := pair(t)
-			sent := makeFDs(t, protocol.MaxFDs)
-			mustSend(t, a, batchReplyOK(t, 77, protocol.MaxFDs), sent)
-			buf, _, fds := buffers()
-			oob := make([]byte, oobLen)
-			m, err := protocol.Recv(b, buf, oob, fds, 0)
-			checkRecvFailed(t, m, err, protocol.ErrFDsDropped, syscall.EMFILE)
-			// The message itself arrived whole: its header may be answered.
-			if m.Type != protocol.TypeBatchReply || m.ID != 77 {
-				t.Errorf("Recv: got header %+v, want batch-reply id 77", m.Header)
-			}
-			// And the stream is still in step.
-			mustSend(t, a, protocol.AppendOpened(nil, 78), sent[:1])
-			m, err = protocol.Recv(b, buf, make([]byte, protocol.OOBSize), fds, 0)
-			if err != nil || m.ID != 78 || len(m.FDs) != 1 {
-				t.Fatalf("Recv after MSG_CTRUNC: got %+v, %d fds, %v; want opened id 78 with 1 fd", m.Header, len(m.FDs), err)
-			}
-			closeFDs(m.FDs)
-		})
-	}
-}
-
-const (
-	rlimitChildEnv    = "PRIVSEP_PROTOCOL_TEST_RLIMIT_CHILD"
-	rlimitChildMarker = "rlimit child: all checks ran"
-)
-
-// TestRecvControlTruncatedRlimit makes the kernel drop descriptors because
-// the receiver is at RLIMIT_NOFILE. The limit is per process, so the test
-// runs in a copy of the test binary.
-func TestRecvControlTruncatedRlimit(t *testing.T) {
-	if os.Getenv(rlimitChildEnv) == "1" {
-		rlimitChild(t)
-		return
-	}
-	if testing.Short() {
-		t.Skip("starts a subprocess")
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRecvControlTruncatedRlimit$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), rlimitChildEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("subprocess: %v\n%s", err, out)
-	}
-	if !bytes.Contains(out, []byte(rlimitChildMarker)) {
-		t.Fatalf("subprocess output lacks %q, so its checks did not run:\n%s", rlimitChildMarker, out)
-	}
-	t.Logf("subprocess:\n%s", out)
-}
-
-func rlimitChild(t *testing.T) {
-	for _, room := range []int{0, 3} {
-		t.Run(fmt.Sprintf("room %d", room), func(t *testing.T) {
-			noLeaks(t)
-			a, b := pair(t)
-			const n = 10
-			sent := makeFDs(t, n)
-			mustSend(t, a, batchReplyOK(t, 90, n), sent)
-			buf, oob, fds := buffers()
-
-			// The kernel installs a received descriptor at the lowest free
-			// number below the soft limit: set the limit so that exactly
-			// room numbers are free.
-			limit, free := 0, 0
-			for ; ; limit++ {
-				if _, err := unix.FcntlInt(uintptr(limit), unix.F_GETFD, 0); err == unix.EBADF {
-					if free == room {
-						break
-					}
-					free++
-				}
-			}
-			var old unix.Rlimit
-			if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
-				t.Fatal(err)
-			}
-			lowered := old
-			lowered.Cur = uint64(limit)
-			if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lowered); err != nil {
-				t.Fatalf("setrlimit: %v", err)
-			}
-			m, err := protocol.Recv(b, buf, oob, fds, 0)
-			if rerr := unix.Setrlimit(unix.RLIMIT_NOFILE, &old); rerr != nil {
-				t.Fatalf("restoring RLIMIT_NOFILE: %v", rerr)
-			}
-			t.Logf("room for %d of %d descriptors (limit %d): Recv error: %v", room, n, limit, err)
-			checkRecvFailed(t, m, err, protocol.ErrFDsDropped, syscall.EMFILE)
-			if m.Type != protocol.TypeBatchReply || m.ID != 90 {
-				t.Errorf("Recv: got header %+v, want batch-reply id 90", m.Header)
-			}
-		})
-	}
-	if !t.Failed() {
-		fmt.Println(rlimitChildMarker)
-	}
-}
-
-// TestRecvExtraControlMessage enables SO_PASSCRED on the receiver, so that
-// SCM_CREDENTIALS arrives beside (or instead of) SCM_RIGHTS: Recv must refuse
-// the message and close the descriptors that came with it.
-func TestRecvExtraControlMessage(t *testing.T) {
-	creds := unix.UnixCredentials(&unix.Ucred{Pid: int32(os.Getpid()), Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())})
-	for _, n := range []int{0, 2, protocol.MaxFDs} {
-		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			noLeaks(t)
-			a, b := pair(t)
-			if err := unix.SetsockoptInt(b, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
-				t.Fatal(err)
-			}
-			sent := makeFDs(t, n)
-			oobSend := creds
-			if n > 0 {
-				oobSend = append(append([]byte(nil), creds...), unix.UnixRights(sent...)...)
-			}
-			if err := hostile.SendRaw(a, batchReplyOK(t, 55, max(n, 1)), oobSend, 0); err != nil {
-				t.Fatalf("sendmsg: %v", err)
-			}
-			buf, oob, fds := buffers()
-			m, err := protocol.Recv(b, buf, oob, fds, 0)
-			checkRecvFailed(t, m, err, protocol.ErrMalformed)
-		})
-	}
-	t.Run("zero-length", func(t *testing.T) {
-		noLeaks(t)
-		a, b := pair(t)
-		if err := unix.SetsockoptInt(b, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
-			t.Fatal(err)
-		}
-		if err := hostile.SendRaw(a, nil, nil, 0); err != nil {
-			t.Fatal(err)
-		}
-		buf, oob, fds := buffers()
-		m, err := protocol.Recv(b, buf, oob, fds, 0)
-		checkRecvFailed(t, m, err, protocol.ErrMalformed)
-	})
-}
-
-func TestSendRefuses(t *testing.T) {
-	noLeaks(t)
-	a, b, err := protocol.Socketpair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(a) })
-	bOpen := true
-	t.Cleanup(func() {
-		if bOpen {
-			unix.Close(b)
-		}
-	})
-	ok := protocol.AppendOpened(nil, 1)
-	one := makeFDs(t, 1)
-	closed, err := unix.MemfdCreate("closed", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unix.Close(closed) // a number that was just valid and no longer is
-	tests := []struct {
-		name string
-		msg  []byte
-		fds  []int
-		is   error
-	}{
-		{"empty message", nil, nil, nil},
-		{"15 bytes", ok[:15], nil, nil},
-		{"over MaxMessage", make([]byte, protocol.MaxMessage+1), nil, nil},
-		{"254 descriptors", ok, make([]int, protocol.MaxFDs+1), nil},
-		{"closed descriptor", ok, []int{one[0], closed}, unix.EBADF},
-		{"negative descriptor", ok, []int{-1}, unix.EBADF},
-	}
-	for _, tt := range tests {
-		err := protocol.Send(a, tt.msg, tt.fds, 0)
-		if err == nil {
-			t.Fatalf("%s: got nil error, want one", tt.name)
-		}
-		if tt.is != nil && !errors.Is(err, tt.is) {
-			t.Errorf("%s: got %v, want an error matching %v", tt.name, err, tt.is)
-		}
-		expectEmpty(t, b)
-	}
-	// The largest message is accepted.
-	big := message(protocol.TypeOpen, 1, 0, append(cat(u32(0), u32(0)), path(protocol.MaxPayload-8)...))
-	mustSend(t, a, big, nil)
-	buf, oob, fds := buffers()
-	if m, err := protocol.Recv(b, buf, oob, fds, 0); err != nil || int(m.Len) != protocol.MaxPayload {
-		t.Fatalf("Recv of a %d-byte message: got %+v, %v; want it whole", len(big), m.Header, err)
-	}
-
-	// Not a socket.
-	if err := protocol.Send(one[0], ok, nil, 0); !errors.Is(err, unix.ENOTSOCK) {
-		t.Errorf("Send on a memfd: got %v, want ENOTSOCK", err)
-	}
-	// A closed peer gives EPIPE (MSG_NOSIGNAL: no SIGPIPE).
-	bOpen = false
-	unix.Close(b)
-	if err := protocol.Send(a, ok, nil, 0); !errors.Is(err, unix.EPIPE) {
-		t.Errorf("Send to a closed peer: got %v, want EPIPE", err)
-	}
-}
-
-func TestCloseFDs(t *testing.T) {
-	noLeaks(t)
-	fds := make([]int, 3)
-	for i := range fds {
-		fd, err := unix.MemfdCreate("closefds", unix.MFD_CLOEXEC)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fds[i] = fd
-	}
-	protocol.CloseFDs(fds)
-	for _, fd := range fds {
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != unix.EBADF {
-			t.Errorf("fd %d after CloseFDs: got F_GETFD error %v, want EBADF", fd, err)
-		}
-	}
-	protocol.CloseFDs(nil)
-}
-
-func TestRecvSyscallErrors(t *testing.T) {
-	noLeaks(t)
-	buf, oob, fds := buffers()
-	mem := makeFDs(t, 1)[0]
-	if _, err := protocol.Recv(mem, buf, oob, fds, 0); !errors.Is(err, unix.ENOTSOCK) {
-		t.Errorf("Recv on a memfd: got %v, want ENOTSOCK", err)
-	}
-	if _, err := protocol.Recv(-1, buf, oob, fds, unix.MSG_DONTWAIT); !errors.Is(err, unix.EBADF) || err == unix.EAGAIN {
-		t.Errorf("Recv on fd -1: got %v, want EBADF", err)
-	}
-}
-
-// TestFDAccountingLoop runs thousands of exchanges that mix success and every
-// kind of failure and checks, per kind, that the number of open descriptors
-// does not move.
-func TestFDAccountingLoop(t *testing.T) {
-	noLeaks(t)
-	a, b := pair(t)
-	ca, cb := pair(t) // cb has SO_PASSCRED
-	if err := unix.SetsockoptInt(cb, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
-		t.Fatal(err)
-	}
-	sent := makeFDs(t, 3)
-	buf, oob, fds := buffers()
-	open, _ := protocol.AppendOpen(nil, 1, protocol.Open{Path: []byte("/etc/hostname")})
-	reply3 := batchReplyOK(t, 2, 3)
-	mismatch := message(protocol.TypeOpened, 3, 1, nil)
-	badMagic := mutate(protocol.AppendOpened(nil, 4), func(b []byte) { b[0] = 0 })
-	creds := unix.UnixCredentials(&unix.Ucred{Pid: int32(os.Getpid()), Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())})
-	credsRights := append(append([]byte(nil), creds...), unix.UnixRights(sent...)...)
-	smallOOB := make([]byte, unix.CmsgSpace(4))
-
-	type kind struct {
-		name string
-		run  func() error // nil error: the outcome was the expected one
-	}
-	want := func(wantErr bool, m protocol.Msg, err error, nfd int) error {
-		n := len(m.FDs)
-		closeFDs(m.FDs)
-		switch {
-		case wantErr && err == nil:
-			return fmt.Errorf("got success, want an error")
-		case !wantErr && err != nil:
-			return fmt.Errorf("got %v, want success", err)
-		case n != nfd:
-			return fmt.Errorf("got %d fds, want %d", n, nfd)
-		}
-		return nil
-	}
-	kinds := []kind{
-		{"ok, no fds", func() error {
-			mustSend(t, a, open, nil)
-			m, err := protocol.Recv(b, buf, oob, fds, 0)
-			return want(false, m, err, 0)
-		}},
-		{"ok, 3 fds", func() error {
-			mustSend(t, a, reply3, sent)
-			m, err := protocol.Recv(b, buf, oob, fds, 0)
-			return want(false, m, err, 3)
-		}},
-		{"count mismatch", func() error {
-			mustSend(t, a, mismatch, sent)
-			m, err := protocol.Recv(b, buf, oob, fds, 0)
-			return want(true, m, err, 0)
-		}},
-		{"bad magic with fds", func() error {
-			mustSend(t, a, badMagic, sent)
-			m, err := protocol.Recv(b, buf, oob, fds, 0)
-			return want(true, m, err, 0)
-		}},
-		{"MSG_TRUNC with fds", func() error {
-			mustSend(t, a, reply3, sent)
-			m, err := protocol.Recv(b, buf[:20], oob, fds, 0)
-			return want(true, m, err, 0)
-		}},
-		{"MSG_CTRUNC", func() error {
-			mustSend(t, a, reply3, sent)
-			m, err := protocol.Recv(b, buf, smallOOB, fds, 0)
-			return want(true, m, err, 0)
-		}},
-		{"SCM_CREDENTIALS with fds", func() error {
-			if err := hostile.SendRaw(ca, reply3, credsRights, 0); err != nil {
-				return err
-			}
-			m, err := protocol.Recv(cb, buf, oob, fds, 0)
-			return want(true, m, err, 0)
-		}},
-		{"zero-length", func() error {
-			if err := hostile.SendRaw(a, nil, nil, 0); err != nil {
-				return err
-			}
-			m, err := protocol.Recv(b, buf, oob, fds, 0)
-			return want(true, m, err, 0)
-		}},
-		{"zero-length with fds", func() error {
-			if err := hostile.SendRaw(a, nil, unix.UnixRights(sent...), 0); err != nil {
-				return err
-			}
-			m, err := protocol.Recv(b, buf, oob, fds, 0)
-			return want(true, m, err, 0)
-		}},
-		{"EAGAIN", func() error {
-			m, err := protocol.Recv(b, buf, oob, fds, unix.MSG_DONTWAIT)
-			if err != unix.EAGAIN {
-				return fmt.Errorf("got %v, want EAGAIN", err)
-			}
-			return want(true, m, err, 0)
-		}},
-	}
-	const rounds = 400 // × len(kinds) exchanges
-	leaked := make([]int, len(kinds))
-	failed := make([]error, len(kinds))
-	for r := 0; r < rounds; r++ {
-		for i, k := range kinds {
-			if leaked[i] != 0 {
-				continue // reported once is enough; more would only slow the loop
-			}
-			before := testutil.FDs(t, 0)
-			if err := k.run(); err != nil && failed[i] == nil {
-				failed[i] = err
-			}
-			leaked[i] += testutil.FDs(t, 0) - before
-			if leaked[i] != 0 {
-				leaked[i] = -(r + 1) // remember the round
-			}
-		}
-	}
-	for i, k := range kinds {
-		if failed[i] != nil {
-			t.Errorf("%s: %v", k.name, failed[i])
-		}
-		if leaked[i] != 0 {
-			t.Errorf("%s: got descriptors left open in round %d of %d, want none", k.name, -leaked[i], rounds)
-		}
-	}
-	expectEmpty(t, b)
-	expectEmpty(t, cb)
 }
