@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"syscall"
 
 	"github.com/privsep-go/privsep/internal/ids"
 	"github.com/privsep-go/privsep/policy"
@@ -126,7 +125,7 @@ func commandLineRules(rules, listen []string) ([]policy.Rule, error) {
 func readPolicyFile(name string) ([]byte, error) {
 	// O_NONBLOCK so that a FIFO named as a policy file is refused below
 	// rather than waited on; it changes nothing for a regular file.
-	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := os.OpenFile(name, os.O_RDONLY|oNonblock, 0)
 	if err != nil {
 		return nil, &policy.FileError{File: name, Err: unwrapPathError(err)}
 	}

@@ -147,7 +147,7 @@ func newPrivateDir(dir int, dirPath string) (*privateDir, error) {
 		p.fd = -1 // not ours: leave it
 		return nil, fmt.Errorf("private directory %s was replaced (mode %#o, uid %d)", p.name, st.Mode, st.Uid)
 	}
-	p.dev, p.ino = st.Dev, st.Ino
+	p.dev, p.ino = uint64(st.Dev), st.Ino
 	for _, c := range strings.Split(strings.Trim(dirPath, "/"), "/") {
 		if c == "" {
 			continue
@@ -260,7 +260,7 @@ func (p *privateDir) remove() {
 	// The name is in a directory others may write in: remove it only if
 	// it is still ours (a swap in between is an empty directory of theirs).
 	var st unix.Stat_t
-	if unix.Fstatat(p.parent, p.name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Dev == p.dev && st.Ino == p.ino {
+	if unix.Fstatat(p.parent, p.name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && uint64(st.Dev) == p.dev && st.Ino == p.ino {
 		unix.Unlinkat(p.parent, p.name, unix.AT_REMOVEDIR)
 	}
 }

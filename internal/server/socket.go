@@ -106,7 +106,7 @@ func (s *Socket) Remove() error {
 	if err := unix.Fstat(dir, &dst); err != nil {
 		return &os.PathError{Op: "remove", Path: s.Path, Err: os.NewSyscallError("fstat", err)}
 	}
-	if dst.Dev != s.dirDev || dst.Ino != s.dirIno {
+	if uint64(dst.Dev) != s.dirDev || uint64(dst.Ino) != s.dirIno {
 		return nil // not the directory it was made in
 	}
 	if err := unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
