@@ -126,7 +126,7 @@ The suite, and where it lives:
   environment) and sends what no honest parent would. Where the opener goes
   on, every case also checks that it still serves and holds the descriptors it
   held before (counted in `/proc/PID/fd`).
-- `parent/fault_test.go`: the parent against a fake opener
+- `parent/fault_test.go`, `fault_fake_test.go`, `fault_lifecycle_test.go`: the parent against a fake opener
   (`internal/hostile/fakechild`, built once per run and hard-linked under a
   name per misbehaviour, since an opener gets fixed argv and environment),
   descriptor exhaustion on both sides (the parent's own limit in a re-executed

@@ -1,7 +1,7 @@
 //go:build linux
 
 // Command fakechild is an opener that misbehaves, for tests of package
-// parent (parent/fault_test.go). The parent starts it with the opener's fixed
+// parent (parent/fault_fake_test.go). The parent starts it with the opener's fixed
 // argv and environment, so the misbehaviour is chosen by the name of the
 // executable: hostile.BuildFakeChild builds this program once and
 // FakeChildren.Path hard-links it as fake-SCENARIO. It answers the hello
