@@ -12,6 +12,7 @@
 #   -syscalls N    count system calls over N operations (default 20000)
 #   -no-syscalls   skip the system call count
 #   -only-syscalls only count system calls (no timed run)
+#   -perf          count them with perf's syscall tracepoints, not strace
 #   anything else  passed to go test as is (e.g. -cpu 1, -bench 'Open')
 #
 # System calls are counted with strace -f -c (both processes: the
@@ -25,6 +26,11 @@
 # operation makes, not of a timing. Without strace on PATH this part is
 # skipped with a message (apt-get install strace).
 #
+# With -perf the same runs are counted by `perf stat -e
+# 'syscalls:sys_enter_*'` (children included), which stops no thread: the
+# calls that depend on timing (the Go runtime monitor's nanosleep, futex
+# wake-ups) come out as they are without a tracer. Needs perf and tracefs.
+#
 # Needs bash, awk and go; gcc and ../shared/bench (beside the module root,
 # or $PRIVSEP_BENCH_REF_DIR) for the C reference, which is skipped without
 # them. Pin everything to one CPU with: taskset -c 0 scripts/bench.sh
@@ -36,6 +42,7 @@ benchtime=1s
 out=
 syscalls=20000
 only_syscalls=
+counter=strace
 extra=()
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -45,6 +52,7 @@ while [ $# -gt 0 ]; do
 	-syscalls) syscalls=${2:?-syscalls needs a count}; shift 2 ;;
 	-no-syscalls) syscalls=0; shift ;;
 	-only-syscalls) only_syscalls=1; shift ;;
+	-perf) counter=perf; shift ;;
 	-h | -help | --help) usage; exit 0 ;;
 	*) extra+=("$1"); shift ;;
 	esac
@@ -140,13 +148,28 @@ if [ -z "$only_syscalls" ]; then
 	timed_run
 fi
 
+# trace OUT CMD...: count CMD's system calls, by name, into OUT in strace
+# -c's layout (the awk below reads the calls from field 4 and the name from
+# the last).
+trace() {
+	local o=$1
+	shift
+	if [ "$counter" = strace ]; then
+		strace -f -c -o "$o" "$@"
+		return
+	fi
+	perf stat -x, -o "$o.perf" -e 'syscalls:sys_enter_*' -- "$@" || return
+	awk -F, '$3 ~ /^syscalls:sys_enter_/ && $1 ~ /^[0-9]+$/ && $1 > 0 {
+		sub(/^syscalls:sys_enter_/, "", $3); print "0 0 0", $1, $3 }' "$o.perf" >"$o"
+}
+
 # count_syscalls BENCH N PER: strace -f -c of one benchmark run with N
 # iterations and with 1, and the difference per operation (divided by
 # (N-1)*PER), by system call.
 count_syscalls() {
 	local name=$1 n=$2 per=$3 k
 	for k in 1 "$n"; do
-		(cd "$root/parent" && strace -f -c -o "$scratch/$name.$k" "$scratch/parent.test" \
+		(cd "$root/parent" && trace "$scratch/$name.$k" "$scratch/parent.test" \
 			-test.run '^$' -test.bench "^Benchmark$name\$" -test.benchtime "${k}x" >"$scratch/$name.$k.out" 2>&1) || {
 			echo "bench.sh: strace of $name failed:" >&2
 			cat "$scratch/$name.$k.out" >&2
@@ -179,10 +202,12 @@ count_syscalls() {
 echo
 if [ "$syscalls" -le 1 ]; then
 	echo "System calls: skipped (-no-syscalls)"
-elif ! command -v strace >/dev/null 2>&1; then
-	echo "System calls: skipped: strace is not on PATH (apt-get install strace)"
+elif ! command -v "$counter" >/dev/null 2>&1; then
+	echo "System calls: skipped: $counter is not on PATH (apt-get install $counter)"
 else
-	echo "System calls per operation (strace -f -c, both processes, all threads; (count at ${syscalls}x - count at 1x) / $((syscalls - 1)))"
+	how="strace -f -c"
+	[ "$counter" = perf ] && how="perf stat -e syscalls:sys_enter_*"
+	echo "System calls per operation ($how, both processes, all threads; (count at ${syscalls}x - count at 1x) / $((syscalls - 1)))"
 	echo "# affinity=$(taskset -pc $$ 2>/dev/null | sed 's/.*: //' || echo '?')"
 	go test -c -o "$scratch/parent.test" ./parent/
 	count_syscalls OpenSingle "$syscalls" 1
@@ -193,7 +218,7 @@ else
 		count_c() { # NAME BATCH N
 			local k
 			for k in 1 "$3"; do
-				strace -f -c -o "$scratch/$1.$k" "$scratch/broker" seq "$2" "$k" "$root/go.mod" >/dev/null 2>&1
+				trace "$scratch/$1.$k" "$scratch/broker" seq "$2" "$k" "$root/go.mod" >/dev/null 2>&1
 			done
 			# The program runs ITERATIONS/10+1 warm-up requests first.
 			awk -v name="$1" -v div="$((($3 + $3 / 10 + 1 - 2) * $2))" '
