@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/privsep-go/privsep/internal/testutil"
 	"github.com/privsep-go/privsep/parent"
 )
 
@@ -47,7 +48,7 @@ func TestSandboxCall(t *testing.T) {
 func roleLandlockReadWrite(t *testing.T) {
 	dir := os.Getenv("PRIVSEP_TEST_DIR")
 	rw := filepath.Join(dir, "tree")
-	abi := landlockABI()
+	abi := testutil.LandlockABI()
 	if _, err := parent.Landlock(parent.LandlockConfig{ReadWrite: []string{rw}, AnyTCP: mptcpUnfiltered()}); err != nil {
 		t.Fatalf("Landlock: %v", err)
 	}
@@ -151,7 +152,7 @@ func roleSandboxRootRule(t *testing.T) {
 // outside cannot be reached.
 func TestSandboxKeepIDs(t *testing.T) {
 	t.Parallel()
-	if abi := landlockABI(); abi < 6 {
+	if abi := testutil.LandlockABI(); abi < 6 {
 		t.Skipf("needs Landlock ABI 6 (network rules and scopes); the kernel has %d", abi)
 	}
 	dir := sandboxFiles(t)
@@ -160,18 +161,8 @@ func TestSandboxKeepIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	go acceptAndClose(ln)
-	var ports []string
-	for range 2 {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		go acceptAndClose(l)
-		ports = append(ports, l.Addr().String())
-	}
+	testutil.AcceptAndClose(t, ln)
+	ports := []string{testutil.ListenLoopback(t), testutil.ListenLoopback(t)}
 	runRole(t, "TestHelperSandboxCall", "sandbox-keep-ids", "PRIVSEP_TEST_DIR="+dir,
 		"PRIVSEP_TEST_ABSTRACT="+name, "PRIVSEP_TEST_ALLOWED="+ports[0], "PRIVSEP_TEST_REFUSED="+ports[1])
 }
@@ -194,7 +185,7 @@ func roleSandboxKeepIDs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Sandbox: %v", err)
 	}
-	if want := []string{"IPPROTO_MPTCP"}; mptcpUnfiltered() && landlockABI() >= 6 && !slices.Equal(res.Landlock.NotApplied, want) {
+	if want := []string{"IPPROTO_MPTCP"}; mptcpUnfiltered() && testutil.LandlockABI() >= 6 && !slices.Equal(res.Landlock.NotApplied, want) {
 		t.Errorf("Sandbox on %s reports %q not applied, want %q", runtime.GOARCH, res.Landlock.NotApplied, want)
 	}
 	if res.Threads < 2 || res.Landlock.Coverage != parent.AllThreads {

@@ -28,19 +28,9 @@ import (
 	"github.com/privsep-go/privsep/parent"
 )
 
-// landlockABI returns the kernel's Landlock ABI version, 0 without
-// Landlock. The probe changes nothing.
-func landlockABI() int {
-	abi, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
-	if e != 0 {
-		return 0
-	}
-	return int(abi)
-}
-
 func needLandlock(t *testing.T) int {
 	t.Helper()
-	abi := landlockABI()
+	abi := testutil.LandlockABI()
 	if abi <= 0 {
 		t.Skip("needs Landlock: landlock_create_ruleset(LANDLOCK_CREATE_RULESET_VERSION) fails in this kernel")
 	}
@@ -282,7 +272,7 @@ func roleLandlockDenyAll(t *testing.T) {
 	dir := os.Getenv("PRIVSEP_TEST_DIR")
 	allowed := filepath.Join(dir, "tree", "a.txt")
 	outside := filepath.Join(dir, "outside.txt")
-	abi := landlockABI()
+	abi := testutil.LandlockABI()
 	runtime.LockOSThread()
 	o := start(t, parent.Config{Rules: []string{allowed}})
 
@@ -348,7 +338,7 @@ func roleLandlockDenyAll(t *testing.T) {
 func roleLandlockReadOnly(t *testing.T) {
 	dir := os.Getenv("PRIVSEP_TEST_DIR")
 	tree := filepath.Join(dir, "tree")
-	abi := landlockABI()
+	abi := testutil.LandlockABI()
 	runtime.LockOSThread()
 	missing := filepath.Join(dir, "missing")
 	res, err := parent.Landlock(parent.LandlockConfig{

@@ -96,16 +96,12 @@ func startSandboxTargets(t *testing.T, uid, gid int) sandboxTargets {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go acceptAndClose(ln)
+	testutil.AcceptAndClose(t, ln)
 	for _, p := range []*int{&tg.connectOK, &tg.connectNo} {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		go acceptAndClose(l)
-		*p = l.Addr().(*net.TCPAddr).Port
+		_, port, err := net.SplitHostPort(testutil.ListenLoopback(t))
+		testutil.Must(t, err)
+		*p, err = strconv.Atoi(port)
+		testutil.Must(t, err)
 	}
 	// A free port: bound and released.
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -127,16 +123,6 @@ func startSandboxTargets(t *testing.T, uid, gid int) sandboxTargets {
 	return tg
 }
 
-func acceptAndClose(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		c.Close()
-	}
-}
-
 // secSandbox is the reliability table section of the sandbox attacks.
 const secSandbox = "parent: escaping the sandbox from other threads (cgo and not)"
 
@@ -147,7 +133,7 @@ const secSandbox = "parent: escaping the sandbox from other threads (cgo and not
 func TestHostileSandboxAllThreads(t *testing.T) {
 	t.Parallel()
 	testutil.NeedRoot(t, "the probe drops to nobody and signals its processes")
-	if abi := landlockABI(); abi < 6 {
+	if abi := testutil.LandlockABI(); abi < 6 {
 		t.Skipf("needs Landlock ABI 6 (network rules and scopes); the kernel has %d", abi)
 	}
 	uid, gid := nobody(t)

@@ -3,9 +3,12 @@
 package broker
 
 import (
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
 // BenchmarkBrokeredOpen measures, in one run, the cost of opening and
@@ -23,7 +26,7 @@ import (
 func BenchmarkBrokeredOpen(b *testing.B) {
 	needRoot(b)
 	f := newFixture(b)
-	bin := copySelf(b, f.base)
+	bin := testutil.CopySelf(b, filepath.Join(f.base, "broker.test"))
 	loop := func(b *testing.B, o runOpts) {
 		d := newTestDecider(b, "r:"+f.privKey)
 		o.execRole = "loop"

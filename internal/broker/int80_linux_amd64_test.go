@@ -2,12 +2,15 @@ package broker
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
 // int80Main opens args[0] with the i386 ABI's open (number 5), the way a
@@ -30,7 +33,7 @@ func int80Main(args []string) int {
 func TestBrokerForeignABIKills(t *testing.T) {
 	needRoot(t)
 	f := newFixture(t)
-	bin := copySelf(t, f.base)
+	bin := testutil.CopySelf(t, filepath.Join(f.base, "broker.test"))
 	d := newTestDecider(t, "r:"+f.privKey)
 	// Without the filter, as root, the call works: the kernel runs i386
 	// calls and the path is right.

@@ -4,7 +4,6 @@ package broker
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +12,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
 // probeMain runs as a brokered program (nobody, under the filter) and
@@ -209,37 +210,11 @@ func probeMain(args []string) int {
 // to uintptr.
 var cwdFD = unix.AT_FDCWD
 
-// copySelf copies the test binary where nobody can execute it.
-func copySelf(t testing.TB, dir string) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := os.Open(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	dst := filepath.Join(dir, "broker.test")
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
 func TestBrokerProbeCalls(t *testing.T) {
 	needRoot(t)
 	f := newFixture(t)
 	d := newTestDecider(t, "r:"+f.privKey)
-	bin := copySelf(t, f.base)
+	bin := testutil.CopySelf(t, filepath.Join(f.base, "broker.test"))
 	// Both ways of taking a directory descriptor: a Go program's main
 	// goroutine may run on any of its threads.
 	for _, o := range []serveOpts{{}, {noPidfdThread: true}} {

@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
 // swapMain is a hostile brokered program: one thread flips the last byte
@@ -73,7 +75,7 @@ func TestHostileBrokerPathSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := newTestDecider(t, "r:"+f.privKey)
-	bin := copySelf(t, f.base)
+	bin := testutil.CopySelf(t, filepath.Join(f.base, "broker.test"))
 	r := runBrokered(t, d, runOpts{execRole: "swap"}, bin, f.privKey, forbidden, "5000", "priv key\n")
 	if r.code != 0 {
 		t.Fatalf("swap: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
