@@ -92,9 +92,22 @@ func (p *peer) fdCounts() (self, opener int) {
 	return testutil.FDs(p.t, os.Getpid()), testutil.FDs(p.t, p.cmd.Process.Pid)
 }
 
-// checkFDs fails unless both sides hold the descriptors they held before.
-// The opener closes what it sent just after sending it, so its count may
-// take a moment to settle.
+// baseline counts both sides' descriptors once the opener's count has
+// stopped moving, and remembers the opener's list for checkFDs. Just after
+// ready the opener may still be between two system calls of its own (the
+// runtime starts its poller at the first timer, which the session arms
+// after answering), and a count taken in such a moment is not the one the
+// session returns to.
+func (p *peer) baseline() (self, opener int) {
+	p.t.Helper()
+	opener = testutil.FDsSettled(p.t, p.cmd.Process.Pid, -1)
+	p.fdsAtStart = testutil.FDList(p.cmd.Process.Pid)
+	return testutil.FDs(p.t, os.Getpid()), opener
+}
+
+// checkFDs fails unless both sides hold the descriptors they held at the
+// baseline. The opener closes what it sent just after sending it, so its
+// count may take a moment to settle.
 func (p *peer) checkFDs(self0, opener0 int) {
 	p.t.Helper()
 	self, opener := p.fdCounts()
@@ -103,7 +116,8 @@ func (p *peer) checkFDs(self0, opener0 int) {
 		self, opener = p.fdCounts()
 	}
 	if self != self0 || opener != opener0 {
-		p.t.Errorf("descriptors: test %d → %d, opener %d → %d; want both unchanged", self0, self, opener0, opener)
+		p.t.Errorf("descriptors: test %d → %d, opener %d → %d; want both unchanged\nopener at the baseline: %s\nopener now: %s",
+			self0, self, opener0, opener, p.fdsAtStart, testutil.FDList(p.cmd.Process.Pid))
 	}
 }
 
@@ -118,7 +132,7 @@ func TestHostileListenChmodRace(t *testing.T) {
 		testutil.Must(t, os.WriteFile(secret, []byte("root only"), 0o600))
 		sock := filepath.Join(dir, "app.sock")
 		p := startFlags(t, flags, "listen unix:"+sock+" mode=0666 owner=4242:4242")
-		self0, opener0 := p.fdCounts()
+		self0, opener0 := p.baseline()
 
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
@@ -183,7 +197,7 @@ func TestHostileListenMiddleSymlink(t *testing.T) {
 		testutil.Must(t, os.Mkdir(sub, 0o755))
 		sock := filepath.Join(sub, "app.sock")
 		p := startFlags(t, flags, "listen unix:"+sock+" owner=4242")
-		self0, opener0 := p.fdCounts()
+		self0, opener0 := p.baseline()
 		moved := filepath.Join(dir, "moved")
 		testutil.Must(t, os.Rename(sub, moved))
 		testutil.Must(t, os.Symlink(secretDir, sub))
@@ -235,7 +249,7 @@ func TestHostileListenReplace(t *testing.T) {
 		p := startFlags(t, flags,
 			"listen unix:"+sock+" replace", "listen unix:"+file+" replace", "listen unix:"+link+" replace",
 			"listen unix:"+subdir+" replace", "listen unix:"+stale+" mode=0600 replace")
-		self0, opener0 := p.fdCounts()
+		self0, opener0 := p.baseline()
 
 		victimIntact := func(what string) {
 			t.Helper()
@@ -323,7 +337,7 @@ func TestHostileListenNoLeftovers(t *testing.T) {
 		busy := filepath.Join(dir, "busy")
 		ok := filepath.Join(dir, "ok.sock")
 		p := startFlags(t, flags, "listen unix:"+busy, "listen unix:"+filepath.Join(gone, "s"), "listen unix:"+ok+" mode=0640")
-		self0, opener0 := p.fdCounts()
+		self0, opener0 := p.baseline()
 		testutil.Must(t, os.WriteFile(busy, nil, 0o644))
 		if fd, e := p.listenUnix(1, busy); fd >= 0 || syscall.Errno(e.Errno) != unix.EADDRINUSE {
 			t.Errorf("existing name without replace: got fd %d, %+v; want EADDRINUSE", fd, e)

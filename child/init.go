@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
@@ -70,6 +71,15 @@ func Main(fdArg string) int {
 	return opener.ServeProcess(log, fd, root)
 }
 
+// newLogger makes the opener's logger: JSON on stderr, which the parent
+// reads and re-logs with its own timestamps.
+//
+// The timestamps are UTC. A time in the local zone makes the time package
+// load the zone on the first log line, opening $TZ or /etc/localtime by
+// path from "/": as root, after the handshake (the first line is often
+// "ready"), and, since the time package opens it without O_CLOEXEC, as a
+// descriptor without the flag for a moment. The opener opens nothing by
+// path once it is serving.
 func newLogger() hclog.Logger {
 	level := hclog.Info
 	if s := os.Getenv(protocol.LogLevelEnv); s != "" {
@@ -82,6 +92,7 @@ func newLogger() hclog.Logger {
 		Level:      level,
 		Output:     os.Stderr,
 		JSONFormat: true,
+		TimeFn:     func() time.Time { return time.Now().UTC() },
 	})
 }
 

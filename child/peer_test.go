@@ -26,11 +26,19 @@ type peer struct {
 	stderr bytes.Buffer
 	buf    []byte
 	oob    []byte
+
+	fdsAtStart string // the opener's descriptors at baseline, for checkFDs
 }
 
 // spawn starts the test binary as an opener on a fresh socket pair, without
 // sending anything.
 func spawn(t *testing.T, argFD string) *peer {
+	t.Helper()
+	return spawnEnv(t, argFD)
+}
+
+// spawnEnv is spawn with env added to the opener's environment.
+func spawnEnv(t *testing.T, argFD string, env ...string) *peer {
 	t.Helper()
 	a, b, err := protocol.Socketpair()
 	if err != nil {
@@ -41,7 +49,7 @@ func spawn(t *testing.T, argFD string) *peer {
 	p.cmd = &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       []string{protocol.OpenerArgv0, protocol.OpenerArg, argFD},
-		Env:        []string{protocol.OpenerEnv(), protocol.LogLevelEnv + "=debug"},
+		Env:        append([]string{protocol.OpenerEnv(), protocol.LogLevelEnv + "=debug"}, env...),
 		ExtraFiles: []*os.File{theirs},
 		Stderr:     &p.stderr,
 	}
