@@ -25,6 +25,7 @@ import (
 
 func TestMain(m *testing.M) {
 	child.Init()
+	testutil.LoadLocalZone()
 	os.Exit(m.Run())
 }
 

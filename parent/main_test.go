@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/privsep-go/privsep/child"
+	"github.com/privsep-go/privsep/internal/testutil"
 )
 
 // exitAtOnceEnv makes the test binary exit as soon as it starts: the
@@ -18,5 +19,6 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	child.Init() // the test binary is also the opener the tests start
+	testutil.LoadLocalZone()
 	os.Exit(m.Run())
 }

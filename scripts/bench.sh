@@ -29,7 +29,9 @@
 # With -perf the same runs are counted by `perf stat -e
 # 'syscalls:sys_enter_*'` (children included), which stops no thread: the
 # calls that depend on timing (the Go runtime monitor's nanosleep, futex
-# wake-ups) come out as they are without a tracer. Needs perf and tracefs.
+# wake-ups) come out as they are without a tracer, and each line ends with
+# the context switches per operation (perf's context-switches event): on
+# one CPU every wake-up of another thread is one. Needs perf and tracefs.
 #
 # Needs bash, awk and go; gcc and ../shared/bench (beside the module root,
 # or $PRIVSEP_BENCH_REF_DIR) for the C reference, which is skipped without
@@ -158,9 +160,17 @@ trace() {
 		strace -f -c -o "$o" "$@"
 		return
 	fi
-	perf stat -x, -o "$o.perf" -e 'syscalls:sys_enter_*' -- "$@" || return
+	perf stat -x, -o "$o.perf" -e 'syscalls:sys_enter_*' -e context-switches -- "$@" || return
 	awk -F, '$3 ~ /^syscalls:sys_enter_/ && $1 ~ /^[0-9]+$/ && $1 > 0 {
 		sub(/^syscalls:sys_enter_/, "", $3); print "0 0 0", $1, $3 }' "$o.perf" >"$o"
+	awk -F, '$3 == "context-switches" && $1 ~ /^[0-9]+$/ { print $1 }' "$o.perf" >"$o.cs"
+}
+
+# switches ONE N DIV: context switches per operation between the run of 1
+# and the run of N (perf only; empty under strace, which adds its own).
+switches() {
+	[ -s "$1.cs" ] && [ -s "$2.cs" ] || return 0
+	awk -v a="$(cat "$1.cs")" -v b="$(cat "$2.cs")" -v d="$3" 'BEGIN { printf "  (context switches %.2f)", (b - a) / d }'
 }
 
 # count_syscalls BENCH N PER: strace -f -c of one benchmark run with N
@@ -195,8 +205,8 @@ count_syscalls() {
 			line = line sprintf(" %s %.2f", sc, list[sc])
 			if (e[sc] / div >= 0.05) line = line sprintf(" (%.2f failed)", e[sc] / div)
 		}
-		printf "%-18s %6.2f  =%s\n", name, t / div, line
-	}' "$scratch/$name.1" "$scratch/$name.$n"
+		printf "%-18s %6.2f  =%s%s\n", name, t / div, line, cs
+	}' cs="$(switches "$scratch/$name.1" "$scratch/$name.$n" "$(((n - 1) * per))")" "$scratch/$name.1" "$scratch/$name.$n"
 }
 
 echo
@@ -228,8 +238,8 @@ else
 			END {
 				t = 0; line = ""
 				for (sc in c) { t += c[sc]; if (c[sc] / div >= 0.05) line = line sprintf(" %s %.2f", sc, c[sc] / div) }
-				printf "%-18s %6.2f  =%s\n", name, t / div, line
-			}' "$scratch/$1.1" "$scratch/$1.$3"
+				printf "%-18s %6.2f  =%s%s\n", name, t / div, line, cs
+			}' cs="$(switches "$scratch/$1.1" "$scratch/$1.$3" "$((($3 + $3 / 10 + 1 - 2) * $2))")" "$scratch/$1.1" "$scratch/$1.$3"
 		}
 		count_c C-b1 1 "$syscalls"
 		count_c C-b64 64 "$((syscalls / 64 + 2))"

@@ -25,6 +25,7 @@ import (
 func TestMain(m *testing.M) {
 	child.Init()
 	bench.ExitIfBareStart()
+	testutil.LoadLocalZone()
 	os.Exit(m.Run())
 }
 
