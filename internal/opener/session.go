@@ -228,18 +228,29 @@ func (s *Session) arm() {
 
 // look is the watchdog: it passes the role on from a worker still serving
 // the request it served at the last look, and still at the same open of
-// it, and runs again after StallAfter
-// while any request is being served.
+// it, and runs again after StallAfter while any request is being served or
+// has begun since the last look.
+//
+// Staying armed through a quiet moment between two requests is what keeps
+// arm off the request path under steady traffic: a Reset from a worker
+// wakes a second thread to wait for the timer (the runtime finds an idle
+// scheduler slot and starts a thread for it), one futex wake and two
+// context switches per arming; the Reset here, from the timer's own
+// goroutine, finds no idle slot and wakes no one. The session goes quiet
+// one look after its last request.
 func (s *Session) look() {
 	// Looks are serialized (two can overlap when a worker arms the
 	// watchdog just as a look ends), and spawn appends to workers.
 	s.spawnMu.Lock()
 	defer s.spawnMu.Unlock()
-	busy := false
+	busy, began := false, false
 	for _, w := range s.workers {
 		// Only a worker serving while it holds the role needs watching:
 		// one that gave the role up has nothing more to give.
 		q, d := w.seq.Load(), w.done.Load()
+		if q != w.seen {
+			began = true
+		}
 		if q&1 == 1 && w.holding.Load() {
 			busy = true
 			if q == w.seen && d == w.seenDone {
@@ -249,7 +260,7 @@ func (s *Session) look() {
 		}
 		w.seen, w.seenDone = q, d
 	}
-	if busy {
+	if busy || began {
 		s.watch.Reset(StallAfter)
 		return
 	}
