@@ -47,7 +47,7 @@ func TestExampleHTTPD(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-dir", www, "-addr", addr, "-print-ready")
-	var stderr strings.Builder
+	var stderr testutil.LogBuffer // read while the copy goroutine may still write
 	cmd.Stderr = &stderr
 	stdout := startReading(t, cmd)
 	defer func() {

@@ -37,7 +37,7 @@ func TestRecipePythonHTTPServer(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePrivilegedPort(t))
 	cmd := exec.Command(binary, "exec", "--listen", "http=tcp:"+addr, "--user", "nobody", "--", python, "-c", pythonRecipe)
 	cmd.Dir = dir
-	var stderr strings.Builder
+	var stderr testutil.LogBuffer // read while the copy goroutine may still write
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = 5 * time.Second
 	testutil.Must(t, cmd.Start())
