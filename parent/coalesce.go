@@ -4,6 +4,7 @@ package parent
 
 import (
 	"context"
+	"runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -11,24 +12,44 @@ import (
 	"github.com/privsep-go/privsep/protocol"
 )
 
-// Coalescing. A single Open is sent at once while fewer than
-// maxInFlight messages await their replies, so a lone caller never waits for
-// company. Beyond that, opens queue up, and each time a reply comes back the
-// reader sends everything queued as one open-batch message (a group), whose
-// one reply answers them all. Under load, then, many callers share one
-// round trip and one wake-up of each side, and the cost per open approaches
-// a batch's. If replies stop coming (an open stalls in the opener), a timer
-// sends the queue anyway after flushDelay, so a stalled request does not
-// hold up the ones behind it.
-const (
-	maxInFlight = 2
-	flushDelay  = time.Millisecond
-)
+// Coalescing. A single Open is sent at once while fewer than o.depth
+// messages await their replies, so a lone caller never waits for company.
+// Beyond that, opens queue up, and each time a reply comes back the reader
+// sends everything queued as one open-batch message (a group), whose one
+// reply answers them all. Under load, then, many callers share one round
+// trip and one wake-up of each side, and the cost per open approaches a
+// batch's.
+//
+// Between a reply and that flush, the reader lets the callers it woke run
+// (reader.go), and holdQueue makes the opens they ask for next queue even
+// though the pipeline has room: they leave in the same group, rather than
+// the first of them alone and the rest in a second, smaller one.
+//
+// The pipeline is two messages deep where the process may use more than
+// one CPU, so that the opener can work on one while we hand out the
+// other's descriptors, and one deep on a single CPU, where a second
+// message could never be worked on at the same time and would only split
+// the callers into two smaller groups (16 callers on one CPU: groups of 15
+// instead of 5 on average).
+//
+// If replies stop coming (an open stalls in the opener), a timer sends the
+// queue anyway after flushDelay, so a stalled request does not hold up the
+// ones behind it.
+const flushDelay = time.Millisecond
+
+// pipelineDepth is how many messages may await replies before opens queue.
+func pipelineDepth() int {
+	if runtime.NumCPU() == 1 {
+		return 1
+	}
+	return 2
+}
 
 // enqueueLocked queues single open c to be sent in a group, and reports
-// whether it did: it does when the pipeline is full.
+// whether it did: it does when the pipeline is full, or a reader is about
+// to flush (holdQueue).
 func (o *mux) enqueueLocked(c *call) bool {
-	if c.path == "" || o.inFlight < maxInFlight {
+	if c.path == "" || (o.inFlight < o.depth && !o.holdQueue) {
 		return false
 	}
 	o.queue = append(o.queue, c)
@@ -43,7 +64,8 @@ func (o *mux) enqueueLocked(c *call) bool {
 // of several, or a single open on its own. It returns nil when there is
 // nothing to send.
 func (o *mux) takeGroupLocked(force bool) *call {
-	if len(o.queue) == 0 || (!force && o.inFlight >= maxInFlight) || o.err != nil {
+	o.holdQueue = false
+	if len(o.queue) == 0 || (!force && o.inFlight >= o.depth) || o.err != nil {
 		return nil
 	}
 	g := o.getCall()

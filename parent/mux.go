@@ -51,7 +51,9 @@ type mux struct {
 
 	terminated atomic.Bool   // err is set: a reader woken by the shutdown that follows returns
 	inFlight   int           // mu: messages sent and not yet answered
+	depth      int           // set at creation: inFlight beyond which opens queue (coalesce.go)
 	queue      []*call       // mu: single opens waiting to go out in a group
+	holdQueue  bool          // mu: a reader will flush soon; opens queue even with room in the pipeline
 	flushTimer *time.Timer   // sends the queue when replies stop coming; Reset and Stop under mu
 	done       chan struct{} // closed by the backend once err is set and the end is complete
 }
@@ -140,6 +142,7 @@ func newOpener(fd int, log hclog.Logger) (*Opener, error) {
 		rfds:    make([]int, 0, protocol.MaxFDs),
 		pending: make(map[uint32]*call),
 		done:    make(chan struct{}),
+		depth:   pipelineDepth(),
 	}
 	o.idle.L = &o.mu
 	o.flushTimer = time.AfterFunc(time.Hour, func() { o.flush(true) })

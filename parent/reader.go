@@ -207,6 +207,7 @@ func (o *mux) read(ctx context.Context, c *call) error {
 			return nil
 		}
 		o.mu.Lock()
+		o.holdQueue = true
 		err = o.dispatchLocked(m)
 		done := c.done
 		o.mu.Unlock()
@@ -215,17 +216,21 @@ func (o *mux) read(ctx context.Context, c *call) error {
 			<-o.done
 			return nil
 		}
+		// Let the callers the reply woke run before we send or block: each
+		// takes its file and most ask again at once, and while holdQueue is
+		// set they queue, so that the flush below sends them all in one
+		// message (coalesce.go). Without the yield, too, our next receive
+		// could block in the kernel with our P, and with one P they would
+		// wait for one of sysmon's ticks to run at all. The yield comes
+		// even after our own reply: other goroutines may be ready to ask,
+		// and a caller that always finds the pipeline empty and sends alone
+		// would keep them from ever forming a group.
+		runtime.Gosched()
 		// A reply made room in the pipeline: send what queued meanwhile.
 		o.flush(false)
 		if done {
 			return nil
 		}
-		// The reply was another caller's, and it has been woken. The next
-		// receive may block in the kernel with our P, and the runtime
-		// takes a P back from a system call only after one of sysmon's
-		// ticks: with one P that woken caller, and every other, would wait
-		// that long to send its next request. Let them run first.
-		runtime.Gosched()
 	}
 }
 

@@ -174,10 +174,35 @@ func peerGone(fd int) bool {
 // descriptors nobody else has seen yet.
 func CloseFDs(fds []int) { closeAll(fds) }
 
+// closeAll closes fds. When they are exactly the run lo, lo+1, ... hi,
+// which is what a batch of opens in a quiet process gets (each open takes
+// the lowest free number), one close_range(2) closes them all: a system
+// call for the batch instead of one per descriptor. The check is strict
+// (ascending and consecutive), so that the range holds nothing but the
+// caller's own descriptors; anything else, or a kernel without
+// close_range (before 5.9) or a filter that refuses it, closes them one by
+// one.
 func closeAll(fds []int) {
+	if consecutive(fds) && unix.CloseRange(uint(fds[0]), uint(fds[len(fds)-1]), 0) == nil {
+		return
+	}
 	for _, fd := range fds {
 		unix.Close(fd)
 	}
+}
+
+// consecutive reports whether fds is a run of two or more descriptors,
+// each one more than the one before.
+func consecutive(fds []int) bool {
+	if len(fds) < 2 || fds[0] < 0 {
+		return false
+	}
+	for i, fd := range fds[1:] {
+		if fd != fds[i]+1 {
+			return false
+		}
+	}
+	return true
 }
 
 // Peek reports whether a message (or end of stream) is waiting on fd,

@@ -156,17 +156,7 @@ func TestBuildCRef(t *testing.T) {
 	if _, err := bench.BuildCRef(t.TempDir(), t.TempDir()); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("BuildCRef of an empty directory: got %v, want fs.ErrNotExist", err)
 	}
-	src := os.Getenv("PRIVSEP_BENCH_REF_DIR")
-	if src == "" {
-		src = filepath.Join("..", "..", "..", "shared", "bench")
-	}
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("no gcc: the C reference is not built")
-	}
-	if _, err := os.Stat(filepath.Join(src, "direct.c")); err != nil {
-		t.Skipf("no C reference sources: %v", err)
-	}
-	c, err := bench.BuildCRef(src, t.TempDir())
+	c, err := bench.BuildCRef(refDir(t), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,10 +280,11 @@ func TestRunBadOptions(t *testing.T) {
 // how fast anything is, it does not check.
 func TestRun(t *testing.T) {
 	var log strings.Builder
-	rep, err := bench.Run(context.Background(), bench.Options{Duration: 50 * time.Millisecond, Rounds: 1, Log: &log})
+	rep, err := bench.Run(context.Background(), bench.Options{Duration: 50 * time.Millisecond, Rounds: 1, Count: 300, Log: &log})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
+	checkCounts(t, rep, false)
 	for name, v := range map[string]float64{
 		"direct": rep.DirectNsPerOp, "single": rep.SingleNsPerOp, "concurrent16": rep.Concurrent16NsPerOp,
 		"batch64": rep.Batch64NsPerFD, "start": rep.StartNs, "bare start": rep.BareStartNs,
@@ -310,4 +301,73 @@ func TestRun(t *testing.T) {
 	if !strings.Contains(log.String(), "privsep bench: round 1/1: 1 caller") {
 		t.Errorf("no progress line for the 1-caller figure:\n%s", log.String())
 	}
+}
+
+// checkCounts checks that the counted figures were taken where they can
+// be (as root they must be) and are of the right size: the calls a
+// request makes in both processes, not in one. withC checks the C
+// reference's, whose calls per round trip its source fixes: 7 for one fd
+// (send, receive and close in the parent; receive, open, send and close in
+// the child) and 3 per fd in a batch, plus the batch's 4 messages.
+func checkCounts(t *testing.T, rep *bench.Report, withC bool) {
+	t.Helper()
+	if rep.SingleCounts == nil {
+		if os.Geteuid() == 0 {
+			t.Fatalf("root, and no system calls counted: %s", rep.CountNote)
+		}
+		if rep.CountNote == "" {
+			t.Error("no counts and no note saying why")
+		}
+		return
+	}
+	for name, c := range map[string]*bench.PerOp{"1 caller": rep.SingleCounts, "16 callers": rep.Concurrent16Counts, "batch of 64": rep.Batch64Counts} {
+		if c == nil || c.Syscalls < 4 || c.Syscalls > 40 || c.Switches < 0 {
+			t.Errorf("%s: counts %+v, want 4 to 40 system calls per open", name, c)
+		}
+	}
+	if !withC {
+		if rep.CSingleCounts != nil {
+			t.Errorf("C reference counts without RefDir: %+v", rep.CSingleCounts)
+		}
+		return
+	}
+	near := func(name string, c *bench.PerOp, want float64) {
+		if c == nil || c.Syscalls < want-0.25 || c.Syscalls > want+0.25 {
+			t.Errorf("%s: counts %+v, want %.2f system calls", name, c, want)
+		}
+	}
+	near("C opener, 1 fd", rep.CSingleCounts, 7)
+	near("C opener, batch of 64, per fd", rep.CBatch64Counts, 3+4.0/64)
+}
+
+// TestRunCReference: with RefDir the C programs are measured and counted
+// in the same run.
+func TestRunCReference(t *testing.T) {
+	src := refDir(t)
+	var log strings.Builder
+	rep, err := bench.Run(context.Background(), bench.Options{Duration: 50 * time.Millisecond, Rounds: 1, Count: 300, RefDir: src, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if rep.CSingleNsPerOp <= 0 || rep.CBatch64NsPerFD <= 0 || rep.SingleOverCSingle <= 0 {
+		t.Errorf("C reference figures: %v, %v, ratio %v", rep.CSingleNsPerOp, rep.CBatch64NsPerFD, rep.SingleOverCSingle)
+	}
+	checkCounts(t, rep, true)
+}
+
+// refDir returns the C reference's sources, or skips the test without
+// them or gcc.
+func refDir(t *testing.T) string {
+	t.Helper()
+	src := os.Getenv("PRIVSEP_BENCH_REF_DIR")
+	if src == "" {
+		src = filepath.Join("..", "..", "..", "shared", "bench")
+	}
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("no gcc: the C reference is not built")
+	}
+	if _, err := os.Stat(filepath.Join(src, "direct.c")); err != nil {
+		t.Skipf("no C reference sources: %v", err)
+	}
+	return src
 }

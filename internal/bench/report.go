@@ -45,6 +45,23 @@ type Report struct {
 	Batch64OverCBatch64 float64 `json:"batch64_per_fd_over_c_batch64_per_fd,omitempty"`
 	CSingleOverCDirect  float64 `json:"c_single_over_c_direct,omitempty"`
 
+	// System calls and context switches of both processes (this one and
+	// the opener, every thread), per operation or per fd, counted with the
+	// kernel's perf events over Options.Count operations after the timed
+	// rounds; the C reference's with Options.RefDir. When nothing could
+	// be counted they are nil and CountNote says why.
+	SingleCounts       *PerOp `json:"single_counts,omitempty"`
+	Batch64Counts      *PerOp `json:"batch64_counts_per_fd,omitempty"`
+	Concurrent16Counts *PerOp `json:"concurrent16_counts,omitempty"`
+	CSingleCounts      *PerOp `json:"c_single_counts,omitempty"`
+	CBatch64Counts     *PerOp `json:"c_batch64_counts_per_fd,omitempty"`
+	CountNote          string `json:"count_note,omitempty"`
+
+	// Server mode, with Options.Sessions only; ServerNote says why it was
+	// not measured when the descriptor limit allowed it nowhere.
+	Server     *ServerReport `json:"server,omitempty"`
+	ServerNote string        `json:"server_note,omitempty"`
+
 	// How and where the figures were taken.
 	Rounds     int        `json:"rounds"`
 	DurationNs int64      `json:"duration_ns"` // per figure, all rounds together

@@ -22,7 +22,18 @@ type Options struct {
 	Duration time.Duration // per figure, all rounds together
 	Rounds   int           // each figure is the median of its rounds
 	RefDir   string        // the C reference sources; "" for none
-	Log      io.Writer     // progress lines, "privsep bench: ..."
+	// Count is the number of operations each counted figure (system
+	// calls, context switches) runs: 0 for DefaultCount, negative for
+	// none.
+	Count int
+	// Sessions, if positive, adds the server-mode figure: that many
+	// client sessions held at once (MeasureServerAnywhere).
+	Sessions int
+	// ServerChildArgs are the arguments that make this executable, run
+	// with ServerClientsEnv set, reach RunServerClients, should the
+	// clients have to live in a child (none for privsep itself).
+	ServerChildArgs []string
+	Log             io.Writer // progress lines, "privsep bench: ..."
 }
 
 const (
@@ -106,6 +117,15 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		return nil, err
 	}
 	rep.summarize()
+	if opt.Count >= 0 {
+		n := opt.Count
+		if n == 0 {
+			n = DefaultCount
+		}
+		if err := r.counts(n); err != nil {
+			return nil, err
+		}
+	}
 	if r.opens > 0 {
 		rep.AllocsPerOpen = float64(r.mallocs) / float64(r.opens)
 	}
@@ -121,6 +141,18 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		return nil, fmt.Errorf("idle opener RSS: %w", err)
 	}
 	r.progress("idle opener RSS: %.2f MiB", float64(rep.ChildRSSBytes)/(1<<20))
+	if opt.Sessions > 0 {
+		r.progress("server mode: %d sessions", opt.Sessions)
+		srv, err := MeasureServerAnywhere(ctx, ServerOptions{Sessions: opt.Sessions, Log: opt.Log}, opt.ServerChildArgs...)
+		var lim *FDLimitError
+		switch {
+		case errors.As(err, &lim):
+			rep.ServerNote = "not measured: " + err.Error()
+		case err != nil:
+			return nil, fmt.Errorf("server mode: %w", err)
+		}
+		rep.Server = srv
+	}
 	rep.ElapsedNs = time.Since(start).Nanoseconds()
 	return rep, nil
 }

@@ -18,7 +18,8 @@ import (
 	"github.com/privsep-go/privsep/internal/bench"
 )
 
-const benchUsage = `Usage: privsep bench [--json] [--duration D] [--rounds N] [--dev [--ref-dir DIR]]
+const benchUsage = `Usage: privsep bench [--json] [--duration D] [--rounds N]
+                     [--dev [--ref-dir DIR] [--count N] [--sessions N]]
 
 Measure what the opener costs on this machine, in one run, so that the
 figures can be compared as ratios:
@@ -56,6 +57,16 @@ programs direct.c and broker_seqpacket.c of privsep's development tree;
 they are built with gcc and measured in the same rounds, and the table adds
 the ratios to them.
 
+--dev also counts, with the kernel's perf events, the system calls and
+context switches of both processes (every thread) per open, over --count
+operations of each kind after the timed rounds (20000; 0 skips them), and
+the C reference's with --ref-dir. Counting needs tracefs and the right to
+trace both processes (root); without them the table says why. And it
+measures server mode: --sessions client sessions (10000; 0 skips it) held
+at once by a privsep serve loop in this process, the memory each costs
+while idle, and whether every one is served after idling. That needs two
+descriptors per session: the limit is raised where allowed.
+
 Exit status: 0 when the measurements completed, 1 if one failed, 2 on a
 usage error.
 
@@ -69,6 +80,8 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	rounds := fs.Int("rounds", 3, "number of `rounds`; each figure is the median of its rounds")
 	dev := fs.Bool("dev", false, "developer table: CPU times, ranges and the project's targets")
 	refDir := fs.String("ref-dir", "", "developers: measure the C reference programs in `DIR` too (needs gcc; implies --dev)")
+	count := fs.Int("count", bench.DefaultCount, "developers: operations over which system calls are counted, per figure (`N`; 0 skips)")
+	sessions := fs.Int("sessions", defaultSessions, "developers: server-mode client sessions held at once (`N`; 0 skips)")
 	if ok, code := parse(args); !ok {
 		return code
 	}
@@ -80,10 +93,24 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "privsep bench: --duration must be positive and --rounds from 1 to 1000")
 		return exitUsage
 	}
+	if *count < 0 || *sessions < 0 {
+		fmt.Fprintln(stderr, "privsep bench: --count and --sessions must not be negative")
+		return exitUsage
+	}
+	devMode := *dev || *refDir != ""
+	opt := bench.Options{Duration: *duration, Rounds: *rounds, RefDir: *refDir, Log: stderr, Count: -1}
+	if devMode {
+		// Counting and the server are for the developers' table: they take
+		// time and, to count, root.
+		if *count > 0 {
+			opt.Count = *count
+		}
+		opt.Sessions = *sessions
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := bench.Run(ctx, bench.Options{Duration: *duration, Rounds: *rounds, RefDir: *refDir, Log: stderr})
+	rep, err := bench.Run(ctx, opt)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = errors.New("interrupted")
@@ -101,7 +128,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	table := userTable(rep)
-	if *dev || *refDir != "" {
+	if devMode {
 		table = benchTable(rep)
 	}
 	if _, err := io.WriteString(stdout, table); err != nil {
@@ -163,6 +190,13 @@ func benchTable(r *bench.Report) string {
 		r.Rounds, time.Duration(r.DurationNs))
 	t.figures(r)
 	t.cpu(r)
+	t.counts(r)
+	switch {
+	case r.Server != nil:
+		serverRows(t, r.Server)
+	case r.ServerNote != "":
+		t.w("\nServer mode\n  %s\n", r.ServerNote)
+	}
 	t.ratios(r)
 	if r.CSingleNsPerOp == 0 {
 		t.w("\nThe targets for 1 caller and 16 callers are ratios to the C reference opener:\nrun with --ref-dir DIR (the directory of broker_seqpacket.c and direct.c) to see them.\n")
@@ -217,6 +251,43 @@ func (t *tableWriter) cpu(r *bench.Report) {
 	cpu("opener, batch of 64 (per fd)", "batch64", "ns/fd")
 	cpu("C opener, 1 fd per round trip", "c_single", "ns/op")
 	cpu("C opener, 64 fds per request (per fd)", "c_batch64", "ns/fd")
+}
+
+// defaultSessions is --sessions' default: issue 13's server target.
+const defaultSessions = 10000
+
+// The system-call targets (issue 13): calls per operation of both
+// processes, every thread.
+const (
+	targetSingleSyscalls     = 9 // per open, 1 caller
+	targetBatchSyscalls      = 5 // per fd, batch of 64
+	targetConcurrentSyscalls = 6 // per open, 16 callers
+)
+
+// counts writes the system calls and context switches per operation,
+// each beside the C reference's where it has one.
+func (t *tableWriter) counts(r *bench.Report) {
+	t.w("\nSystem calls and context switches, both processes, every thread\n")
+	if r.SingleCounts == nil {
+		t.w("  %s\n", r.CountNote)
+		return
+	}
+	t.w("  %-40s %8s %9s   %-8s\n", "", "calls", "switches", "target")
+	row := func(name string, c *bench.PerOp, target float64) {
+		if c == nil {
+			return
+		}
+		judged := ""
+		if target > 0 {
+			judged = fmt.Sprintf("<= %-5g %s", target, metOrNot(c.Syscalls <= target))
+		}
+		t.w("  %-40s %8.2f %9.2f   %s\n", name, c.Syscalls, c.Switches, judged)
+	}
+	row("opener, 1 caller (per op)", r.SingleCounts, targetSingleSyscalls)
+	row("opener, 16 callers (per op)", r.Concurrent16Counts, targetConcurrentSyscalls)
+	row("opener, batch of 64 (per fd)", r.Batch64Counts, targetBatchSyscalls)
+	row("C opener, 1 fd per round trip", r.CSingleCounts, 0)
+	row("C opener, 64 fds per request (per fd)", r.CBatch64Counts, 0)
 }
 
 // ratio writes a ratio row; a target, if any, is judged met or not.

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/privsep-go/privsep/internal/bench"
@@ -71,6 +73,15 @@ Run "privsep COMMAND --help" for a command's options.
 func Main(args []string, stdout, stderr io.Writer) int {
 	// privsep bench times a bare re-exec of this binary, which exits here.
 	if bench.IsBareStart() {
+		return exitOK
+	}
+	// Its server-mode figure may hold the clients' ends of the sessions in
+	// a re-executed child.
+	if bench.IsServerClients() {
+		if err := bench.RunServerClients(context.Background(), os.Stdin, stdout); err != nil {
+			fmt.Fprintf(stderr, "privsep bench: server-mode clients: %v\n", err)
+			return exitFail
+		}
 		return exitOK
 	}
 	return run(args, stdout, stderr)
