@@ -96,7 +96,7 @@ func TestBenchTable(t *testing.T) {
 		"direct open+close", "opener, 1 caller", "opener, 16 callers", "opener, batch of 64",
 		"start to first fd", "bare re-exec", "idle opener RSS", "allocations per open",
 		"batch of 64 per fd / direct", "start to first fd / bare re-exec",
-		"System calls and context switches", "Server mode", "sessions held, then served after idling", "40 / 40",
+		"System calls and context switches", "Server mode", "of it anonymous", "PSS (shared pages divided)", "sessions held, then served after idling", "40 / 40",
 		"not judged: 40 asked for", "heap+stacks per idle session",
 	}
 	if os.Geteuid() == 0 {

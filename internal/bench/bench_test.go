@@ -219,6 +219,13 @@ func TestOperations(t *testing.T) {
 	if rss, err := bench.VmRSS(o.PID()); err != nil || rss <= 0 {
 		t.Errorf("VmRSS of the opener: %d, %v", rss, err)
 	}
+	m, err := bench.SmapsRollup(o.PID())
+	if err != nil || m.Anonymous <= 0 || m.File <= 0 || m.PSS <= 0 || m.PSS > m.RSS || m.Anonymous+m.File != m.RSS {
+		t.Errorf("SmapsRollup of the opener: %+v, %v; want every part positive, and anonymous and file making up RSS", m, err)
+	}
+	if _, err := bench.SmapsRollup(1 << 30); err == nil {
+		t.Error("SmapsRollup of no process: no error")
+	}
 }
 
 func TestStartToFirstFD(t *testing.T) {
@@ -285,6 +292,9 @@ func TestRun(t *testing.T) {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
 	checkCounts(t, rep, false)
+	if rep.ChildMemory == nil || rep.ChildMemory.RSS <= 0 {
+		t.Errorf("no breakdown of the idle opener's memory: %+v", rep.ChildMemory)
+	}
 	for name, v := range map[string]float64{
 		"direct": rep.DirectNsPerOp, "single": rep.SingleNsPerOp, "concurrent16": rep.Concurrent16NsPerOp,
 		"batch64": rep.Batch64NsPerFD, "start": rep.StartNs, "bare start": rep.BareStartNs,

@@ -107,6 +107,44 @@ func VmRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("%s: no VmRSS line in kB", name)
 }
 
+// Memory is what /proc/PID/smaps_rollup says of a process's resident
+// pages, in bytes.
+type Memory struct {
+	RSS       int64 `json:"rss_bytes"`
+	PSS       int64 `json:"pss_bytes"`       // each shared page divided among the processes mapping it
+	Anonymous int64 `json:"anonymous_bytes"` // the process's own: heap, stacks, runtime data
+	File      int64 `json:"file_bytes"`      // pages of the executable and libraries, in the page cache once for all
+}
+
+// SmapsRollup reads the Memory of process pid.
+func SmapsRollup(pid int) (Memory, error) {
+	name := "/proc/" + strconv.Itoa(pid) + "/smaps_rollup"
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return Memory{}, err
+	}
+	var m Memory
+	fields := map[string]*int64{"Rss:": &m.RSS, "Pss:": &m.PSS, "Anonymous:": &m.Anonymous}
+	for line := range bytes.Lines(data) {
+		f := strings.Fields(string(line))
+		if len(f) != 3 || f[2] != "kB" {
+			continue
+		}
+		if p, ok := fields[f[0]]; ok {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				return Memory{}, fmt.Errorf("%s: %q: %w", name, strings.TrimSpace(string(line)), err)
+			}
+			*p = kb << 10
+		}
+	}
+	if m.RSS <= 0 {
+		return Memory{}, fmt.Errorf("%s: no Rss line in kB", name)
+	}
+	m.File = m.RSS - m.Anonymous
+	return m, nil
+}
+
 // LoadAvg returns the load averages of /proc/loadavg, or zeros.
 func LoadAvg() [3]float64 {
 	var l [3]float64

@@ -14,7 +14,12 @@ type Report struct {
 	BareStartNs         float64 `json:"bare_start_ns"`
 	StartCloseNs        float64 `json:"start_close_ns"` // the same, the opener's Close included
 	ChildRSSBytes       int64   `json:"child_rss_bytes"`
-	AllocsPerOpen       float64 `json:"allocs_per_open"`
+	// ChildMemory breaks the idle opener's RSS down: its own anonymous
+	// memory, and the pages of the executable and libraries that it maps
+	// (of this same binary, the parent maps them too). Nil where
+	// smaps_rollup cannot be read.
+	ChildMemory   *Memory `json:"child_memory,omitempty"`
+	AllocsPerOpen float64 `json:"allocs_per_open"`
 
 	// CPU time of both processes (this one and the opener) per open,
 	// medians over the rounds: less sensitive than wall time to a busy

@@ -237,6 +237,12 @@ func (t *tableWriter) figures(r *bench.Report) {
 	fig("C opener, 1 fd per round trip", "c_single", "ns/op")
 	fig("C opener, 64 fds per request (per fd)", "c_batch64", "ns/fd")
 	t.w("  %-40s %14s\n", "idle opener RSS", fmt.Sprintf("%.2f MiB", float64(r.ChildRSSBytes)/(1<<20)))
+	if m := r.ChildMemory; m != nil {
+		mib := func(b int64) string { return fmt.Sprintf("%.2f MiB", float64(b)/(1<<20)) }
+		t.w("  %-40s %14s\n", "  of it anonymous (the opener's own)", mib(m.Anonymous))
+		t.w("  %-40s %14s\n", "  of it file pages (binary, libraries)", mib(m.File))
+		t.w("  %-40s %14s\n", "  PSS (shared pages divided)", mib(m.PSS))
+	}
 	if r.CChildRSSBytes > 0 {
 		t.w("  %-40s %14s\n", "C opener child RSS", fmt.Sprintf("%.2f MiB", float64(r.CChildRSSBytes)/(1<<20)))
 	}
