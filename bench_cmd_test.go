@@ -28,7 +28,7 @@ func TestBenchJSON(t *testing.T) {
 	}
 	for _, key := range []string{
 		"direct_ns_per_op", "direct_os_ns_per_op", "single_ns_per_op", "concurrent16_ns_per_op", "batch64_ns_per_fd",
-		"start_ns", "bare_start_ns", "start_close_ns", "child_rss_bytes", "allocs_per_open",
+		"start_ns", "bare_start_ns", "start_close_ns", "child_rss_bytes", "bare_start_rss_bytes", "allocs_per_open",
 		"single_cpu_ns_per_op", "concurrent16_cpu_ns_per_op", "batch64_cpu_ns_per_fd",
 		"single_over_direct", "concurrent16_over_direct", "batch64_per_fd_over_direct", "batch64_per_fd_over_direct_os", "start_over_bare_start", "start_close_over_bare_start",
 	} {
@@ -96,7 +96,7 @@ func TestBenchTable(t *testing.T) {
 		"direct open+close", "opener, 1 caller", "opener, 16 callers", "opener, batch of 64",
 		"start to first fd", "bare re-exec", "idle opener RSS", "allocations per open",
 		"batch of 64 per fd / direct", "start to first fd / bare re-exec",
-		"System calls and context switches", "Server mode", "of it anonymous", "PSS (shared pages divided)", "sessions held, then served after idling", "40 / 40",
+		"System calls and context switches", "Server mode", "of it anonymous", "PSS (shared pages divided)", "bare re-exec of this binary, RSS at exit", "sessions held, then served after idling", "40 / 40",
 		"not judged: 40 asked for", "heap+stacks per idle session",
 	}
 	if os.Geteuid() == 0 {

@@ -253,6 +253,24 @@ func TestBareStart(t *testing.T) {
 	if err := bench.BareStart(bench.ExitAtOnceEnv); err != nil {
 		t.Fatal(err)
 	}
+	// The resident size of this test binary's bare start, not of this
+	// process (which a vfork child's ru_maxrss would report): a bare start
+	// runs the runtime and the package inits only, so it is smaller.
+	before := testutil.FDs(t, os.Getpid())
+	rss, err := bench.BareStartRSS(bench.ExitAtOnceEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := bench.VmRSS(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rss <= 0 || rss >= self {
+		t.Errorf("bare start RSS %d bytes, this process %d: want 0 < bare < this", rss, self)
+	}
+	if after := testutil.FDs(t, os.Getpid()); after != before {
+		t.Errorf("descriptors: %d before BareStartRSS, %d after", before, after)
+	}
 }
 
 func TestProcErrors(t *testing.T) {
@@ -292,6 +310,9 @@ func TestRun(t *testing.T) {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
 	checkCounts(t, rep, false)
+	if rep.BareStartRSSBytes <= 0 {
+		t.Errorf("bare start RSS %d, want it positive", rep.BareStartRSSBytes)
+	}
 	if rep.ChildMemory == nil || rep.ChildMemory.RSS <= 0 {
 		t.Errorf("no breakdown of the idle opener's memory: %+v", rep.ChildMemory)
 	}

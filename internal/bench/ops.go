@@ -4,7 +4,9 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,11 +152,31 @@ const ExitAtOnceEnv = "PRIVSEP_BENCH_EXIT_AT_ONCE"
 // thing, right after child.Init, and exits with status 0, so that a bare
 // start costs what an opener's start costs before the opener does
 // anything.
-func IsBareStart() bool { return os.Getenv(ExitAtOnceEnv) == "1" }
+func IsBareStart() bool {
+	v := os.Getenv(ExitAtOnceEnv)
+	return v == "1" || v == holdValue
+}
+
+// holdValue of ExitAtOnceEnv makes a bare start wait before it exits, for
+// BareStartRSS to read its resident size.
+const holdValue = "hold"
+
+// FinishBareStart is what a bare start does before it exits: nothing
+// for BareStart; for BareStartRSS it says so on standard output and waits
+// for standard input to close, so that its parent can read its resident
+// size while it is still alive.
+func FinishBareStart() {
+	if os.Getenv(ExitAtOnceEnv) == holdValue {
+		var b [1]byte
+		os.Stdout.Write([]byte{'.'})
+		os.Stdin.Read(b[:])
+	}
+}
 
 // ExitIfBareStart exits with status 0 if IsBareStart, for a TestMain.
 func ExitIfBareStart() {
 	if IsBareStart() {
+		FinishBareStart()
 		os.Exit(0)
 	}
 }
@@ -173,4 +195,43 @@ func BareStart(env string) error {
 		return fmt.Errorf("re-executing /proc/self/exe: %w", err)
 	}
 	return nil
+}
+
+// BareStartRSS starts the running binary as BareStart does, and returns
+// its resident size once it has done what a bare start does, right
+// before it would exit: what starting this binary costs in memory before
+// it does anything, the floor under an opener's RSS. (wait4's ru_maxrss
+// cannot say: a child made with vfork, as os/exec makes them, reports the
+// parent's peak from before its exec.)
+func BareStartRSS(env string) (int64, error) {
+	cmd := &exec.Cmd{
+		Path: "/proc/self/exe",
+		Args: []string{"privsep-bench-bare"},
+		Env:  []string{env + "=" + holdValue},
+	}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return 0, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("re-executing /proc/self/exe: %w", err)
+	}
+	var b [1]byte
+	_, rerr := io.ReadFull(out, b[:])
+	rss, err := VmRSS(cmd.Process.Pid)
+	in.Close()
+	werr := cmd.Wait()
+	switch {
+	case rerr != nil:
+		return 0, fmt.Errorf("re-executing /proc/self/exe: it did not say it was ready: %w", errors.Join(rerr, werr))
+	case err != nil:
+		return 0, err
+	case werr != nil:
+		return 0, fmt.Errorf("re-executing /proc/self/exe: %w", werr)
+	}
+	return rss, nil
 }

@@ -14,6 +14,7 @@ type Report struct {
 	BareStartNs         float64 `json:"bare_start_ns"`
 	StartCloseNs        float64 `json:"start_close_ns"` // the same, the opener's Close included
 	ChildRSSBytes       int64   `json:"child_rss_bytes"`
+	BareStartRSSBytes   int64   `json:"bare_start_rss_bytes"` // RSS of a bare re-exec about to exit: the floor under ChildRSSBytes
 	// ChildMemory breaks the idle opener's RSS down: its own anonymous
 	// memory, and the pages of the executable and libraries that it maps
 	// (of this same binary, the parent maps them too). Nil where

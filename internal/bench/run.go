@@ -141,6 +141,10 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		return nil, fmt.Errorf("idle opener RSS: %w", err)
 	}
 	r.progress("idle opener RSS: %.2f MiB", float64(rep.ChildRSSBytes)/(1<<20))
+	if rep.BareStartRSSBytes, err = BareStartRSS(ExitAtOnceEnv); err != nil {
+		return nil, fmt.Errorf("bare re-exec RSS: %w", err)
+	}
+	r.progress("bare re-exec of this binary, RSS at exit: %.2f MiB", float64(rep.BareStartRSSBytes)/(1<<20))
 	if opt.Sessions > 0 {
 		r.progress("server mode: %d sessions", opt.Sessions)
 		srv, err := MeasureServerAnywhere(ctx, ServerOptions{Sessions: opt.Sessions, Log: opt.Log}, opt.ServerChildArgs...)

@@ -243,6 +243,9 @@ func (t *tableWriter) figures(r *bench.Report) {
 		t.w("  %-40s %14s\n", "  of it file pages (binary, libraries)", mib(m.File))
 		t.w("  %-40s %14s\n", "  PSS (shared pages divided)", mib(m.PSS))
 	}
+	if r.BareStartRSSBytes > 0 {
+		t.w("  %-40s %14s\n", "bare re-exec of this binary, RSS at exit", fmt.Sprintf("%.2f MiB", float64(r.BareStartRSSBytes)/(1<<20)))
+	}
 	if r.CChildRSSBytes > 0 {
 		t.w("  %-40s %14s\n", "C opener child RSS", fmt.Sprintf("%.2f MiB", float64(r.CChildRSSBytes)/(1<<20)))
 	}

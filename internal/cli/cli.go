@@ -73,6 +73,7 @@ Run "privsep COMMAND --help" for a command's options.
 func Main(args []string, stdout, stderr io.Writer) int {
 	// privsep bench times a bare re-exec of this binary, which exits here.
 	if bench.IsBareStart() {
+		bench.FinishBareStart()
 		return exitOK
 	}
 	// Its server-mode figure may hold the clients' ends of the sessions in
