@@ -207,7 +207,12 @@ func (o *mux) read(ctx context.Context, c *call) error {
 			return nil
 		}
 		o.mu.Lock()
-		o.holdQueue = true
+		// Does the reply wake callers other than us? With one CPU we yield
+		// after our own too (below).
+		yield := o.pending[m.ID] != c || o.depth == 1
+		if yield {
+			o.holdQueue = true
+		}
 		err = o.dispatchLocked(m)
 		done := c.done
 		o.mu.Unlock()
@@ -216,16 +221,22 @@ func (o *mux) read(ctx context.Context, c *call) error {
 			<-o.done
 			return nil
 		}
-		// Let the callers the reply woke run before we send or block: each
-		// takes its file and most ask again at once, and while holdQueue is
-		// set they queue, so that the flush below sends them all in one
-		// message (coalesce.go). Without the yield, too, our next receive
-		// could block in the kernel with our P, and with one P they would
-		// wait for one of sysmon's ticks to run at all. The yield comes
-		// even after our own reply: other goroutines may be ready to ask,
-		// and a caller that always finds the pipeline empty and sends alone
-		// would keep them from ever forming a group.
-		runtime.Gosched()
+		if yield {
+			// Let the callers the reply woke run before we send or block:
+			// each takes its file and most ask again at once, and while
+			// holdQueue is set they queue, so that the flush below sends
+			// them all in one message (coalesce.go). Without the yield,
+			// too, our next receive could block in the kernel with our P,
+			// and with one P they would wait for one of sysmon's ticks to
+			// run at all. On one CPU the yield comes even after our own
+			// reply: other goroutines may be ready to ask, and a caller that
+			// always finds the pipeline empty and sends alone would keep
+			// them from ever forming a group. With more CPUs they run on
+			// another P, and a yield with nobody woken would only wake an
+			// idle thread to find nothing (a futex call and a context
+			// switch per open).
+			runtime.Gosched()
+		}
 		// A reply made room in the pipeline: send what queued meanwhile.
 		o.flush(false)
 		if done {

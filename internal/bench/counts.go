@@ -32,25 +32,11 @@ func (r *runner) counts(n int) error {
 	}
 	probe.close()
 	rep := r.rep
-	if rep.SingleCounts, err = r.count("1 caller", pids, n, n, func() error {
-		for range n {
-			if err := r.openClose(); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
+	if rep.SingleCounts, err = r.count("1 caller", pids, n, n, repeat(n, r.openClose)); err != nil {
 		return err
 	}
 	batches := max(n/batchSize, 1)
-	if rep.Batch64Counts, err = r.count("batch of 64, per fd", pids, batches*batchSize, batches, func() error {
-		for range batches {
-			if err := r.batchOp(); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
+	if rep.Batch64Counts, err = r.count("batch of 64, per fd", pids, batches*batchSize, batches, repeat(batches, r.batchOp)); err != nil {
 		return err
 	}
 	if rep.Concurrent16Counts, err = r.count("16 callers", pids, n, n, func() error {

@@ -183,6 +183,22 @@ func (c *counter) close() {
 	c.fds = nil
 }
 
+// around returns what c counted while do ran.
+func (c *counter) around(do func() error) (Events, error) {
+	before, err := c.read()
+	if err != nil {
+		return Events{}, err
+	}
+	if err := do(); err != nil {
+		return Events{}, err
+	}
+	after, err := c.read()
+	if err != nil {
+		return Events{}, err
+	}
+	return after.sub(before), nil
+}
+
 // countOps counts what n calls of op cost in the processes pids (0 is
 // this one), per call.
 func countOps(pids []int, n int, op func() error) (PerOp, error) {
@@ -191,20 +207,23 @@ func countOps(pids []int, n int, op func() error) (PerOp, error) {
 		return PerOp{}, err
 	}
 	defer c.close()
-	before, err := c.read()
+	e, err := c.around(repeat(n, op))
 	if err != nil {
 		return PerOp{}, err
 	}
-	for range n {
-		if err := op(); err != nil {
-			return PerOp{}, err
+	return e.per(float64(n)), nil
+}
+
+// repeat returns a function that calls op n times, up to its first error.
+func repeat(n int, op func() error) func() error {
+	return func() error {
+		for range n {
+			if err := op(); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
-	after, err := c.read()
-	if err != nil {
-		return PerOp{}, err
-	}
-	return after.sub(before).per(float64(n)), nil
 }
 
 // countCommand runs cmd to completion and returns what it and every
@@ -220,16 +239,5 @@ func countCommand(cmd *exec.Cmd) (Events, error) {
 		return Events{}, err
 	}
 	defer c.close()
-	before, err := c.read()
-	if err != nil {
-		return Events{}, err
-	}
-	if err := cmd.Run(); err != nil {
-		return Events{}, err
-	}
-	after, err := c.read()
-	if err != nil {
-		return Events{}, err
-	}
-	return after.sub(before), nil
+	return c.around(cmd.Run)
 }
