@@ -97,14 +97,14 @@ func TestBenchTable(t *testing.T) {
 		"start to first fd", "bare re-exec", "idle opener RSS", "allocations per open",
 		"batch of 64 per fd / direct", "start to first fd / bare re-exec",
 		"System calls and context switches", "Server mode", "of it anonymous", "PSS (shared pages divided)", "bare re-exec of this binary, RSS at exit", "sessions held, then served after idling", "40 / 40",
-		"not judged: 40 asked for", "heap+stacks per idle session",
+		"not judged: 40 asked for", "heap+stacks per idle session", "raw Go loop, 1 fd per round trip",
 	}
 	if os.Geteuid() == 0 {
 		// Root may count: the rows, not a note saying why not.
 		rows = append(rows, "opener, 1 caller (per op)", "opener, batch of 64 (per fd)")
 	}
 	if ref != "" {
-		rows = append(rows, "C opener, 1 fd per round trip", "1 caller / C opener", "16-caller rate / C opener rate")
+		rows = append(rows, "C opener, 1 fd per round trip", "1 caller / C opener", "16-caller rate / C opener rate", "raw Go loop / C opener (baseline)")
 	} else {
 		t.Log("no gcc or ../shared/bench: the C reference rows are not checked")
 	}

@@ -25,3 +25,9 @@ func IsServerClients() bool { return false }
 func RunServerClients(context.Context, io.Reader, io.Writer) error {
 	return errors.New("bench: server mode needs Linux")
 }
+
+// IsRawOpener reports false: the raw loop baseline runs on Linux only.
+func IsRawOpener() bool { return false }
+
+// RunRawOpener is never called here (IsRawOpener is false).
+func RunRawOpener() error { return errors.New("bench: the raw loop needs Linux") }

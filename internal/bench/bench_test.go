@@ -5,6 +5,7 @@ package bench_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -25,6 +26,13 @@ import (
 func TestMain(m *testing.M) {
 	child.Init()
 	bench.ExitIfBareStart()
+	if bench.IsRawOpener() {
+		if err := bench.RunRawOpener(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	testutil.LoadLocalZone()
 	os.Exit(m.Run())
 }
@@ -401,4 +409,70 @@ func refDir(t *testing.T) string {
 		t.Skipf("no C reference sources: %v", err)
 	}
 	return src
+}
+
+// TestRawLoop makes round trips through the raw Go loop baseline and checks
+// that none leaves a descriptor here, and that its opener ends with the
+// loop.
+func TestRawLoop(t *testing.T) {
+	path, err := bench.WriteTarget(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := testutil.FDs(t, os.Getpid())
+	l, err := bench.StartRawLoop(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 200 {
+		if err := l.OpenClose(); err != nil {
+			l.Close()
+			t.Fatal(err)
+		}
+	}
+	if n := testutil.FDs(t, l.PID()); n < 4 {
+		t.Errorf("the raw loop opener holds %d descriptors: want its socket at 3 besides stdio", n)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := testutil.FDs(t, os.Getpid()); after != before {
+		t.Errorf("descriptors: %d before the raw loop, %d after", before, after)
+	}
+}
+
+// TestRawOpenerNeedsItsSocket: started without the socket at descriptor 3,
+// the raw loop's opener refuses to run rather than read from whatever is
+// there.
+func TestRawOpenerNeedsItsSocket(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), bench.RawOpenerEnv+"="+os.DevNull)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not a SOCK_SEQPACKET socket") {
+		t.Errorf("raw opener without its socket: %v, %q; want it to refuse", err, out)
+	}
+}
+
+// TestRunBaselines: with Baselines the raw Go loop is measured, and the
+// Python one where python3 can run it.
+func TestRunBaselines(t *testing.T) {
+	var log strings.Builder
+	rep, err := bench.Run(context.Background(), bench.Options{Duration: 50 * time.Millisecond, Rounds: 1, Count: -1, Baselines: true, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if rep.RawGoNsPerOp <= 0 || rep.RawGoCPUNsPerOp <= 0 || rep.SingleOverRawGo <= 0 {
+		t.Errorf("raw Go loop: %v ns, %v CPU ns, ratio %v; want all positive", rep.RawGoNsPerOp, rep.RawGoCPUNsPerOp, rep.SingleOverRawGo)
+	}
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Log("no python3: the Python baseline is not checked")
+		return
+	}
+	if rep.PythonNsPerOp <= 0 && !strings.Contains(log.String(), "the Python baseline is skipped") {
+		t.Errorf("python3 on PATH, and no Python figure nor a note saying why:\n%s", log.String())
+	}
 }

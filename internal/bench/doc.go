@@ -16,8 +16,18 @@
 // # Re-executing the running binary
 //
 // BareStart times the floor of starting an opener: the same binary,
-// re-executed, exiting before it does anything. The binary must cooperate:
-// privsep's command line (cli.Main) returns first thing when IsBareStart,
-// and the parent tests' TestMain checks a variable of their own; BareStart
-// is told which.
+// re-executed, exiting before it does anything; BareStartRSS measures its
+// resident size just before it exits. The binary must cooperate:
+// privsep's command line (cli.Main) returns first thing when IsBareStart
+// (after FinishBareStart), and the parent tests' TestMain checks a
+// variable of their own; BareStart is told which. The server-mode figure
+// may hold its clients in a re-executed child as well (ChildClients),
+// whose main calls RunServerClients when IsServerClients.
+//
+// # Counting
+//
+// The counted figures (system calls and context switches per operation)
+// use perf events, one counter per thread, inherited by the threads and
+// processes it starts; they need tracefs and the right to trace both
+// processes.
 package bench

@@ -51,6 +51,20 @@ type Report struct {
 	Batch64OverCBatch64 float64 `json:"batch64_per_fd_over_c_batch64_per_fd,omitempty"`
 	CSingleOverCDirect  float64 `json:"c_single_over_c_direct,omitempty"`
 
+	// The Go and Python baselines, with Options.Baselines only: the C
+	// opener's round trip as a raw Go loop (blocking x/sys Recvmsg, no
+	// checks) and in Python's standard library; the ratios to the C
+	// opener are with Options.RefDir too.
+	RawGoNsPerOp      float64 `json:"raw_go_ns_per_op,omitempty"`
+	RawGoCPUNsPerOp   float64 `json:"raw_go_cpu_ns_per_op,omitempty"`
+	PythonNsPerOp     float64 `json:"python_ns_per_op,omitempty"`
+	PythonCPUNsPerOp  float64 `json:"python_cpu_ns_per_op,omitempty"`
+	SingleOverRawGo   float64 `json:"single_over_raw_go,omitempty"`
+	RawGoOverCSingle  float64 `json:"raw_go_over_c_single,omitempty"`
+	PythonOverCSingle float64 `json:"python_over_c_single,omitempty"`
+	RawGoCPUOverC     float64 `json:"raw_go_cpu_over_c_single_cpu,omitempty"`
+	PythonCPUOverC    float64 `json:"python_cpu_over_c_single_cpu,omitempty"`
+
 	// System calls and context switches of both processes (this one and
 	// the opener, every thread), per operation or per fd, counted with the
 	// kernel's perf events over Options.Count operations after the timed
@@ -126,4 +140,18 @@ func (r *Report) summarizeC(childRSS int64) {
 	r.Concurrent16RateOvC = Ratio(r.CSingleNsPerOp, r.Concurrent16NsPerOp)
 	r.Batch64OverCBatch64 = Ratio(r.Batch64NsPerFD, r.CBatch64NsPerFD)
 	r.CSingleOverCDirect = Ratio(r.CSingleNsPerOp, r.CDirectNsPerOp)
+}
+
+// summarizeBaselines fills the Go and Python baselines' medians and
+// ratios (to the C opener: zero without it).
+func (r *Report) summarizeBaselines() {
+	r.RawGoNsPerOp = r.median("raw_go")
+	r.RawGoCPUNsPerOp = Median(r.CPU["raw_go"])
+	r.PythonNsPerOp = r.median("python_single")
+	r.PythonCPUNsPerOp = Median(r.CPU["python_single"])
+	r.SingleOverRawGo = Ratio(r.SingleNsPerOp, r.RawGoNsPerOp)
+	r.RawGoOverCSingle = Ratio(r.RawGoNsPerOp, r.CSingleNsPerOp)
+	r.PythonOverCSingle = Ratio(r.PythonNsPerOp, r.CSingleNsPerOp)
+	r.RawGoCPUOverC = Ratio(r.RawGoCPUNsPerOp, r.CSingleCPUNsPerOp)
+	r.PythonCPUOverC = Ratio(r.PythonCPUNsPerOp, r.CSingleCPUNsPerOp)
 }

@@ -22,6 +22,10 @@ type Options struct {
 	Duration time.Duration // per figure, all rounds together
 	Rounds   int           // each figure is the median of its rounds
 	RefDir   string        // the C reference sources; "" for none
+	// Baselines adds the Go and Python baselines: the C reference's round
+	// trip written as a raw Go loop (RunRawOpener) and in Python's
+	// standard library (python3 from PATH, skipped without one).
+	Baselines bool
 	// Count is the number of operations each counted figure (system
 	// calls, context switches) runs: 0 for DefaultCount, negative for
 	// none.
@@ -53,6 +57,8 @@ type runner struct {
 	op   *parent.Opener   // the opener of the steady-state figures
 	reqs []parent.Request // a batch of batchSize opens of path
 	cref *cRun            // nil without Options.RefDir
+	raw  *RawLoop         // nil without Options.Baselines
+	py   *python          // nil without Options.Baselines or python3
 
 	firstFD []float64 // start to first fd of each start in a round
 
@@ -112,7 +118,18 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		if r.op != nil {
 			r.op.Close()
 		}
+		if r.raw != nil {
+			r.raw.Close()
+		}
 	}()
+	if opt.Baselines {
+		if r.raw, err = StartRawLoop(r.path); err != nil {
+			return nil, err
+		}
+		if r.py = findPython(ctx); r.py == nil {
+			r.progress("no python3 with socket.send_fds on PATH: the Python baseline is skipped")
+		}
+	}
 	if err := r.measure(start); err != nil {
 		return nil, err
 	}
@@ -132,10 +149,18 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	if r.cref != nil {
 		rep.summarizeC(r.cref.childRSS)
 	}
+	rep.summarizeBaselines()
 	err = r.op.Close()
 	r.op = nil
 	if err != nil {
 		return nil, fmt.Errorf("closing the opener: %w", err)
+	}
+	if r.raw != nil {
+		err = r.raw.Close()
+		r.raw = nil
+		if err != nil {
+			return nil, err
+		}
 	}
 	if rep.ChildRSSBytes, err = r.idleRSS(); err != nil {
 		return nil, fmt.Errorf("idle opener RSS: %w", err)
@@ -196,16 +221,17 @@ func (r *runner) figures() []figure {
 		{"c_direct", "C direct open+close", "ns/op", r.cDirect},
 		{"single", "1 caller", "ns/op", r.single},
 		{"c_single", "C opener, 1 fd per round trip", "ns/op", r.cSingle},
+		{"raw_go", "raw Go loop, 1 fd per round trip", "ns/op", r.rawSingle},
+		{"python_single", "Python stdlib opener, 1 fd per round trip", "ns/op", r.pythonSingle},
 		{"concurrent16", "16 callers, aggregate", "ns/op", r.concurrent},
 		{"batch64", "batch of 64, per fd", "ns/fd", r.batch},
 		{"c_batch64", "C opener, 64 fds per request, per fd", "ns/fd", r.cBatch},
 		{"start", "start to first fd", "ns", r.start},
 		{"bare_start", "bare re-exec of this binary", "ns", r.bareStart},
 	}
-	if r.cref == nil {
-		fs = slices.DeleteFunc(fs, func(f figure) bool { return strings.HasPrefix(f.key, "c_") })
-	}
-	return fs
+	return slices.DeleteFunc(fs, func(f figure) bool {
+		return strings.HasPrefix(f.key, "c_") && r.cref == nil || f.key == "raw_go" && r.raw == nil || f.key == "python_single" && r.py == nil
+	})
 }
 
 // measure warms up and runs the rounds, each figure once per round.
@@ -264,6 +290,11 @@ func (r *runner) warmUp() error {
 	}
 	if _, _, err := TimeLoop(r.ctx, 0, 1, bareStartOp); err != nil {
 		return err
+	}
+	if r.raw != nil {
+		if _, _, err := TimeLoop(r.ctx, d, 100, r.raw.OpenClose); err != nil {
+			return err
+		}
 	}
 	if r.cref != nil {
 		return r.cref.calibrate(r.path)

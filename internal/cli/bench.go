@@ -57,10 +57,13 @@ programs direct.c and broker_seqpacket.c of privsep's development tree;
 they are built with gcc and measured in the same rounds, and the table adds
 the ratios to them.
 
---dev also counts, with the kernel's perf events, the system calls and
-context switches of both processes (every thread) per open, over --count
-operations of each kind after the timed rounds (20000; 0 skips them), and
-the C reference's with --ref-dir. Counting needs tracefs and the right to
+--dev also measures two baselines beside the C reference: the same round
+trip as a raw Go loop (blocking recvmsg and sendmsg, no policy and no
+checks: what Go itself costs) and in Python's standard library (python3 on
+PATH; skipped without it). It counts, with the kernel's perf events, the
+system calls and context switches of both processes (every thread) per
+open, over --count operations of each kind after the timed rounds (20000;
+0 skips them), and the C reference's with --ref-dir. Counting needs tracefs and the right to
 trace both processes (root); without them the table says why. And it
 measures server mode: --sessions client sessions (10000; 0 skips it) held
 at once by a privsep serve loop in this process, the memory each costs
@@ -106,6 +109,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 			opt.Count = *count
 		}
 		opt.Sessions = *sessions
+		opt.Baselines = true
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -236,6 +240,8 @@ func (t *tableWriter) figures(r *bench.Report) {
 	fig("C direct open+close", "c_direct", "ns/op")
 	fig("C opener, 1 fd per round trip", "c_single", "ns/op")
 	fig("C opener, 64 fds per request (per fd)", "c_batch64", "ns/fd")
+	fig("raw Go loop, 1 fd per round trip", "raw_go", "ns/op")
+	fig("Python stdlib opener, 1 fd per trip", "python_single", "ns/op")
 	t.w("  %-40s %14s\n", "idle opener RSS", fmt.Sprintf("%.2f MiB", float64(r.ChildRSSBytes)/(1<<20)))
 	if m := r.ChildMemory; m != nil {
 		mib := func(b int64) string { return fmt.Sprintf("%.2f MiB", float64(b)/(1<<20)) }
@@ -260,6 +266,8 @@ func (t *tableWriter) cpu(r *bench.Report) {
 	cpu("opener, batch of 64 (per fd)", "batch64", "ns/fd")
 	cpu("C opener, 1 fd per round trip", "c_single", "ns/op")
 	cpu("C opener, 64 fds per request (per fd)", "c_batch64", "ns/fd")
+	cpu("raw Go loop, 1 fd per round trip", "raw_go", "ns/op")
+	cpu("Python stdlib opener, 1 fd per trip", "python_single", "ns/op")
 }
 
 // defaultSessions is --sessions' default: issue 13's server target.
@@ -350,12 +358,24 @@ func (t *tableWriter) ratios(r *bench.Report) {
 		} else {
 			t.ratio("16-caller rate / C opener rate", r.Concurrent16RateOvC, "", false)
 		}
+		if r.RawGoOverCSingle > 0 {
+			t.ratio("  raw Go loop / C opener (baseline)", r.RawGoOverCSingle, "", false)
+		}
+		if r.PythonOverCSingle > 0 {
+			t.ratio("  Python stdlib / C opener (baseline)", r.PythonOverCSingle, "", false)
+		}
 		t.ratio("batch of 64 per fd / C batch of 64", r.Batch64OverCBatch64, "", false)
 		t.ratio("C opener / C direct (for scale)", r.CSingleOverCDirect, "", false)
 		if pinned {
 			t.ratio("CPU: 1 caller / C opener", r.SingleCPUOverC, "", false)
 		} else {
 			t.ratio("CPU: 1 caller / C opener", r.SingleCPUOverC, atMost(targetSingleCPU), r.SingleCPUOverC <= targetSingleCPU)
+		}
+		if r.RawGoCPUOverC > 0 {
+			t.ratio("  raw Go loop / C opener", r.RawGoCPUOverC, "", false)
+		}
+		if r.PythonCPUOverC > 0 {
+			t.ratio("  Python stdlib / C opener", r.PythonCPUOverC, "", false)
 		}
 		t.ratio("CPU: 16 callers per op / C opener", r.Concurrent16CPUOvC, "", false)
 		t.ratio("CPU: batch of 64 per fd / C batch of 64", r.Batch64CPUOverC, atMost(targetBatchCPU), r.Batch64CPUOverC <= targetBatchCPU)

@@ -76,6 +76,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		bench.FinishBareStart()
 		return exitOK
 	}
+	// Its raw Go loop baseline re-executes this binary as its opener.
+	if bench.IsRawOpener() {
+		if err := bench.RunRawOpener(); err != nil {
+			fmt.Fprintf(stderr, "privsep bench: %v\n", err)
+			return exitFail
+		}
+		return exitOK
+	}
 	// Its server-mode figure may hold the clients' ends of the sessions in
 	// a re-executed child.
 	if bench.IsServerClients() {
