@@ -26,7 +26,7 @@ import (
 // the first of them alone and the rest in a second, smaller one.
 //
 // The pipeline is two messages deep where the process may use more than
-// one CPU, so that the opener can work on one while we hand out the
+// one CPU and has more than one scheduler slot, so that the opener can work on one while we hand out the
 // other's descriptors, and one deep on a single CPU, where a second
 // message could never be worked on at the same time and would only split
 // the callers into two smaller groups (16 callers on one CPU: groups of 15
@@ -38,8 +38,11 @@ import (
 const flushDelay = time.Millisecond
 
 // pipelineDepth is how many messages may await replies before opens queue.
+// One scheduler slot (GOMAXPROCS=1, read when the Opener is made) counts
+// as one CPU: its callers run one at a time whatever the machine has, and
+// the reader must yield after every reply for them to form groups.
 func pipelineDepth() int {
-	if runtime.NumCPU() == 1 {
+	if runtime.NumCPU() == 1 || runtime.GOMAXPROCS(0) == 1 {
 		return 1
 	}
 	return 2

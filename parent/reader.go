@@ -207,8 +207,8 @@ func (o *mux) read(ctx context.Context, c *call) error {
 			return nil
 		}
 		o.mu.Lock()
-		// Does the reply wake callers other than us? With one CPU we yield
-		// after our own too (below).
+		// Does the reply wake callers other than us? With one CPU or one
+		// scheduler slot (depth 1) we yield after our own too (below).
 		yield := o.pending[m.ID] != c || o.depth == 1
 		if yield {
 			o.holdQueue = true
