@@ -207,15 +207,15 @@ func (o *mux) read(ctx context.Context, c *call) error {
 			return nil
 		}
 		o.mu.Lock()
-		// Does the reply wake callers other than us? With one CPU or one
-		// scheduler slot (depth 1) we yield after our own too (below).
-		yield := o.pending[m.ID] != c || o.depth == 1
-		if yield {
-			o.holdQueue = true
-		}
-		err = o.dispatchLocked(m)
+		// Set before the reply wakes anyone: on another P a woken caller
+		// may ask again at once. The flush below clears it.
+		o.holdQueue = true
+		answered, err := o.dispatchLocked(m)
 		done := c.done
 		o.mu.Unlock()
+		// Did the reply wake callers other than us? With one CPU or one
+		// scheduler slot (depth 1) we yield after our own too (below).
+		yield := answered != c || o.depth == 1
 		if err != nil {
 			o.connFailed(err)
 			<-o.done
@@ -278,20 +278,21 @@ func wakeUp(c *call) {
 	}
 }
 
-// dispatchLocked hands one well-framed reply to its call. It owns m.FDs: it
-// gives them to the call or closes them. A non-nil error is a protocol
-// violation by the opener, fatal for the connection.
-func (o *mux) dispatchLocked(m protocol.Msg) error {
+// dispatchLocked hands one well-framed reply to its call, which it
+// returns (a group's call for a group: its members were woken). It owns
+// m.FDs: it gives them to the call or closes them. A non-nil error is a
+// protocol violation by the opener, fatal for the connection.
+func (o *mux) dispatchLocked(m protocol.Msg) (*call, error) {
 	c, ok := o.pending[m.ID]
 	if m.ID == 0 || !ok {
 		protocol.CloseFDs(m.FDs)
 		if m.ID == 0 && m.Type == protocol.TypeError {
 			// The opener's last word before it exits on a violation.
 			if e, err := protocol.DecodeError(m.Payload); err == nil {
-				return fmt.Errorf("the opener reported: %s (%v)", e.Reason, syscall.Errno(e.Errno))
+				return nil, fmt.Errorf("the opener reported: %s (%v)", e.Reason, syscall.Errno(e.Errno))
 			}
 		}
-		return fmt.Errorf("protocol: %s reply for unknown request id %d", m.Type, m.ID)
+		return nil, fmt.Errorf("protocol: %s reply for unknown request id %d", m.Type, m.ID)
 	}
 	var err error
 	switch m.Type {
@@ -321,21 +322,21 @@ func (o *mux) dispatchLocked(m protocol.Msg) error {
 	}
 	if err != nil {
 		protocol.CloseFDs(m.FDs)
-		return err
+		return nil, err
 	}
 	delete(o.pending, m.ID)
 	o.inFlight--
 	if len(c.members) > 0 {
 		o.dispatchGroupLocked(c, m.Type, m.FDs)
-		return nil
+		return c, nil
 	}
 	if c.abandoned {
 		protocol.CloseFDs(m.FDs)
 		o.putCall(c)
-		return nil
+		return c, nil
 	}
 	c.fds = append(c.fds[:0], m.FDs...)
 	c.done = true
 	wakeUp(c)
-	return nil
+	return c, nil
 }

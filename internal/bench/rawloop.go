@@ -100,22 +100,30 @@ func (l *RawLoop) OpenClose() error {
 	if err := unix.Sendmsg(l.sock, l.request, nil, nil, 0); err != nil {
 		return fmt.Errorf("raw loop: sendmsg: %w", err)
 	}
-	n, oobn, _, _, err := unix.Recvmsg(l.sock, l.buf, l.oob, unix.MSG_CMSG_CLOEXEC)
+	n, oobn, flags, _, err := unix.Recvmsg(l.sock, l.buf, l.oob, unix.MSG_CMSG_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("raw loop: recvmsg: %w", err)
 	}
-	if n == 0 {
+	// Whatever arrived is closed, whatever else is wrong with the reply.
+	var fds []int
+	msgs, perr := unix.ParseSocketControlMessage(l.oob[:oobn])
+	for i := range msgs {
+		if got, err := unix.ParseUnixRights(&msgs[i]); err == nil {
+			fds = append(fds, got...)
+		}
+	}
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+	switch {
+	case n == 0:
 		return errors.New("raw loop: the opener closed its end")
+	case flags&unix.MSG_CTRUNC != 0:
+		return errors.New("raw loop: control data truncated")
+	case perr != nil || len(msgs) != 1 || len(fds) != 1:
+		return fmt.Errorf("raw loop: %d control messages with %d descriptors (%v), want 1 with 1", len(msgs), len(fds), perr)
 	}
-	msgs, err := unix.ParseSocketControlMessage(l.oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return fmt.Errorf("raw loop: %d control messages, %v", len(msgs), err)
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		return fmt.Errorf("raw loop: %d descriptors, %v", len(fds), err)
-	}
-	return unix.Close(fds[0])
+	return nil
 }
 
 // Close ends the opener (end of stream) and waits for it.
